@@ -1,0 +1,255 @@
+/**
+ * Host and port parsing, name resolution and address formatting.
+ *
+ * @module
+ */
+
+import { lookup } from "node:dns/promises";
+import { UsageError } from "./errors.ts";
+
+/** The port `udp serve` listens on and `udp ping` sends to unless told otherwise. */
+export const DEFAULT_PORT = 9999;
+
+/** An IP address family. */
+export type Family = "ipv4" | "ipv6";
+
+/** A host (name or literal, without brackets) and a port. */
+export interface HostPort {
+  /** A host name, an IPv4 literal or an IPv6 literal without brackets. */
+  host: string;
+  /** A port number 0..65535. */
+  port: number;
+}
+
+/** A resolved UDP address. */
+export interface ResolvedAddress {
+  /** The numeric address, in canonical form. */
+  hostname: string;
+  /** The port. */
+  port: number;
+  /** The address family. */
+  family: Family;
+}
+
+/**
+ * Parses a port number; `allowZero` admits 0 (bind to any free port).
+ *
+ * @example
+ * ```ts
+ * import { parsePort } from "./address.ts";
+ * console.log(parsePort("9999", false)); // 9999
+ * ```
+ */
+export function parsePort(text: string, allowZero: boolean): number {
+  const lowest = allowZero ? 0 : 1;
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535 || Number(text) < lowest) {
+    throw new UsageError(`invalid port '${text}': use a whole number from ${lowest} to 65535`);
+  }
+  return Number(text);
+}
+
+/**
+ * Parses `HOST`, `HOST:PORT`, `[IPV6]`, `[IPV6]:PORT` or a bare IPv6 literal.
+ *
+ * @example
+ * ```ts
+ * import { parseHostPort } from "./address.ts";
+ * console.log(parseHostPort("[::1]:7", 9999)); // { host: "::1", port: 7 }
+ * console.log(parseHostPort("example.net", 9999)); // { host: "example.net", port: 9999 }
+ * ```
+ */
+export function parseHostPort(text: string, defaultPort: number): HostPort {
+  let host = text;
+  let port = defaultPort;
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
+  if (bracketed) {
+    host = bracketed[1];
+    if (bracketed[2] !== undefined) port = parsePort(bracketed[2], false);
+    if (!host.includes(":")) throw new UsageError(`'[${host}]' is not an IPv6 address`);
+  } else if (text.includes("[") || text.includes("]")) {
+    throw new UsageError(`invalid address '${text}': write IPv6 as [ADDRESS]:PORT`);
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    const colon = text.indexOf(":");
+    host = text.slice(0, colon);
+    port = parsePort(text.slice(colon + 1), false);
+  }
+  validateHost(host, text);
+  return { host, port };
+}
+
+/**
+ * Checks that a host is a plausible name or IP literal, so that typos get a precise message
+ * before any lookup.
+ *
+ * @example
+ * ```ts
+ * import { validateHost } from "./address.ts";
+ * validateHost("127.0.0.1"); // ok
+ * ```
+ */
+export function validateHost(host: string, original = host): void {
+  if (host === "") throw new UsageError(`missing host in '${original}': e.g. 127.0.0.1:9999`);
+  if (/^[\d.]+$/.test(host)) {
+    const parts = host.split(".");
+    const valid = parts.length === 4 &&
+      parts.every((part) => /^\d{1,3}$/.test(part) && Number(part) <= 255);
+    if (!valid) throw new UsageError(`invalid IPv4 address '${host}'`);
+    return;
+  }
+  if (host.includes(":")) {
+    if (canonicalIpv6(host) === null) throw new UsageError(`invalid IPv6 address '${host}'`);
+    return;
+  }
+  if (!/^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/.test(host) || host.length > 253) {
+    throw new UsageError(`invalid host name '${host}'`);
+  }
+}
+
+/**
+ * The family of a numeric address, or null for a name.
+ *
+ * @example
+ * ```ts
+ * import { familyOf } from "./address.ts";
+ * console.log(familyOf("::1")); // "ipv6"
+ * ```
+ */
+export function familyOf(address: string): Family | null {
+  if (address.includes(":")) return "ipv6";
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(address)) return "ipv4";
+  return null;
+}
+
+/** Options of {@linkcode resolveHost}. */
+export interface ResolveOptions {
+  /** Only accept an address of this family (ping's -4 / -6). */
+  family?: Family;
+}
+
+/**
+ * Resolves a host name or literal to one numeric address (the system resolver's first
+ * answer, /etc/hosts included). Throws a UsageError with one line when it cannot.
+ *
+ * @example
+ * ```ts
+ * import { resolveHost } from "./address.ts";
+ * const address = await resolveHost("127.0.0.1", 9999);
+ * console.log(address.family); // "ipv4"
+ * ```
+ */
+export async function resolveHost(
+  host: string,
+  port: number,
+  options: ResolveOptions = {},
+): Promise<ResolvedAddress> {
+  validateHost(host);
+  const literal = familyOf(host);
+  if (literal !== null) {
+    if (options.family && options.family !== literal) {
+      throw new UsageError(`'${host}' is an ${literal} address but ${options.family} was asked`);
+    }
+    return { hostname: canonicalHost(host), port, family: literal };
+  }
+  let answer: { address: string; family: number };
+  try {
+    answer = await lookup(host, {
+      family: options.family === "ipv6" ? 6 : options.family === "ipv4" ? 4 : 0,
+    });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const why = code === "ENOTFOUND" || code === "ENODATA"
+      ? "no such host"
+      : code === "EAI_AGAIN"
+      ? "the resolver did not answer (try again, or use an IP address)"
+      : (error as Error).message;
+    throw new UsageError(`cannot resolve host '${host}': ${why}`);
+  }
+  return {
+    hostname: canonicalHost(answer.address),
+    port,
+    family: answer.family === 6 ? "ipv6" : "ipv4",
+  };
+}
+
+/**
+ * Canonical text of a numeric address: IPv6 compressed per RFC 5952, IPv4-mapped IPv6
+ * addresses (as a dual-stack socket reports IPv4 peers) shown as plain IPv4.
+ *
+ * @example
+ * ```ts
+ * import { canonicalHost } from "./address.ts";
+ * console.log(canonicalHost("::ffff:127.0.0.1")); // "127.0.0.1"
+ * console.log(canonicalHost("0:0:0:0:0:0:0:1")); // "::1"
+ * ```
+ */
+export function canonicalHost(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped) return mapped[1];
+  if (!address.includes(":")) return address;
+  const canonical = canonicalIpv6(address);
+  if (canonical === null) return address;
+  const hexMapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (hexMapped) {
+    const high = parseInt(hexMapped[1], 16);
+    const low = parseInt(hexMapped[2], 16);
+    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  }
+  return canonical;
+}
+
+/**
+ * Formats an address as `HOST:PORT`, with IPv6 in brackets.
+ *
+ * @example
+ * ```ts
+ * import { formatAddress } from "./address.ts";
+ * console.log(formatAddress({ hostname: "::1", port: 9999 })); // "[::1]:9999"
+ * ```
+ */
+export function formatAddress(address: { hostname: string; port: number }): string {
+  const host = canonicalHost(address.hostname);
+  return host.includes(":") ? `[${host}]:${address.port}` : `${host}:${address.port}`;
+}
+
+/**
+ * Whether two addresses name the same host and port, whatever their textual form.
+ *
+ * @example
+ * ```ts
+ * import { sameAddress } from "./address.ts";
+ * console.log(sameAddress(
+ *   { hostname: "::ffff:127.0.0.1", port: 1 },
+ *   { hostname: "127.0.0.1", port: 1 },
+ * )); // true
+ * ```
+ */
+export function sameAddress(
+  a: { hostname: string; port: number },
+  b: { hostname: string; port: number },
+): boolean {
+  return a.port === b.port && canonicalHost(a.hostname) === canonicalHost(b.hostname);
+}
+
+/**
+ * The wildcard address of a family, for a client socket that may send anywhere.
+ *
+ * @example
+ * ```ts
+ * import { wildcardFor } from "./address.ts";
+ * console.log(wildcardFor("ipv6")); // "::"
+ * ```
+ */
+export function wildcardFor(family: Family): string {
+  return family === "ipv6" ? "::" : "0.0.0.0";
+}
+
+function canonicalIpv6(address: string): string | null {
+  if (!/^[0-9A-Fa-f:.]+$/.test(address)) return null;
+  try {
+    // The URL parser implements RFC 5952 serialisation and rejects malformed literals.
+    const hostname = new URL(`http://[${address}]/`).hostname;
+    return hostname.slice(1, -1);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,574 @@
+/**
+ * The pinger behind `udp ping`: sends PING probes, retransmits unanswered ones, matches PONGs
+ * by session + sequence + attempt + source address, and accounts for every reply exactly once
+ * as received, duplicate, late, redundant or foreign. Memory is bounded for any run length.
+ *
+ * @module
+ */
+
+import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "./address.ts";
+import { monotonicMs, wallClockMs } from "./clock.ts";
+import {
+  decodeErrorDetail,
+  decodeFrame,
+  encodeFrame,
+  ErrorCode,
+  type Frame,
+  HEADER_SIZE,
+  MessageType,
+  PROTOCOL_VERSION,
+} from "./protocol.ts";
+import { JitterEstimator, LatencyStats, ReorderDetector } from "./stats.ts";
+import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
+
+/** Default payload (padding) size in bytes, as ping(8). */
+export const DEFAULT_PAYLOAD_SIZE = 56;
+/** Default time between probes. */
+export const DEFAULT_INTERVAL_MS = 1000;
+/** Default time to wait for the reply to one attempt. */
+export const DEFAULT_TIMEOUT_MS = 2000;
+/** The most retransmissions a probe may have. */
+export const MAX_RETRIES = 10;
+/** Probes whose state is remembered, for classifying late and duplicate replies; also the
+ * most probes that can be in flight at once. */
+export const PROBE_WINDOW = 16384;
+
+/** Options of {@linkcode ping}. */
+export interface PingOptions {
+  /** Where the reflector is (numeric address). */
+  target: ResolvedAddress;
+  /** Probes to send; with `deadlineMs`, replies to wait for. Unbounded when absent. */
+  count?: number;
+  /** Time between probe starts; 0 sends the next probe as soon as the previous one is
+   * answered or timed out. Default 1000. */
+  intervalMs?: number;
+  /** Time to wait for the reply to the first attempt; attempt k waits timeoutMs·2^k·(1..1.25).
+   * Default 2000. */
+  timeoutMs?: number;
+  /** Stop after this long whatever has been sent or received. */
+  deadlineMs?: number;
+  /** Retransmissions of an unanswered probe (0..10). Default 0. */
+  retries?: number;
+  /** Padding bytes after the header. Default 56. */
+  payloadSize?: number;
+  /** Stops the run (as Ctrl-C does); the summary is still produced. */
+  signal?: AbortSignal;
+  /** Receives every event as it happens. */
+  onEvent?: (event: PingEvent) => void;
+  /** The session ID; random by default. */
+  session?: number;
+  /** Random numbers in [0, 1) for backoff jitter; Math.random by default. */
+  random?: () => number;
+}
+
+/** Why a datagram that reached the pinger was not a reply to it. */
+export type ForeignReason =
+  | "wrong-source"
+  | "raw"
+  | "malformed"
+  | "unsupported-version"
+  | "other-session"
+  | "not-a-reply"
+  | "unknown-probe"
+  | "wrong-length";
+
+/** Events of a ping run; `--json` prints each as one NDJSON line. */
+export type PingEvent =
+  | {
+    /** The first reply to a probe, within its timeout. */
+    type: "reply";
+    seq: number;
+    attempt: number;
+    bytes: number;
+    from: string;
+    rtt_ms: number;
+    /** The reflector's processing time (its send minus receive timestamp), when given. */
+    server_ms: number | null;
+    /** Whether it arrived after a later-sent probe's reply (RFC 4737). */
+    reordered: boolean;
+  }
+  | {
+    /** A further reply to the same attempt of a probe: the network duplicated a datagram. */
+    type: "duplicate";
+    seq: number;
+    attempt: number;
+    bytes: number;
+    from: string;
+    rtt_ms: number;
+  }
+  | {
+    /** The first reply to a probe that had already timed out; the probe stays lost. */
+    type: "late";
+    seq: number;
+    attempt: number;
+    bytes: number;
+    from: string;
+    /** null when the probe is too old for its send time to be remembered. */
+    rtt_ms: number | null;
+  }
+  | {
+    /** A reply to another attempt of a probe that already has its first reply. */
+    type: "redundant";
+    seq: number;
+    attempt: number;
+    bytes: number;
+    from: string;
+    rtt_ms: number;
+  }
+  | { type: "timeout"; seq: number; attempts: number }
+  | { type: "retransmit"; seq: number; attempt: number }
+  | { type: "foreign"; from: string; bytes: number; reason: ForeignReason }
+  | { type: "send_error"; seq: number; attempt: number; error: string }
+  | {
+    /** The reflector answered with an ERROR frame; the run stops. */
+    type: "error";
+    from: string;
+    code: number;
+    message: string;
+  };
+
+/** The final numbers of a run; `--json` prints exactly these keys. */
+export interface PingSummary {
+  type: "summary";
+  target: string;
+  /** Probes sent (retransmissions not counted). */
+  transmitted: number;
+  /** Probes answered within their timeout. */
+  received: number;
+  /** Probes whose timeout (after all retries) expired without a reply. */
+  lost: number;
+  /** lost / (received + lost) × 100; probes still in flight at the end are not counted. */
+  loss_percent: number;
+  duplicates: number;
+  reordered: number;
+  late: number;
+  foreign: number;
+  retransmitted: number;
+  time_ms: number;
+  rtt_ms: {
+    min: number | null;
+    avg: number | null;
+    max: number | null;
+    mdev: number | null;
+    p50: number | null;
+    p90: number | null;
+    p99: number | null;
+  };
+  /** RFC 3550 jitter of the RTTs; null until two replies were received. */
+  jitter_ms: number | null;
+}
+
+/** Why a run ended. */
+export type StopReason = "count" | "deadline" | "interrupted" | "protocol-error";
+
+/** Everything a run measured: the summary plus what the text report adds to it. */
+export interface PingResult {
+  /** The summary (the JSON object). */
+  summary: PingSummary;
+  /** Probes sent whose timeout had not expired when the run stopped. */
+  inFlight: number;
+  /** Replies to retransmissions of probes that were already answered. */
+  redundant: number;
+  /** Transmissions that failed locally (not counted as transmitted). */
+  sendErrors: number;
+  /** Reflector processing time of received replies, when the reflector reported it. */
+  serverMs: { min: number; avg: number; max: number } | null;
+  /** Whether the quantiles are exact (few samples) rather than from the histogram. */
+  exactQuantiles: boolean;
+  /** Why the run ended. */
+  stopReason: StopReason;
+  /** The reflector's ERROR, when stopReason is "protocol-error". */
+  protocolError?: string;
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+
+const enum ProbeState {
+  None = 0,
+  Pending = 1,
+  Received = 2,
+  Lost = 3,
+  Late = 4,
+  Unsent = 5,
+}
+
+/**
+ * Runs a ping session to a reflector and resolves with its result when the count is done,
+ * the deadline passes, the signal aborts or the reflector answers with an ERROR.
+ *
+ * @example Ping a local reflector three times
+ * ```ts
+ * import { Reflector } from "./server.ts";
+ * import { ping } from "./client.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * const result = await ping({
+ *   target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+ *   count: 3,
+ *   intervalMs: 0,
+ * });
+ * await reflector.close();
+ * console.log(result.summary.received); // 3
+ * ```
+ */
+export function ping(options: PingOptions): Promise<PingResult> {
+  return new Pinger(options).run();
+}
+
+class Pinger {
+  readonly #target: ResolvedAddress;
+  readonly #targetText: string;
+  readonly #count?: number;
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  readonly #deadlineMs?: number;
+  readonly #retries: number;
+  readonly #payload: Uint8Array;
+  readonly #signal?: AbortSignal;
+  readonly #emit: (event: PingEvent) => void;
+  readonly #session: number;
+  readonly #random: () => number;
+  readonly #attemptsPerProbe: number;
+
+  // Per-probe state in a ring of PROBE_WINDOW slots, indexed by sequence % PROBE_WINDOW.
+  readonly #tags = new Float64Array(PROBE_WINDOW); // sequence + 1 of the slot's probe
+  readonly #states = new Uint8Array(PROBE_WINDOW);
+  readonly #attemptsSent = new Uint8Array(PROBE_WINDOW);
+  readonly #answered = new Uint16Array(PROBE_WINDOW); // bit k: attempt k was answered
+  readonly #sendTimes: Float64Array;
+  readonly #transmissionIndex: Float64Array;
+  readonly #timers = new Map<number, Timer>();
+
+  #socket: UdpSocket | null = null;
+  #nextSequence = 0;
+  #transmissions = 0;
+  #outstanding = 0;
+  #stopped = false;
+  #stopReason: StopReason = "count";
+  #protocolError?: string;
+  #waiter: { ready: () => boolean; resolve: () => void; timer?: Timer } | null = null;
+
+  #transmitted = 0;
+  #received = 0;
+  #lost = 0;
+  #duplicates = 0;
+  #late = 0;
+  #foreignCount = 0;
+  #retransmitted = 0;
+  #redundant = 0;
+  #sendErrors = 0;
+  readonly #rtt = new LatencyStats();
+  readonly #server = new LatencyStats();
+  readonly #jitter = new JitterEstimator();
+  readonly #reorder = new ReorderDetector();
+
+  constructor(options: PingOptions) {
+    this.#target = options.target;
+    this.#targetText = formatAddress(options.target);
+    this.#count = options.count;
+    this.#intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#deadlineMs = options.deadlineMs;
+    this.#retries = Math.min(options.retries ?? 0, MAX_RETRIES);
+    this.#payload = new Uint8Array(options.payloadSize ?? DEFAULT_PAYLOAD_SIZE);
+    this.#signal = options.signal;
+    this.#emit = options.onEvent ?? (() => {});
+    this.#session = options.session ?? crypto.getRandomValues(new Uint32Array(1))[0];
+    this.#random = options.random ?? Math.random;
+    this.#attemptsPerProbe = this.#retries + 1;
+    this.#sendTimes = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
+    this.#transmissionIndex = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
+  }
+
+  async run(): Promise<PingResult> {
+    const socket = UdpSocket.bind(wildcardFor(this.#target.family), 0);
+    this.#socket = socket;
+    const receiving = socket.receiveEach((data, from) => this.#onDatagram(data, from));
+    const started = monotonicMs();
+    const onAbort = () => this.#stop("interrupted");
+    this.#signal?.addEventListener("abort", onAbort);
+    const deadline = this.#deadlineMs === undefined
+      ? undefined
+      : setTimeout(() => this.#stop("deadline"), this.#deadlineMs);
+    try {
+      if (this.#signal?.aborted) this.#stop("interrupted");
+      await this.#sendProbes(started);
+      await this.#waitFor(() => this.#outstanding === 0);
+    } finally {
+      this.#stop("count");
+      clearTimeout(deadline);
+      this.#signal?.removeEventListener("abort", onAbort);
+      socket.close();
+      await receiving;
+    }
+    return this.#result(monotonicMs() - started);
+  }
+
+  async #sendProbes(started: number): Promise<void> {
+    while (!this.#stopped && this.#wantsMore()) {
+      const sequence = this.#nextSequence;
+      if (this.#intervalMs > 0) {
+        await this.#waitFor(() => false, started + sequence * this.#intervalMs);
+      } else {
+        await this.#waitFor(() => this.#outstanding === 0);
+      }
+      const slot = sequence % PROBE_WINDOW;
+      await this.#waitFor(() => this.#states[slot] !== ProbeState.Pending);
+      if (this.#stopped || !this.#wantsMore()) return;
+      this.#nextSequence++;
+      this.#tags[slot] = sequence + 1;
+      this.#states[slot] = ProbeState.Pending;
+      this.#attemptsSent[slot] = 0;
+      this.#answered[slot] = 0;
+      this.#transmitted++;
+      this.#outstanding++;
+      this.#transmit(sequence, 0);
+    }
+  }
+
+  #wantsMore(): boolean {
+    if (this.#count === undefined) return true;
+    // As ping(8): with a deadline, -c counts replies; without one, it counts probes sent.
+    if (this.#deadlineMs !== undefined) return this.#received < this.#count;
+    return this.#nextSequence < this.#count;
+  }
+
+  #transmit(sequence: number, attempt: number): void {
+    const slot = sequence % PROBE_WINDOW;
+    const index = slot * this.#attemptsPerProbe + attempt;
+    const frame: Frame = {
+      version: PROTOCOL_VERSION,
+      type: MessageType.PING,
+      flags: 0,
+      attempt,
+      session: this.#session,
+      sequence,
+      sentAt: wallClockMs(),
+      receivedAt: 0,
+      repliedAt: 0,
+      payload: this.#payload,
+    };
+    const bytes = encodeFrame(frame);
+    this.#attemptsSent[slot] = attempt + 1;
+    this.#transmissionIndex[index] = this.#transmissions++;
+    this.#sendTimes[index] = monotonicMs();
+    const wait = attempt === 0
+      ? this.#timeoutMs
+      : this.#timeoutMs * 2 ** attempt * (1 + this.#random() / 4);
+    this.#timers.set(sequence, setTimeout(() => this.#onAttemptTimeout(sequence), wait));
+    (this.#socket as UdpSocket).send(bytes, this.#target).catch((error) => {
+      this.#onSendError(sequence, attempt, error);
+    });
+  }
+
+  #onSendError(sequence: number, attempt: number, error: unknown): void {
+    if (this.#stopped) return;
+    this.#sendErrors++;
+    this.#emit({ type: "send_error", seq: sequence, attempt, error: errorKind(error) });
+    const slot = sequence % PROBE_WINDOW;
+    if (this.#states[slot] !== ProbeState.Pending || this.#tags[slot] !== sequence + 1) return;
+    if (attempt > 0) {
+      this.#retransmitted--; // it never left; the probe waits out this attempt's timeout
+      return;
+    }
+    clearTimeout(this.#timers.get(sequence));
+    this.#timers.delete(sequence);
+    this.#states[slot] = ProbeState.Unsent;
+    this.#transmitted--;
+    this.#resolveOutstanding();
+  }
+
+  #onAttemptTimeout(sequence: number): void {
+    this.#timers.delete(sequence);
+    const slot = sequence % PROBE_WINDOW;
+    if (this.#stopped || this.#states[slot] !== ProbeState.Pending) return;
+    const attempts = this.#attemptsSent[slot];
+    if (attempts <= this.#retries) {
+      this.#retransmitted++;
+      this.#emit({ type: "retransmit", seq: sequence, attempt: attempts });
+      this.#transmit(sequence, attempts);
+      return;
+    }
+    this.#states[slot] = ProbeState.Lost;
+    this.#lost++;
+    this.#emit({ type: "timeout", seq: sequence, attempts });
+    this.#resolveOutstanding();
+  }
+
+  #onDatagram(data: Uint8Array, from: PeerAddress): void {
+    const now = monotonicMs();
+    if (this.#stopped) return;
+    if (!sameAddress(from, this.#target)) return this.#foreign(from, data, "wrong-source");
+    const decoded = decodeFrame(data);
+    if (decoded.kind !== "frame") {
+      return this.#foreign(from, data, decoded.kind === "raw" ? "raw" : decoded.kind);
+    }
+    const frame = decoded.frame;
+    if (frame.session !== this.#session) return this.#foreign(from, data, "other-session");
+    if (frame.type === MessageType.PING) return this.#foreign(from, data, "not-a-reply");
+    const sequence = frame.sequence;
+    if (sequence >= this.#nextSequence) return this.#foreign(from, data, "unknown-probe");
+    const slot = sequence % PROBE_WINDOW;
+    const fromText = formatAddress(from);
+    if (this.#tags[slot] !== sequence + 1) {
+      // Older than the window: a reply to a probe finalised long ago.
+      this.#late++;
+      this.#emit({
+        type: "late",
+        seq: sequence,
+        attempt: frame.attempt,
+        bytes: data.length,
+        from: fromText,
+        rtt_ms: null,
+      });
+      return;
+    }
+    if (frame.attempt >= this.#attemptsSent[slot]) {
+      return this.#foreign(from, data, "unknown-probe");
+    }
+    if (frame.type === MessageType.ERROR) return this.#onError(frame, fromText);
+    if (data.length !== HEADER_SIZE + this.#payload.length) {
+      return this.#foreign(from, data, "wrong-length");
+    }
+    const index = slot * this.#attemptsPerProbe + frame.attempt;
+    const rtt = now - this.#sendTimes[index];
+    const bit = 1 << frame.attempt;
+    const base = { seq: sequence, attempt: frame.attempt, bytes: data.length, from: fromText };
+    if (this.#answered[slot] & bit) {
+      this.#duplicates++;
+      this.#emit({ type: "duplicate", ...base, rtt_ms: rtt });
+      return;
+    }
+    this.#answered[slot] |= bit;
+    switch (this.#states[slot]) {
+      case ProbeState.Pending: {
+        this.#states[slot] = ProbeState.Received;
+        this.#received++;
+        clearTimeout(this.#timers.get(sequence));
+        this.#timers.delete(sequence);
+        this.#rtt.record(rtt);
+        this.#jitter.update(rtt);
+        const reordered = this.#reorder.observe(this.#transmissionIndex[index]);
+        const serverMs = frame.repliedAt > 0 && frame.receivedAt > 0 &&
+            frame.repliedAt >= frame.receivedAt
+          ? frame.repliedAt - frame.receivedAt
+          : null;
+        if (serverMs !== null) this.#server.record(serverMs);
+        this.#emit({ type: "reply", ...base, rtt_ms: rtt, server_ms: serverMs, reordered });
+        this.#resolveOutstanding();
+        return;
+      }
+      case ProbeState.Lost:
+        this.#states[slot] = ProbeState.Late;
+        this.#late++;
+        this.#emit({ type: "late", ...base, rtt_ms: rtt });
+        return;
+      default:
+        this.#redundant++;
+        this.#emit({ type: "redundant", ...base, rtt_ms: rtt });
+    }
+  }
+
+  #onError(frame: Frame, from: string): void {
+    const detail = decodeErrorDetail(frame.payload);
+    const values = detail?.values.join(", ") ?? "";
+    const message = detail?.code === ErrorCode.UNSUPPORTED_VERSION
+      ? `${from} does not speak protocol version ${PROTOCOL_VERSION} (it speaks: ${values})`
+      : detail?.code === ErrorCode.UNSUPPORTED_TYPE
+      ? `${from} does not serve PING (it serves types: ${values})`
+      : `${from} answered with error code ${detail?.code}`;
+    this.#protocolError = message;
+    this.#emit({ type: "error", from, code: detail?.code ?? 0, message });
+    this.#stop("protocol-error");
+  }
+
+  #foreign(from: PeerAddress, data: Uint8Array, reason: ForeignReason): void {
+    this.#foreignCount++;
+    this.#emit({ type: "foreign", from: formatAddress(from), bytes: data.length, reason });
+  }
+
+  #resolveOutstanding(): void {
+    this.#outstanding--;
+    this.#notify();
+  }
+
+  #stop(reason: StopReason): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stopReason = reason;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    this.#notify();
+  }
+
+  /** Resolves when `ready()` holds, the time `untilMs` (monotonic) is reached, or the run
+   * stops. Only the sending loop waits, so one waiter is enough. */
+  #waitFor(ready: () => boolean, untilMs?: number): Promise<void> {
+    if (this.#stopped || ready()) return Promise.resolve();
+    if (untilMs !== undefined && untilMs <= monotonicMs()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter: { ready: () => boolean; resolve: () => void; timer?: Timer } = {
+        ready,
+        resolve,
+      };
+      if (untilMs !== undefined) {
+        waiter.timer = setTimeout(() => this.#wake(), untilMs - monotonicMs());
+        waiter.ready = () => ready() || monotonicMs() >= untilMs;
+      }
+      this.#waiter = waiter;
+    });
+  }
+
+  #wake(): void {
+    const waiter = this.#waiter;
+    if (waiter === null) return;
+    this.#waiter = null;
+    clearTimeout(waiter.timer);
+    waiter.resolve();
+  }
+
+  #notify(): void {
+    if (this.#waiter !== null && (this.#stopped || this.#waiter.ready())) this.#wake();
+  }
+
+  #result(elapsedMs: number): PingResult {
+    const withOutcome = this.#received + this.#lost;
+    const summary: PingSummary = {
+      type: "summary",
+      target: this.#targetText,
+      transmitted: this.#transmitted,
+      received: this.#received,
+      lost: this.#lost,
+      loss_percent: withOutcome === 0 ? 0 : (this.#lost / withOutcome) * 100,
+      duplicates: this.#duplicates,
+      reordered: this.#reorder.reordered,
+      late: this.#late,
+      foreign: this.#foreignCount,
+      retransmitted: this.#retransmitted,
+      time_ms: Math.round(elapsedMs),
+      rtt_ms: {
+        min: this.#rtt.min,
+        avg: this.#rtt.mean,
+        max: this.#rtt.max,
+        mdev: this.#rtt.deviation,
+        p50: this.#rtt.quantile(0.5),
+        p90: this.#rtt.quantile(0.9),
+        p99: this.#rtt.quantile(0.99),
+      },
+      jitter_ms: this.#jitter.value,
+    };
+    return {
+      summary,
+      inFlight: this.#transmitted - this.#received - this.#lost,
+      redundant: this.#redundant,
+      sendErrors: this.#sendErrors,
+      serverMs: this.#server.count === 0 ? null : {
+        min: this.#server.min as number,
+        avg: this.#server.mean as number,
+        max: this.#server.max as number,
+      },
+      exactQuantiles: this.#rtt.exact,
+      stopReason: this.#stopReason,
+      protocolError: this.#protocolError,
+    };
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * `udp ping`: measure loss, RTT, jitter, reordering and duplication to a `udp serve`.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_PORT,
+  type Family,
+  formatAddress,
+  parseHostPort,
+  resolveHost,
+} from "../address.ts";
+import {
+  expectPositionals,
+  parseCommandArgs,
+  type ParsedArgs,
+  parseSeconds,
+  parseWholeNumber,
+} from "../args.ts";
+import {
+  DEFAULT_INTERVAL_MS,
+  DEFAULT_PAYLOAD_SIZE,
+  DEFAULT_TIMEOUT_MS,
+  MAX_RETRIES,
+  ping,
+  type PingEvent,
+  type PingResult,
+} from "../client.ts";
+import { UsageError } from "../errors.ts";
+import { formatRtt, formatStat } from "../format.ts";
+import { HEADER_SIZE, maxPayloadSize } from "../protocol.ts";
+import { onInterrupt } from "../signals.ts";
+import type { Command } from "./command.ts";
+
+const HELP = `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
+                [-q] [--json] [-4|-6]
+
+Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
+reordering, duplicates and late replies. Options follow ping(8).
+
+Options:
+  -c, --count N      stop after N probes (default: until Ctrl-C); with -w, after N replies
+  -i, --interval SEC time between probes (default ${
+  DEFAULT_INTERVAL_MS / 1000
+}); 0 sends the next probe as
+                     soon as the previous one is answered or timed out
+  -W, --timeout SEC  time to wait for a reply (default ${
+  DEFAULT_TIMEOUT_MS / 1000
+}); a reply after that is "late"
+                     and the probe stays lost
+  -w, --deadline SEC stop after SEC seconds whatever was sent or received
+      --retries N    re-send an unanswered probe up to N times (0..${MAX_RETRIES}, default 0); attempt k
+                     waits TIMEOUT x 2^k x (1 to 1.25); RTT is timed from the answered attempt
+  -s, --size BYTES   padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds a ${HEADER_SIZE}-byte header
+  -q, --quiet        print only the summary
+      --json         print NDJSON: start, one object per event, summary
+  -4, -6             use IPv4 / IPv6 only when resolving HOST
+  -h, --help         show this help
+
+Exit status: 0 if any reply was received (with -c and -w: if N replies were), 1 if not,
+2 on errors. Ctrl-C prints the summary.`;
+
+/** The `udp ping` command. */
+export const pingCommand: Command = {
+  name: "ping",
+  summary: "measure loss, RTT, jitter, reordering and duplicates to a udp serve",
+  help: HELP,
+  async run(args: string[]): Promise<number> {
+    const parsed = parseCommandArgs("ping", args, {
+      count: { type: "string", short: "c" },
+      interval: { type: "string", short: "i" },
+      timeout: { type: "string", short: "W" },
+      deadline: { type: "string", short: "w" },
+      retries: { type: "string" },
+      size: { type: "string", short: "s" },
+      quiet: { type: "boolean", short: "q" },
+      json: { type: "boolean" },
+      ipv4: { type: "boolean", short: "4" },
+      ipv6: { type: "boolean", short: "6" },
+    });
+    if (parsed.values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    const options = parseOptions(parsed);
+    const [destination] = expectPositionals("ping", parsed.positionals, 1, 1, "HOST[:PORT]");
+    const { host, port } = parseHostPort(destination, DEFAULT_PORT);
+    const target = await resolveHost(host, port, { family: familyOption(parsed) });
+    const size = options.size ?? DEFAULT_PAYLOAD_SIZE;
+    if (size > maxPayloadSize(target.family)) {
+      throw new UsageError(
+        `invalid size '${size}': over ${
+          target.family === "ipv6" ? "IPv6" : "IPv4"
+        } a probe carries 0 to ${maxPayloadSize(target.family)} bytes`,
+      );
+    }
+    const targetText = formatAddress(target);
+    const named = host === target.hostname ? targetText : `${host} (${targetText})`;
+    const json = Boolean(parsed.values.json);
+    const quiet = Boolean(parsed.values.quiet);
+    const controller = new AbortController();
+    const removeInterrupt = onInterrupt(() => controller.abort());
+    const print = json
+      ? (event: PingEvent) => console.log(JSON.stringify(event))
+      : (event: PingEvent) => printEvent(event);
+    let result: PingResult;
+    try {
+      if (json) {
+        console.log(JSON.stringify({
+          type: "start",
+          target: targetText,
+          host,
+          payload_bytes: size,
+          datagram_bytes: size + HEADER_SIZE,
+        }));
+      } else {
+        console.log(
+          `UDP PING ${named}: ${size} data bytes, ${size + HEADER_SIZE}-byte datagrams`,
+        );
+      }
+      result = await ping({
+        target,
+        count: options.count,
+        intervalMs: options.intervalMs,
+        timeoutMs: options.timeoutMs,
+        deadlineMs: options.deadlineMs,
+        retries: options.retries,
+        payloadSize: size,
+        signal: controller.signal,
+        onEvent: (event) => {
+          if (event.type === "error") console.error(`udp ping: ${event.message}`);
+          if (!quiet || event.type === "error") print(event);
+        },
+      });
+    } finally {
+      removeInterrupt();
+    }
+    console.log(json ? JSON.stringify(result.summary) : summaryText(result));
+    return exitCode(result, options.count, options.deadlineMs);
+  },
+};
+
+interface PingCliOptions {
+  count?: number;
+  intervalMs?: number;
+  timeoutMs?: number;
+  deadlineMs?: number;
+  retries?: number;
+  size?: number;
+}
+
+function parseOptions({ values }: ParsedArgs): PingCliOptions {
+  const text = (name: string) => values[name] as string | undefined;
+  const options: PingCliOptions = {};
+  if (text("count") !== undefined) {
+    options.count = parseWholeNumber("count", text("count")!, 1, 0xffff_ffff);
+  }
+  if (text("interval") !== undefined) {
+    options.intervalMs = parseSeconds("interval", text("interval")!, true);
+  }
+  if (text("timeout") !== undefined) {
+    options.timeoutMs = parseSeconds("timeout", text("timeout")!, false);
+  }
+  if (text("deadline") !== undefined) {
+    options.deadlineMs = parseSeconds("deadline", text("deadline")!, false);
+  }
+  if (text("retries") !== undefined) {
+    options.retries = parseWholeNumber("retries", text("retries")!, 0, MAX_RETRIES);
+  }
+  if (text("size") !== undefined) {
+    options.size = parseWholeNumber("size", text("size")!, 0, maxPayloadSize("ipv6"));
+  }
+  return options;
+}
+
+function familyOption({ values }: ParsedArgs): Family | undefined {
+  if (values.ipv4 && values.ipv6) throw new UsageError("-4 and -6 exclude each other");
+  return values.ipv4 ? "ipv4" : values.ipv6 ? "ipv6" : undefined;
+}
+
+function printEvent(event: PingEvent): void {
+  switch (event.type) {
+    case "reply":
+      console.log(
+        `${replyPrefix(event)} time=${formatRtt(event.rtt_ms)} ms` +
+          (event.reordered ? " (reordered)" : ""),
+      );
+      break;
+    case "duplicate":
+      console.log(`${replyPrefix(event)} time=${formatRtt(event.rtt_ms)} ms (DUP!)`);
+      break;
+    case "late": {
+      const time = event.rtt_ms === null ? "" : ` time=${formatRtt(event.rtt_ms)} ms`;
+      console.log(`${replyPrefix(event)}${time} (late: counted as lost)`);
+      break;
+    }
+    case "redundant":
+      console.log(
+        `${replyPrefix(event)} time=${formatRtt(event.rtt_ms)} ms (already answered)`,
+      );
+      break;
+    case "timeout":
+      console.log(
+        `no reply to seq=${event.seq}` +
+          (event.attempts > 1 ? ` after ${event.attempts} attempts` : ""),
+      );
+      break;
+    case "retransmit":
+      console.log(`retransmit seq=${event.seq} attempt=${event.attempt}`);
+      break;
+    case "send_error":
+      console.error(`udp ping: sending seq=${event.seq} failed: ${event.error}`);
+      break;
+    case "foreign":
+    case "error":
+      break;
+  }
+}
+
+function replyPrefix(event: { bytes: number; from: string; seq: number; attempt: number }): string {
+  const attempt = event.attempt > 0 ? ` attempt=${event.attempt}` : "";
+  return `${event.bytes} bytes from ${event.from}: seq=${event.seq}${attempt}`;
+}
+
+function formatPercent(percent: number): string {
+  return `${Number(percent.toPrecision(3))}%`;
+}
+
+/**
+ * The text summary, ping(8)'s layout plus udp's extra lines.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(summaryText(result));
+ * ```
+ */
+export function summaryText(result: PingResult): string {
+  const s = result.summary;
+  const lines = [
+    "",
+    `--- ${s.target} udp ping statistics ---`,
+    `${s.transmitted} packets transmitted, ${s.received} received, ` +
+    `${formatPercent(s.loss_percent)} packet loss, time ${s.time_ms}ms` +
+    (result.inFlight > 0 ? ` (${result.inFlight} in flight at exit, not counted)` : ""),
+  ];
+  if (s.received > 0) {
+    const rtt = s.rtt_ms;
+    lines.push(
+      `rtt min/avg/max/mdev = ${formatStat(rtt.min)}/${formatStat(rtt.avg)}/` +
+        `${formatStat(rtt.max)}/${formatStat(rtt.mdev)} ms`,
+      `rtt p50/p90/p99 = ${formatStat(rtt.p50)}/${formatStat(rtt.p90)}/${formatStat(rtt.p99)} ms` +
+        (result.exactQuantiles ? "" : " (histogram, within 0.2%)") +
+        (s.jitter_ms === null ? "" : `, jitter ${formatStat(s.jitter_ms)} ms`),
+    );
+  }
+  if (result.serverMs) {
+    const server = result.serverMs;
+    lines.push(
+      `server processing min/avg/max = ${formatStat(server.min)}/${formatStat(server.avg)}/` +
+        `${formatStat(server.max)} ms`,
+    );
+  }
+  const counters: [number, string][] = [
+    [s.duplicates, "duplicates"],
+    [s.reordered, "reordered"],
+    [s.late, "late"],
+    [s.foreign, "foreign"],
+    [s.retransmitted, "retransmitted"],
+    [result.redundant, "redundant"],
+    [result.sendErrors, "send errors"],
+  ];
+  const nonZero = counters.filter(([count]) => count > 0);
+  if (nonZero.length > 0) lines.push(nonZero.map(([n, name]) => `${n} ${name}`).join(", "));
+  return lines.join("\n");
+}
+
+function exitCode(result: PingResult, count?: number, deadlineMs?: number): number {
+  if (result.stopReason === "protocol-error") return 2;
+  const received = result.summary.received;
+  if (received === 0) return 1;
+  if (count !== undefined && deadlineMs !== undefined && received < count) return 1;
+  return 0;
+}

@@ -1,0 +1,171 @@
+/**
+ * `udp serve`: run a reflector until Ctrl-C or SIGTERM, then print its counters.
+ *
+ * @module
+ */
+
+import { DEFAULT_PORT, formatAddress, parsePort, resolveHost } from "../address.ts";
+import { expectPositionals, parseChoice, parseCommandArgs } from "../args.ts";
+import { describePayload, payloadText } from "../format.ts";
+import {
+  type DatagramEvent,
+  RAW_MODES,
+  type RawMode,
+  Reflector,
+  type ReflectorStats,
+} from "../server.ts";
+import { interrupted } from "../signals.ts";
+import type { Command } from "./command.ts";
+
+const HELP = `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [-v] [--json]
+
+Answer udp pings: every PING frame gets a PONG of exactly its length. Datagrams that are not
+udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.
+
+Options:
+      --host ADDR   address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
+      --port PORT   port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
+      --raw MODE    raw datagrams: ack (reply "ack:" + data, 4 bytes longer than the
+                    request), echo (reply the data), ignore (no reply) (default ack)
+  -v, --verbose     log one line per datagram: source, size, kind, text or hex of raw data
+      --json        log as NDJSON: listening, one object per datagram, final stats
+  -h, --help        show this help
+
+Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind errors.`;
+
+/** The `udp serve` command. */
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "answer udp pings (a reflector); ack or echo raw datagrams",
+  help: HELP,
+  async run(args: string[]): Promise<number> {
+    const { values, positionals } = parseCommandArgs("serve", args, {
+      host: { type: "string" },
+      port: { type: "string", short: "p" },
+      raw: { type: "string" },
+      verbose: { type: "boolean", short: "v" },
+      json: { type: "boolean" },
+    });
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    expectPositionals("serve", positionals, 0, 0, "");
+    const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port as string, true);
+    const raw = parseChoice("--raw mode", (values.raw as string) ?? "ack", RAW_MODES) as RawMode;
+    const address = await resolveHost((values.host as string) ?? "127.0.0.1", port);
+    const json = Boolean(values.json);
+    const log = json
+      ? (event: DatagramEvent) => console.log(JSON.stringify(datagramJson(event)))
+      : values.verbose
+      ? (event: DatagramEvent) => console.log(datagramLine(event))
+      : undefined;
+    const reflector = Reflector.listen({
+      hostname: address.hostname,
+      port,
+      raw,
+      onDatagram: log,
+    });
+    const where = formatAddress(reflector.address);
+    const stop = interrupted();
+    console.log(
+      json ? JSON.stringify({ type: "listening", address: where, raw }) : `Listening on ${where}`,
+    );
+    await Promise.race([stop.promise, reflector.finished]);
+    stop.dispose();
+    await reflector.close();
+    const stats = reflector.stats;
+    console.log(json ? JSON.stringify(statsJson(stats)) : statsText(stats));
+    return 0;
+  },
+};
+
+function datagramLine(event: DatagramEvent): string {
+  const from = formatAddress(event.from);
+  let what: string;
+  switch (event.kind) {
+    case "raw":
+      what = `raw ${describePayload(event.payload as Uint8Array)}`;
+      break;
+    case "malformed":
+      what = `malformed (${event.malformed?.reason}: ${event.malformed?.detail})`;
+      break;
+    case "unsupported-version":
+      what = `unsupported version ${event.frame?.version ?? "?"}`;
+      break;
+    default:
+      what = `${event.frame?.type} seq=${event.frame?.sequence} attempt=${event.frame?.attempt}` +
+        ` session=${event.frame?.session.toString(16).padStart(8, "0")}` +
+        (event.kind === "unexpected" ? " (not a request)" : "");
+  }
+  const reply = event.sendError
+    ? `send failed: ${event.sendError}`
+    : event.reply === "none"
+    ? "no reply"
+    : `${event.reply.toUpperCase()} ${event.replyBytes} bytes`;
+  return `${from} ${event.bytes} bytes ${what} -> ${reply}`;
+}
+
+function datagramJson(event: DatagramEvent): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    type: "datagram",
+    from: formatAddress(event.from),
+    bytes: event.bytes,
+    kind: event.kind,
+  };
+  if (event.frame) {
+    json.version = event.frame.version;
+    json.message = event.frame.type;
+    json.session = event.frame.session;
+    json.seq = event.frame.sequence;
+    json.attempt = event.frame.attempt;
+  }
+  if (event.malformed) {
+    json.reason = event.malformed.reason;
+    json.detail = event.malformed.detail;
+  }
+  if (event.payload) {
+    const text = payloadText(event.payload);
+    if (text === null) json.hex = event.payload.toHex();
+    else json.text = text;
+  }
+  json.reply = event.reply;
+  json.reply_bytes = event.replyBytes;
+  if (event.sendError) json.send_error = event.sendError;
+  return json;
+}
+
+function statsJson(stats: ReflectorStats): Record<string, unknown> {
+  return {
+    type: "stats",
+    received: stats.received,
+    bytes_received: stats.bytesReceived,
+    replied: stats.replied,
+    bytes_replied: stats.bytesReplied,
+    kinds: stats.kinds,
+    malformed: stats.malformed,
+    errors: stats.errors,
+  };
+}
+
+function statsText(stats: ReflectorStats): string {
+  const lines = [
+    "",
+    "--- udp serve statistics ---",
+    `${stats.received} datagrams received (${stats.bytesReceived} bytes), ` +
+    `${stats.replied} replies sent (${stats.bytesReplied} bytes)`,
+    Object.entries(stats.kinds).map(([kind, count]) => `${kind} ${count}`).join(", "),
+  ];
+  const malformed = nonZero(stats.malformed);
+  if (malformed) lines.push(`malformed: ${malformed}`);
+  const errors = nonZero(stats.errors);
+  lines.push(`errors: ${errors || "none"}`);
+  return lines.join("\n");
+}
+
+function nonZero(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .filter(([, count]) => count > 0)
+    .map(([name, count]) => `${name} ${count}`)
+    .join(", ");
+}

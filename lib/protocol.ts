@@ -1,0 +1,428 @@
+/**
+ * The `udp` wire format, version 1: a pure codec with no I/O.
+ *
+ * docs/protocol.md is the specification; this module implements it and the tests check the
+ * spec's hex test vectors against it. Decoding never throws: every input is classified as a
+ * frame, a raw (non-`udp`) datagram, a frame of an unsupported version, or a malformed frame
+ * with a precise reason.
+ *
+ * @module
+ */
+
+/** The four bytes every frame starts with: `DA 7A 55 50`. The first byte is not valid UTF-8 on
+ * its own, so no text datagram is ever mistaken for a frame. */
+export const MAGIC = 0xda7a5550;
+
+/** The protocol version this codec speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Every version this implementation speaks, in the order of preference. */
+export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+
+/** Size of the version 1 header in bytes; payload (padding) follows it. */
+export const HEADER_SIZE = 44;
+
+/** Bytes 0..27 keep their meaning in every protocol version (magic, version, type, flags,
+ * length, attempt, session, sequence, sent timestamp), so a server can answer a frame of a
+ * version it does not speak. */
+export const INVARIANT_SIZE = 28;
+
+/** The largest UDP payload over IPv4 (65,535 − 20 IP − 8 UDP header bytes). */
+export const MAX_DATAGRAM_IPV4 = 65507;
+
+/** The largest UDP payload over IPv6 without jumbograms (65,535 − 8 UDP header bytes). */
+export const MAX_DATAGRAM_IPV6 = 65527;
+
+/** Message types. PING is a request; PONG and ERROR are replies and are never answered. */
+export const MessageType = {
+  /** A probe: the reflector answers it with a PONG of exactly the same length. */
+  PING: 1,
+  /** The reflector's answer to a PING. */
+  PONG: 2,
+  /** The reflector's answer to a frame it cannot serve. */
+  ERROR: 3,
+} as const;
+
+/** A message type number defined by version 1. */
+export type MessageType = typeof MessageType[keyof typeof MessageType];
+
+/** Error codes carried in the payload of an ERROR frame. */
+export const ErrorCode = {
+  /** The request's protocol version is not spoken; values list the versions that are. */
+  UNSUPPORTED_VERSION: 1,
+  /** The request's message type is not served; values list the request types that are. */
+  UNSUPPORTED_TYPE: 2,
+} as const;
+
+/** An error code number defined by version 1. */
+export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];
+
+/** A decoded (or to-be-encoded) frame. Timestamps are milliseconds since the Unix epoch, with
+ * sub-millisecond fractions; 0 means "not set". */
+export interface Frame {
+  /** Protocol version number (1 for frames this codec produces). */
+  version: number;
+  /** Message type. */
+  type: MessageType;
+  /** Flag bits; version 1 defines none, senders set 0 and receivers ignore them. */
+  flags: number;
+  /** Retransmission number of this probe, 0 for the first attempt. */
+  attempt: number;
+  /** Random per-run identifier chosen by the client. */
+  session: number;
+  /** Probe number within the session. */
+  sequence: number;
+  /** The client's send time, echoed unchanged by the reflector. */
+  sentAt: number;
+  /** The reflector's receive time (PONG and ERROR only). */
+  receivedAt: number;
+  /** The reflector's send time (PONG and ERROR only). */
+  repliedAt: number;
+  /** Bytes after the header: padding in PING and PONG, the error detail in ERROR. */
+  payload: Uint8Array;
+}
+
+/** Why a datagram that starts with {@linkcode MAGIC} is not a valid frame. */
+export type MalformedReason =
+  | "too-short"
+  | "length-mismatch"
+  | "unknown-type"
+  | "bad-timestamp"
+  | "bad-error-payload";
+
+/** The fields every version carries at fixed offsets (see {@linkcode INVARIANT_SIZE}). */
+export interface Invariants {
+  /** Message type number as sent. */
+  type: number;
+  /** Retransmission number. */
+  attempt: number;
+  /** Session identifier. */
+  session: number;
+  /** Sequence number. */
+  sequence: number;
+}
+
+/** The classification of one datagram. */
+export type Decoded =
+  | { kind: "frame"; frame: Frame }
+  | { kind: "raw" }
+  | {
+    kind: "unsupported-version";
+    version: number;
+    /** Present when the datagram is long enough and its length field is consistent. */
+    invariants: Invariants | null;
+  }
+  | {
+    kind: "malformed";
+    reason: MalformedReason;
+    /** One line for people, e.g. "length field says 60 bytes but the datagram has 48". */
+    detail: string;
+    /** Present when the type could be read, so a server can still answer. */
+    invariants: Invariants | null;
+  };
+
+/** The detail of an ERROR frame's payload. */
+export interface ErrorDetail {
+  /** The error code. */
+  code: number;
+  /** Versions spoken (UNSUPPORTED_VERSION) or request types served (UNSUPPORTED_TYPE). */
+  values: number[];
+}
+
+const NANOS_PER_MS = 1_000_000;
+const MAX_NANOS = 999_999_999;
+const MAX_U32 = 0xffff_ffff;
+
+/** Options of {@linkcode encodeFrame}. */
+export interface EncodeOptions {
+  /** Write into this buffer (from offset 0) instead of allocating; it must be large enough. */
+  into?: Uint8Array;
+}
+
+/**
+ * Encodes a frame: header, then payload. The length field is computed.
+ *
+ * @example Encode a PING with 8 bytes of padding
+ * ```ts
+ * import { encodeFrame, MessageType } from "./protocol.ts";
+ * const bytes = encodeFrame({
+ *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 1, sequence: 0,
+ *   sentAt: Date.now(), receivedAt: 0, repliedAt: 0, payload: new Uint8Array(8),
+ * });
+ * console.log(bytes.length); // 52
+ * ```
+ */
+export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Array {
+  const length = HEADER_SIZE + frame.payload.length;
+  if (length > 0xffff) throw new RangeError(`frame of ${length} bytes exceeds 65535`);
+  const out = options.into ? options.into.subarray(0, length) : new Uint8Array(length);
+  if (out.length < length) throw new RangeError(`buffer of ${out.length} bytes < ${length}`);
+  const view = new DataView(out.buffer, out.byteOffset, length);
+  view.setUint32(0, MAGIC);
+  view.setUint8(4, frame.version);
+  view.setUint8(5, frame.type);
+  view.setUint16(6, frame.flags);
+  view.setUint16(8, length);
+  view.setUint16(10, frame.attempt);
+  view.setUint32(12, frame.session >>> 0);
+  view.setUint32(16, frame.sequence >>> 0);
+  writeTimestamp(view, 20, frame.sentAt);
+  writeTimestamp(view, 28, frame.receivedAt);
+  writeTimestamp(view, 36, frame.repliedAt);
+  out.set(frame.payload, HEADER_SIZE);
+  return out;
+}
+
+/**
+ * Classifies and decodes one datagram. Never throws. The returned payload is a view into
+ * `bytes`: copy it if `bytes` is a buffer that will be reused.
+ *
+ * @example
+ * ```ts
+ * import { decodeFrame } from "./protocol.ts";
+ * const result = decodeFrame(new TextEncoder().encode("hello"));
+ * console.log(result.kind); // "raw"
+ * ```
+ */
+export function decodeFrame(bytes: Uint8Array): Decoded {
+  if (bytes.length < 4) return { kind: "raw" };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0) !== MAGIC) return { kind: "raw" };
+  if (bytes.length < INVARIANT_SIZE) {
+    const version = bytes.length > 4 ? view.getUint8(4) : PROTOCOL_VERSION;
+    if (version !== PROTOCOL_VERSION) {
+      return { kind: "unsupported-version", version, invariants: null };
+    }
+    return malformed("too-short", `${bytes.length} bytes is shorter than the header`, null);
+  }
+  const version = view.getUint8(4);
+  const lengthField = view.getUint16(8);
+  const invariants: Invariants = {
+    type: view.getUint8(5),
+    attempt: view.getUint16(10),
+    session: view.getUint32(12),
+    sequence: view.getUint32(16),
+  };
+  if (version !== PROTOCOL_VERSION) {
+    return {
+      kind: "unsupported-version",
+      version,
+      invariants: lengthField === bytes.length ? invariants : null,
+    };
+  }
+  if (bytes.length < HEADER_SIZE) {
+    return malformed(
+      "too-short",
+      `${bytes.length} bytes is shorter than the ${HEADER_SIZE}-byte header`,
+      null,
+    );
+  }
+  if (lengthField !== bytes.length) {
+    return malformed(
+      "length-mismatch",
+      `length field says ${lengthField} bytes but the datagram has ${bytes.length}`,
+      null,
+    );
+  }
+  const type = invariants.type;
+  if (type !== MessageType.PING && type !== MessageType.PONG && type !== MessageType.ERROR) {
+    return malformed("unknown-type", `message type ${type} is not defined`, invariants);
+  }
+  const sentAt = readTimestamp(view, 20);
+  const receivedAt = readTimestamp(view, 28);
+  const repliedAt = readTimestamp(view, 36);
+  if (sentAt === null || receivedAt === null || repliedAt === null) {
+    return malformed("bad-timestamp", "a timestamp has 1,000,000,000 or more nanoseconds", null);
+  }
+  const payload = bytes.subarray(HEADER_SIZE);
+  if (type === MessageType.ERROR && decodeErrorDetail(payload) === null) {
+    return malformed("bad-error-payload", "ERROR payload is shorter than its count says", null);
+  }
+  return {
+    kind: "frame",
+    frame: {
+      version,
+      type,
+      flags: view.getUint16(6),
+      attempt: invariants.attempt,
+      session: invariants.session,
+      sequence: invariants.sequence,
+      sentAt,
+      receivedAt,
+      repliedAt,
+      payload,
+    },
+  };
+}
+
+/**
+ * Turns a valid PING (as received) into its PONG, written into `out`: the same bytes with the
+ * type changed and the reflector's timestamps filled in, so the PONG is exactly as long as
+ * the PING and the reflector never amplifies.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, makePong, MessageType } from "./protocol.ts";
+ * const ping = encodeFrame({
+ *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 7, sequence: 3,
+ *   sentAt: 1, receivedAt: 0, repliedAt: 0, payload: new Uint8Array(4),
+ * });
+ * const pong = makePong(ping, new Uint8Array(ping.length), 2, 3);
+ * console.log(pong.length === ping.length); // true
+ * ```
+ */
+export function makePong(
+  ping: Uint8Array,
+  out: Uint8Array,
+  receivedAt: number,
+  repliedAt: number,
+): Uint8Array {
+  const pong = out.subarray(0, ping.length);
+  if (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset) pong.set(ping);
+  const view = new DataView(pong.buffer, pong.byteOffset, pong.byteLength);
+  view.setUint8(5, MessageType.PONG);
+  writeTimestamp(view, 28, receivedAt);
+  writeTimestamp(view, 36, repliedAt);
+  return pong;
+}
+
+/**
+ * Builds the ERROR reply to a request, or returns null when the ERROR would be longer than the
+ * request (the reflector never amplifies). Session, sequence, attempt and the client's
+ * timestamp are copied from the request so the client can match the reply. An ERROR is always
+ * laid out as version 1, whatever versions the server speaks, so every client can read it.
+ *
+ * @example
+ * ```ts
+ * import { encodeError, ErrorCode } from "./protocol.ts";
+ * const reply = encodeError(
+ *   { attempt: 0, session: 1, sequence: 0, sentAt: 0 },
+ *   { code: ErrorCode.UNSUPPORTED_VERSION, values: [1] },
+ *   100, 5, 6,
+ * );
+ * console.log(reply?.length); // 47
+ * ```
+ */
+export function encodeError(
+  request: Pick<Frame, "attempt" | "session" | "sequence" | "sentAt">,
+  detail: ErrorDetail,
+  requestLength: number,
+  receivedAt: number,
+  repliedAt: number,
+): Uint8Array | null {
+  const payload = new Uint8Array(2 + detail.values.length);
+  payload[0] = detail.code;
+  payload[1] = detail.values.length;
+  payload.set(detail.values, 2);
+  if (HEADER_SIZE + payload.length > requestLength) return null;
+  return encodeFrame({
+    version: PROTOCOL_VERSION,
+    type: MessageType.ERROR,
+    flags: 0,
+    attempt: request.attempt,
+    session: request.session,
+    sequence: request.sequence,
+    sentAt: request.sentAt,
+    receivedAt,
+    repliedAt,
+    payload,
+  });
+}
+
+/**
+ * Reads the payload of an ERROR frame; null when it is too short for its own count.
+ *
+ * @example
+ * ```ts
+ * import { decodeErrorDetail } from "./protocol.ts";
+ * console.log(decodeErrorDetail(new Uint8Array([1, 1, 1]))); // { code: 1, values: [ 1 ] }
+ * ```
+ */
+export function decodeErrorDetail(payload: Uint8Array): ErrorDetail | null {
+  if (payload.length < 2 || payload.length < 2 + payload[1]) return null;
+  return { code: payload[0], values: Array.from(payload.subarray(2, 2 + payload[1])) };
+}
+
+/**
+ * Reads the client's send timestamp of a frame of any version (it is one of the invariants),
+ * or 0 when the datagram is too short or the field invalid: an ERROR copies it so the client
+ * can time the reply.
+ *
+ * @example
+ * ```ts
+ * import { peekSentAt } from "./protocol.ts";
+ * console.log(peekSentAt(new Uint8Array(10))); // 0
+ * ```
+ */
+export function peekSentAt(bytes: Uint8Array): number {
+  if (bytes.length < INVARIANT_SIZE) return 0;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return readTimestamp(view, 20) ?? 0;
+}
+
+/**
+ * The name of a message type for people, e.g. "PING", or "type 9".
+ *
+ * @example
+ * ```ts
+ * import { messageTypeName } from "./protocol.ts";
+ * console.log(messageTypeName(2)); // "PONG"
+ * ```
+ */
+export function messageTypeName(type: number): string {
+  switch (type) {
+    case MessageType.PING:
+      return "PING";
+    case MessageType.PONG:
+      return "PONG";
+    case MessageType.ERROR:
+      return "ERROR";
+    default:
+      return `type ${type}`;
+  }
+}
+
+/**
+ * The largest payload (bytes after the header) a frame can carry for an address family.
+ *
+ * @example
+ * ```ts
+ * import { maxPayloadSize } from "./protocol.ts";
+ * console.log(maxPayloadSize("ipv4")); // 65463
+ * ```
+ */
+export function maxPayloadSize(family: "ipv4" | "ipv6"): number {
+  return (family === "ipv6" ? MAX_DATAGRAM_IPV6 : MAX_DATAGRAM_IPV4) - HEADER_SIZE;
+}
+
+function malformed(
+  reason: MalformedReason,
+  detail: string,
+  invariants: Invariants | null,
+): Decoded {
+  return { kind: "malformed", reason, detail, invariants };
+}
+
+/** Timestamps are two big-endian u32: whole seconds since the Unix epoch, then nanoseconds. */
+function writeTimestamp(view: DataView, offset: number, ms: number): void {
+  if (!(ms > 0)) {
+    view.setUint32(offset, 0);
+    view.setUint32(offset + 4, 0);
+    return;
+  }
+  let seconds = Math.floor(ms / 1000);
+  let nanos = Math.round((ms - seconds * 1000) * NANOS_PER_MS);
+  if (nanos > MAX_NANOS) {
+    seconds += 1;
+    nanos -= 1_000_000_000;
+  }
+  view.setUint32(offset, Math.min(seconds, MAX_U32));
+  view.setUint32(offset + 4, nanos);
+}
+
+function readTimestamp(view: DataView, offset: number): number | null {
+  const seconds = view.getUint32(offset);
+  const nanos = view.getUint32(offset + 4);
+  if (nanos > MAX_NANOS) return null;
+  return seconds * 1000 + nanos / NANOS_PER_MS;
+}

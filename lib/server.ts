@@ -1,0 +1,299 @@
+/**
+ * The reflector behind `udp serve`: answers PING with PONG, raw datagrams per the raw mode,
+ * frames of other versions with an ERROR, and counts every datagram by kind. No datagram can
+ * stop it, and no reply is ever longer than its request except the documented `ack:` prefix.
+ *
+ * @module
+ */
+
+import { canonicalHost } from "./address.ts";
+import { wallClockMs } from "./clock.ts";
+import {
+  decodeFrame,
+  encodeError,
+  ErrorCode,
+  makePong,
+  type MalformedReason,
+  MessageType,
+  messageTypeName,
+  peekSentAt,
+  SUPPORTED_VERSIONS,
+} from "./protocol.ts";
+import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
+
+/** What the reflector does with raw (non-`udp`) datagrams. */
+export type RawMode = "ack" | "echo" | "ignore";
+
+/** Every raw mode, for option validation. */
+export const RAW_MODES: readonly RawMode[] = ["ack", "echo", "ignore"];
+
+/** How the reflector classified a datagram. */
+export type DatagramKind = "ping" | "raw" | "malformed" | "unsupported-version" | "unexpected";
+
+/** What the reflector sent back. */
+export type ReplyKind = "pong" | "error" | "ack" | "echo" | "none";
+
+/** One datagram as the reflector saw and answered it (for `-v` and `--json` logs). */
+export interface DatagramEvent {
+  /** The sender. */
+  from: PeerAddress;
+  /** Size of the datagram. */
+  bytes: number;
+  /** Its classification. */
+  kind: DatagramKind;
+  /** For frames: type, session, sequence and attempt as far as they could be read. */
+  frame?: { type: string; session: number; sequence: number; attempt: number; version: number };
+  /** For malformed frames: the reason and a one-line detail. */
+  malformed?: { reason: MalformedReason; detail: string };
+  /** For raw datagrams: the data, a view valid only during the callback. */
+  payload?: Uint8Array;
+  /** The reply sent, if any. */
+  reply: ReplyKind;
+  /** Size of the reply (0 when none was sent). */
+  replyBytes: number;
+  /** Why sending the reply failed, if it did. */
+  sendError?: string;
+}
+
+/** Counters of everything the reflector received and sent. */
+export interface ReflectorStats {
+  /** Datagrams received. */
+  received: number;
+  /** Bytes received (UDP payload). */
+  bytesReceived: number;
+  /** Replies sent successfully. */
+  replied: number;
+  /** Bytes sent in replies. */
+  bytesReplied: number;
+  /** Datagrams by classification. */
+  kinds: Record<DatagramKind, number>;
+  /** Malformed frames by reason. */
+  malformed: Record<MalformedReason, number>;
+  /** Errors by kind: replies that could not be sent, receive errors, internal errors. */
+  errors: Record<string, number>;
+}
+
+/** Options of {@linkcode Reflector.listen}. */
+export interface ReflectorOptions {
+  /** Numeric address to bind (resolve names first). */
+  hostname: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** Raw datagram handling; default "ack". */
+  raw?: RawMode;
+  /** Called after each datagram has been handled. */
+  onDatagram?: (event: DatagramEvent) => void;
+}
+
+const ACK_PREFIX = new TextEncoder().encode("ack:");
+
+/**
+ * A running reflector.
+ *
+ * @example Start a reflector on a free loopback port and stop it
+ * ```ts
+ * import { Reflector } from "./server.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * console.log(reflector.address.port > 0); // true
+ * await reflector.close();
+ * console.log(reflector.stats.received); // 0
+ * ```
+ */
+export class Reflector {
+  readonly #socket: UdpSocket;
+  readonly #raw: RawMode;
+  readonly #onDatagram?: (event: DatagramEvent) => void;
+  readonly #stats: ReflectorStats = {
+    received: 0,
+    bytesReceived: 0,
+    replied: 0,
+    bytesReplied: 0,
+    kinds: { ping: 0, raw: 0, malformed: 0, "unsupported-version": 0, unexpected: 0 },
+    malformed: {
+      "too-short": 0,
+      "length-mismatch": 0,
+      "unknown-type": 0,
+      "bad-timestamp": 0,
+      "bad-error-payload": 0,
+    },
+    errors: {},
+  };
+  readonly #finished: Promise<void>;
+
+  private constructor(socket: UdpSocket, options: ReflectorOptions) {
+    this.#socket = socket;
+    this.#raw = options.raw ?? "ack";
+    this.#onDatagram = options.onDatagram;
+    this.#finished = socket.receiveEach(
+      (data, from) => this.#handle(data, from),
+      (error) => this.#countError(`receive: ${errorKind(error)}`),
+    );
+  }
+
+  /** Binds and starts serving. Throws a UsageError when the address cannot be bound. */
+  static listen(options: ReflectorOptions): Reflector {
+    return new Reflector(UdpSocket.bind(options.hostname, options.port), options);
+  }
+
+  /** The bound address, with the real port. */
+  get address(): PeerAddress {
+    return this.#socket.address;
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): ReflectorStats {
+    return structuredClone(this.#stats);
+  }
+
+  /** Resolves when the reflector has stopped. */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  /** Stops serving; the datagram being handled, if any, is finished and counted first. */
+  async close(): Promise<void> {
+    this.#socket.close();
+    await this.#finished;
+  }
+
+  async #handle(data: Uint8Array, from: PeerAddress): Promise<void> {
+    const receivedAt = wallClockMs();
+    this.#stats.received++;
+    this.#stats.bytesReceived += data.length;
+    const event: DatagramEvent = {
+      from: { ...from, hostname: canonicalHost(from.hostname) },
+      bytes: data.length,
+      kind: "raw",
+      reply: "none",
+      replyBytes: 0,
+    };
+    let reply: Uint8Array | null = null;
+    try {
+      reply = this.#classify(data, event, receivedAt);
+    } catch (error) {
+      // The codec never throws; this guards the counters against a bug, not against input.
+      this.#countError(`internal: ${errorKind(error)}`);
+    }
+    this.#stats.kinds[event.kind]++;
+    if (reply !== null) {
+      try {
+        const sent = await this.#socket.send(reply, from);
+        this.#stats.replied++;
+        this.#stats.bytesReplied += sent;
+        event.replyBytes = sent;
+      } catch (error) {
+        event.sendError = errorKind(error);
+        this.#countError(event.sendError);
+        event.reply = "none";
+      }
+    }
+    this.#onDatagram?.(event);
+  }
+
+  /** Fills in the event's classification and returns the reply to send, if any. */
+  #classify(data: Uint8Array, event: DatagramEvent, receivedAt: number): Uint8Array | null {
+    const decoded = decodeFrame(data);
+    switch (decoded.kind) {
+      case "frame": {
+        const { frame } = decoded;
+        event.frame = {
+          type: messageTypeName(frame.type),
+          session: frame.session,
+          sequence: frame.sequence,
+          attempt: frame.attempt,
+          version: frame.version,
+        };
+        if (frame.type !== MessageType.PING) {
+          // Replies are never answered, so two reflectors can never bounce frames forever.
+          event.kind = "unexpected";
+          return null;
+        }
+        event.kind = "ping";
+        event.reply = "pong";
+        // In place: the receive buffer is not reused before this reply has been sent.
+        return makePong(data, data, receivedAt, wallClockMs());
+      }
+      case "raw":
+        event.kind = "raw";
+        event.payload = data;
+        if (this.#raw === "ignore") return null;
+        event.reply = this.#raw;
+        if (this.#raw === "echo") return data;
+        return ackReply(data);
+      case "unsupported-version": {
+        event.kind = "unsupported-version";
+        const invariants = decoded.invariants;
+        if (invariants === null) return null;
+        event.frame = { ...invariants, type: `type ${invariants.type}`, version: decoded.version };
+        if (invariants.type === MessageType.PONG || invariants.type === MessageType.ERROR) {
+          return null;
+        }
+        return this.#error(
+          data,
+          invariants,
+          ErrorCode.UNSUPPORTED_VERSION,
+          [
+            ...SUPPORTED_VERSIONS,
+          ],
+          event,
+          receivedAt,
+        );
+      }
+      case "malformed": {
+        event.kind = "malformed";
+        event.malformed = { reason: decoded.reason, detail: decoded.detail };
+        this.#stats.malformed[decoded.reason]++;
+        const invariants = decoded.invariants;
+        if (decoded.reason !== "unknown-type" || invariants === null) return null;
+        event.frame = { ...invariants, type: `type ${invariants.type}`, version: 1 };
+        return this.#error(
+          data,
+          invariants,
+          ErrorCode.UNSUPPORTED_TYPE,
+          [MessageType.PING],
+          event,
+          receivedAt,
+        );
+      }
+    }
+  }
+
+  #error(
+    data: Uint8Array,
+    request: { attempt: number; session: number; sequence: number },
+    code: ErrorCode,
+    values: number[],
+    event: DatagramEvent,
+    receivedAt: number,
+  ): Uint8Array | null {
+    const reply = encodeError(
+      { ...request, sentAt: peekSentAt(data) },
+      { code, values },
+      data.length,
+      receivedAt,
+      wallClockMs(),
+    );
+    if (reply !== null) event.reply = "error";
+    return reply;
+  }
+
+  #countError(kind: string): void {
+    this.#stats.errors[kind] = (this.#stats.errors[kind] ?? 0) + 1;
+  }
+}
+
+/**
+ * The classic tutorial server's answer to a raw datagram: `ack:` followed by the data.
+ *
+ * @example
+ * ```ts
+ * import { ackReply } from "./server.ts";
+ * console.log(new TextDecoder().decode(ackReply(new TextEncoder().encode("hi")))); // ack:hi
+ * ```
+ */
+export function ackReply(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(ACK_PREFIX.length + data.length);
+  out.set(ACK_PREFIX);
+  out.set(data, ACK_PREFIX.length);
+  return out;
+}

@@ -1,0 +1,142 @@
+/**
+ * The one place that touches `Deno.listenDatagram`: binding with one-line errors, a single
+ * receive loop per socket with a reused 64 KiB buffer, and sending.
+ *
+ * @module
+ */
+
+import { canonicalHost, formatAddress } from "./address.ts";
+import { UsageError } from "./errors.ts";
+
+/** A UDP peer address as Deno reports it. */
+export type PeerAddress = Deno.NetAddr;
+
+/**
+ * Called once per datagram. `data` is a view into the socket's reused receive buffer and is
+ * valid only until the returned promise settles (or, for a synchronous handler, until it
+ * returns): copy what must outlive that. The next datagram is not read before then.
+ */
+export type DatagramHandler = (data: Uint8Array, from: PeerAddress) => void | Promise<void>;
+
+const RECEIVE_BUFFER_SIZE = 65536;
+
+/**
+ * A bound UDP socket.
+ *
+ * @example Echo one datagram on loopback
+ * ```ts
+ * import { UdpSocket } from "./socket.ts";
+ * const server = UdpSocket.bind("127.0.0.1", 0);
+ * const client = UdpSocket.bind("127.0.0.1", 0);
+ * const served = server.receiveEach(async (data, from) => {
+ *   await server.send(data, from);
+ *   server.close();
+ * });
+ * await client.send(new TextEncoder().encode("hi"), server.address);
+ * await served;
+ * client.close();
+ * ```
+ */
+export class UdpSocket {
+  readonly #conn: Deno.DatagramConn;
+  readonly #buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
+  #closed = false;
+
+  private constructor(conn: Deno.DatagramConn) {
+    this.#conn = conn;
+  }
+
+  /**
+   * Binds a socket. `hostname` must be a numeric address (resolve names first); port 0 picks
+   * a free port. Throws a UsageError whose message says what went wrong and what to do.
+   */
+  static bind(hostname: string, port: number): UdpSocket {
+    try {
+      return new UdpSocket(Deno.listenDatagram({ transport: "udp", hostname, port }));
+    } catch (error) {
+      throw new UsageError(describeBindError(error, hostname, port));
+    }
+  }
+
+  /** The local address, with the real port when bound to port 0. */
+  get address(): PeerAddress {
+    const addr = this.#conn.addr as Deno.NetAddr;
+    return { transport: "udp", hostname: canonicalHost(addr.hostname), port: addr.port };
+  }
+
+  /** Whether {@linkcode UdpSocket.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends one datagram; resolves with the number of bytes sent. */
+  send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
+    return this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+  }
+
+  /**
+   * Runs the socket's single receive loop until the socket is closed, calling `handler` for
+   * each datagram in arrival order. Receive errors other than closing (which a UDP socket can
+   * see after an ICMP error, for instance) go to `onError` and the loop goes on.
+   */
+  async receiveEach(
+    handler: DatagramHandler,
+    onError: (error: unknown) => void = () => {},
+  ): Promise<void> {
+    while (!this.#closed) {
+      let datagram: [Uint8Array, Deno.Addr];
+      try {
+        datagram = await this.#conn.receive(this.#buffer);
+      } catch (error) {
+        if (this.#closed || error instanceof Deno.errors.BadResource) return;
+        onError(error);
+        continue;
+      }
+      await handler(datagram[0], datagram[1] as Deno.NetAddr);
+    }
+  }
+
+  /** Closes the socket; the receive loop ends. Safe to call more than once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+
+  /** Closes the socket at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Names a send or receive error briefly for counters and logs, e.g. "Message too long".
+ *
+ * @example
+ * ```ts
+ * import { errorKind } from "./socket.ts";
+ * console.log(errorKind(new Error("Message too long (os error 90)"))); // "Message too long"
+ * ```
+ */
+export function errorKind(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const message = error.message.replace(/\s*\(os error \d+\)$/, "");
+  return message || error.name;
+}
+
+function describeBindError(error: unknown, hostname: string, port: number): string {
+  const where = formatAddress({ hostname, port });
+  if (error instanceof Deno.errors.AddrInUse) {
+    return `cannot listen on ${where}: the port is already in use; choose another with --port, or --port 0 for any free port`;
+  }
+  if (error instanceof Deno.errors.NotCapable) {
+    return `cannot listen on ${where}: network permission is missing (run with --allow-net)`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `cannot listen on ${where}: permission denied; ports below 1024 need privileges, use a higher --port`;
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return `cannot listen on ${where}: ${hostname} is not an address of this machine; use 127.0.0.1, ::1, 0.0.0.0, :: or one of its addresses`;
+  }
+  return `cannot listen on ${where}: ${errorKind(error)}`;
+}

@@ -1,0 +1,89 @@
+/**
+ * `udp` as a library: the framed, versioned protocol codec, a reflector, a pinger that
+ * accounts for loss, duplicates, reordering and late replies, and the statistics behind them.
+ *
+ * @example Ping a local reflector
+ * ```ts
+ * import { ping, Reflector } from "./mod.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * const { summary } = await ping({
+ *   target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+ *   count: 3,
+ *   intervalMs: 0,
+ * });
+ * await reflector.close();
+ * console.log(summary.received, summary.loss_percent); // 3 0
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type Decoded,
+  decodeErrorDetail,
+  decodeFrame,
+  encodeError,
+  encodeFrame,
+  type EncodeOptions,
+  ErrorCode,
+  type ErrorDetail,
+  type Frame,
+  HEADER_SIZE,
+  INVARIANT_SIZE,
+  type Invariants,
+  MAGIC,
+  makePong,
+  type MalformedReason,
+  MAX_DATAGRAM_IPV4,
+  MAX_DATAGRAM_IPV6,
+  maxPayloadSize,
+  MessageType,
+  messageTypeName,
+  peekSentAt,
+  PROTOCOL_VERSION,
+  SUPPORTED_VERSIONS,
+} from "./lib/protocol.ts";
+export {
+  ackReply,
+  type DatagramEvent,
+  type DatagramKind,
+  RAW_MODES,
+  type RawMode,
+  Reflector,
+  type ReflectorOptions,
+  type ReflectorStats,
+  type ReplyKind,
+} from "./lib/server.ts";
+export {
+  DEFAULT_INTERVAL_MS,
+  DEFAULT_PAYLOAD_SIZE,
+  DEFAULT_TIMEOUT_MS,
+  type ForeignReason,
+  MAX_RETRIES,
+  ping,
+  type PingEvent,
+  type PingOptions,
+  type PingResult,
+  type PingSummary,
+  PROBE_WINDOW,
+  type StopReason,
+} from "./lib/client.ts";
+export {
+  canonicalHost,
+  DEFAULT_PORT,
+  type Family,
+  familyOf,
+  formatAddress,
+  type HostPort,
+  parseHostPort,
+  parsePort,
+  type ResolvedAddress,
+  resolveHost,
+  type ResolveOptions,
+  sameAddress,
+} from "./lib/address.ts";
+export { type DatagramHandler, errorKind, type PeerAddress, UdpSocket } from "./lib/socket.ts";
+export { EXACT_SAMPLE_LIMIT, JitterEstimator, LatencyStats, ReorderDetector } from "./lib/stats.ts";
+export { Histogram } from "./lib/histogram.ts";
+export { UsageError } from "./lib/errors.ts";
+export { main, VERSION } from "./lib/cli.ts";

@@ -1,0 +1,28 @@
+/**
+ * The runtime flags of the `udp` binary, defined once: in deno.json's `udp` task
+ * (`deno run FLAGS main.ts`). `deno task compile` compiles with exactly these flags and the
+ * end-to-end tests run `main.ts` with exactly these flags, so what is tested is what ships.
+ *
+ * @module
+ */
+
+import config from "../deno.json" with { type: "json" };
+
+/**
+ * The flags between `deno run` and `main.ts` in the `udp` task.
+ *
+ * @example
+ * ```ts
+ * import { runtimeFlags } from "./flags.ts";
+ * console.log(runtimeFlags().includes("--allow-net")); // true
+ * ```
+ */
+export function runtimeFlags(): string[] {
+  const words = config.tasks.udp.trim().split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "run" || words.at(-1) !== "main.ts") {
+    throw new Error(
+      `deno.json task "udp" must read "deno run FLAGS main.ts", got: ${config.tasks.udp}`,
+    );
+  }
+  return words.slice(2, -1);
+}

@@ -1,0 +1,180 @@
+/**
+ * Shared helpers for the tests: running the CLI as a subprocess (from source with the
+ * compile flags, or the compiled binary named by UDP_BIN), reading its output line by line,
+ * and a scripted fake reflector.
+ *
+ * @module
+ */
+
+import { runtimeFlags } from "../scripts/flags.ts";
+import { UdpSocket } from "../lib/socket.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** The command line that runs `udp ARGS`. */
+export function udpArgv(args: string[]): [string, string[]] {
+  const binary = Deno.env.get("UDP_BIN");
+  if (binary) return [binary, args];
+  return [Deno.execPath(), ["run", "--quiet", ...runtimeFlags(), MAIN, ...args]];
+}
+
+/** The result of a finished CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `udp ARGS` to completion, with optional standard input. */
+export async function runUdp(args: string[], stdin?: string | Uint8Array): Promise<CliResult> {
+  const [command, argv] = udpArgv(args);
+  const child = new Deno.Command(command, {
+    args: argv,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
+    await writer.close();
+  }
+  const output = await child.output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** A running `udp` subprocess whose stdout can be read line by line. */
+export class UdpProcess {
+  readonly child: Deno.ChildProcess;
+  readonly #lines: ReadableStreamDefaultReader<string>;
+  readonly #stderr: Promise<string>;
+  readonly seen: string[] = [];
+  #pending = "";
+
+  constructor(args: string[]) {
+    const [command, argv] = udpArgv(args);
+    this.child = new Deno.Command(command, {
+      args: argv,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#lines = this.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.#stderr = new Response(this.child.stderr).text();
+  }
+
+  /** Reads lines until one matches `pattern`; returns the match. Fails at end of output. */
+  async waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+    while (true) {
+      const newline = this.#pending.indexOf("\n");
+      if (newline >= 0) {
+        const line = this.#pending.slice(0, newline);
+        this.#pending = this.#pending.slice(newline + 1);
+        this.seen.push(line);
+        const match = line.match(pattern);
+        if (match) return match;
+        continue;
+      }
+      const { value, done } = await this.#lines.read();
+      if (done) {
+        throw new Error(`output ended before ${pattern}; got:\n${this.seen.join("\n")}`);
+      }
+      this.#pending += value;
+    }
+  }
+
+  /** Sends a signal, then collects the rest of stdout, stderr and the exit code. */
+  async stop(signal: Deno.Signal = "SIGINT"): Promise<CliResult> {
+    this.child.kill(signal);
+    return await this.finish();
+  }
+
+  /** Waits for exit; stdout holds every line not yet consumed by waitFor. */
+  async finish(): Promise<CliResult> {
+    let rest = this.#pending;
+    while (true) {
+      const { value, done } = await this.#lines.read();
+      if (done) break;
+      rest += value;
+    }
+    const status = await this.child.status;
+    return { code: status.code, stdout: rest, stderr: await this.#stderr };
+  }
+}
+
+/** Starts `udp serve --port 0 ARGS` and returns it with the port it listens on. */
+export async function startServe(
+  args: string[] = [],
+): Promise<{ serve: UdpProcess; port: number }> {
+  const serve = new UdpProcess(["serve", "--port", "0", ...args]);
+  const match = await serve.waitFor(/Listening on .*:(\d+)$|"address":".*:(\d+)"/);
+  return { serve, port: Number(match[1] ?? match[2]) };
+}
+
+/** A loopback socket the test drives by hand, e.g. as a scripted reflector. */
+export function bindLoopback(): UdpSocket {
+  return UdpSocket.bind("127.0.0.1", 0);
+}
+
+/** Whether a program is on PATH. */
+export function hasProgram(name: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** A received datagram (copied). */
+export interface Received {
+  data: Uint8Array;
+  from: Deno.NetAddr;
+}
+
+/**
+ * A loopback socket with a queue of what it receives: `next()` waits for the next datagram.
+ * `close()` closes the socket and waits for its receive loop to end.
+ */
+export class Inbox {
+  readonly socket: UdpSocket;
+  readonly #queue: Received[] = [];
+  #waiting: ((received: Received) => void) | null = null;
+  readonly #loop: Promise<void>;
+
+  constructor(hostname = "127.0.0.1") {
+    this.socket = UdpSocket.bind(hostname, 0);
+    this.#loop = this.socket.receiveEach((data, from) => {
+      const received = { data: data.slice(), from };
+      if (this.#waiting) {
+        const resolve = this.#waiting;
+        this.#waiting = null;
+        resolve(received);
+      } else {
+        this.#queue.push(received);
+      }
+    });
+  }
+
+  /** The next datagram received. */
+  next(): Promise<Received> {
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve) => this.#waiting = resolve);
+  }
+
+  /** Sends `data` to `to`. */
+  async send(data: Uint8Array, to: { hostname: string; port: number }): Promise<void> {
+    await this.socket.send(data, to);
+  }
+
+  /** Closes the socket and waits for the receive loop to end. */
+  async close(): Promise<void> {
+    this.socket.close();
+    await this.#loop;
+  }
+}

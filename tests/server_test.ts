@@ -1,0 +1,283 @@
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  strictEqual,
+  throws,
+} from "node:assert/strict";
+import {
+  decodeErrorDetail,
+  decodeFrame,
+  encodeFrame,
+  ErrorCode,
+  type Frame,
+  HEADER_SIZE,
+  MAX_DATAGRAM_IPV4,
+  MessageType,
+} from "../lib/protocol.ts";
+import { type DatagramEvent, Reflector } from "../lib/server.ts";
+import { UsageError } from "../lib/errors.ts";
+import { Inbox } from "./helpers.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+function pingFrame(fields: Partial<Frame> = {}): Uint8Array {
+  return encodeFrame({
+    version: 1,
+    type: MessageType.PING,
+    flags: 0,
+    attempt: 0,
+    session: 42,
+    sequence: 1,
+    sentAt: 1_700_000_000_000.5,
+    receivedAt: 0,
+    repliedAt: 0,
+    payload: new Uint8Array(16).fill(0x5a),
+    ...fields,
+  });
+}
+
+/** Runs `body` against a fresh reflector and a fresh client socket, closing both. */
+async function withReflector(
+  options: { raw?: "ack" | "echo" | "ignore"; hostname?: string },
+  body: (reflector: Reflector, client: Inbox, events: DatagramEvent[]) => Promise<void>,
+): Promise<void> {
+  const events: DatagramEvent[] = [];
+  const hostname = options.hostname ?? "127.0.0.1";
+  const reflector = Reflector.listen({
+    hostname,
+    port: 0,
+    raw: options.raw,
+    onDatagram: (event) => events.push({ ...event, payload: event.payload?.slice() }),
+  });
+  const client = new Inbox(hostname);
+  try {
+    await body(reflector, client, events);
+  } finally {
+    await client.close();
+    await reflector.close();
+  }
+}
+
+Deno.test("Reflector answers PING with a PONG of exactly the same length and fields", async () => {
+  await withReflector({}, async (reflector, client) => {
+    const request = pingFrame({ payload: Uint8Array.from({ length: 300 }, (_, i) => i & 255) });
+    await client.send(request, reflector.address);
+    const reply = await client.next();
+    strictEqual(reply.data.length, request.length);
+    strictEqual(reply.from.port, reflector.address.port);
+    const decoded = decodeFrame(reply.data);
+    assert(decoded.kind === "frame");
+    const { frame } = decoded;
+    assertEquals(
+      [frame.type, frame.session, frame.sequence, frame.attempt, frame.sentAt],
+      [MessageType.PONG, 42, 1, 0, 1_700_000_000_000.5],
+    );
+    assert(frame.receivedAt > 0 && frame.repliedAt >= frame.receivedAt);
+    assertEquals(frame.payload, request.subarray(HEADER_SIZE));
+    const stats = reflector.stats;
+    assertEquals([stats.received, stats.replied, stats.kinds.ping], [1, 1, 1]);
+    assertEquals([stats.bytesReceived, stats.bytesReplied], [request.length, request.length]);
+  });
+});
+
+Deno.test("Reflector acks raw datagrams by default, like the classic tutorial server", async () => {
+  await withReflector({}, async (reflector, client, events) => {
+    await client.send(text("hello"), reflector.address);
+    const reply = await client.next();
+    strictEqual(new TextDecoder().decode(reply.data), "ack:hello");
+    strictEqual(reflector.stats.kinds.raw, 1);
+    assertEquals(events[0].payload, text("hello"));
+    strictEqual(events[0].reply, "ack");
+  });
+});
+
+Deno.test("Reflector echoes raw datagrams with --raw echo, zero-length ones included", async () => {
+  await withReflector({ raw: "echo" }, async (reflector, client) => {
+    await client.send(text("echo me"), reflector.address);
+    strictEqual(new TextDecoder().decode((await client.next()).data), "echo me");
+    await client.send(new Uint8Array(0), reflector.address);
+    strictEqual((await client.next()).data.length, 0);
+  });
+});
+
+Deno.test("Reflector ignores raw datagrams with --raw ignore, but counts them", async () => {
+  await withReflector({ raw: "ignore" }, async (reflector, client) => {
+    await client.send(text("ignored"), reflector.address);
+    await client.send(pingFrame(), reflector.address);
+    // One receive loop answers in order: the first reply is the PONG, so "ignored" got none.
+    const decoded = decodeFrame((await client.next()).data);
+    assert(decoded.kind === "frame" && decoded.frame.type === MessageType.PONG);
+    assertEquals([reflector.stats.kinds.raw, reflector.stats.replied], [1, 1]);
+  });
+});
+
+Deno.test("Reflector counts malformed frames by reason and never answers them", async () => {
+  await withReflector({}, async (reflector, client, events) => {
+    const valid = pingFrame();
+    const tooShort = valid.subarray(0, 30);
+    const lengthMismatch = valid.subarray(0, valid.length - 1);
+    const badTimestamp = valid.slice();
+    new DataView(badTimestamp.buffer).setUint32(24, 1_000_000_000);
+    for (const datagram of [tooShort, lengthMismatch, badTimestamp, valid]) {
+      await client.send(datagram, reflector.address);
+    }
+    const reply = await client.next();
+    strictEqual(reply.data.length, valid.length);
+    const stats = reflector.stats;
+    assertEquals(stats.malformed["too-short"], 1);
+    assertEquals(stats.malformed["length-mismatch"], 1);
+    assertEquals(stats.malformed["bad-timestamp"], 1);
+    assertEquals([stats.kinds.malformed, stats.kinds.ping, stats.replied], [3, 1, 1]);
+    assertEquals(events.map((e) => e.malformed?.reason), [
+      "too-short",
+      "length-mismatch",
+      "bad-timestamp",
+      undefined,
+    ]);
+  });
+});
+
+Deno.test("Reflector answers an unsupported version with an ERROR naming version 1", async () => {
+  await withReflector({}, async (reflector, client) => {
+    const request = pingFrame({ version: 2, sequence: 77, attempt: 3 });
+    await client.send(request, reflector.address);
+    const reply = await client.next();
+    assert(reply.data.length <= request.length);
+    const decoded = decodeFrame(reply.data);
+    assert(decoded.kind === "frame");
+    assertEquals(
+      [decoded.frame.type, decoded.frame.sequence, decoded.frame.attempt, decoded.frame.session],
+      [MessageType.ERROR, 77, 3, 42],
+    );
+    assertEquals(decodeErrorDetail(decoded.frame.payload), {
+      code: ErrorCode.UNSUPPORTED_VERSION,
+      values: [1],
+    });
+    strictEqual(reflector.stats.kinds["unsupported-version"], 1);
+  });
+});
+
+Deno.test("Reflector sends no ERROR that would be longer than the request", async () => {
+  await withReflector({}, async (reflector, client) => {
+    const short = pingFrame({ version: 2, payload: new Uint8Array(0) }); // 44 < 47 bytes
+    await client.send(short, reflector.address);
+    await client.send(pingFrame(), reflector.address);
+    const decoded = decodeFrame((await client.next()).data);
+    assert(decoded.kind === "frame" && decoded.frame.type === MessageType.PONG);
+    assertEquals(reflector.stats.kinds["unsupported-version"], 1);
+    assertEquals(reflector.stats.replied, 1);
+  });
+});
+
+Deno.test("Reflector answers an unknown type with ERROR UNSUPPORTED_TYPE", async () => {
+  await withReflector({}, async (reflector, client) => {
+    await client.send(pingFrame({ type: 9 as MessageType }), reflector.address);
+    const decoded = decodeFrame((await client.next()).data);
+    assert(decoded.kind === "frame" && decoded.frame.type === MessageType.ERROR);
+    assertEquals(decodeErrorDetail(decoded.frame.payload), {
+      code: ErrorCode.UNSUPPORTED_TYPE,
+      values: [1],
+    });
+    strictEqual(reflector.stats.malformed["unknown-type"], 1);
+  });
+});
+
+Deno.test("Reflector never answers PONG or ERROR frames (no reflection loops)", async () => {
+  await withReflector({}, async (reflector, client) => {
+    await client.send(pingFrame({ type: MessageType.PONG }), reflector.address);
+    await client.send(
+      pingFrame({ type: MessageType.ERROR, payload: Uint8Array.of(1, 0) }),
+      reflector.address,
+    );
+    await client.send(pingFrame({ version: 5, type: MessageType.PONG }), reflector.address);
+    await client.send(pingFrame({ sequence: 9 }), reflector.address);
+    const decoded = decodeFrame((await client.next()).data);
+    assert(decoded.kind === "frame" && decoded.frame.sequence === 9);
+    assertEquals(reflector.stats.kinds.unexpected, 2);
+    assertEquals(reflector.stats.kinds["unsupported-version"], 1);
+  });
+});
+
+Deno.test("Reflector handles the largest IPv4 datagrams and counts the ack that cannot fit", async () => {
+  await withReflector({}, async (reflector, client) => {
+    const big = pingFrame({ payload: new Uint8Array(MAX_DATAGRAM_IPV4 - HEADER_SIZE) });
+    await client.send(big, reflector.address);
+    strictEqual((await client.next()).data.length, MAX_DATAGRAM_IPV4);
+    // A maximal raw datagram: "ack:" + data exceeds the limit, so the send fails and is counted.
+    await client.send(new Uint8Array(MAX_DATAGRAM_IPV4).fill(0x41), reflector.address);
+    await client.send(pingFrame(), reflector.address);
+    strictEqual((await client.next()).data.length, pingFrame().length);
+    const stats = reflector.stats;
+    assertEquals([stats.received, stats.replied], [3, 2]);
+    assertEquals(Object.values(stats.errors).reduce((a, b) => a + b, 0), 1);
+  });
+});
+
+Deno.test("Reflector serves IPv6 on ::1", async () => {
+  await withReflector({ hostname: "::1" }, async (reflector, client) => {
+    strictEqual(reflector.address.hostname, "::1");
+    await client.send(pingFrame(), reflector.address);
+    strictEqual((await client.next()).from.hostname, "::1");
+  });
+});
+
+Deno.test("Reflector survives a flood of garbage and still answers, counting every datagram", async () => {
+  await withReflector({ raw: "ignore" }, async (reflector, client) => {
+    let seed = 12345;
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
+    const valid = pingFrame();
+    const batches = 30;
+    const batchSize = 100;
+    let sent = 0;
+    for (let batch = 0; batch < batches; batch++) {
+      for (let i = 0; i < batchSize; i++, sent++) {
+        const garbage = i % 2 === 0
+          ? Uint8Array.from(
+            { length: Math.floor(random() * 100) },
+            () => Math.floor(random() * 256),
+          )
+          : valid.slice(0, Math.floor(random() * valid.length));
+        await client.send(garbage, reflector.address);
+      }
+      // A PING after each batch: a socket buffer holds a batch, and the one receive loop answers
+      // in order, so its PONG means the whole batch was handled. Then the next batch goes.
+      await client.send(pingFrame({ sequence: batch }), reflector.address);
+      sent++;
+      while (true) {
+        const decoded = decodeFrame((await client.next()).data);
+        if (decoded.kind === "frame" && decoded.frame.type === MessageType.PONG) {
+          strictEqual(decoded.frame.sequence, batch);
+          break;
+        }
+      }
+    }
+    const stats = reflector.stats;
+    strictEqual(stats.received, sent);
+    strictEqual(stats.kinds.ping, batches);
+    const kinds = Object.values(stats.kinds).reduce((a, b) => a + b, 0);
+    strictEqual(kinds, sent);
+  });
+});
+
+Deno.test("Reflector.listen() fails in one line when the port is taken", () => {
+  const first = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    throws(
+      () => Reflector.listen({ hostname: "127.0.0.1", port: first.address.port }),
+      (e: Error) => {
+        assert(e instanceof UsageError);
+        assert(/already in use/.test(e.message) && !e.message.includes("\n"), e.message);
+        return true;
+      },
+    );
+  } finally {
+    first.close();
+  }
+});
+
+Deno.test("Reflector.listen() fails in one line for an address that is not local", () => {
+  throws(
+    () => Reflector.listen({ hostname: "192.0.2.1", port: 0 }),
+    /not an address of this machine/,
+  );
+});
