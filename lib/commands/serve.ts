@@ -148,7 +148,15 @@ function statsJson(stats: ReflectorStats): Record<string, unknown> {
   };
 }
 
-function statsText(stats: ReflectorStats): string {
+/**
+ * The counters as `udp serve` prints them on exit.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(statsText(reflector.stats));
+ * ```
+ */
+export function statsText(stats: ReflectorStats): string {
   const lines = [
     "",
     "--- udp serve statistics ---",

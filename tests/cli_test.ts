@@ -1,0 +1,386 @@
+import {
+  deepStrictEqual as assertEquals,
+  match,
+  ok as assert,
+  strictEqual,
+} from "node:assert/strict";
+import { runUdp, startServe, UdpProcess } from "./helpers.ts";
+import { Inbox } from "./helpers.ts";
+import config from "../deno.json" with { type: "json" };
+
+const SUMMARY_KEYS = [
+  "type",
+  "target",
+  "transmitted",
+  "received",
+  "lost",
+  "loss_percent",
+  "duplicates",
+  "reordered",
+  "late",
+  "foreign",
+  "retransmitted",
+  "time_ms",
+  "rtt_ms",
+  "jitter_ms",
+];
+
+/** One line on stderr, no stack trace, exit 2. */
+function assertUsageError(
+  result: { code: number; stdout: string; stderr: string },
+  pattern: RegExp,
+) {
+  strictEqual(result.code, 2, `exit code; stderr: ${result.stderr}`);
+  const lines = result.stderr.trimEnd().split("\n");
+  strictEqual(lines.length, 1, `stderr should be one line:\n${result.stderr}`);
+  match(lines[0], pattern);
+  assert(!/\bat .*:\d+:\d+/.test(result.stderr), `stack trace in:\n${result.stderr}`);
+}
+
+Deno.test("udp --help, --version and COMMAND --help exit 0", async () => {
+  const help = await runUdp(["--help"]);
+  strictEqual(help.code, 0);
+  for (const command of ["serve", "ping", "send", "listen"]) {
+    match(help.stdout, new RegExp(`\\n  ${command} `));
+  }
+  const version = await runUdp(["--version"]);
+  strictEqual(version.code, 0);
+  strictEqual(version.stdout.trim(), `udp ${config.version} (protocol version 1)`);
+  for (const command of ["serve", "ping", "send", "listen"]) {
+    const result = await runUdp([command, "--help"]);
+    strictEqual(result.code, 0);
+    match(result.stdout, new RegExp(`^Usage: udp ${command}`));
+  }
+});
+
+Deno.test("udp serve + udp ping: ping(8)-style output and exit 0", async () => {
+  const { serve, port } = await startServe();
+  try {
+    const result = await runUdp(["ping", `127.0.0.1:${port}`, "-c", "3", "-i", "0.01"]);
+    strictEqual(result.code, 0, result.stderr);
+    const lines = result.stdout.trimEnd().split("\n");
+    strictEqual(lines[0], `UDP PING 127.0.0.1:${port}: 56 data bytes, 100-byte datagrams`);
+    for (let seq = 0; seq < 3; seq++) {
+      match(
+        lines[1 + seq],
+        new RegExp(`^100 bytes from 127\\.0\\.0\\.1:${port}: seq=${seq} time=\\d+(\\.\\d+)? ms$`),
+      );
+    }
+    strictEqual(lines[5], `--- 127.0.0.1:${port} udp ping statistics ---`);
+    match(lines[6], /^3 packets transmitted, 3 received, 0% packet loss, time \d+ms$/);
+    match(lines[7], /^rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms$/);
+    match(lines[8], /^rtt p50\/p90\/p99 = [\d.]+\/[\d.]+\/[\d.]+ ms, jitter [\d.]+ ms$/);
+    match(lines[9], /^server processing min\/avg\/max = [\d.]+\/[\d.]+\/[\d.]+ ms$/);
+    strictEqual(result.stderr, "");
+  } finally {
+    const stopped = await serve.stop("SIGINT");
+    strictEqual(stopped.code, 0);
+    match(
+      stopped.stdout,
+      /--- udp serve statistics ---\n3 datagrams received \(300 bytes\), 3 replies sent \(300 bytes\)\nping 3, raw 0/,
+    );
+  }
+});
+
+Deno.test("udp ping --json: NDJSON events and a summary with exactly the documented keys", async () => {
+  const { serve, port } = await startServe();
+  try {
+    const result = await runUdp(["ping", `127.0.0.1:${port}`, "-c", "4", "-i", "0", "--json"]);
+    strictEqual(result.code, 0, result.stderr);
+    const objects = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    assertEquals(objects.map((o) => o.type), [
+      "start",
+      "reply",
+      "reply",
+      "reply",
+      "reply",
+      "summary",
+    ]);
+    const summary = objects.at(-1);
+    assertEquals(Object.keys(summary), SUMMARY_KEYS);
+    assertEquals(Object.keys(summary.rtt_ms), ["min", "avg", "max", "mdev", "p50", "p90", "p99"]);
+    assertEquals([summary.transmitted, summary.received, summary.lost], [4, 4, 0]);
+    strictEqual(summary.target, `127.0.0.1:${port}`);
+    assertEquals(objects.slice(1, 5).map((o) => o.seq), [0, 1, 2, 3]);
+  } finally {
+    await serve.stop("SIGTERM");
+  }
+});
+
+Deno.test("udp ping -q prints only the header and the summary", async () => {
+  const { serve, port } = await startServe();
+  try {
+    const result = await runUdp(["ping", `127.0.0.1:${port}`, "-c", "2", "-i", "0", "-q"]);
+    strictEqual(result.code, 0);
+    assert(!result.stdout.includes("bytes from"), result.stdout);
+    match(result.stdout, /2 packets transmitted, 2 received, 0% packet loss/);
+  } finally {
+    await serve.stop();
+  }
+});
+
+Deno.test("udp ping to a port where nothing listens: 100% loss, exit 1", async () => {
+  const silent = new Inbox();
+  const port = silent.socket.address.port;
+  try {
+    const result = await runUdp(["ping", `127.0.0.1:${port}`, "-c", "2", "-i", "0", "-W", "0.1"]);
+    strictEqual(result.code, 1);
+    match(result.stdout, /no reply to seq=0\nno reply to seq=1\n/);
+    match(result.stdout, /2 packets transmitted, 0 received, 100% packet loss/);
+    assert(!result.stdout.includes("rtt min"));
+  } finally {
+    await silent.close();
+  }
+});
+
+Deno.test("udp ping -c N -w SEC exits 1 when fewer than N replies came by the deadline", async () => {
+  const silent = new Inbox();
+  try {
+    const result = await runUdp([
+      "ping",
+      `127.0.0.1:${silent.socket.address.port}`,
+      "-c",
+      "2",
+      "-w",
+      "0.3",
+      "-W",
+      "0.1",
+      "-i",
+      "0.05",
+      "--json",
+    ]);
+    strictEqual(result.code, 1);
+    const summary = JSON.parse(result.stdout.trimEnd().split("\n").at(-1) as string);
+    strictEqual(summary.received, 0);
+    assert(summary.transmitted >= 2, `transmitted ${summary.transmitted}`);
+  } finally {
+    await silent.close();
+  }
+});
+
+Deno.test("udp ping: Ctrl-C prints the summary and exits 0", async () => {
+  const { serve, port } = await startServe();
+  try {
+    const pinger = new UdpProcess(["ping", `127.0.0.1:${port}`, "-i", "0.05"]);
+    await pinger.waitFor(/seq=1 /);
+    const result = await pinger.stop("SIGINT");
+    strictEqual(result.code, 0, result.stderr);
+    match(
+      result.stdout,
+      /--- 127\.0\.0\.1:\d+ udp ping statistics ---\n\d+ packets transmitted, \d+ received/,
+    );
+    match(result.stdout, /rtt min\/avg\/max\/mdev/);
+  } finally {
+    await serve.stop();
+  }
+});
+
+Deno.test("udp ping to an unresolvable name: one line, exit 2", async () => {
+  const result = await runUdp(["ping", "no-such-host.invalid", "-c", "1"]);
+  assertUsageError(result, /^udp ping: cannot resolve host 'no-such-host\.invalid': no such host$/);
+});
+
+Deno.test("udp ping over IPv6 to udp serve --host ::1", async () => {
+  const { serve, port } = await startServe(["--host", "::1"]);
+  try {
+    const result = await runUdp(["ping", `[::1]:${port}`, "-c", "2", "-i", "0"]);
+    strictEqual(result.code, 0, result.stderr);
+    match(result.stdout, new RegExp(`^UDP PING \\[::1\\]:${port}:`));
+    match(result.stdout, new RegExp(`100 bytes from \\[::1\\]:${port}: seq=1`));
+  } finally {
+    await serve.stop();
+  }
+});
+
+Deno.test("udp serve -v logs one line per datagram; --json logs NDJSON", async () => {
+  const { serve, port } = await startServe(["-v"]);
+  try {
+    await runUdp(["send", `127.0.0.1:${port}`, "hello", "--wait"]);
+    await runUdp(["send", `127.0.0.1:${port}`, "--hex", "00ff", "--wait"]);
+    await runUdp(["ping", `127.0.0.1:${port}`, "-c", "1"]);
+    await serve.waitFor(/^127\.0\.0\.1:\d+ 5 bytes raw "hello" -> ACK 9 bytes$/);
+    await serve.waitFor(/^127\.0\.0\.1:\d+ 2 bytes raw hex:00ff -> ACK 6 bytes$/);
+    await serve.waitFor(
+      /^127\.0\.0\.1:\d+ 100 bytes PING seq=0 attempt=0 session=[0-9a-f]{8} -> PONG 100 bytes$/,
+    );
+  } finally {
+    await serve.stop();
+  }
+  const json = await startServe(["--json", "--raw", "echo"]);
+  try {
+    await runUdp(["send", `127.0.0.1:${json.port}`, "hi", "--wait"]);
+    const line = await json.serve.waitFor(/^\{"type":"datagram".*\}$/);
+    const event = JSON.parse(line[0]);
+    assertEquals(
+      [event.kind, event.bytes, event.text, event.reply, event.reply_bytes],
+      ["raw", 2, "hi", "echo", 2],
+    );
+  } finally {
+    const stopped = await json.serve.stop("SIGTERM");
+    const stats = JSON.parse(stopped.stdout.trimEnd().split("\n").at(-1) as string);
+    assertEquals([stats.type, stats.received, stats.replied, stats.kinds.raw], ["stats", 1, 1, 1]);
+  }
+});
+
+Deno.test("udp serve on a port in use: one line, exit 2", async () => {
+  const busy = new Inbox();
+  try {
+    const result = await runUdp(["serve", "--port", String(busy.socket.address.port)]);
+    assertUsageError(
+      result,
+      /^udp serve: cannot listen on 127\.0\.0\.1:\d+: the port is already in use/,
+    );
+  } finally {
+    await busy.close();
+  }
+});
+
+Deno.test("udp send --wait prints the reply; text, hex, base64, file and stdin", async () => {
+  const { serve, port } = await startServe(["--raw", "echo"]);
+  const target = `127.0.0.1:${port}`;
+  const file = await Deno.makeTempFile();
+  try {
+    const text = await runUdp(["send", target, "hello", "--wait"]);
+    strictEqual(text.code, 0);
+    strictEqual(
+      text.stdout,
+      `Sent 5 bytes to ${target}\nReceived "hello" from ${target} (5 bytes)\n`,
+    );
+    const hex = await runUdp(["send", target, "--hex", "de ad be ef 00", "--wait", "-q"]);
+    strictEqual(
+      hex.stdout,
+      `Received 5 bytes from ${target}:\n00000000  de ad be ef 00                                    |.....|\n`,
+    );
+    const base64 = await runUdp(["send", target, "--base64", "aGk=", "--wait", "-q"]);
+    strictEqual(base64.stdout, `Received "hi" from ${target} (2 bytes)\n`);
+    await Deno.writeFile(file, Uint8Array.of(1, 2, 3));
+    const fromFile = await runUdp(["send", target, "--file", file, "--wait", "-q"]);
+    match(fromFile.stdout, /^Received 3 bytes from .*\n00000000 {2}01 02 03 /);
+    const fromStdin = await runUdp(["send", target, "--wait", "-q"], "piped in");
+    strictEqual(fromStdin.stdout, `Received "piped in" from ${target} (8 bytes)\n`);
+    const empty = await runUdp(["send", target, "", "--wait"]);
+    strictEqual(empty.stdout, `Sent 0 bytes to ${target}\nReceived "" from ${target} (0 bytes)\n`);
+  } finally {
+    await Deno.remove(file);
+    await serve.stop();
+  }
+});
+
+Deno.test("udp send --wait with no reply: 'No reply received in time', exit 1", async () => {
+  const silent = new Inbox();
+  try {
+    const target = `127.0.0.1:${silent.socket.address.port}`;
+    const result = await runUdp(["send", target, "x", "--wait", "-W", "0.05", "--retries", "2"]);
+    strictEqual(result.code, 1);
+    strictEqual(
+      result.stdout,
+      `Sent 1 bytes to ${target}\nSent 1 bytes to ${target} (attempt 2)\n` +
+        `Sent 1 bytes to ${target} (attempt 3)\nNo reply received in time (3 attempts)\n`,
+    );
+    const received = [await silent.next(), await silent.next(), await silent.next()];
+    assertEquals(received.map((r) => new TextDecoder().decode(r.data)), ["x", "x", "x"]);
+  } finally {
+    await silent.close();
+  }
+});
+
+Deno.test("udp send without --wait sends one datagram and exits 0", async () => {
+  const sink = new Inbox();
+  try {
+    const result = await runUdp(["send", `127.0.0.1:${sink.socket.address.port}`, "one"]);
+    strictEqual(result.code, 0);
+    strictEqual(new TextDecoder().decode((await sink.next()).data), "one");
+  } finally {
+    await sink.close();
+  }
+});
+
+Deno.test("udp listen prints text and hex dumps, replies, and exits after -c N", async () => {
+  const listen = new UdpProcess(["listen", "--port", "0", "--reply", "ack", "-c", "2"]);
+  const [, port] = await listen.waitFor(/^Listening on 127\.0\.0\.1:(\d+)$/);
+  const text = await runUdp(["send", `127.0.0.1:${port}`, "hi there", "--wait", "-q"]);
+  strictEqual(text.stdout, `Received "ack:hi there" from 127.0.0.1:${port} (12 bytes)\n`);
+  await runUdp(["send", `127.0.0.1:${port}`, "--hex", "0001ff", "--wait", "-q"]);
+  const result = await listen.finish();
+  strictEqual(result.code, 0);
+  match(
+    result.stdout,
+    /^From 127\.0\.0\.1:\d+ \(8 bytes\): "hi there"\nFrom 127\.0\.0\.1:\d+ \(3 bytes\):\n00000000 {2}00 01 ff {2}/,
+  );
+});
+
+Deno.test("udp listen --json prints one object per datagram", async () => {
+  const listen = new UdpProcess(["listen", "--port", "0", "-c", "1", "--json"]);
+  const [line] = await listen.waitFor(/^\{"type":"listening".*\}$/);
+  const port = JSON.parse(line).address.split(":").at(-1);
+  await runUdp(["send", `127.0.0.1:${port}`, "--hex", "ff00"]);
+  const result = await listen.finish();
+  const event = JSON.parse(result.stdout.trim());
+  assertEquals([event.type, event.bytes, event.hex], ["datagram", 2, "ff00"]);
+});
+
+const BAD_INVOCATIONS: [string[], RegExp][] = [
+  [["bogus"], /^udp: unknown command 'bogus'/],
+  [["--bogus"], /^udp: unknown option '--bogus'/],
+  [["ping"], /^udp ping: missing HOST\[:PORT\]/],
+  [["ping", "127.0.0.1", "--nope"], /^udp ping: unknown option '--nope'/],
+  [["ping", "127.0.0.1", "-c", "0"], /^udp ping: invalid count '0'/],
+  [["ping", "127.0.0.1", "-c", "-1"], /^udp ping: option '-c' needs a value/],
+  [["ping", "127.0.0.1", "-c", "abc"], /^udp ping: invalid count 'abc'/],
+  [["ping", "127.0.0.1", "-i", "-1"], /^udp ping: option '-i' needs a value/],
+  [["ping", "127.0.0.1", "-i", "fast"], /^udp ping: invalid interval 'fast'/],
+  [["ping", "127.0.0.1", "-W", "0"], /^udp ping: invalid timeout '0'/],
+  [["ping", "127.0.0.1", "-w", "nan"], /^udp ping: invalid deadline 'nan'/],
+  [["ping", "127.0.0.1", "--retries", "11"], /^udp ping: invalid retries '11'/],
+  [["ping", "127.0.0.1", "-s", "70000"], /^udp ping: invalid size '70000'/],
+  [["ping", "127.0.0.1", "-s", "65480"], /^udp ping: invalid size '65480': over IPv4/],
+  [["ping", "127.0.0.1:99999"], /^udp ping: invalid port '99999'/],
+  [["ping", "300.1.1.1"], /^udp ping: invalid IPv4 address '300\.1\.1\.1'/],
+  [["ping", "127.0.0.1", "extra"], /^udp ping: unexpected argument 'extra'/],
+  [["ping", "127.0.0.1", "-4", "-6"], /^udp ping: -4 and -6 exclude each other/],
+  [["ping", "--quiet=yes", "127.0.0.1"], /^udp ping: option '--quiet' takes no value/],
+  [["serve", "--port", "http"], /^udp serve: invalid port 'http'/],
+  [
+    ["serve", "--raw", "loud"],
+    /^udp serve: invalid --raw mode 'loud': use one of ack, echo, ignore/,
+  ],
+  [
+    ["serve", "--host", "192.0.2.1", "--port", "0"],
+    /^udp serve: cannot listen on 192\.0\.2\.1:0: 192\.0\.2\.1 is not an address/,
+  ],
+  [["serve", "--port"], /^udp serve: option '--port' needs a value/],
+  [["send", "127.0.0.1", "x", "--hex"], /^udp send: the message is not valid hex/],
+  [["send", "127.0.0.1", "%%", "--base64"], /^udp send: the message is not valid base64/],
+  [
+    ["send", "127.0.0.1", "x", "--hex", "--base64"],
+    /^udp send: --hex and --base64 exclude each other/,
+  ],
+  [
+    ["send", "127.0.0.1", "x", "--file", "/x"],
+    /^udp send: give either MESSAGE or --file, not both/,
+  ],
+  [
+    ["send", "127.0.0.1", "--file", "/no/such/file"],
+    /^udp send: cannot read --file '\/no\/such\/file': no such file/,
+  ],
+  [["send", "127.0.0.1", "--file", "/"], /^udp send: cannot read --file '\/': it is a directory/],
+  [["send", "127.0.0.1", "x", "-W", "1"], /^udp send: -W and --retries need --wait/],
+  [
+    ["send", "127.0.0.1", "x".repeat(65508)],
+    /^udp send: the message is 65508 bytes; a UDP datagram over IPv4 carries at most 65507/,
+  ],
+  [["listen", "--reply", "loud"], /^udp listen: invalid --reply mode 'loud'/],
+  [["listen", "-c", "0"], /^udp listen: invalid count '0'/],
+];
+
+Deno.test(`${BAD_INVOCATIONS.length} bad invocations: one line on stderr, exit 2, no stack trace`, async () => {
+  for (const [args, pattern] of BAD_INVOCATIONS) {
+    const result = await runUdp(args);
+    try {
+      assertUsageError(result, pattern);
+    } catch (error) {
+      throw new Error(`udp ${args.join(" ").slice(0, 80)}: ${(error as Error).message}`);
+    }
+    strictEqual(result.stdout, "", `udp ${args.join(" ")} printed to stdout`);
+  }
+});
