@@ -129,7 +129,9 @@ export type PingEvent =
 
 /** The final numbers of a run; `--json` prints exactly these keys. */
 export interface PingSummary {
+  /** Always "summary". */
   type: "summary";
+  /** The target as HOST:PORT (IPv6 in brackets). */
   target: string;
   /** Probes sent (retransmissions not counted). */
   transmitted: number;
@@ -139,12 +141,19 @@ export interface PingSummary {
   lost: number;
   /** lost / (received + lost) × 100; probes still in flight at the end are not counted. */
   loss_percent: number;
+  /** Further replies to an attempt that was already answered (network duplication). */
   duplicates: number;
+  /** Received replies that arrived after a later-sent transmission's reply (RFC 4737). */
   reordered: number;
+  /** Probes first answered after their timeout (they stay lost). */
   late: number;
+  /** Datagrams that were not replies to this run. */
   foreign: number;
+  /** Retransmissions sent (`--retries`). */
   retransmitted: number;
+  /** Run time in milliseconds. */
   time_ms: number;
+  /** RTT statistics of received probes in milliseconds; null when none was received. */
   rtt_ms: {
     min: number | null;
     avg: number | null;

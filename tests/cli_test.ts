@@ -4,8 +4,8 @@ import {
   ok as assert,
   strictEqual,
 } from "node:assert/strict";
-import { runUdp, startServe, UdpProcess } from "./helpers.ts";
-import { Inbox } from "./helpers.ts";
+import { Inbox, runUdp, startServe, UdpProcess } from "./helpers.ts";
+import { decodeFrame, encodeError, ErrorCode } from "../lib/protocol.ts";
 import config from "../deno.json" with { type: "json" };
 
 const SUMMARY_KEYS = [
@@ -189,6 +189,51 @@ Deno.test("udp ping over IPv6 to udp serve --host ::1", async () => {
     match(result.stdout, new RegExp(`100 bytes from \\[::1\\]:${port}: seq=1`));
   } finally {
     await serve.stop();
+  }
+});
+
+Deno.test("udp ping to a reflector that does not speak version 1: clear message, exit 2", async () => {
+  const futureServer = new Inbox();
+  const target = `127.0.0.1:${futureServer.socket.address.port}`;
+  const answering = (async () => {
+    const request = await futureServer.next();
+    const decoded = decodeFrame(request.data);
+    if (decoded.kind !== "frame") throw new Error("expected a PING");
+    const reply = encodeError(
+      decoded.frame,
+      { code: ErrorCode.UNSUPPORTED_VERSION, values: [2] },
+      request.data.length,
+      1,
+      2,
+    );
+    await futureServer.send(reply as Uint8Array, request.from);
+  })();
+  try {
+    const result = await runUdp(["ping", target, "-c", "3"]);
+    await answering;
+    strictEqual(result.code, 2);
+    strictEqual(
+      result.stderr,
+      `udp ping: ${target} does not speak protocol version 1 (it speaks: 2)\n`,
+    );
+    match(result.stdout, /1 packets transmitted, 0 received/);
+  } finally {
+    await futureServer.close();
+  }
+});
+
+Deno.test("udp serve --host :: answers IPv4 and IPv6 pings", async () => {
+  const { serve, port } = await startServe(["--host", "::"]);
+  try {
+    for (const host of ["127.0.0.1", "[::1]"]) {
+      const result = await runUdp(["ping", `${host}:${port}`, "-c", "1", "--json"]);
+      strictEqual(result.code, 0, `${host}: ${result.stdout}${result.stderr}`);
+      const summary = JSON.parse(result.stdout.trimEnd().split("\n").at(-1) as string);
+      strictEqual(summary.received, 1);
+    }
+  } finally {
+    const stopped = await serve.stop();
+    match(stopped.stdout, /ping 2,/);
   }
 });
 
