@@ -70,6 +70,7 @@ export {
 } from "./lib/client.ts";
 export {
   canonicalHost,
+  DEFAULT_LISTEN_HOST,
   DEFAULT_PORT,
   type Family,
   familyOf,
@@ -79,6 +80,7 @@ export {
   parsePort,
   type ResolvedAddress,
   resolveHost,
+  resolveListenAddress,
   type ResolveOptions,
   sameAddress,
 } from "./lib/address.ts";

@@ -10,6 +10,9 @@ import { UsageError } from "./errors.ts";
 /** The port `udp serve` listens on and `udp ping` sends to unless told otherwise. */
 export const DEFAULT_PORT = 9999;
 
+/** The address `udp serve` and `udp listen` bind unless told otherwise: loopback only. */
+export const DEFAULT_LISTEN_HOST = "127.0.0.1";
+
 /** An IP address family. */
 export type Family = "ipv4" | "ipv6";
 
@@ -169,6 +172,25 @@ export async function resolveHost(
     port,
     family: answer.family === 6 ? "ipv6" : "ipv4",
   };
+}
+
+/**
+ * The address to listen on from `--host` and `--port` options (either may be absent):
+ * defaults {@linkcode DEFAULT_LISTEN_HOST} and {@linkcode DEFAULT_PORT}; port 0 is allowed.
+ *
+ * @example
+ * ```ts
+ * import { resolveListenAddress } from "./address.ts";
+ * console.log(await resolveListenAddress(undefined, "0"));
+ * // { hostname: "127.0.0.1", port: 0, family: "ipv4" }
+ * ```
+ */
+export async function resolveListenAddress(
+  host: string | undefined,
+  port: string | undefined,
+): Promise<ResolvedAddress> {
+  const portNumber = port === undefined ? DEFAULT_PORT : parsePort(port, true);
+  return await resolveHost(host ?? DEFAULT_LISTEN_HOST, portNumber);
 }
 
 /**

@@ -4,26 +4,9 @@ import {
   ok as assert,
   strictEqual,
 } from "node:assert/strict";
-import { Inbox, runUdp, startServe, UdpProcess } from "./helpers.ts";
+import { Inbox, runUdp, startServe, SUMMARY_KEYS, UdpProcess } from "./helpers.ts";
 import { decodeFrame, encodeError, ErrorCode } from "../lib/protocol.ts";
 import config from "../deno.json" with { type: "json" };
-
-const SUMMARY_KEYS = [
-  "type",
-  "target",
-  "transmitted",
-  "received",
-  "lost",
-  "loss_percent",
-  "duplicates",
-  "reordered",
-  "late",
-  "foreign",
-  "retransmitted",
-  "time_ms",
-  "rtt_ms",
-  "jitter_ms",
-];
 
 /** One line on stderr, no stack trace, exit 2. */
 function assertUsageError(

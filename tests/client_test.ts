@@ -10,24 +10,7 @@ import {
   makePong,
 } from "../lib/protocol.ts";
 import { Reflector } from "../lib/server.ts";
-import { Inbox } from "./helpers.ts";
-
-const SUMMARY_KEYS = [
-  "type",
-  "target",
-  "transmitted",
-  "received",
-  "lost",
-  "loss_percent",
-  "duplicates",
-  "reordered",
-  "late",
-  "foreign",
-  "retransmitted",
-  "time_ms",
-  "rtt_ms",
-  "jitter_ms",
-];
+import { Inbox, SUMMARY_KEYS } from "./helpers.ts";
 
 function targetOf(address: { hostname: string; port: number }): ResolvedAddress {
   return { hostname: address.hostname, port: address.port, family: "ipv4" };

@@ -9,6 +9,24 @@
 import { runtimeFlags } from "../scripts/flags.ts";
 import { UdpSocket } from "../lib/socket.ts";
 
+/** The keys of `udp ping --json`'s summary, in order, as the README documents them. */
+export const SUMMARY_KEYS = [
+  "type",
+  "target",
+  "transmitted",
+  "received",
+  "lost",
+  "loss_percent",
+  "duplicates",
+  "reordered",
+  "late",
+  "foreign",
+  "retransmitted",
+  "time_ms",
+  "rtt_ms",
+  "jitter_ms",
+];
+
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** The command line that runs `udp ARGS`. */

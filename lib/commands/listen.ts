@@ -4,7 +4,7 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, parsePort, resolveHost } from "../address.ts";
+import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../address.ts";
 import { expectPositionals, parseChoice, parseCommandArgs, parseWholeNumber } from "../args.ts";
 import { hexDump, payloadText } from "../format.ts";
 import { ackReply } from "../server.ts";
@@ -47,14 +47,16 @@ export const listenCommand: Command = {
       return 0;
     }
     expectPositionals("listen", positionals, 0, 0, "");
-    const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port as string, true);
     const reply = parseChoice("--reply mode", (values.reply as string) ?? "none", REPLY_MODES);
     const count = values.count === undefined
       ? Infinity
       : parseWholeNumber("count", values.count as string, 1, Number.MAX_SAFE_INTEGER);
-    const address = await resolveHost((values.host as string) ?? "127.0.0.1", port);
+    const address = await resolveListenAddress(
+      values.host as string | undefined,
+      values.port as string | undefined,
+    );
     const json = Boolean(values.json);
-    const socket = UdpSocket.bind(address.hostname, port);
+    const socket = UdpSocket.bind(address.hostname, address.port);
     const where = formatAddress(socket.address);
     console.log(
       json ? JSON.stringify({ type: "listening", address: where }) : `Listening on ${where}`,

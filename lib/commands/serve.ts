@@ -4,7 +4,7 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, parsePort, resolveHost } from "../address.ts";
+import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../address.ts";
 import { expectPositionals, parseChoice, parseCommandArgs } from "../args.ts";
 import { describePayload, payloadText } from "../format.ts";
 import {
@@ -24,7 +24,7 @@ udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) g
 
 Options:
       --host ADDR   address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
-      --port PORT   port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
+  -p, --port PORT   port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
       --raw MODE    raw datagrams: ack (reply "ack:" + data, 4 bytes longer than the
                     request), echo (reply the data), ignore (no reply) (default ack)
   -v, --verbose     log one line per datagram: source, size, kind, text or hex of raw data
@@ -51,9 +51,11 @@ export const serveCommand: Command = {
       return 0;
     }
     expectPositionals("serve", positionals, 0, 0, "");
-    const port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port as string, true);
     const raw = parseChoice("--raw mode", (values.raw as string) ?? "ack", RAW_MODES) as RawMode;
-    const address = await resolveHost((values.host as string) ?? "127.0.0.1", port);
+    const address = await resolveListenAddress(
+      values.host as string | undefined,
+      values.port as string | undefined,
+    );
     const json = Boolean(values.json);
     const log = json
       ? (event: DatagramEvent) => console.log(JSON.stringify(datagramJson(event)))
@@ -62,7 +64,7 @@ export const serveCommand: Command = {
       : undefined;
     const reflector = Reflector.listen({
       hostname: address.hostname,
-      port,
+      port: address.port,
       raw,
       onDatagram: log,
     });
