@@ -31,6 +31,7 @@ export {
   HEADER_SIZE,
   INVARIANT_SIZE,
   type Invariants,
+  isTimestampSet,
   MAGIC,
   makePong,
   type MalformedReason,
@@ -39,9 +40,13 @@ export {
   maxPayloadSize,
   MessageType,
   messageTypeName,
+  NO_TIMESTAMP,
   peekSentAt,
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
+  type Timestamp,
+  timestampDiffMs,
+  timestampFromMs,
 } from "./lib/protocol.ts";
 export {
   ackReply,

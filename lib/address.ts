@@ -61,20 +61,20 @@ export function parsePort(text: string, allowZero: boolean): number {
  * console.log(parseHostPort("example.net", 9999)); // { host: "example.net", port: 9999 }
  * ```
  */
-export function parseHostPort(text: string, defaultPort: number): HostPort {
+export function parseHostPort(text: string, defaultPort: number, allowPortZero = false): HostPort {
   let host = text;
   let port = defaultPort;
   const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
   if (bracketed) {
     host = bracketed[1];
-    if (bracketed[2] !== undefined) port = parsePort(bracketed[2], false);
+    if (bracketed[2] !== undefined) port = parsePort(bracketed[2], allowPortZero);
     if (!host.includes(":")) throw new UsageError(`'[${host}]' is not an IPv6 address`);
   } else if (text.includes("[") || text.includes("]")) {
     throw new UsageError(`invalid address '${text}': write IPv6 as [ADDRESS]:PORT`);
   } else if ((text.match(/:/g) ?? []).length === 1) {
     const colon = text.indexOf(":");
     host = text.slice(0, colon);
-    port = parsePort(text.slice(colon + 1), false);
+    port = parsePort(text.slice(colon + 1), allowPortZero);
   }
   validateHost(host, text);
   return { host, port };

@@ -11,13 +11,20 @@ import { PROTOCOL_VERSION } from "./protocol.ts";
 import type { Command } from "./commands/command.ts";
 import { listenCommand } from "./commands/listen.ts";
 import { pingCommand } from "./commands/ping.ts";
+import { proxyCommand } from "./commands/proxy.ts";
 import { sendCommand } from "./commands/send.ts";
 import { serveCommand } from "./commands/serve.ts";
 
 /** The version of this build, from deno.json. */
 export const VERSION: string = config.version;
 
-const COMMANDS: readonly Command[] = [serveCommand, pingCommand, sendCommand, listenCommand];
+const COMMANDS: readonly Command[] = [
+  serveCommand,
+  pingCommand,
+  sendCommand,
+  listenCommand,
+  proxyCommand,
+];
 
 const HELP =
   `udp ${VERSION}: a UDP toolkit. Does UDP get through, and with what loss, latency, jitter,

@@ -15,8 +15,12 @@ import {
   ErrorCode,
   type Frame,
   HEADER_SIZE,
+  isTimestampSet,
   MessageType,
+  NO_TIMESTAMP,
   PROTOCOL_VERSION,
+  timestampDiffMs,
+  timestampFromMs,
 } from "./protocol.ts";
 import { JitterEstimator, LatencyStats, ReorderDetector } from "./stats.ts";
 import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
@@ -49,6 +53,9 @@ export interface PingOptions {
   deadlineMs?: number;
   /** Retransmissions of an unanswered probe (0..10). Default 0. */
   retries?: number;
+  /** After the last probe is answered or timed out, keep listening this long for late and
+   * duplicate replies (as irtt's --wait). Default 0: stop at once, as ping(8). */
+  lingerMs?: number;
   /** Padding bytes after the header. Default 56. */
   payloadSize?: number;
   /** Stops the run (as Ctrl-C does); the summary is still produced. */
@@ -70,7 +77,8 @@ export type ForeignReason =
   | "other-session"
   | "not-a-reply"
   | "unknown-probe"
-  | "wrong-length";
+  | "wrong-length"
+  | "corrupted-request";
 
 /** Events of a ping run; `--json` prints each as one NDJSON line. */
 export type PingEvent =
@@ -231,6 +239,7 @@ class Pinger {
   readonly #timeoutMs: number;
   readonly #deadlineMs?: number;
   readonly #retries: number;
+  readonly #lingerMs: number;
   readonly #payload: Uint8Array;
   readonly #signal?: AbortSignal;
   readonly #emit: (event: PingEvent) => void;
@@ -278,6 +287,7 @@ class Pinger {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#deadlineMs = options.deadlineMs;
     this.#retries = Math.min(options.retries ?? 0, MAX_RETRIES);
+    this.#lingerMs = options.lingerMs ?? 0;
     this.#payload = new Uint8Array(options.payloadSize ?? DEFAULT_PAYLOAD_SIZE);
     this.#signal = options.signal;
     this.#emit = options.onEvent ?? (() => {});
@@ -302,6 +312,7 @@ class Pinger {
       if (this.#signal?.aborted) this.#stop("interrupted");
       await this.#sendProbes(started);
       await this.#waitFor(() => this.#outstanding === 0);
+      if (this.#lingerMs > 0) await this.#waitFor(() => false, monotonicMs() + this.#lingerMs);
     } finally {
       this.#stop("count");
       clearTimeout(deadline);
@@ -351,9 +362,9 @@ class Pinger {
       attempt,
       session: this.#session,
       sequence,
-      sentAt: wallClockMs(),
-      receivedAt: 0,
-      repliedAt: 0,
+      sentAt: timestampFromMs(wallClockMs()),
+      receivedAt: NO_TIMESTAMP,
+      repliedAt: NO_TIMESTAMP,
       payload: this.#payload,
     };
     const bytes = encodeFrame(frame);
@@ -434,7 +445,7 @@ class Pinger {
     if (frame.attempt >= this.#attemptsSent[slot]) {
       return this.#foreign(from, data, "unknown-probe");
     }
-    if (frame.type === MessageType.ERROR) return this.#onError(frame, fromText);
+    if (frame.type === MessageType.ERROR) return this.#onError(frame, from, data);
     if (data.length !== HEADER_SIZE + this.#payload.length) {
       return this.#foreign(from, data, "wrong-length");
     }
@@ -457,9 +468,10 @@ class Pinger {
         this.#rtt.record(rtt);
         this.#jitter.update(rtt);
         const reordered = this.#reorder.observe(this.#transmissionIndex[index]);
-        const serverMs = frame.repliedAt > 0 && frame.receivedAt > 0 &&
-            frame.repliedAt >= frame.receivedAt
-          ? frame.repliedAt - frame.receivedAt
+        const processing = timestampDiffMs(frame.repliedAt, frame.receivedAt);
+        const serverMs = isTimestampSet(frame.receivedAt) && isTimestampSet(frame.repliedAt) &&
+            processing >= 0
+          ? processing
           : null;
         if (serverMs !== null) this.#server.record(serverMs);
         this.#emit({ type: "reply", ...base, rtt_ms: rtt, server_ms: serverMs, reordered });
@@ -477,8 +489,18 @@ class Pinger {
     }
   }
 
-  #onError(frame: Frame, from: string): void {
+  #onError(frame: Frame, fromAddress: PeerAddress, data: Uint8Array): void {
     const detail = decodeErrorDetail(frame.payload);
+    // An ERROR that names what we sent as supported answers a request that was corrupted on
+    // the way (a flipped version or type byte): not the reflector's verdict on us.
+    if (
+      (detail?.code === ErrorCode.UNSUPPORTED_VERSION &&
+        detail.values.includes(PROTOCOL_VERSION)) ||
+      (detail?.code === ErrorCode.UNSUPPORTED_TYPE && detail.values.includes(MessageType.PING))
+    ) {
+      return this.#foreign(fromAddress, data, "corrupted-request");
+    }
+    const from = formatAddress(fromAddress);
     const values = detail?.values.join(", ") ?? "";
     const message = detail?.code === ErrorCode.UNSUPPORTED_VERSION
       ? `${from} does not speak protocol version ${PROTOCOL_VERSION} (it speaks: ${values})`

@@ -57,8 +57,19 @@ export const ErrorCode = {
 /** An error code number defined by version 1. */
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];
 
-/** A decoded (or to-be-encoded) frame. Timestamps are milliseconds since the Unix epoch, with
- * sub-millisecond fractions; 0 means "not set". */
+/** A point in time as the wire carries it: whole seconds since the Unix epoch and
+ * nanoseconds (0..999,999,999). All zero means "not set". */
+export interface Timestamp {
+  /** Whole seconds since 1970-01-01T00:00:00Z (0..4,294,967,295). */
+  seconds: number;
+  /** Nanoseconds within the second (0..999,999,999). */
+  nanos: number;
+}
+
+/** The "not set" timestamp. */
+export const NO_TIMESTAMP: Timestamp = Object.freeze({ seconds: 0, nanos: 0 });
+
+/** A decoded (or to-be-encoded) frame. */
 export interface Frame {
   /** Protocol version number (1 for frames this codec produces). */
   version: number;
@@ -73,11 +84,11 @@ export interface Frame {
   /** Probe number within the session. */
   sequence: number;
   /** The client's send time, echoed unchanged by the reflector. */
-  sentAt: number;
+  sentAt: Timestamp;
   /** The reflector's receive time (PONG and ERROR only). */
-  receivedAt: number;
+  receivedAt: Timestamp;
   /** The reflector's send time (PONG and ERROR only). */
-  repliedAt: number;
+  repliedAt: Timestamp;
   /** Bytes after the header: padding in PING and PONG, the error detail in ERROR. */
   payload: Uint8Array;
 }
@@ -133,6 +144,57 @@ const NANOS_PER_MS = 1_000_000;
 const MAX_NANOS = 999_999_999;
 const MAX_U32 = 0xffff_ffff;
 
+/**
+ * The timestamp of a time in milliseconds since the Unix epoch (as `Date.now()` or
+ * `performance.timeOrigin + performance.now()` give it), rounded to the nanosecond.
+ *
+ * @example
+ * ```ts
+ * import { timestampFromMs } from "./protocol.ts";
+ * console.log(timestampFromMs(1_700_000_000_123.5)); // { seconds: 1700000000, nanos: 123500000 }
+ * ```
+ */
+export function timestampFromMs(ms: number): Timestamp {
+  if (!(ms > 0)) return NO_TIMESTAMP;
+  let seconds = Math.floor(ms / 1000);
+  let nanos = Math.round((ms - seconds * 1000) * NANOS_PER_MS);
+  if (nanos > MAX_NANOS) {
+    seconds += 1;
+    nanos -= 1_000_000_000;
+  }
+  return { seconds: Math.min(seconds, MAX_U32), nanos };
+}
+
+/**
+ * The difference `later − earlier` in milliseconds, computed without losing the nanoseconds.
+ *
+ * @example
+ * ```ts
+ * import { timestampDiffMs } from "./protocol.ts";
+ * const a = { seconds: 10, nanos: 999_000_000 };
+ * const b = { seconds: 11, nanos: 1_000 };
+ * console.log(timestampDiffMs(b, a)); // 1.001
+ * ```
+ */
+export function timestampDiffMs(later: Timestamp, earlier: Timestamp): number {
+  // Integer nanoseconds stay exact for differences up to about 104 days.
+  const nanos = (later.seconds - earlier.seconds) * 1_000_000_000 + (later.nanos - earlier.nanos);
+  return nanos / NANOS_PER_MS;
+}
+
+/**
+ * Whether a timestamp is set (not all zero).
+ *
+ * @example
+ * ```ts
+ * import { isTimestampSet, NO_TIMESTAMP } from "./protocol.ts";
+ * console.log(isTimestampSet(NO_TIMESTAMP)); // false
+ * ```
+ */
+export function isTimestampSet(timestamp: Timestamp): boolean {
+  return timestamp.seconds !== 0 || timestamp.nanos !== 0;
+}
+
 /** Options of {@linkcode encodeFrame}. */
 export interface EncodeOptions {
   /** Write into this buffer (from offset 0) instead of allocating; it must be large enough. */
@@ -144,10 +206,11 @@ export interface EncodeOptions {
  *
  * @example Encode a PING with 8 bytes of padding
  * ```ts
- * import { encodeFrame, MessageType } from "./protocol.ts";
+ * import { encodeFrame, MessageType, NO_TIMESTAMP } from "./protocol.ts";
  * const bytes = encodeFrame({
  *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 1, sequence: 0,
- *   sentAt: Date.now(), receivedAt: 0, repliedAt: 0, payload: new Uint8Array(8),
+ *   sentAt: { seconds: 1_700_000_000, nanos: 0 }, receivedAt: NO_TIMESTAMP,
+ *   repliedAt: NO_TIMESTAMP, payload: new Uint8Array(8),
  * });
  * console.log(bytes.length); // 52
  * ```
@@ -231,7 +294,7 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
   const sentAt = readTimestamp(view, 20);
   const receivedAt = readTimestamp(view, 28);
   const repliedAt = readTimestamp(view, 36);
-  if (sentAt === null || receivedAt === null || repliedAt === null) {
+  if (!sentAt || !receivedAt || !repliedAt) {
     return malformed("bad-timestamp", "a timestamp has 1,000,000,000 or more nanoseconds", null);
   }
   const payload = bytes.subarray(HEADER_SIZE);
@@ -262,20 +325,24 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
  *
  * @example
  * ```ts
- * import { encodeFrame, makePong, MessageType } from "./protocol.ts";
+ * import { encodeFrame, makePong, MessageType, NO_TIMESTAMP } from "./protocol.ts";
  * const ping = encodeFrame({
  *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 7, sequence: 3,
- *   sentAt: 1, receivedAt: 0, repliedAt: 0, payload: new Uint8Array(4),
+ *   sentAt: { seconds: 1, nanos: 0 }, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
+ *   payload: new Uint8Array(4),
  * });
- * const pong = makePong(ping, new Uint8Array(ping.length), 2, 3);
+ * const pong = makePong(ping, new Uint8Array(ping.length), { seconds: 2, nanos: 0 }, {
+ *   seconds: 2,
+ *   nanos: 500,
+ * });
  * console.log(pong.length === ping.length); // true
  * ```
  */
 export function makePong(
   ping: Uint8Array,
   out: Uint8Array,
-  receivedAt: number,
-  repliedAt: number,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
 ): Uint8Array {
   const pong = out.subarray(0, ping.length);
   if (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset) pong.set(ping);
@@ -295,10 +362,11 @@ export function makePong(
  * @example
  * ```ts
  * import { encodeError, ErrorCode } from "./protocol.ts";
+ * const now = { seconds: 1_700_000_000, nanos: 0 };
  * const reply = encodeError(
- *   { attempt: 0, session: 1, sequence: 0, sentAt: 0 },
+ *   { attempt: 0, session: 1, sequence: 0, sentAt: now },
  *   { code: ErrorCode.UNSUPPORTED_VERSION, values: [1] },
- *   100, 5, 6,
+ *   100, now, now,
  * );
  * console.log(reply?.length); // 47
  * ```
@@ -307,8 +375,8 @@ export function encodeError(
   request: Pick<Frame, "attempt" | "session" | "sequence" | "sentAt">,
   detail: ErrorDetail,
   requestLength: number,
-  receivedAt: number,
-  repliedAt: number,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
 ): Uint8Array | null {
   const payload = new Uint8Array(2 + detail.values.length);
   payload[0] = detail.code;
@@ -345,19 +413,19 @@ export function decodeErrorDetail(payload: Uint8Array): ErrorDetail | null {
 
 /**
  * Reads the client's send timestamp of a frame of any version (it is one of the invariants),
- * or 0 when the datagram is too short or the field invalid: an ERROR copies it so the client
- * can time the reply.
+ * or no timestamp when the datagram is too short or the field invalid: an ERROR copies it so
+ * the client can match and time the reply.
  *
  * @example
  * ```ts
  * import { peekSentAt } from "./protocol.ts";
- * console.log(peekSentAt(new Uint8Array(10))); // 0
+ * console.log(peekSentAt(new Uint8Array(10))); // { seconds: 0, nanos: 0 }
  * ```
  */
-export function peekSentAt(bytes: Uint8Array): number {
-  if (bytes.length < INVARIANT_SIZE) return 0;
+export function peekSentAt(bytes: Uint8Array): Timestamp {
+  if (bytes.length < INVARIANT_SIZE) return NO_TIMESTAMP;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return readTimestamp(view, 20) ?? 0;
+  return readTimestamp(view, 20) ?? NO_TIMESTAMP;
 }
 
 /**
@@ -404,25 +472,13 @@ function malformed(
 }
 
 /** Timestamps are two big-endian u32: whole seconds since the Unix epoch, then nanoseconds. */
-function writeTimestamp(view: DataView, offset: number, ms: number): void {
-  if (!(ms > 0)) {
-    view.setUint32(offset, 0);
-    view.setUint32(offset + 4, 0);
-    return;
-  }
-  let seconds = Math.floor(ms / 1000);
-  let nanos = Math.round((ms - seconds * 1000) * NANOS_PER_MS);
-  if (nanos > MAX_NANOS) {
-    seconds += 1;
-    nanos -= 1_000_000_000;
-  }
-  view.setUint32(offset, Math.min(seconds, MAX_U32));
-  view.setUint32(offset + 4, nanos);
+function writeTimestamp(view: DataView, offset: number, timestamp: Timestamp): void {
+  view.setUint32(offset, timestamp.seconds);
+  view.setUint32(offset + 4, timestamp.nanos);
 }
 
-function readTimestamp(view: DataView, offset: number): number | null {
+function readTimestamp(view: DataView, offset: number): Timestamp | null {
   const seconds = view.getUint32(offset);
   const nanos = view.getUint32(offset + 4);
-  if (nanos > MAX_NANOS) return null;
-  return seconds * 1000 + nanos / NANOS_PER_MS;
+  return nanos > MAX_NANOS ? null : { seconds, nanos };
 }

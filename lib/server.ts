@@ -18,6 +18,8 @@ import {
   messageTypeName,
   peekSentAt,
   SUPPORTED_VERSIONS,
+  type Timestamp,
+  timestampFromMs,
 } from "./protocol.ts";
 import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
 
@@ -157,7 +159,7 @@ export class Reflector {
   }
 
   async #handle(data: Uint8Array, from: PeerAddress): Promise<void> {
-    const receivedAt = wallClockMs();
+    const receivedAt = timestampFromMs(wallClockMs());
     this.#stats.received++;
     this.#stats.bytesReceived += data.length;
     const event: DatagramEvent = {
@@ -191,7 +193,7 @@ export class Reflector {
   }
 
   /** Fills in the event's classification and returns the reply to send, if any. */
-  #classify(data: Uint8Array, event: DatagramEvent, receivedAt: number): Uint8Array | null {
+  #classify(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp): Uint8Array | null {
     const decoded = decodeFrame(data);
     switch (decoded.kind) {
       case "frame": {
@@ -211,7 +213,7 @@ export class Reflector {
         event.kind = "ping";
         event.reply = "pong";
         // In place: the receive buffer is not reused before this reply has been sent.
-        return makePong(data, data, receivedAt, wallClockMs());
+        return makePong(data, data, receivedAt, timestampFromMs(wallClockMs()));
       }
       case "raw":
         event.kind = "raw";
@@ -264,14 +266,14 @@ export class Reflector {
     code: ErrorCode,
     values: number[],
     event: DatagramEvent,
-    receivedAt: number,
+    receivedAt: Timestamp,
   ): Uint8Array | null {
     const reply = encodeError(
       { ...request, sentAt: peekSentAt(data) },
       { code, values },
       data.length,
       receivedAt,
-      wallClockMs(),
+      timestampFromMs(wallClockMs()),
     );
     if (reply !== null) event.reply = "error";
     return reply;

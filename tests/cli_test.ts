@@ -5,8 +5,10 @@ import {
   strictEqual,
 } from "node:assert/strict";
 import { Inbox, runUdp, startServe, SUMMARY_KEYS, UdpProcess } from "./helpers.ts";
-import { decodeFrame, encodeError, ErrorCode } from "../lib/protocol.ts";
+import { decodeFrame, encodeError, ErrorCode, timestampFromMs } from "../lib/protocol.ts";
 import config from "../deno.json" with { type: "json" };
+
+const NOW = timestampFromMs(Date.now());
 
 /** One line on stderr, no stack trace, exit 2. */
 function assertUsageError(
@@ -186,8 +188,8 @@ Deno.test("udp ping to a reflector that does not speak version 1: clear message,
       decoded.frame,
       { code: ErrorCode.UNSUPPORTED_VERSION, values: [2] },
       request.data.length,
-      1,
-      2,
+      NOW,
+      NOW,
     );
     await futureServer.send(reply as Uint8Array, request.from);
   })();
@@ -220,7 +222,7 @@ Deno.test("udp serve --host :: answers IPv4 and IPv6 pings", async () => {
   }
 });
 
-Deno.test("udp serve -v logs one line per datagram; --json logs NDJSON", async () => {
+Deno.test("udp serve -v logs one line per datagram; -v --json logs NDJSON", async () => {
   const { serve, port } = await startServe(["-v"]);
   try {
     await runUdp(["send", `127.0.0.1:${port}`, "hello", "--wait"]);
@@ -234,7 +236,7 @@ Deno.test("udp serve -v logs one line per datagram; --json logs NDJSON", async (
   } finally {
     await serve.stop();
   }
-  const json = await startServe(["--json", "--raw", "echo"]);
+  const json = await startServe(["-v", "--json", "--raw", "echo"]);
   try {
     await runUdp(["send", `127.0.0.1:${json.port}`, "hi", "--wait"]);
     const line = await json.serve.waitFor(/^\{"type":"datagram".*\}$/);

@@ -8,16 +8,19 @@ import {
   ErrorCode,
   type Frame,
   makePong,
+  timestampFromMs,
 } from "../lib/protocol.ts";
 import { Reflector } from "../lib/server.ts";
 import { Inbox, SUMMARY_KEYS } from "./helpers.ts";
+
+const NOW = timestampFromMs(Date.now());
 
 function targetOf(address: { hostname: string; port: number }): ResolvedAddress {
   return { hostname: address.hostname, port: address.port, family: "ipv4" };
 }
 
 function pongFor(request: Uint8Array): Uint8Array {
-  return makePong(request, new Uint8Array(request.length), 1, 2);
+  return makePong(request, new Uint8Array(request.length), NOW, NOW);
 }
 
 function frameOf(data: Uint8Array): Frame {
@@ -255,8 +258,8 @@ Deno.test("ping() stops on an ERROR and says which versions the reflector speaks
       frame,
       { code: ErrorCode.UNSUPPORTED_VERSION, values: [2, 3] },
       bytes.length,
-      1,
-      2,
+      NOW,
+      NOW,
     );
     await reflector.send(error as Uint8Array, from);
   }, (target) => ping({ target, count: 5, intervalMs: 0, onEvent: (e) => events.push(e) }));
@@ -349,4 +352,32 @@ Deno.test("ping() sends the requested padding and checks the reply length", asyn
   }, (target) => ping({ target, count: 2, intervalMs: 0, payloadSize: 1000 }));
   assertEquals(sizes, [1044, 1044]);
   assertEquals([result.summary.received, result.summary.foreign], [2, 2]);
+});
+
+Deno.test("ping() with lingerMs counts a duplicate of the last reply", async () => {
+  const result = await withFakeReflector(async (_frame, bytes, reflector, from) => {
+    await reflector.send(pongFor(bytes), from);
+    await reflector.send(pongFor(bytes), from);
+  }, (target) => ping({ target, count: 3, intervalMs: 0, lingerMs: 200 }));
+  assertEquals([result.summary.received, result.summary.duplicates], [3, 3]);
+});
+
+Deno.test("ping() treats an ERROR that names version 1 as a corrupted request, not a verdict", async () => {
+  const result = await withFakeReflector(async (frame, bytes, reflector, from) => {
+    if (frame.sequence === 0) {
+      const error = encodeError(
+        frame,
+        { code: ErrorCode.UNSUPPORTED_VERSION, values: [1] },
+        bytes.length,
+        NOW,
+        NOW,
+      );
+      await reflector.send(error as Uint8Array, from);
+      return;
+    }
+    await reflector.send(pongFor(bytes), from);
+  }, (target) => ping({ target, count: 3, intervalMs: 0, timeoutMs: 30 }));
+  strictEqual(result.stopReason, "count");
+  const s = result.summary;
+  assertEquals([s.received, s.lost, s.foreign], [2, 1, 1]);
 });

@@ -185,6 +185,19 @@ export class Inbox {
     return new Promise((resolve) => this.#waiting = resolve);
   }
 
+  /** The next datagram, or null when none arrives within `ms`. */
+  async nextWithin(ms: number): Promise<Received | null> {
+    const queued = this.#queue.shift();
+    if (queued) return queued;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arrival = new Promise<Received>((resolve) => this.#waiting = resolve);
+    const timeout = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
+    const result = await Promise.race([arrival, timeout]);
+    clearTimeout(timer);
+    if (result === null) this.#waiting = null;
+    return result;
+  }
+
   /** Sends `data` to `to`. */
   async send(data: Uint8Array, to: { hostname: string; port: number }): Promise<void> {
     await this.socket.send(data, to);

@@ -12,12 +12,18 @@ import {
   ErrorCode,
   type Frame,
   HEADER_SIZE,
+  isTimestampSet,
   makePong,
   maxPayloadSize,
   MessageType,
   messageTypeName,
+  NO_TIMESTAMP,
   peekSentAt,
+  timestampDiffMs,
+  timestampFromMs,
 } from "../lib/protocol.ts";
+
+const SENT = { seconds: 1_700_000_000, nanos: 123_500_000 };
 
 interface Vector {
   name: string;
@@ -59,9 +65,9 @@ function ping(fields: Partial<Frame> = {}): Frame {
     attempt: 0,
     session: 0x01020304,
     sequence: 5,
-    sentAt: 1_700_000_000_123.5,
-    receivedAt: 0,
-    repliedAt: 0,
+    sentAt: SENT,
+    receivedAt: NO_TIMESTAMP,
+    repliedAt: NO_TIMESTAMP,
     payload: new Uint8Array(8),
     ...fields,
   };
@@ -112,8 +118,8 @@ Deno.test("makePong() of the spec's PING gives the spec's PONG", () => {
   const reply = makePong(
     request,
     new Uint8Array(request.length),
-    1700000000124.25,
-    1700000000124.75,
+    { seconds: 1700000000, nanos: 124_250_000 },
+    { seconds: 1700000000, nanos: 124_750_000 },
   );
   assertEquals(reply.toHex(), pongVector.hex.replace(/\s+/g, ""));
 });
@@ -122,26 +128,32 @@ Deno.test("makePong() works in place and keeps the request's length and padding"
   const payload = Uint8Array.from({ length: 300 }, (_, i) => i & 255);
   const request = encodeFrame(ping({ payload }));
   const copy = request.slice();
-  const reply = makePong(request, request, 10, 20);
+  const reply = makePong(request, request, { seconds: 10, nanos: 1 }, { seconds: 20, nanos: 2 });
   assertStrictEquals(reply.buffer, request.buffer);
   assertEquals(reply.length, copy.length);
   const decoded = decodeFrame(reply);
   assert(decoded.kind === "frame");
   assertEquals(decoded.frame.type, MessageType.PONG);
-  assertEquals(decoded.frame.receivedAt, 10);
-  assertEquals(decoded.frame.repliedAt, 20);
+  assertEquals(decoded.frame.receivedAt, { seconds: 10, nanos: 1 });
+  assertEquals(decoded.frame.repliedAt, { seconds: 20, nanos: 2 });
   assertEquals(decoded.frame.payload, payload);
-  assertEquals(decoded.frame.sentAt, 1_700_000_000_123.5);
+  assertEquals(decoded.frame.sentAt, SENT);
 });
 
 Deno.test("encodeError() builds the spec's ERROR and refuses to amplify", () => {
   const errorVector = vectors.find((v) => v.name === "error-unsupported-version")!;
-  const request = { attempt: 0, session: 0x01020304, sequence: 5, sentAt: 1700000000123.5 };
+  const request = { attempt: 0, session: 0x01020304, sequence: 5, sentAt: SENT };
   const detail = { code: ErrorCode.UNSUPPORTED_VERSION, values: [1] };
-  const reply = encodeError(request, detail, 48, 1700000000124.25, 1700000000124.75);
+  const reply = encodeError(
+    request,
+    detail,
+    48,
+    { seconds: 1700000000, nanos: 124_250_000 },
+    { seconds: 1700000000, nanos: 124_750_000 },
+  );
   assertEquals(reply?.toHex(), errorVector.hex.replace(/\s+/g, ""));
-  assertEquals(encodeError(request, detail, 47, 1, 2)?.length, 47);
-  assertStrictEquals(encodeError(request, detail, 46, 1, 2), null);
+  assertEquals(encodeError(request, detail, 47, SENT, SENT)?.length, 47);
+  assertStrictEquals(encodeError(request, detail, 46, SENT, SENT), null);
 });
 
 Deno.test("decodeErrorDetail() reads code and values and rejects short payloads", () => {
@@ -164,9 +176,9 @@ Deno.test("encodeFrame() / decodeFrame() round-trip every type, size class and e
           session: extremes ? 0xffff_ffff : 0,
           sequence: extremes ? 0xffff_ffff : 0,
           flags: extremes ? 0xffff : 0,
-          sentAt: extremes ? 4294967295999.5 : 0,
-          receivedAt: extremes ? 1 : 0,
-          repliedAt: extremes ? 4294967295000 : 0,
+          sentAt: extremes ? { seconds: 0xffff_ffff, nanos: 999_999_999 } : NO_TIMESTAMP,
+          receivedAt: extremes ? { seconds: 0, nanos: 1 } : NO_TIMESTAMP,
+          repliedAt: extremes ? { seconds: 0xffff_ffff, nanos: 0 } : NO_TIMESTAMP,
         });
         const bytes = encodeFrame(frame);
         assertEquals(bytes.length, HEADER_SIZE + size);
@@ -178,13 +190,23 @@ Deno.test("encodeFrame() / decodeFrame() round-trip every type, size class and e
   }
 });
 
-Deno.test("encodeFrame() rounds timestamps to the nanosecond and carries into seconds", () => {
-  const decoded = decodeFrame(encodeFrame(ping({ sentAt: 1999.9999999 })));
-  assert(decoded.kind === "frame");
-  assertEquals(decoded.frame.sentAt, 2000);
-  const microseconds = decodeFrame(encodeFrame(ping({ sentAt: 1_700_000_000_000.001 })));
-  assert(microseconds.kind === "frame");
-  assert(Math.abs(microseconds.frame.sentAt - 1_700_000_000_000.001) < 0.0005);
+Deno.test("timestampFromMs() rounds to the nanosecond and carries into seconds", () => {
+  assertEquals(timestampFromMs(1999.9999999), { seconds: 2, nanos: 0 });
+  assertEquals(timestampFromMs(1_700_000_000_123.5), SENT);
+  assertEquals(timestampFromMs(0), NO_TIMESTAMP);
+  assertEquals(timestampFromMs(-5), NO_TIMESTAMP);
+  const micro = timestampFromMs(1_700_000_000_000.001);
+  assertEquals(micro.seconds, 1_700_000_000);
+  assert(Math.abs(micro.nanos - 1000) < 500, `${micro.nanos}`);
+});
+
+Deno.test("timestampDiffMs() keeps nanoseconds across a second boundary", () => {
+  assertEquals(
+    timestampDiffMs({ seconds: 5, nanos: 1 }, { seconds: 4, nanos: 999_999_999 }),
+    0.000002,
+  );
+  assertEquals(timestampDiffMs(SENT, SENT), 0);
+  assert(!isTimestampSet(NO_TIMESTAMP) && isTimestampSet({ seconds: 0, nanos: 1 }));
 });
 
 Deno.test("encodeFrame() writes into a given buffer and rejects oversize frames", () => {
@@ -250,8 +272,8 @@ Deno.test("decodeFrame() never throws on random bytes, truncations or bit flips"
 });
 
 Deno.test("peekSentAt() reads the invariant send time of any version", () => {
-  assertEquals(peekSentAt(encodeFrame(ping({ version: 9 }))), 1_700_000_000_123.5);
-  assertEquals(peekSentAt(new Uint8Array(27)), 0);
+  assertEquals(peekSentAt(encodeFrame(ping({ version: 9 }))), SENT);
+  assertEquals(peekSentAt(new Uint8Array(27)), NO_TIMESTAMP);
 });
 
 Deno.test("messageTypeName() and maxPayloadSize()", () => {

@@ -34,7 +34,7 @@ import { onInterrupt } from "../signals.ts";
 import type { Command } from "./command.ts";
 
 const HELP = `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
-                [-q] [--json] [-4|-6]
+                [--linger SEC] [-q] [--json] [-4|-6]
 
 Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
 reordering, duplicates and late replies. Options follow ping(8).
@@ -52,6 +52,8 @@ Options:
   -w, --deadline SEC stop after SEC seconds whatever was sent or received
       --retries N    re-send an unanswered probe up to N times (0..${MAX_RETRIES}, default 0); attempt k
                      waits TIMEOUT x 2^k x (1 to 1.25); RTT is timed from the answered attempt
+      --linger SEC   after the last probe, keep listening SEC seconds for late and duplicate
+                     replies (default 0: stop at once, as ping(8))
   -s, --size BYTES   padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds a ${HEADER_SIZE}-byte header
   -q, --quiet        print only the summary
       --json         print NDJSON: start, one object per event, summary
@@ -73,6 +75,7 @@ export const pingCommand: Command = {
       timeout: { type: "string", short: "W" },
       deadline: { type: "string", short: "w" },
       retries: { type: "string" },
+      linger: { type: "string" },
       size: { type: "string", short: "s" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
@@ -126,6 +129,7 @@ export const pingCommand: Command = {
         timeoutMs: options.timeoutMs,
         deadlineMs: options.deadlineMs,
         retries: options.retries,
+        lingerMs: options.lingerMs,
         payloadSize: size,
         signal: controller.signal,
         onEvent: (event) => {
@@ -147,6 +151,7 @@ interface PingCliOptions {
   timeoutMs?: number;
   deadlineMs?: number;
   retries?: number;
+  lingerMs?: number;
   size?: number;
 }
 
@@ -167,6 +172,9 @@ function parseOptions({ values }: ParsedArgs): PingCliOptions {
   }
   if (text("retries") !== undefined) {
     options.retries = parseWholeNumber("retries", text("retries")!, 0, MAX_RETRIES);
+  }
+  if (text("linger") !== undefined) {
+    options.lingerMs = parseSeconds("linger", text("linger")!, true);
   }
   if (text("size") !== undefined) {
     options.size = parseWholeNumber("size", text("size")!, 0, maxPayloadSize("ipv6"));

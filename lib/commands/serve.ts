@@ -28,7 +28,7 @@ Options:
       --raw MODE    raw datagrams: ack (reply "ack:" + data, 4 bytes longer than the
                     request), echo (reply the data), ignore (no reply) (default ack)
   -v, --verbose     log one line per datagram: source, size, kind, text or hex of raw data
-      --json        log as NDJSON: listening, one object per datagram, final stats
+      --json        print NDJSON: listening, final stats, and with -v one object per datagram
   -h, --help        show this help
 
 Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind errors.`;
@@ -57,11 +57,11 @@ export const serveCommand: Command = {
       values.port as string | undefined,
     );
     const json = Boolean(values.json);
-    const log = json
+    const log = !values.verbose
+      ? undefined
+      : json
       ? (event: DatagramEvent) => console.log(JSON.stringify(datagramJson(event)))
-      : values.verbose
-      ? (event: DatagramEvent) => console.log(datagramLine(event))
-      : undefined;
+      : (event: DatagramEvent) => console.log(datagramLine(event));
     const reflector = Reflector.listen({
       hostname: address.hostname,
       port: address.port,

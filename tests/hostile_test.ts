@@ -1,0 +1,239 @@
+/**
+ * Hostile input: property-based tests of the codec (fast-check), and a bounded flood of
+ * random and mutated datagrams at a running `udp serve`.
+ */
+import fc from "fast-check";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
+import {
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  HEADER_SIZE,
+  MessageType,
+  NO_TIMESTAMP,
+} from "../lib/protocol.ts";
+import { Inbox, startServe } from "./helpers.ts";
+
+const timestamp = fc.record({
+  seconds: fc.nat({ max: 0xffff_ffff }),
+  nanos: fc.nat({ max: 999_999_999 }),
+}, { noNullPrototype: true });
+
+const validFrame: fc.Arbitrary<Frame> = fc.record({
+  version: fc.constant(1),
+  type: fc.constantFrom(MessageType.PING, MessageType.PONG),
+  flags: fc.nat({ max: 0xffff }),
+  attempt: fc.nat({ max: 0xffff }),
+  session: fc.nat({ max: 0xffff_ffff }),
+  sequence: fc.nat({ max: 0xffff_ffff }),
+  sentAt: timestamp,
+  receivedAt: timestamp,
+  repliedAt: timestamp,
+  payload: fc.uint8Array({ maxLength: 2000 }),
+}, { noNullPrototype: true });
+
+const KINDS = new Set(["frame", "raw", "malformed", "unsupported-version"]);
+
+Deno.test("property: decodeFrame() never throws and classifies any bytes", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      const decoded = decodeFrame(bytes);
+      assert(KINDS.has(decoded.kind));
+      if (bytes.length < 4 || bytes[0] !== 0xda) strictEqual(decoded.kind, "raw");
+    }),
+    { numRuns: 20_000 },
+  );
+});
+
+Deno.test("property: a valid frame always round-trips, byte for byte", () => {
+  fc.assert(
+    fc.property(validFrame, (frame) => {
+      const bytes = encodeFrame(frame);
+      strictEqual(bytes.length, HEADER_SIZE + frame.payload.length);
+      const decoded = decodeFrame(bytes);
+      assert(decoded.kind === "frame");
+      assertEquals(decoded.frame, frame);
+      assertEquals(encodeFrame(decoded.frame), bytes);
+    }),
+    { numRuns: 5_000 },
+  );
+});
+
+Deno.test("property: every truncation of a valid frame is classified, never as a frame", () => {
+  fc.assert(
+    fc.property(validFrame, fc.nat(), (frame, cut) => {
+      const bytes = encodeFrame(frame);
+      const truncated = bytes.subarray(0, cut % bytes.length);
+      const decoded = decodeFrame(truncated);
+      assert(decoded.kind !== "frame");
+      if (truncated.length < 4) strictEqual(decoded.kind, "raw");
+      else if (decoded.kind === "malformed") {
+        assert(["too-short", "length-mismatch"].includes(decoded.reason), decoded.reason);
+      }
+    }),
+    { numRuns: 5_000 },
+  );
+});
+
+Deno.test("property: a bit flip is classified, and whatever still decodes re-encodes exactly", () => {
+  fc.assert(
+    fc.property(validFrame, fc.nat(), fc.nat({ max: 7 }), (frame, at, bit) => {
+      const bytes = encodeFrame(frame).slice();
+      bytes[at % bytes.length] ^= 1 << bit;
+      const decoded = decodeFrame(bytes);
+      assert(KINDS.has(decoded.kind));
+      if (decoded.kind === "frame") assertEquals(encodeFrame(decoded.frame), bytes);
+      if (at % bytes.length < 4) assert(decoded.kind === "raw");
+    }),
+    { numRuns: 5_000 },
+  );
+});
+
+/** A datagram of a known class, so the server's counters can be checked against the truth. */
+type FloodKind =
+  | "raw"
+  | "too-short"
+  | "length-mismatch"
+  | "unsupported-version"
+  | "unknown-type"
+  | "bad-timestamp"
+  | "ping";
+
+function floodDatagram(kind: FloodKind, random: () => number): Uint8Array {
+  const byte = () => Math.floor(random() * 256);
+  const frame = (fields: Partial<Frame> = {}) =>
+    encodeFrame({
+      version: 1,
+      type: MessageType.PING,
+      flags: 0,
+      attempt: 0,
+      session: 7,
+      sequence: 1,
+      sentAt: NO_TIMESTAMP,
+      receivedAt: NO_TIMESTAMP,
+      repliedAt: NO_TIMESTAMP,
+      payload: Uint8Array.from({ length: Math.floor(random() * 64) }, byte),
+      ...fields,
+    });
+  switch (kind) {
+    case "raw": {
+      const bytes = Uint8Array.from({ length: Math.floor(random() * 200) }, byte);
+      if (bytes.length > 0 && bytes[0] === 0xda) bytes[0] = 0;
+      return bytes;
+    }
+    case "too-short":
+      return frame().subarray(0, 4 + Math.floor(random() * (HEADER_SIZE - 4)));
+    case "length-mismatch": {
+      const bytes = frame();
+      const longer = new Uint8Array(bytes.length + 1 + Math.floor(random() * 10));
+      longer.set(bytes);
+      return longer;
+    }
+    case "unsupported-version":
+      return frame({ version: 2 + Math.floor(random() * 254), payload: new Uint8Array(0) });
+    case "unknown-type":
+      return frame({
+        type: (4 + Math.floor(random() * 252)) as MessageType,
+        payload: new Uint8Array(0),
+      });
+    case "bad-timestamp": {
+      const bytes = frame();
+      new DataView(bytes.buffer).setUint32(24, 1_000_000_000 + Math.floor(random() * 1e9));
+      return bytes;
+    }
+    case "ping":
+      return frame({ session: 0xbad, sequence: Math.floor(random() * 1000) });
+  }
+}
+
+Deno.test("a flood of 100,000 random and mutated datagrams: udp serve stays up and counts them all", async () => {
+  const { serve, port } = await startServe(["--raw", "ignore", "--json"]);
+  const client = new Inbox();
+  const target = { hostname: "127.0.0.1", port };
+  let seed = 0x1234567;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+  const kinds: FloodKind[] = [
+    "raw",
+    "too-short",
+    "length-mismatch",
+    "unsupported-version",
+    "unknown-type",
+    "bad-timestamp",
+    "ping",
+  ];
+  const sent: Record<FloodKind, number> = Object.fromEntries(kinds.map((k) => [k, 0])) as Record<
+    FloodKind,
+    number
+  >;
+  const total = 100_000;
+  const batch = 100;
+  let probes = 0;
+  try {
+    for (let i = 0; i < total;) {
+      for (let j = 0; j < batch && i < total; j++, i++) {
+        const kind = kinds[Math.floor(random() * kinds.length)];
+        sent[kind]++;
+        await client.send(floodDatagram(kind, random), target);
+      }
+      // A valid ping from a session of its own after every batch must be answered: the server
+      // answers in order, so its PONG also says the batch before it was handled (and a socket
+      // buffer never holds more than one batch).
+      const sequence = probes;
+      const marker = encodeFrame({
+        version: 1,
+        type: MessageType.PING,
+        flags: 0,
+        attempt: 0,
+        session: 0xc0ffee,
+        sequence,
+        sentAt: NO_TIMESTAMP,
+        receivedAt: NO_TIMESTAMP,
+        repliedAt: NO_TIMESTAMP,
+        payload: new Uint8Array(8),
+      });
+      // UDP may still lose the marker or its PONG: re-send it after a second without an
+      // answer, as any client of this protocol must (each copy is counted).
+      let answered = false;
+      while (!answered) {
+        await client.send(marker, target);
+        probes++;
+        const deadline = Date.now() + 1000;
+        while (Date.now() < deadline) {
+          const received = await client.nextWithin(deadline - Date.now());
+          if (received === null) break;
+          const decoded = decodeFrame(received.data);
+          if (decoded.kind !== "frame" || decoded.frame.type !== MessageType.PONG) continue;
+          if (decoded.frame.session === 0xc0ffee && decoded.frame.sequence === sequence) {
+            answered = true;
+            break;
+          }
+        }
+      }
+    }
+  } finally {
+    await client.close();
+  }
+  const stopped = await serve.stop("SIGTERM");
+  strictEqual(stopped.code, 0);
+  const stats = JSON.parse(stopped.stdout.trimEnd().split("\n").at(-1) as string);
+  strictEqual(stats.received, total + probes);
+  assertEquals(stats.kinds, {
+    ping: sent.ping + probes,
+    raw: sent.raw,
+    malformed: sent["too-short"] + sent["length-mismatch"] + sent["unknown-type"] +
+      sent["bad-timestamp"],
+    "unsupported-version": sent["unsupported-version"],
+    unexpected: 0,
+  });
+  assertEquals(stats.malformed, {
+    "too-short": sent["too-short"],
+    "length-mismatch": sent["length-mismatch"],
+    "unknown-type": sent["unknown-type"],
+    "bad-timestamp": sent["bad-timestamp"],
+    "bad-error-payload": 0,
+  });
+  // Replies: every PING, and an ERROR to each unsupported version or unknown type (44-byte
+  // requests are too short for a 47-byte ERROR, so those get none).
+  strictEqual(stats.replied, sent.ping + probes);
+  assertEquals(stats.errors, {});
+});

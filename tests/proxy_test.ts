@@ -1,0 +1,347 @@
+/**
+ * udp proxy, and proof that udp ping stays exact under loss, duplication, reordering, delay
+ * and retries: the proxy's log says what happened to every datagram, an oracle replays it,
+ * and `udp ping --json` must report exactly the same numbers.
+ */
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
+import { ImpairmentModel, type Impairments, NO_IMPAIRMENTS } from "../lib/impairment.ts";
+import { Proxy, type ProxyLogRecord } from "../lib/proxy.ts";
+import { seededRandom } from "../lib/random.ts";
+import { Reflector } from "../lib/server.ts";
+import { parseBurst, parseMs, parsePercent, parseRate } from "../lib/commands/proxy.ts";
+import { runUdp, UdpProcess } from "./helpers.ts";
+
+function impairments(fields: Partial<Impairments>): Impairments {
+  return { ...NO_IMPAIRMENTS, ...fields };
+}
+
+/** A reflector behind a proxy, both in this process; the proxy's log records collected. */
+async function withProxy<T>(
+  up: Impairments,
+  down: Impairments,
+  seed: number,
+  body: (proxyPort: number, log: ProxyLogRecord[]) => Promise<T>,
+): Promise<{ result: T; log: ProxyLogRecord[] }> {
+  const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+  const log: ProxyLogRecord[] = [];
+  const proxy = Proxy.listen({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+    up,
+    down,
+    seed,
+    onLog: (record) => log.push(structuredClone(record)),
+  });
+  try {
+    const result = await body(proxy.address.port, log);
+    return { result, log };
+  } finally {
+    await proxy.close();
+    await reflector.close();
+  }
+}
+
+async function pingJson(port: number, args: string[]) {
+  const result = await runUdp(["ping", `127.0.0.1:${port}`, "--json", ...args]);
+  const lines = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+  return { code: result.code, events: lines.slice(1, -1), summary: lines.at(-1) };
+}
+
+interface Expected {
+  transmitted: number;
+  received: number;
+  lost: number;
+  duplicates: number;
+  reordered: number;
+  late: number;
+  retransmitted: number;
+  answeredAttempt: Map<number, number>;
+}
+
+/**
+ * Replays the proxy's log as the pinger must have seen it. Every PING is a transmission (the
+ * proxy numbers arrivals in the client's send order); every PONG copy the proxy sent reached
+ * the client in the proxy's send order. `lateAll` says every reply came after its timeout.
+ */
+function oracle(log: ProxyLogRecord[], lateAll = false): Expected {
+  const pings = log.filter((r) => r.dir === "up" && r.frame?.type === "PING");
+  const txIndex = new Map(pings.map((r) => [`${r.frame!.seq}/${r.frame!.attempt}`, r.index]));
+  const probes = new Set(pings.map((r) => r.frame!.seq));
+  const arrivals = log
+    .filter((r) => r.dir === "down" && r.frame?.type === "PONG")
+    .flatMap((r) =>
+      r.copies.filter((c) => c.order !== null).map((c) => ({ order: c.order!, ...r.frame! }))
+    )
+    .sort((a, b) => a.order - b.order);
+  const answered = new Set<string>();
+  const state = new Map<number, "received" | "late">();
+  const answeredAttempt = new Map<number, number>();
+  let duplicates = 0, reordered = 0, late = 0, nextExpected = 0;
+  for (const arrival of arrivals) {
+    const key = `${arrival.seq}/${arrival.attempt}`;
+    if (answered.has(key)) {
+      duplicates++;
+      continue;
+    }
+    answered.add(key);
+    if (state.has(arrival.seq)) continue; // a redundant reply to another attempt
+    if (lateAll) {
+      state.set(arrival.seq, "late");
+      late++;
+      continue;
+    }
+    state.set(arrival.seq, "received");
+    answeredAttempt.set(arrival.seq, arrival.attempt);
+    const index = txIndex.get(key)!;
+    if (index < nextExpected) reordered++;
+    else nextExpected = index + 1;
+  }
+  const received = [...state.values()].filter((s) => s === "received").length;
+  return {
+    transmitted: probes.size,
+    received,
+    lost: probes.size - received,
+    duplicates,
+    reordered,
+    late,
+    retransmitted: pings.filter((r) => r.frame!.attempt > 0).length,
+    answeredAttempt,
+  };
+}
+
+Deno.test("ImpairmentModel is reproducible from its seed and holds its rates", () => {
+  const config = impairments({ loss: 0.1, duplicate: 0.05, reorder: 0.02, corrupt: 0.03 });
+  const run = (seed: number) => {
+    const model = new ImpairmentModel(config, seededRandom(seed));
+    return Array.from({ length: 20_000 }, () => model.decide(100));
+  };
+  assertEquals(run(7), run(7));
+  const decisions = run(7);
+  const share = (predicate: (d: (typeof decisions)[number]) => boolean) =>
+    decisions.filter(predicate).length / decisions.length;
+  assert(Math.abs(share((d) => d.drop === "loss") - 0.1) < 0.01);
+  const kept = decisions.filter((d) => !d.drop);
+  assert(Math.abs(kept.filter((d) => d.delaysMs.length === 2).length / kept.length - 0.05) < 0.01);
+  assert(Math.abs(kept.filter((d) => d.hold).length / kept.length - 0.02) < 0.005);
+  assert(Math.abs(kept.filter((d) => d.corrupt).length / kept.length - 0.03) < 0.006);
+  assert(kept.every((d) => d.corrupt === null || (d.corrupt.index < 100 && d.corrupt.mask > 0)));
+  assert(run(8).some((d, i) => d.drop !== decisions[i].drop));
+});
+
+Deno.test("ImpairmentModel's Gilbert–Elliott bursts have the configured mean loss and length", () => {
+  const burst = { enter: 0.02, exit: 0.25, badLoss: 1, goodLoss: 0 };
+  const model = new ImpairmentModel(impairments({ burst }), seededRandom(3));
+  const drops = Array.from({ length: 200_000 }, () => model.decide(10).drop === "burst-loss");
+  const lossRate = drops.filter(Boolean).length / drops.length;
+  const expectedRate = burst.enter / (burst.enter + burst.exit); // time spent in the bad state
+  assert(Math.abs(lossRate - expectedRate) < 0.01, `loss ${lossRate} vs ${expectedRate}`);
+  const runs: number[] = [];
+  let current = 0;
+  for (const dropped of drops) {
+    if (dropped) current++;
+    else if (current > 0) runs.push(current), current = 0;
+  }
+  const meanBurst = runs.reduce((a, b) => a + b, 0) / runs.length;
+  assert(Math.abs(meanBurst - 1 / burst.exit) < 0.3, `mean burst ${meanBurst}`);
+});
+
+Deno.test("ImpairmentModel's delays stay within delay ± jitter and never go negative", () => {
+  const model = new ImpairmentModel(impairments({ delayMs: 5, jitterMs: 8 }), seededRandom(1));
+  const delays = Array.from({ length: 5000 }, () => model.decide(1).delaysMs[0]);
+  assert(delays.every((d) => d >= 0 && d <= 13));
+  assert(delays.some((d) => d === 0) && delays.some((d) => d > 12));
+  const steady = new ImpairmentModel(impairments({ delayMs: 5 }), seededRandom(1));
+  assert(Array.from({ length: 100 }, () => steady.decide(1).delaysMs[0]).every((d) => d === 5));
+});
+
+Deno.test("proxy option parsers accept the documented forms", () => {
+  strictEqual(parsePercent("--loss", "10%"), 0.1);
+  strictEqual(parsePercent("--loss", "2.5"), 0.025);
+  strictEqual(parseMs("--delay", "20ms"), 20);
+  assertEquals(parseRate("--rate", "5k"), { unit: "pps", value: 5000 });
+  assertEquals(parseRate("--rate", "1000pps"), { unit: "pps", value: 1000 });
+  assertEquals(parseRate("--rate", "512kbit"), { unit: "bps", value: 512000 });
+  assertEquals(parseBurst("--burst-loss", "1%,30%,80%,1%"), {
+    enter: 0.01,
+    exit: 0.3,
+    badLoss: 0.8,
+    goodLoss: 0.01,
+  });
+});
+
+Deno.test("udp ping through an unimpaired proxy: everything received, log complete", async () => {
+  const { result, log } = await withProxy(
+    NO_IMPAIRMENTS,
+    NO_IMPAIRMENTS,
+    1,
+    (port) => pingJson(port, ["-c", "20", "-i", "0"]),
+  );
+  strictEqual(result.code, 0);
+  assertEquals([result.summary.received, result.summary.lost], [20, 0]);
+  assertEquals(log.filter((r) => r.dir === "up").length, 20);
+  assertEquals(log.filter((r) => r.dir === "down").length, 20);
+});
+
+Deno.test("udp ping is exact under loss, duplication and reordering in both directions", async () => {
+  const both = impairments({ loss: 0.15, duplicate: 0.1, reorder: 0.1 });
+  const { result, log } = await withProxy(
+    both,
+    both,
+    20261124,
+    (port) => pingJson(port, ["-c", "300", "-i", "0.002", "-W", "2", "--linger", "0.5"]),
+  );
+  const expected = oracle(log);
+  const s = result.summary;
+  // The scenario must exercise every counter, or the comparison proves little.
+  assert(
+    expected.lost > 20 && expected.duplicates > 10 && expected.reordered > 5,
+    JSON.stringify(expected),
+  );
+  assertEquals(
+    [s.transmitted, s.received, s.lost, s.duplicates, s.reordered, s.late],
+    [300, expected.received, expected.lost, expected.duplicates, expected.reordered, 0],
+  );
+  strictEqual(expected.transmitted, 300);
+});
+
+Deno.test("udp ping is exact under Gilbert–Elliott burst loss", async () => {
+  const bursty = impairments({ burst: { enter: 0.05, exit: 0.3, badLoss: 1, goodLoss: 0 } });
+  const { result, log } = await withProxy(
+    bursty,
+    NO_IMPAIRMENTS,
+    99,
+    (port) => pingJson(port, ["-c", "200", "-i", "0", "-W", "0.05"]),
+  );
+  const expected = oracle(log);
+  assert(expected.lost > 10);
+  assertEquals([result.summary.received, result.summary.lost], [expected.received, expected.lost]);
+  strictEqual(log.filter((r) => r.drop === "burst-loss").length, expected.lost);
+});
+
+Deno.test("udp ping --retries: dropped first attempts are received, retries match the log", async () => {
+  const { result, log } = await withProxy(
+    impairments({ loss: 0.3 }),
+    impairments({ loss: 0.1 }),
+    4242,
+    (port) => pingJson(port, ["-c", "100", "-i", "0.005", "-W", "0.1", "--retries", "3"]),
+  );
+  const expected = oracle(log);
+  const s = result.summary;
+  assert(expected.retransmitted > 20 && expected.answeredAttempt.size > 0);
+  assertEquals(
+    [s.received, s.lost, s.retransmitted, s.duplicates],
+    [expected.received, expected.lost, expected.retransmitted, expected.duplicates],
+  );
+  // With 30% + 10% loss and no retries about 37% would be lost; retries recover most.
+  assert(s.received > 90, `received ${s.received}`);
+  // Every RTT is timed from the attempt that was answered: a reply to attempt k measured from
+  // attempt 0 would be at least 100 ms × (2^k − 1) long.
+  const replies = result.events.filter((e) => e.type === "reply");
+  assert(replies.some((e) => e.attempt > 0));
+  for (const reply of replies) {
+    strictEqual(reply.attempt, expected.answeredAttempt.get(reply.seq), `seq ${reply.seq}`);
+    assert(reply.rtt_ms < 50, `seq ${reply.seq} attempt ${reply.attempt}: rtt ${reply.rtt_ms}`);
+  }
+});
+
+Deno.test("udp ping counts replies delayed past the timeout as late, and their duplicates", async () => {
+  const { result, log } = await withProxy(
+    impairments({ loss: 0.2 }),
+    impairments({ delayMs: 150, duplicate: 0.3 }),
+    77,
+    (port) => pingJson(port, ["-c", "20", "-i", "0.01", "-W", "0.05", "--linger", "0.4"]),
+  );
+  const expected = oracle(log, true);
+  const s = result.summary;
+  assert(expected.late > 10 && expected.duplicates > 0);
+  assertEquals(
+    [s.received, s.lost, s.late, s.duplicates],
+    [0, 20, expected.late, expected.duplicates],
+  );
+});
+
+Deno.test("udp ping RTT sits at the configured delay; jitter only when jitter is configured", async () => {
+  // Each direction adds 25 ms, so RTT ≥ 50 ms. Tolerances: timers fire up to a few ms late on a
+  // busy machine, so without jitter p50 lies in [50, 60] ms and the RFC 3550 jitter (timer
+  // noise only) stays under 5 ms; with uniform ±20 ms per direction RTTs spread over
+  // [10, 90] ms, p50 lies within 50 ± 15 ms and the jitter estimate is about 18 ms (> 10 ms).
+  const steady = await withProxy(
+    impairments({ delayMs: 25 }),
+    impairments({ delayMs: 25 }),
+    5,
+    (port) => pingJson(port, ["-c", "40", "-i", "0.03"]),
+  );
+  const s = steady.result.summary;
+  assert(s.rtt_ms.min >= 50 && s.rtt_ms.p50 <= 60, JSON.stringify(s.rtt_ms));
+  const jittery = await withProxy(
+    impairments({ delayMs: 25, jitterMs: 20 }),
+    impairments({ delayMs: 25, jitterMs: 20 }),
+    5,
+    (port) => pingJson(port, ["-c", "40", "-i", "0.03"]),
+  );
+  const j = jittery.result.summary;
+  assert(j.rtt_ms.min >= 10 && Math.abs(j.rtt_ms.p50 - 50) <= 15, JSON.stringify(j.rtt_ms));
+  assert(s.jitter_ms < 5, `jitter without jitter configured: ${s.jitter_ms}`);
+  assert(j.jitter_ms > 10, `jitter with ±20 ms configured: ${j.jitter_ms}`);
+});
+
+Deno.test("udp send --wait --retries gets through heavy loss, attempts matching the log", async () => {
+  const heavy = impairments({ loss: 0.6 });
+  const { result, log } = await withProxy(
+    heavy,
+    heavy,
+    31,
+    (port) =>
+      runUdp(["send", `127.0.0.1:${port}`, "survive", "--wait", "-W", "0.05", "--retries", "10"]),
+  );
+  strictEqual(result.code, 0, result.stdout);
+  const sent = result.stdout.split("\n").filter((line) => line.startsWith("Sent "));
+  const ups = log.filter((r) => r.dir === "up");
+  strictEqual(sent.length, ups.length);
+  assert(sent.length > 1, "the seed should make the first attempt fail");
+  match(result.stdout, /Received "ack:survive" from/);
+});
+
+Deno.test("udp proxy CLI: --log writes one NDJSON line per datagram; Ctrl-C prints counters", async () => {
+  const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+  const logFile = await Deno.makeTempFile();
+  const proxy = new UdpProcess([
+    "proxy",
+    "--listen",
+    "127.0.0.1:0",
+    "--to",
+    `127.0.0.1:${reflector.address.port}`,
+    "--up-loss",
+    "50%",
+    "--seed",
+    "9",
+    "--log",
+    logFile,
+  ]);
+  try {
+    const [, port] = await proxy.waitFor(/^Proxying 127\.0\.0\.1:(\d+) -> /);
+    await proxy.waitFor(/^up: {3}loss 50%$/);
+    await proxy.waitFor(/^down: no impairment$/);
+    const ping = await pingJson(Number(port), ["-c", "20", "-i", "0", "-W", "0.05"]);
+    const stopped = await proxy.stop("SIGINT");
+    strictEqual(stopped.code, 0);
+    const lines = (await Deno.readTextFile(logFile)).trimEnd().split("\n");
+    const records = lines.map((line) => JSON.parse(line) as ProxyLogRecord);
+    const dropped = records.filter((r) => r.dir === "up" && r.action === "dropped").length;
+    strictEqual(records.filter((r) => r.dir === "up").length, 20);
+    strictEqual(ping.summary.lost, dropped);
+    match(
+      stopped.stdout,
+      new RegExp(
+        `up: {3}20 received, ${20 - dropped} forwarded, ${dropped} dropped \\(loss ${dropped}\\)`,
+      ),
+    );
+  } finally {
+    await Deno.remove(logFile);
+    await reflector.close();
+  }
+});
+
+function match(text: string, pattern: RegExp): void {
+  assert(pattern.test(text), `${pattern} does not match:\n${text}`);
+}
