@@ -542,7 +542,7 @@ class Pinger {
         resolve,
       };
       if (untilMs !== undefined) {
-        waiter.timer = setTimeout(() => this.#wake(), untilMs - monotonicMs());
+        waiter.timer = setTimeout(() => this.#wake(), Math.max(0, untilMs - monotonicMs()));
         waiter.ready = () => ready() || monotonicMs() >= untilMs;
       }
       this.#waiter = waiter;

@@ -41,6 +41,7 @@ export class UdpSocket {
   readonly #conn: Deno.DatagramConn;
   readonly #buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
   #closed = false;
+  #lastSend: Promise<unknown> = Promise.resolve();
 
   private constructor(conn: Deno.DatagramConn) {
     this.#conn = conn;
@@ -69,9 +70,16 @@ export class UdpSocket {
     return this.#closed;
   }
 
-  /** Sends one datagram; resolves with the number of bytes sent. */
+  /**
+   * Sends one datagram; resolves with the number of bytes sent. Sends leave in the order they
+   * were called even when the caller does not await them (Deno runs concurrent sends in no
+   * guaranteed order), so `data` must stay unchanged until the promise settles.
+   */
   send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
-    return this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
+    const address: Deno.NetAddr = { transport: "udp", hostname: to.hostname, port: to.port };
+    const sent = this.#lastSend.then(() => this.#conn.send(data, address));
+    this.#lastSend = sent.catch(() => {});
+    return sent;
   }
 
   /**

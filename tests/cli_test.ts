@@ -401,6 +401,45 @@ const BAD_INVOCATIONS: [string[], RegExp][] = [
   ],
   [["listen", "--reply", "loud"], /^udp listen: invalid --reply mode 'loud'/],
   [["listen", "-c", "0"], /^udp listen: invalid count '0'/],
+  [["proxy"], /^udp proxy: missing --listen HOST:PORT/],
+  [["proxy", "--listen", "127.0.0.1:0"], /^udp proxy: missing --to HOST:PORT/],
+  [["proxy", "--listen", "localhost", "--to", "127.0.0.1:9"], /^udp proxy: --listen needs a port/],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--loss", "150%"],
+    /^udp proxy: invalid --loss '150%'/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--up-dup", "often"],
+    /^udp proxy: invalid --up-dup 'often'/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--delay", "soon"],
+    /^udp proxy: invalid --delay 'soon'/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--down-rate", "0"],
+    /^udp proxy: invalid --down-rate '0'/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--burst-loss", "1%"],
+    /^udp proxy: invalid --burst-loss '1%'/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--queue", "0"],
+    /^udp proxy: invalid --queue '0'/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--seed", "-1"],
+    /^udp proxy: option '--seed' needs a value/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--seed", "x"],
+    /^udp proxy: invalid seed 'x'/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--log", "/no/such/dir/log"],
+    /^udp proxy: cannot write --log '\/no\/such\/dir\/log': its directory does not exist/,
+  ],
 ];
 
 Deno.test(`${BAD_INVOCATIONS.length} bad invocations: one line on stderr, exit 2, no stack trace`, async () => {

@@ -191,7 +191,9 @@ export class Inbox {
     if (queued) return queued;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const arrival = new Promise<Received>((resolve) => this.#waiting = resolve);
-    const timeout = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
+    const timeout = new Promise<null>((resolve) =>
+      timer = setTimeout(() => resolve(null), Math.max(0, ms))
+    );
     const result = await Promise.race([arrival, timeout]);
     clearTimeout(timer);
     if (result === null) this.#waiting = null;

@@ -9,7 +9,7 @@ import { Proxy, type ProxyLogRecord } from "../lib/proxy.ts";
 import { seededRandom } from "../lib/random.ts";
 import { Reflector } from "../lib/server.ts";
 import { parseBurst, parseMs, parsePercent, parseRate } from "../lib/commands/proxy.ts";
-import { runUdp, UdpProcess } from "./helpers.ts";
+import { Inbox, runUdp, UdpProcess } from "./helpers.ts";
 
 function impairments(fields: Partial<Impairments>): Impairments {
   return { ...NO_IMPAIRMENTS, ...fields };
@@ -345,3 +345,114 @@ Deno.test("udp proxy CLI: --log writes one NDJSON line per datagram; Ctrl-C prin
 function match(text: string, pattern: RegExp): void {
   assert(pattern.test(text), `${pattern} does not match:\n${text}`);
 }
+
+/** A proxy in front of a plain socket (`sink`), and a client socket; all closed afterwards. */
+async function withRawProxy(
+  up: Impairments,
+  body: (client: Inbox, sink: Inbox, proxyPort: number, log: ProxyLogRecord[]) => Promise<void>,
+  family: "ipv4" | "ipv6" = "ipv4",
+): Promise<void> {
+  const host = family === "ipv6" ? "::1" : "127.0.0.1";
+  const sink = new Inbox(host);
+  const client = new Inbox(host);
+  const log: ProxyLogRecord[] = [];
+  const proxy = Proxy.listen({
+    listen: { hostname: host, port: 0 },
+    target: { hostname: host, port: sink.socket.address.port, family },
+    up,
+    down: NO_IMPAIRMENTS,
+    seed: 11,
+    onLog: (record) => log.push(structuredClone(record)),
+  });
+  try {
+    await body(client, sink, proxy.address.port, log);
+  } finally {
+    await proxy.close();
+    await client.close();
+    await sink.close();
+  }
+}
+
+const numbered = (i: number) => new TextEncoder().encode(`datagram ${i}`);
+const numberOf = (data: Uint8Array) => Number(new TextDecoder().decode(data).split(" ")[1]);
+
+Deno.test("udp proxy reorders exactly: a held datagram goes after the next --reorder-gap ones", async () => {
+  await withRawProxy(
+    impairments({ reorder: 1, reorderGap: 2 }),
+    async (client, sink, port, log) => {
+      const to = { hostname: "127.0.0.1", port };
+      for (let i = 0; i < 9; i++) await client.send(numbered(i), to);
+      const order: number[] = [];
+      for (let i = 0; i < 9; i++) order.push(numberOf((await sink.next()).data));
+      assertEquals(order, [1, 2, 0, 4, 5, 3, 7, 8, 6]);
+      assertEquals(log.filter((r) => r.held).map((r) => r.index), [0, 3, 6]);
+    },
+  );
+});
+
+Deno.test("udp proxy duplicates every datagram at --dup 100%", async () => {
+  await withRawProxy(impairments({ duplicate: 1 }), async (client, sink, port, log) => {
+    for (let i = 0; i < 3; i++) await client.send(numbered(i), { hostname: "127.0.0.1", port });
+    const order: number[] = [];
+    for (let i = 0; i < 6; i++) order.push(numberOf((await sink.next()).data));
+    assertEquals(order, [0, 0, 1, 1, 2, 2]);
+    assert(log.every((r) => r.action === "duplicated" && r.copies.length === 2));
+  });
+});
+
+Deno.test("udp proxy corrupts exactly the bit its log names, and nothing else", async () => {
+  await withRawProxy(impairments({ corrupt: 0.5 }), async (client, sink, port, log) => {
+    const sent = Array.from({ length: 40 }, (_, i) => numbered(i));
+    for (const data of sent) await client.send(data, { hostname: "127.0.0.1", port });
+    const received = [];
+    for (let i = 0; i < sent.length; i++) received.push((await sink.next()).data);
+    assert(log.filter((r) => r.corrupted).length > 5);
+    for (const record of log) {
+      const expected = sent[record.index].slice();
+      if (record.corrupted) expected[record.corrupted.index] ^= record.corrupted.mask;
+      assertEquals(received[record.index], expected);
+    }
+  });
+});
+
+Deno.test("udp proxy --rate paces datagrams and drops what overflows --queue", async () => {
+  const rate = impairments({ rate: { unit: "pps", value: 200 }, queue: 5 });
+  await withRawProxy(rate, async (client, sink, port, log) => {
+    for (let i = 0; i < 50; i++) await client.send(numbered(i), { hostname: "127.0.0.1", port });
+    while (log.length < 50) await sink.nextWithin(20); // records are final once sent or dropped
+    const forwarded = log.filter((r) => r.copies[0].order !== null).length;
+    const dropped = log.filter((r) => r.copies[0].dropped === "queue-full").length;
+    strictEqual(forwarded + dropped, 50);
+    assert(forwarded >= 6 && dropped > 0, `forwarded ${forwarded}`);
+  });
+  // Pacing: bits per second of payload; 1000-byte datagrams at 800 kbit/s leave 10 ms apart.
+  const bps = impairments({ rate: { unit: "bps", value: 800_000 }, queue: 100 });
+  await withRawProxy(bps, async (client, sink, port) => {
+    for (let i = 0; i < 11; i++) {
+      await client.send(new Uint8Array(1000), { hostname: "127.0.0.1", port });
+    }
+    const times: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      await sink.next();
+      times.push(performance.now());
+    }
+    const spacing = (times[10] - times[0]) / 10;
+    assert(spacing >= 9 && spacing <= 13, `mean spacing ${spacing} ms, expected 10`);
+  });
+});
+
+Deno.test("udp proxy forwards zero-length and 65,507-byte datagrams, and IPv6", async () => {
+  await withRawProxy(NO_IMPAIRMENTS, async (client, sink, port) => {
+    await client.send(new Uint8Array(0), { hostname: "127.0.0.1", port });
+    strictEqual((await sink.next()).data.length, 0);
+    const big = Uint8Array.from({ length: 65507 }, (_, i) => i & 255);
+    await client.send(big, { hostname: "127.0.0.1", port });
+    assertEquals((await sink.next()).data, big);
+  });
+  await withRawProxy(NO_IMPAIRMENTS, async (client, sink, port) => {
+    await client.send(numbered(6), { hostname: "::1", port });
+    const received = await sink.next();
+    strictEqual(numberOf(received.data), 6);
+    strictEqual(received.from.hostname, "::1");
+  }, "ipv6");
+});

@@ -25,6 +25,7 @@ import {
   MAX_RETRIES,
   ping,
   type PingEvent,
+  type PingOptions,
   type PingResult,
 } from "../client.ts";
 import { UsageError } from "../errors.ts";
@@ -90,7 +91,7 @@ export const pingCommand: Command = {
     const [destination] = expectPositionals("ping", parsed.positionals, 1, 1, "HOST[:PORT]");
     const { host, port } = parseHostPort(destination, DEFAULT_PORT);
     const target = await resolveHost(host, port, { family: familyOption(parsed) });
-    const size = options.size ?? DEFAULT_PAYLOAD_SIZE;
+    const size = options.payloadSize ?? DEFAULT_PAYLOAD_SIZE;
     if (size > maxPayloadSize(target.family)) {
       throw new UsageError(
         `invalid size '${size}': over ${
@@ -123,13 +124,8 @@ export const pingCommand: Command = {
         );
       }
       result = await ping({
+        ...options,
         target,
-        count: options.count,
-        intervalMs: options.intervalMs,
-        timeoutMs: options.timeoutMs,
-        deadlineMs: options.deadlineMs,
-        retries: options.retries,
-        lingerMs: options.lingerMs,
         payloadSize: size,
         signal: controller.signal,
         onEvent: (event) => {
@@ -145,15 +141,10 @@ export const pingCommand: Command = {
   },
 };
 
-interface PingCliOptions {
-  count?: number;
-  intervalMs?: number;
-  timeoutMs?: number;
-  deadlineMs?: number;
-  retries?: number;
-  lingerMs?: number;
-  size?: number;
-}
+type PingCliOptions = Pick<
+  PingOptions,
+  "count" | "intervalMs" | "timeoutMs" | "deadlineMs" | "retries" | "lingerMs" | "payloadSize"
+>;
 
 function parseOptions({ values }: ParsedArgs): PingCliOptions {
   const text = (name: string) => values[name] as string | undefined;
@@ -177,7 +168,7 @@ function parseOptions({ values }: ParsedArgs): PingCliOptions {
     options.lingerMs = parseSeconds("linger", text("linger")!, true);
   }
   if (text("size") !== undefined) {
-    options.size = parseWholeNumber("size", text("size")!, 0, maxPayloadSize("ipv6"));
+    options.payloadSize = parseWholeNumber("size", text("size")!, 0, maxPayloadSize("ipv6"));
   }
   return options;
 }
