@@ -27,6 +27,7 @@ export {
   type EncodeOptions,
   ErrorCode,
   type ErrorDetail,
+  Flags,
   type Frame,
   HEADER_SIZE,
   INVARIANT_SIZE,
@@ -44,6 +45,7 @@ export {
   peekSentAt,
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
+  TAG_SIZE,
   type Timestamp,
   timestampDiffMs,
   timestampFromMs,
@@ -52,13 +54,44 @@ export {
   ackReply,
   type DatagramEvent,
   type DatagramKind,
+  DEFAULT_REPLAY_WINDOW_MS,
   RAW_MODES,
   type RawMode,
   Reflector,
   type ReflectorOptions,
   type ReflectorStats,
+  type RefusalReason,
   type ReplyKind,
 } from "./lib/server.ts";
+export {
+  type CopyRecord,
+  type Direction,
+  type DirectionStats,
+  Proxy,
+  type ProxyLogRecord,
+  type ProxyOptions,
+} from "./lib/proxy.ts";
+export {
+  type BurstLoss,
+  type Decision,
+  type DropReason,
+  ImpairmentModel,
+  type Impairments,
+  NO_IMPAIRMENTS,
+  type RateLimit,
+} from "./lib/impairment.ts";
+export { type Random, randomSeed, seededRandom } from "./lib/random.ts";
+export {
+  computeTag,
+  importKey,
+  MAX_KEY_BYTES,
+  MIN_KEY_BYTES,
+  signFrame,
+  verifyFrame,
+} from "./lib/auth.ts";
+export { KEY_ENV, parseKey, readKeyEnv, readKeyFile } from "./lib/keys.ts";
+export { ReplayGuard, type ReplayGuardOptions, type ReplayVerdict } from "./lib/replay.ts";
+export { SourceLimiter, type SourceLimiterOptions, TokenBucket } from "./lib/ratelimit.ts";
 export {
   DEFAULT_INTERVAL_MS,
   DEFAULT_PAYLOAD_SIZE,

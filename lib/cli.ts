@@ -9,6 +9,7 @@ import config from "../deno.json" with { type: "json" };
 import { UsageError } from "./errors.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 import type { Command } from "./commands/command.ts";
+import { keygenCommand } from "./commands/keygen.ts";
 import { listenCommand } from "./commands/listen.ts";
 import { pingCommand } from "./commands/ping.ts";
 import { proxyCommand } from "./commands/proxy.ts";
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = [
   sendCommand,
   listenCommand,
   proxyCommand,
+  keygenCommand,
 ];
 
 const HELP =

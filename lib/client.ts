@@ -7,18 +7,21 @@
  */
 
 import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "./address.ts";
+import { signFrame, verifyFrame } from "./auth.ts";
 import { monotonicMs, wallClockMs } from "./clock.ts";
 import {
   decodeErrorDetail,
   decodeFrame,
   encodeFrame,
   ErrorCode,
+  Flags,
   type Frame,
   HEADER_SIZE,
   isTimestampSet,
   MessageType,
   NO_TIMESTAMP,
   PROTOCOL_VERSION,
+  TAG_SIZE,
   timestampDiffMs,
   timestampFromMs,
 } from "./protocol.ts";
@@ -58,6 +61,9 @@ export interface PingOptions {
   lingerMs?: number;
   /** Padding bytes after the header. Default 56. */
   payloadSize?: number;
+  /** Authenticated mode: PINGs carry an HMAC tag, and PONGs without a valid one are rejected
+   * (counted as foreign, reason "bad-tag"). */
+  key?: CryptoKey;
   /** Stops the run (as Ctrl-C does); the summary is still produced. */
   signal?: AbortSignal;
   /** Receives every event as it happens. */
@@ -78,7 +84,8 @@ export type ForeignReason =
   | "not-a-reply"
   | "unknown-probe"
   | "wrong-length"
-  | "corrupted-request";
+  | "corrupted-request"
+  | "bad-tag";
 
 /** Events of a ping run; `--json` prints each as one NDJSON line. */
 export type PingEvent =
@@ -188,6 +195,8 @@ export interface PingResult {
   redundant: number;
   /** Transmissions that failed locally (not counted as transmitted). */
   sendErrors: number;
+  /** Replies rejected for a missing or wrong tag (authenticated mode; also in `foreign`). */
+  authFailures: number;
   /** Reflector processing time of received replies, when the reflector reported it. */
   serverMs: { min: number; avg: number; max: number } | null;
   /** Whether the quantiles are exact (few samples) rather than from the histogram. */
@@ -246,6 +255,9 @@ class Pinger {
   readonly #session: number;
   readonly #random: () => number;
   readonly #attemptsPerProbe: number;
+  readonly #key: CryptoKey | null;
+  #outbox: Promise<void> = Promise.resolve();
+  #authFailures = 0;
 
   // Per-probe state in a ring of PROBE_WINDOW slots, indexed by sequence % PROBE_WINDOW.
   readonly #tags = new Float64Array(PROBE_WINDOW); // sequence + 1 of the slot's probe
@@ -294,6 +306,7 @@ class Pinger {
     this.#session = options.session ?? crypto.getRandomValues(new Uint32Array(1))[0];
     this.#random = options.random ?? Math.random;
     this.#attemptsPerProbe = this.#retries + 1;
+    this.#key = options.key ?? null;
     this.#sendTimes = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
     this.#transmissionIndex = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
   }
@@ -317,6 +330,7 @@ class Pinger {
       this.#stop("count");
       clearTimeout(deadline);
       this.#signal?.removeEventListener("abort", onAbort);
+      await this.#outbox;
       socket.close();
       await receiving;
     }
@@ -358,7 +372,7 @@ class Pinger {
     const frame: Frame = {
       version: PROTOCOL_VERSION,
       type: MessageType.PING,
-      flags: 0,
+      flags: this.#key ? Flags.AUTHENTICATED : 0,
       attempt,
       session: this.#session,
       sequence,
@@ -375,9 +389,21 @@ class Pinger {
       ? this.#timeoutMs
       : this.#timeoutMs * 2 ** attempt * (1 + this.#random() / 4);
     this.#timers.set(sequence, setTimeout(() => this.#onAttemptTimeout(sequence), wait));
-    (this.#socket as UdpSocket).send(bytes, this.#target).catch((error) => {
-      this.#onSendError(sequence, attempt, error);
-    });
+    const socket = this.#socket as UdpSocket;
+    const key = this.#key;
+    if (key === null) {
+      socket.send(bytes, this.#target).catch((error) =>
+        this.#onSendError(sequence, attempt, error)
+      );
+      return;
+    }
+    // Signing is asynchronous: chained, so probes still leave in the order they were made,
+    // and timed from the moment the signed frame is handed to the socket.
+    this.#outbox = this.#outbox.then(async () => {
+      await signFrame(bytes, key);
+      this.#sendTimes[index] = monotonicMs();
+      await socket.send(bytes, this.#target);
+    }).catch((error) => this.#onSendError(sequence, attempt, error));
   }
 
   #onSendError(sequence: number, attempt: number, error: unknown): void {
@@ -414,7 +440,7 @@ class Pinger {
     this.#resolveOutstanding();
   }
 
-  #onDatagram(data: Uint8Array, from: PeerAddress): void {
+  async #onDatagram(data: Uint8Array, from: PeerAddress): Promise<void> {
     const now = monotonicMs();
     if (this.#stopped) return;
     if (!sameAddress(from, this.#target)) return this.#foreign(from, data, "wrong-source");
@@ -445,8 +471,18 @@ class Pinger {
     if (frame.attempt >= this.#attemptsSent[slot]) {
       return this.#foreign(from, data, "unknown-probe");
     }
+    if (this.#key !== null) {
+      // In authenticated mode nothing untagged counts, ERRORs included: a forged ERROR must
+      // not be able to stop the run.
+      const valid = (frame.flags & Flags.AUTHENTICATED) !== 0 &&
+        await verifyFrame(data, this.#key);
+      if (!valid) {
+        this.#authFailures++;
+        return this.#foreign(from, data, "bad-tag");
+      }
+    }
     if (frame.type === MessageType.ERROR) return this.#onError(frame, from, data);
-    if (data.length !== HEADER_SIZE + this.#payload.length) {
+    if (data.length !== HEADER_SIZE + this.#payload.length + (this.#key ? TAG_SIZE : 0)) {
       return this.#foreign(from, data, "wrong-length");
     }
     const index = slot * this.#attemptsPerProbe + frame.attempt;
@@ -592,6 +628,7 @@ class Pinger {
       inFlight: this.#transmitted - this.#received - this.#lost,
       redundant: this.#redundant,
       sendErrors: this.#sendErrors,
+      authFailures: this.#authFailures,
       serverMs: this.#server.count === 0 ? null : {
         min: this.#server.min as number,
         avg: this.#server.mean as number,

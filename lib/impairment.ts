@@ -98,6 +98,7 @@ export class ImpairmentModel {
   readonly #random: Random;
   #bad = false;
 
+  /** Creates a model applying `config`, drawing from `random`. */
   constructor(config: Impairments, random: Random) {
     this.#config = config;
     this.#random = random;

@@ -33,6 +33,15 @@ export const MAX_DATAGRAM_IPV4 = 65507;
 /** The largest UDP payload over IPv6 without jumbograms (65,535 − 8 UDP header bytes). */
 export const MAX_DATAGRAM_IPV6 = 65527;
 
+/** Flag bits. Unknown bits are ignored by receivers. */
+export const Flags = {
+  /** The frame ends with a 16-byte HMAC-SHA-256 tag over everything before it. */
+  AUTHENTICATED: 0x0001,
+} as const;
+
+/** Size of the authentication tag of an AUTHENTICATED frame (HMAC-SHA-256 truncated). */
+export const TAG_SIZE = 16;
+
 /** Message types. PING is a request; PONG and ERROR are replies and are never answered. */
 export const MessageType = {
   /** A probe: the reflector answers it with a PONG of exactly the same length. */
@@ -75,7 +84,7 @@ export interface Frame {
   version: number;
   /** Message type. */
   type: MessageType;
-  /** Flag bits; version 1 defines none, senders set 0 and receivers ignore them. */
+  /** Flag bits ({@linkcode Flags}); receivers ignore bits they do not know. */
   flags: number;
   /** Retransmission number of this probe, 0 for the first attempt. */
   attempt: number;
@@ -89,8 +98,12 @@ export interface Frame {
   receivedAt: Timestamp;
   /** The reflector's send time (PONG and ERROR only). */
   repliedAt: Timestamp;
-  /** Bytes after the header: padding in PING and PONG, the error detail in ERROR. */
+  /** Bytes after the header (and before the tag): padding in PING and PONG, the error detail
+   * in ERROR. */
   payload: Uint8Array;
+  /** The last 16 bytes of an AUTHENTICATED frame. Encoding writes zeros when it is absent:
+   * sign the frame afterwards (lib/auth.ts). */
+  tag?: Uint8Array;
 }
 
 /** Why a datagram that starts with {@linkcode MAGIC} is not a valid frame. */
@@ -216,7 +229,8 @@ export interface EncodeOptions {
  * ```
  */
 export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Array {
-  const length = HEADER_SIZE + frame.payload.length;
+  const tagged = (frame.flags & Flags.AUTHENTICATED) !== 0;
+  const length = HEADER_SIZE + frame.payload.length + (tagged ? TAG_SIZE : 0);
   if (length > 0xffff) throw new RangeError(`frame of ${length} bytes exceeds 65535`);
   const out = options.into ? options.into.subarray(0, length) : new Uint8Array(length);
   if (out.length < length) throw new RangeError(`buffer of ${out.length} bytes < ${length}`);
@@ -233,6 +247,11 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
   writeTimestamp(view, 28, frame.receivedAt);
   writeTimestamp(view, 36, frame.repliedAt);
   out.set(frame.payload, HEADER_SIZE);
+  if (tagged) {
+    const tag = out.subarray(length - TAG_SIZE);
+    if (frame.tag) tag.set(frame.tag.subarray(0, TAG_SIZE));
+    else tag.fill(0);
+  }
   return out;
 }
 
@@ -297,25 +316,30 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
   if (!sentAt || !receivedAt || !repliedAt) {
     return malformed("bad-timestamp", "a timestamp has 1,000,000,000 or more nanoseconds", null);
   }
-  const payload = bytes.subarray(HEADER_SIZE);
+  const flags = view.getUint16(6);
+  const tagged = (flags & Flags.AUTHENTICATED) !== 0;
+  if (tagged && bytes.length < HEADER_SIZE + TAG_SIZE) {
+    return malformed("too-short", "an authenticated frame has no room for its 16-byte tag", null);
+  }
+  const payloadEnd = tagged ? bytes.length - TAG_SIZE : bytes.length;
+  const payload = bytes.subarray(HEADER_SIZE, payloadEnd);
   if (type === MessageType.ERROR && decodeErrorDetail(payload) === null) {
     return malformed("bad-error-payload", "ERROR payload is shorter than its count says", null);
   }
-  return {
-    kind: "frame",
-    frame: {
-      version,
-      type,
-      flags: view.getUint16(6),
-      attempt: invariants.attempt,
-      session: invariants.session,
-      sequence: invariants.sequence,
-      sentAt,
-      receivedAt,
-      repliedAt,
-      payload,
-    },
+  const frame: Frame = {
+    version,
+    type,
+    flags,
+    attempt: invariants.attempt,
+    session: invariants.session,
+    sequence: invariants.sequence,
+    sentAt,
+    receivedAt,
+    repliedAt,
+    payload,
   };
+  if (tagged) frame.tag = bytes.subarray(payloadEnd);
+  return { kind: "frame", frame };
 }
 
 /**

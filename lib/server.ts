@@ -7,11 +7,13 @@
  */
 
 import { canonicalHost } from "./address.ts";
-import { wallClockMs } from "./clock.ts";
+import { signFrame, verifyFrame } from "./auth.ts";
+import { monotonicMs, wallClockMs } from "./clock.ts";
 import {
   decodeFrame,
   encodeError,
   ErrorCode,
+  Flags,
   makePong,
   type MalformedReason,
   MessageType,
@@ -21,6 +23,8 @@ import {
   type Timestamp,
   timestampFromMs,
 } from "./protocol.ts";
+import { SourceLimiter, TokenBucket } from "./ratelimit.ts";
+import { ReplayGuard } from "./replay.ts";
 import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
 
 /** What the reflector does with raw (non-`udp`) datagrams. */
@@ -29,8 +33,25 @@ export type RawMode = "ack" | "echo" | "ignore";
 /** Every raw mode, for option validation. */
 export const RAW_MODES: readonly RawMode[] = ["ack", "echo", "ignore"];
 
-/** How the reflector classified a datagram. */
-export type DatagramKind = "ping" | "raw" | "malformed" | "unsupported-version" | "unexpected";
+/** How the reflector classified a datagram: "refused" covers datagrams dropped by a rate
+ * limit and, with a key, PINGs without a valid tag or replayed or stale ones. */
+export type DatagramKind =
+  | "ping"
+  | "raw"
+  | "malformed"
+  | "unsupported-version"
+  | "unexpected"
+  | "refused";
+
+/** Why a datagram was refused without a reply. */
+export type RefusalReason =
+  | "rate-limit"
+  | "global-limit"
+  | "auth-missing"
+  | "auth-failed"
+  | "stale"
+  | "replayed"
+  | "replay-cache-full";
 
 /** What the reflector sent back. */
 export type ReplyKind = "pong" | "error" | "ack" | "echo" | "none";
@@ -49,6 +70,8 @@ export interface DatagramEvent {
   malformed?: { reason: MalformedReason; detail: string };
   /** For raw datagrams: the data, a view valid only during the callback. */
   payload?: Uint8Array;
+  /** For refused datagrams: why. */
+  refused?: RefusalReason;
   /** The reply sent, if any. */
   reply: ReplyKind;
   /** Size of the reply (0 when none was sent). */
@@ -71,6 +94,8 @@ export interface ReflectorStats {
   kinds: Record<DatagramKind, number>;
   /** Malformed frames by reason. */
   malformed: Record<MalformedReason, number>;
+  /** Refused datagrams by reason. */
+  refused: Record<RefusalReason, number>;
   /** Errors by kind: replies that could not be sent, receive errors, internal errors. */
   errors: Record<string, number>;
 }
@@ -85,7 +110,20 @@ export interface ReflectorOptions {
   raw?: RawMode;
   /** Called after each datagram has been handled. */
   onDatagram?: (event: DatagramEvent) => void;
+  /** With a key, only PINGs with a valid tag are answered (and PONGs are tagged); everything
+   * else is dropped without a reply and counted. */
+  key?: CryptoKey;
+  /** With a key: how far a PING's timestamp may be from this clock, and how long its
+   * (session, sequence, attempt) is remembered against replays. Default 30 s. */
+  replayWindowMs?: number;
+  /** Per source address: datagrams per second and burst; more are dropped and counted. */
+  rateLimit?: { rate: number; burst: number };
+  /** All sources together: datagrams per second and burst. */
+  globalLimit?: { rate: number; burst: number };
 }
+
+/** Default of {@linkcode ReflectorOptions.replayWindowMs}. */
+export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
 
 const ACK_PREFIX = new TextEncoder().encode("ack:");
 
@@ -110,7 +148,14 @@ export class Reflector {
     bytesReceived: 0,
     replied: 0,
     bytesReplied: 0,
-    kinds: { ping: 0, raw: 0, malformed: 0, "unsupported-version": 0, unexpected: 0 },
+    kinds: {
+      ping: 0,
+      raw: 0,
+      malformed: 0,
+      "unsupported-version": 0,
+      unexpected: 0,
+      refused: 0,
+    },
     malformed: {
       "too-short": 0,
       "length-mismatch": 0,
@@ -118,14 +163,35 @@ export class Reflector {
       "bad-timestamp": 0,
       "bad-error-payload": 0,
     },
+    refused: {
+      "rate-limit": 0,
+      "global-limit": 0,
+      "auth-missing": 0,
+      "auth-failed": 0,
+      stale: 0,
+      replayed: 0,
+      "replay-cache-full": 0,
+    },
     errors: {},
   };
+  readonly #key: CryptoKey | null;
+  readonly #replay: ReplayGuard | null;
+  readonly #sourceLimiter: SourceLimiter | null;
+  readonly #globalLimiter: TokenBucket | null;
   readonly #finished: Promise<void>;
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
-    this.#raw = options.raw ?? "ack";
+    this.#raw = options.raw ?? (options.key ? "ignore" : "ack");
     this.#onDatagram = options.onDatagram;
+    this.#key = options.key ?? null;
+    this.#replay = options.key
+      ? new ReplayGuard({ windowMs: options.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS })
+      : null;
+    this.#sourceLimiter = options.rateLimit ? new SourceLimiter(options.rateLimit) : null;
+    this.#globalLimiter = options.globalLimit
+      ? new TokenBucket(options.globalLimit.rate, options.globalLimit.burst, monotonicMs())
+      : null;
     this.#finished = socket.receiveEach(
       (data, from) => this.#handle(data, from),
       (error) => this.#countError(`receive: ${errorKind(error)}`),
@@ -162,8 +228,9 @@ export class Reflector {
     const receivedAt = timestampFromMs(wallClockMs());
     this.#stats.received++;
     this.#stats.bytesReceived += data.length;
+    const source = canonicalHost(from.hostname);
     const event: DatagramEvent = {
-      from: { ...from, hostname: canonicalHost(from.hostname) },
+      from: { ...from, hostname: source },
       bytes: data.length,
       kind: "raw",
       reply: "none",
@@ -171,7 +238,9 @@ export class Reflector {
     };
     let reply: Uint8Array | null = null;
     try {
-      reply = this.#classify(data, event, receivedAt);
+      const refusal = this.#overLimit(source);
+      reply = refusal === null ? await this.#classify(data, event, receivedAt) : null;
+      if (refusal !== null) this.#refuse(event, refusal);
     } catch (error) {
       // The codec never throws; this guards the counters against a bug, not against input.
       this.#countError(`internal: ${errorKind(error)}`);
@@ -192,9 +261,29 @@ export class Reflector {
     this.#onDatagram?.(event);
   }
 
+  /** Rate limits come first and cost no decoding: a flood is dropped as cheaply as possible. */
+  #overLimit(source: string): RefusalReason | null {
+    const now = monotonicMs();
+    if (this.#sourceLimiter && !this.#sourceLimiter.allow(source, now)) return "rate-limit";
+    if (this.#globalLimiter && !this.#globalLimiter.take(now)) return "global-limit";
+    return null;
+  }
+
+  #refuse(event: DatagramEvent, reason: RefusalReason): null {
+    event.kind = "refused";
+    event.refused = reason;
+    this.#stats.refused[reason]++;
+    return null;
+  }
+
   /** Fills in the event's classification and returns the reply to send, if any. */
-  #classify(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp): Uint8Array | null {
+  async #classify(
+    data: Uint8Array,
+    event: DatagramEvent,
+    receivedAt: Timestamp,
+  ): Promise<Uint8Array | null> {
     const decoded = decodeFrame(data);
+    const key = this.#key;
     switch (decoded.kind) {
       case "frame": {
         const { frame } = decoded;
@@ -210,10 +299,27 @@ export class Reflector {
           event.kind = "unexpected";
           return null;
         }
+        if (key !== null) {
+          // Refusals are silent: no reply tells an attacker which check failed.
+          if ((frame.flags & Flags.AUTHENTICATED) === 0) return this.#refuse(event, "auth-missing");
+          if (!(await verifyFrame(data, key))) return this.#refuse(event, "auth-failed");
+          const verdict = (this.#replay as ReplayGuard).check(
+            frame.session,
+            frame.sequence,
+            frame.attempt,
+            frame.sentAt,
+            receivedAt,
+          );
+          if (verdict !== "ok") {
+            return this.#refuse(event, verdict === "full" ? "replay-cache-full" : verdict);
+          }
+        }
         event.kind = "ping";
         event.reply = "pong";
         // In place: the receive buffer is not reused before this reply has been sent.
-        return makePong(data, data, receivedAt, timestampFromMs(wallClockMs()));
+        const pong = makePong(data, data, receivedAt, timestampFromMs(wallClockMs()));
+        if (key !== null) await signFrame(pong, key);
+        return pong;
       }
       case "raw":
         event.kind = "raw";
@@ -227,7 +333,10 @@ export class Reflector {
         const invariants = decoded.invariants;
         if (invariants === null) return null;
         event.frame = { ...invariants, type: `type ${invariants.type}`, version: decoded.version };
-        if (invariants.type === MessageType.PONG || invariants.type === MessageType.ERROR) {
+        if (
+          key !== null || invariants.type === MessageType.PONG ||
+          invariants.type === MessageType.ERROR
+        ) {
           return null;
         }
         return this.#error(
@@ -246,7 +355,7 @@ export class Reflector {
         event.malformed = { reason: decoded.reason, detail: decoded.detail };
         this.#stats.malformed[decoded.reason]++;
         const invariants = decoded.invariants;
-        if (decoded.reason !== "unknown-type" || invariants === null) return null;
+        if (decoded.reason !== "unknown-type" || invariants === null || key !== null) return null;
         event.frame = { ...invariants, type: `type ${invariants.type}`, version: 1 };
         return this.#error(
           data,

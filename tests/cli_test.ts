@@ -268,7 +268,7 @@ Deno.test("udp serve on a port in use: one line, exit 2", async () => {
 Deno.test("udp send --wait prints the reply; text, hex, base64, file and stdin", async () => {
   const { serve, port } = await startServe(["--raw", "echo"]);
   const target = `127.0.0.1:${port}`;
-  const file = await Deno.makeTempFile();
+  const dir = await Deno.makeTempDir();
   try {
     const text = await runUdp(["send", target, "hello", "--wait"]);
     strictEqual(text.code, 0);
@@ -283,15 +283,22 @@ Deno.test("udp send --wait prints the reply; text, hex, base64, file and stdin",
     );
     const base64 = await runUdp(["send", target, "--base64", "aGk=", "--wait", "-q"]);
     strictEqual(base64.stdout, `Received "hi" from ${target} (2 bytes)\n`);
-    await Deno.writeFile(file, Uint8Array.of(1, 2, 3));
-    const fromFile = await runUdp(["send", target, "--file", file, "--wait", "-q"]);
+    // The binary reads only below the directory it runs in: the file is given relative to it.
+    await Deno.writeFile(`${dir}/data.bin`, Uint8Array.of(1, 2, 3));
+    const fromFile = await runUdp(
+      ["send", target, "--file", "data.bin", "--wait", "-q"],
+      undefined,
+      {
+        cwd: dir,
+      },
+    );
     match(fromFile.stdout, /^Received 3 bytes from .*\n00000000 {2}01 02 03 /);
     const fromStdin = await runUdp(["send", target, "--wait", "-q"], "piped in");
     strictEqual(fromStdin.stdout, `Received "piped in" from ${target} (8 bytes)\n`);
     const empty = await runUdp(["send", target, "", "--wait"]);
     strictEqual(empty.stdout, `Sent 0 bytes to ${target}\nReceived "" from ${target} (0 bytes)\n`);
   } finally {
-    await Deno.remove(file);
+    await Deno.remove(dir, { recursive: true });
     await serve.stop();
   }
 });
@@ -390,10 +397,17 @@ const BAD_INVOCATIONS: [string[], RegExp][] = [
     /^udp send: give either MESSAGE or --file, not both/,
   ],
   [
-    ["send", "127.0.0.1", "--file", "/no/such/file"],
-    /^udp send: cannot read --file '\/no\/such\/file': no such file/,
+    ["send", "127.0.0.1", "--file", "no/such/file"],
+    /^udp send: cannot read --file 'no\/such\/file': no such file/,
   ],
-  [["send", "127.0.0.1", "--file", "/"], /^udp send: cannot read --file '\/': it is a directory/],
+  [
+    ["send", "127.0.0.1", "--file", "lib"],
+    /^udp send: cannot read --file 'lib': it is a directory/,
+  ],
+  [
+    ["send", "127.0.0.1", "--file", "/etc/hostname"],
+    /^udp send: cannot read --file '\/etc\/hostname': udp only reads and writes files below the directory it runs in/,
+  ],
   [["send", "127.0.0.1", "x", "-W", "1"], /^udp send: -W and --retries need --wait/],
   [
     ["send", "127.0.0.1", "x".repeat(65508)],
@@ -437,8 +451,12 @@ const BAD_INVOCATIONS: [string[], RegExp][] = [
     /^udp proxy: invalid seed 'x'/,
   ],
   [
-    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--log", "/no/such/dir/log"],
-    /^udp proxy: cannot write --log '\/no\/such\/dir\/log': its directory does not exist/,
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--log", "no/such/dir/log"],
+    /^udp proxy: cannot write --log 'no\/such\/dir\/log': its directory does not exist/,
+  ],
+  [
+    ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--log", "/tmp/udp-proxy.log"],
+    /^udp proxy: cannot write --log '\/tmp\/udp-proxy\.log': udp only reads and writes files below/,
   ],
 ];
 

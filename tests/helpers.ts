@@ -43,11 +43,25 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Where and with what environment a CLI subprocess runs. */
+export interface RunOptions {
+  /** Working directory: the binary may only read and write files below it. */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
 /** Runs `udp ARGS` to completion, with optional standard input. */
-export async function runUdp(args: string[], stdin?: string | Uint8Array): Promise<CliResult> {
+export async function runUdp(
+  args: string[],
+  stdin?: string | Uint8Array,
+  options: RunOptions = {},
+): Promise<CliResult> {
   const [command, argv] = udpArgv(args);
   const child = new Deno.Command(command, {
     args: argv,
+    cwd: options.cwd,
+    env: options.env,
     stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -72,11 +86,14 @@ export class UdpProcess {
   readonly #stderr: Promise<string>;
   readonly seen: string[] = [];
   #pending = "";
+  #reading: Promise<ReadableStreamReadResult<string>> | null = null;
 
-  constructor(args: string[]) {
+  constructor(args: string[], options: RunOptions = {}) {
     const [command, argv] = udpArgv(args);
     this.child = new Deno.Command(command, {
       args: argv,
+      cwd: options.cwd,
+      env: options.env,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -85,8 +102,10 @@ export class UdpProcess {
     this.#stderr = new Response(this.child.stderr).text();
   }
 
-  /** Reads lines until one matches `pattern`; returns the match. Fails at end of output. */
-  async waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+  /** Reads lines until one matches `pattern`; returns the match. Fails at the end of the
+   * output, or after `timeoutMs` (so a wrong expectation fails instead of hanging). */
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
     while (true) {
       const newline = this.#pending.indexOf("\n");
       if (newline >= 0) {
@@ -97,7 +116,20 @@ export class UdpProcess {
         if (match) return match;
         continue;
       }
-      const { value, done } = await this.#lines.read();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+      });
+      const next = this.#reading ??= this.#lines.read();
+      const result = await Promise.race([next, timeout]);
+      clearTimeout(timer);
+      if (result === "timeout") {
+        throw new Error(
+          `no line matched ${pattern} in ${timeoutMs} ms; got:\n${this.seen.join("\n")}`,
+        );
+      }
+      this.#reading = null;
+      const { value, done } = result;
       if (done) {
         throw new Error(`output ended before ${pattern}; got:\n${this.seen.join("\n")}`);
       }
@@ -115,7 +147,8 @@ export class UdpProcess {
   async finish(): Promise<CliResult> {
     let rest = this.#pending;
     while (true) {
-      const { value, done } = await this.#lines.read();
+      const { value, done } = await (this.#reading ?? this.#lines.read());
+      this.#reading = null;
       if (done) break;
       rest += value;
     }
@@ -127,9 +160,10 @@ export class UdpProcess {
 /** Starts `udp serve --port 0 ARGS` and returns it with the port it listens on. */
 export async function startServe(
   args: string[] = [],
+  options: RunOptions = {},
 ): Promise<{ serve: UdpProcess; port: number }> {
-  const serve = new UdpProcess(["serve", "--port", "0", ...args]);
-  const match = await serve.waitFor(/Listening on .*:(\d+)$|"address":".*:(\d+)"/);
+  const serve = new UdpProcess(["serve", "--port", "0", ...args], options);
+  const match = await serve.waitFor(/^Listening on (?:\[.*\]|[^\s:]+):(\d+)|"address":".*:(\d+)"/);
   return { serve, port: Number(match[1] ?? match[2]) };
 }
 
@@ -209,5 +243,15 @@ export class Inbox {
   async close(): Promise<void> {
     this.socket.close();
     await this.#loop;
+  }
+}
+
+/** Runs `body` with a fresh temporary directory, removed afterwards. */
+export async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "udp-test-" });
+  try {
+    return await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 }

@@ -22,12 +22,14 @@ import {
   timestampDiffMs,
   timestampFromMs,
 } from "../lib/protocol.ts";
+import { computeTag, importKey, verifyFrame } from "../lib/auth.ts";
 
 const SENT = { seconds: 1_700_000_000, nanos: 123_500_000 };
 
 interface Vector {
   name: string;
-  frame: Omit<Frame, "payload" | "type"> & { type: number; payload: string };
+  key?: string;
+  frame: Omit<Frame, "payload" | "type" | "tag"> & { type: number; payload: string; tag?: string };
   hex: string;
 }
 
@@ -50,11 +52,14 @@ function bytesOf(hex: string): Uint8Array {
 }
 
 function frameOf(vector: Vector): Frame {
-  return {
-    ...vector.frame,
-    type: vector.frame.type as Frame["type"],
-    payload: bytesOf(vector.frame.payload),
+  const { tag, ...fields } = vector.frame;
+  const frame: Frame = {
+    ...fields,
+    type: fields.type as Frame["type"],
+    payload: bytesOf(fields.payload),
   };
+  if (tag !== undefined) frame.tag = bytesOf(tag);
+  return frame;
 }
 
 function ping(fields: Partial<Frame> = {}): Frame {
@@ -84,6 +89,8 @@ Deno.test("docs/protocol.md holds the test vectors", () => {
     "pong",
     "extremes",
     "error-unsupported-version",
+    "ping-authenticated",
+    "pong-authenticated",
   ]);
   assert(classifications.length >= 10);
 });
@@ -96,8 +103,21 @@ for (const vector of vectors) {
   Deno.test(`decodeFrame() reads spec vector '${vector.name}'`, () => {
     const decoded = decodeFrame(bytesOf(vector.hex));
     assert(decoded.kind === "frame", `classified as ${decoded.kind}`);
-    assertEquals({ ...decoded.frame, payload: decoded.frame.payload.toHex() }, vector.frame);
+    const { tag, ...rest } = decoded.frame;
+    const readable = { ...rest, payload: rest.payload.toHex() };
+    assertEquals(tag === undefined ? readable : { ...readable, tag: tag.toHex() }, vector.frame);
   });
+
+  if (vector.key !== undefined) {
+    Deno.test(`spec vector '${vector.name}' carries the right HMAC-SHA-256 tag`, async () => {
+      const key = await importKey(bytesOf(vector.key!));
+      const bytes = bytesOf(vector.hex);
+      assertEquals((await computeTag(bytes, key)).toHex(), vector.frame.tag);
+      assert(await verifyFrame(bytes, key));
+      bytes[5] ^= 1;
+      assert(!(await verifyFrame(bytes, key)));
+    });
+  }
 }
 
 for (const expected of classifications) {
@@ -176,12 +196,13 @@ Deno.test("encodeFrame() / decodeFrame() round-trip every type, size class and e
           session: extremes ? 0xffff_ffff : 0,
           sequence: extremes ? 0xffff_ffff : 0,
           flags: extremes ? 0xffff : 0,
+          ...(extremes ? { tag: new Uint8Array(16).fill(0xee) } : {}),
           sentAt: extremes ? { seconds: 0xffff_ffff, nanos: 999_999_999 } : NO_TIMESTAMP,
           receivedAt: extremes ? { seconds: 0, nanos: 1 } : NO_TIMESTAMP,
           repliedAt: extremes ? { seconds: 0xffff_ffff, nanos: 0 } : NO_TIMESTAMP,
         });
         const bytes = encodeFrame(frame);
-        assertEquals(bytes.length, HEADER_SIZE + size);
+        assertEquals(bytes.length, HEADER_SIZE + size + (extremes ? 16 : 0));
         const decoded = decodeFrame(bytes);
         assert(decoded.kind === "frame");
         assertEquals(decoded.frame, frame);

@@ -304,7 +304,7 @@ Deno.test("udp send --wait --retries gets through heavy loss, attempts matching 
 
 Deno.test("udp proxy CLI: --log writes one NDJSON line per datagram; Ctrl-C prints counters", async () => {
   const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
-  const logFile = await Deno.makeTempFile();
+  const dir = await Deno.makeTempDir();
   const proxy = new UdpProcess([
     "proxy",
     "--listen",
@@ -316,8 +316,8 @@ Deno.test("udp proxy CLI: --log writes one NDJSON line per datagram; Ctrl-C prin
     "--seed",
     "9",
     "--log",
-    logFile,
-  ]);
+    "proxy.ndjson",
+  ], { cwd: dir });
   try {
     const [, port] = await proxy.waitFor(/^Proxying 127\.0\.0\.1:(\d+) -> /);
     await proxy.waitFor(/^up: {3}loss 50%$/);
@@ -325,7 +325,7 @@ Deno.test("udp proxy CLI: --log writes one NDJSON line per datagram; Ctrl-C prin
     const ping = await pingJson(Number(port), ["-c", "20", "-i", "0", "-W", "0.05"]);
     const stopped = await proxy.stop("SIGINT");
     strictEqual(stopped.code, 0);
-    const lines = (await Deno.readTextFile(logFile)).trimEnd().split("\n");
+    const lines = (await Deno.readTextFile(`${dir}/proxy.ndjson`)).trimEnd().split("\n");
     const records = lines.map((line) => JSON.parse(line) as ProxyLogRecord);
     const dropped = records.filter((r) => r.dir === "up" && r.action === "dropped").length;
     strictEqual(records.filter((r) => r.dir === "up").length, 20);
@@ -337,7 +337,7 @@ Deno.test("udp proxy CLI: --log writes one NDJSON line per datagram; Ctrl-C prin
       ),
     );
   } finally {
-    await Deno.remove(logFile);
+    await Deno.remove(dir, { recursive: true });
     await reflector.close();
   }
 });

@@ -30,12 +30,13 @@ import {
 } from "../client.ts";
 import { UsageError } from "../errors.ts";
 import { formatRtt, formatStat } from "../format.ts";
-import { HEADER_SIZE, maxPayloadSize } from "../protocol.ts";
+import { HEADER_SIZE, maxPayloadSize, TAG_SIZE } from "../protocol.ts";
+import { keyFromOptions } from "../keys.ts";
 import { onInterrupt } from "../signals.ts";
 import type { Command } from "./command.ts";
 
 const HELP = `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
-                [--linger SEC] [-q] [--json] [-4|-6]
+                [--linger SEC] [--key-file F | --key-env] [-q] [--json] [-4|-6]
 
 Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
 reordering, duplicates and late replies. Options follow ping(8).
@@ -56,6 +57,9 @@ Options:
       --linger SEC   after the last probe, keep listening SEC seconds for late and duplicate
                      replies (default 0: stop at once, as ping(8))
   -s, --size BYTES   padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds a ${HEADER_SIZE}-byte header
+      --key-file F   authenticated mode: tag PINGs with this key, reject PONGs without a
+                     valid tag (hex or base64, in a file only its owner may read)
+      --key-env      authenticated mode with the key from $UDP_KEY
   -q, --quiet        print only the summary
       --json         print NDJSON: start, one object per event, summary
   -4, -6             use IPv4 / IPv6 only when resolving HOST
@@ -77,6 +81,8 @@ export const pingCommand: Command = {
       deadline: { type: "string", short: "w" },
       retries: { type: "string" },
       linger: { type: "string" },
+      "key-file": { type: "string" },
+      "key-env": { type: "boolean" },
       size: { type: "string", short: "s" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
@@ -91,12 +97,17 @@ export const pingCommand: Command = {
     const [destination] = expectPositionals("ping", parsed.positionals, 1, 1, "HOST[:PORT]");
     const { host, port } = parseHostPort(destination, DEFAULT_PORT);
     const target = await resolveHost(host, port, { family: familyOption(parsed) });
+    const key = await keyFromOptions(
+      parsed.values["key-file"] as string | undefined,
+      Boolean(parsed.values["key-env"]),
+    );
+    const overhead = HEADER_SIZE + (key ? TAG_SIZE : 0);
     const size = options.payloadSize ?? DEFAULT_PAYLOAD_SIZE;
-    if (size > maxPayloadSize(target.family)) {
+    if (size > maxPayloadSize(target.family) - (key ? TAG_SIZE : 0)) {
       throw new UsageError(
         `invalid size '${size}': over ${
           target.family === "ipv6" ? "IPv6" : "IPv4"
-        } a probe carries 0 to ${maxPayloadSize(target.family)} bytes`,
+        } a probe carries 0 to ${maxPayloadSize(target.family) - (key ? TAG_SIZE : 0)} bytes`,
       );
     }
     const targetText = formatAddress(target);
@@ -116,17 +127,19 @@ export const pingCommand: Command = {
           target: targetText,
           host,
           payload_bytes: size,
-          datagram_bytes: size + HEADER_SIZE,
+          datagram_bytes: size + overhead,
         }));
       } else {
         console.log(
-          `UDP PING ${named}: ${size} data bytes, ${size + HEADER_SIZE}-byte datagrams`,
+          `UDP PING ${named}: ${size} data bytes, ${size + overhead}-byte datagrams` +
+            (key ? " (authenticated)" : ""),
         );
       }
       result = await ping({
         ...options,
         target,
         payloadSize: size,
+        key: key ?? undefined,
         signal: controller.signal,
         onEvent: (event) => {
           if (event.type === "error") console.error(`udp ping: ${event.message}`);
@@ -268,6 +281,7 @@ export function summaryText(result: PingResult): string {
     [s.retransmitted, "retransmitted"],
     [result.redundant, "redundant"],
     [result.sendErrors, "send errors"],
+    [result.authFailures, "replies with a missing or wrong tag"],
   ];
   const nonZero = counters.filter(([count]) => count > 0);
   if (nonZero.length > 0) lines.push(nonZero.map(([n, name]) => `${n} ${name}`).join(", "));

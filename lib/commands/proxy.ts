@@ -8,6 +8,7 @@ import { formatAddress, parseHostPort, resolveHost } from "../address.ts";
 import { parseCommandArgs, type ParsedArgs, parseSeconds, parseWholeNumber } from "../args.ts";
 import { expectPositionals } from "../args.ts";
 import { UsageError } from "../errors.ts";
+import { describeFileError } from "../files.ts";
 import { type Impairments, NO_IMPAIRMENTS, type RateLimit } from "../impairment.ts";
 import { type DirectionStats, Proxy, type ProxyLogRecord } from "../proxy.ts";
 import { randomSeed } from "../random.ts";
@@ -334,11 +335,7 @@ class LogFile {
     } catch (error) {
       const why = error instanceof Deno.errors.NotFound
         ? "its directory does not exist"
-        : error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
-        ? "permission denied"
-        : error instanceof Deno.errors.IsADirectory
-        ? "it is a directory"
-        : (error as Error).message;
+        : describeFileError(error);
       throw new UsageError(`cannot write --log '${path}': ${why}`);
     }
   }

@@ -16,6 +16,7 @@ import {
 import { expectPositionals, parseCommandArgs, parseSeconds, parseWholeNumber } from "../args.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_RETRIES } from "../client.ts";
 import { UsageError } from "../errors.ts";
+import { describeFileError } from "../files.ts";
 import { hexDump, payloadText } from "../format.ts";
 import { MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6 } from "../protocol.ts";
 import { errorKind, UdpSocket } from "../socket.ts";
@@ -140,14 +141,7 @@ async function readData(
   try {
     return await Deno.readFile(file);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Deno.errors.IsADirectory
-      ? "it is a directory"
-      : error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
-      ? "permission denied"
-      : errorKind(error);
-    throw new UsageError(`cannot read --file '${file}': ${why}`);
+    throw new UsageError(`cannot read --file '${file}': ${describeFileError(error)}`);
   }
 }
 

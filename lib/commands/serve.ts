@@ -5,7 +5,15 @@
  */
 
 import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../address.ts";
-import { expectPositionals, parseChoice, parseCommandArgs } from "../args.ts";
+import {
+  expectPositionals,
+  parseChoice,
+  parseCommandArgs,
+  parseSeconds,
+  parseWholeNumber,
+} from "../args.ts";
+import { UsageError } from "../errors.ts";
+import { keyFromOptions } from "../keys.ts";
 import { describePayload, payloadText } from "../format.ts";
 import {
   type DatagramEvent,
@@ -17,7 +25,9 @@ import {
 import { interrupted } from "../signals.ts";
 import type { Command } from "./command.ts";
 
-const HELP = `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [-v] [--json]
+const HELP =
+  `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
+                 [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [-v] [--json]
 
 Answer udp pings: every PING frame gets a PONG of exactly its length. Datagrams that are not
 udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.
@@ -26,11 +36,26 @@ Options:
       --host ADDR   address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
   -p, --port PORT   port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
       --raw MODE    raw datagrams: ack (reply "ack:" + data, 4 bytes longer than the
-                    request), echo (reply the data), ignore (no reply) (default ack)
+                    request), echo (reply the data), ignore (no reply) (default ack; with
+                    a key, ignore)
+      --key-file F  authenticated mode: answer only PINGs tagged with this key (hex or
+                    base64, in a file only its owner may read; udp keygen makes one)
+      --key-env     authenticated mode with the key from $UDP_KEY
+      --replay-window SEC
+                    with a key: how far a PING's clock may be from ours, and how long it
+                    is remembered against replays (default 30)
+      --rate-limit PPS
+                    answer at most PPS datagrams per second per source address
+      --rate-burst N
+                    datagrams a source may send at once (default: PPS, at least 1)
+      --global-limit PPS
+                    answer at most PPS datagrams per second from all sources together
   -v, --verbose     log one line per datagram: source, size, kind, text or hex of raw data
       --json        print NDJSON: listening, final stats, and with -v one object per datagram
   -h, --help        show this help
 
+Nothing is ever answered with more bytes than it carried, except "ack:" (+4 bytes). Refused
+datagrams (rate limits, missing or wrong tags, replays) get no reply and are counted.
 Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind errors.`;
 
 /** The `udp serve` command. */
@@ -45,13 +70,34 @@ export const serveCommand: Command = {
       raw: { type: "string" },
       verbose: { type: "boolean", short: "v" },
       json: { type: "boolean" },
+      "key-file": { type: "string" },
+      "key-env": { type: "boolean" },
+      "replay-window": { type: "string" },
+      "rate-limit": { type: "string" },
+      "rate-burst": { type: "string" },
+      "global-limit": { type: "string" },
     });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
     expectPositionals("serve", positionals, 0, 0, "");
-    const raw = parseChoice("--raw mode", (values.raw as string) ?? "ack", RAW_MODES) as RawMode;
+    const raw = values.raw === undefined
+      ? undefined
+      : parseChoice("--raw mode", values.raw as string, RAW_MODES) as RawMode;
+    const text = (name: string) => values[name] as string | undefined;
+    const rateLimit = limitOption("--rate-limit", text("rate-limit"), text("rate-burst"));
+    if (text("rate-burst") !== undefined && rateLimit === undefined) {
+      throw new UsageError("--rate-burst goes with --rate-limit");
+    }
+    const globalLimit = limitOption("--global-limit", text("global-limit"), undefined);
+    const replayWindowMs = text("replay-window") === undefined
+      ? undefined
+      : parseSeconds("replay-window", text("replay-window")!, false);
+    const key = await keyFromOptions(text("key-file"), Boolean(values["key-env"]));
+    if (replayWindowMs !== undefined && key === null) {
+      throw new UsageError("--replay-window goes with --key-file or --key-env");
+    }
     const address = await resolveListenAddress(
       values.host as string | undefined,
       values.port as string | undefined,
@@ -67,11 +113,23 @@ export const serveCommand: Command = {
       port: address.port,
       raw,
       onDatagram: log,
+      key: key ?? undefined,
+      replayWindowMs,
+      rateLimit,
+      globalLimit,
     });
     const where = formatAddress(reflector.address);
+    if (key === null && !isLoopback(reflector.address.hostname)) {
+      console.error(
+        `udp serve: notice: ${where} is reachable from other hosts and anyone may use it; ` +
+          "consider --key-file, --rate-limit and --raw ignore (see docs/security.md)",
+      );
+    }
     const stop = interrupted();
     console.log(
-      json ? JSON.stringify({ type: "listening", address: where, raw }) : `Listening on ${where}`,
+      json
+        ? JSON.stringify({ type: "listening", address: where, authenticated: key !== null })
+        : `Listening on ${where}` + (key !== null ? " (authenticated mode)" : ""),
     );
     await Promise.race([stop.promise, reflector.finished]);
     stop.dispose();
@@ -146,6 +204,7 @@ function statsJson(stats: ReflectorStats): Record<string, unknown> {
     bytes_replied: stats.bytesReplied,
     kinds: stats.kinds,
     malformed: stats.malformed,
+    refused: stats.refused,
     errors: stats.errors,
   };
 }
@@ -168,9 +227,28 @@ export function statsText(stats: ReflectorStats): string {
   ];
   const malformed = nonZero(stats.malformed);
   if (malformed) lines.push(`malformed: ${malformed}`);
+  const refused = nonZero(stats.refused);
+  if (refused) lines.push(`refused: ${refused}`);
   const errors = nonZero(stats.errors);
   lines.push(`errors: ${errors || "none"}`);
   return lines.join("\n");
+}
+
+function limitOption(
+  option: string,
+  rate: string | undefined,
+  burst: string | undefined,
+): { rate: number; burst: number } | undefined {
+  if (rate === undefined) return undefined;
+  const perSecond = parseWholeNumber(option, rate, 1, 10_000_000);
+  const size = burst === undefined
+    ? perSecond
+    : parseWholeNumber("--rate-burst", burst, 1, 10_000_000);
+  return { rate: perSecond, burst: size };
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "::1" || /^127\./.test(hostname);
 }
 
 function nonZero(counts: Record<string, number>): string {

@@ -1,0 +1,515 @@
+/**
+ * Safe on an open port: no amplification, authenticated mode with replay protection,
+ * per-source and global rate limits, key handling, and least permissions.
+ */
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  rejects,
+  strictEqual,
+  throws,
+} from "node:assert/strict";
+import { importKey, signFrame, verifyFrame } from "../lib/auth.ts";
+import { ping } from "../lib/client.ts";
+import { UsageError } from "../lib/errors.ts";
+import { parseKey, readKeyFile } from "../lib/keys.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  Flags,
+  type Frame,
+  HEADER_SIZE,
+  MAX_DATAGRAM_IPV4,
+  MessageType,
+  NO_TIMESTAMP,
+  TAG_SIZE,
+  timestampFromMs,
+} from "../lib/protocol.ts";
+import { SourceLimiter, TokenBucket } from "../lib/ratelimit.ts";
+import { ReplayGuard } from "../lib/replay.ts";
+import { type RawMode, Reflector } from "../lib/server.ts";
+import { runtimeFlags } from "../scripts/flags.ts";
+import { Inbox, runUdp, startServe, withTempDir } from "./helpers.ts";
+
+const KEY_BYTES = Uint8Array.from({ length: 32 }, (_, i) => i);
+const KEY_HEX = KEY_BYTES.toHex();
+
+function frame(fields: Partial<Frame> = {}): Uint8Array {
+  return encodeFrame({
+    version: 1,
+    type: MessageType.PING,
+    flags: 0,
+    attempt: 0,
+    session: 99,
+    sequence: 1,
+    sentAt: timestampFromMs(Date.now()),
+    receivedAt: NO_TIMESTAMP,
+    repliedAt: NO_TIMESTAMP,
+    payload: new Uint8Array(8),
+    ...fields,
+  });
+}
+
+async function signed(fields: Partial<Frame>, key: CryptoKey): Promise<Uint8Array> {
+  const bytes = frame({ ...fields, flags: Flags.AUTHENTICATED });
+  await signFrame(bytes, key);
+  return bytes;
+}
+
+/** Sends `request` and then a marker raw datagram; returns the reply to `request`, if any. One
+ * receive loop answers in order, so a reply to the request arrives before the marker's. */
+async function replyTo(
+  client: Inbox,
+  to: { hostname: string; port: number },
+  request: Uint8Array,
+  marker: Uint8Array | null,
+): Promise<Uint8Array | null> {
+  await client.send(request, to);
+  if (marker === null) return (await client.next()).data;
+  await client.send(marker, to);
+  const first = await client.next();
+  if (new TextDecoder().decode(first.data) === `ack:${new TextDecoder().decode(marker)}`) {
+    return null;
+  }
+  await client.next(); // the marker's own reply
+  return first.data;
+}
+
+Deno.test("no amplification: every reply is at most as long as its request, but raw ack (+4)", async () => {
+  const key = await importKey(KEY_BYTES);
+  const truncatedPing = frame().subarray(0, 30);
+  const cases: [string, Uint8Array | ((key: CryptoKey) => Promise<Uint8Array>)][] = [
+    ["PING, no padding", frame({ payload: new Uint8Array(0) })],
+    ["PING, 56 bytes padding", frame({ payload: new Uint8Array(56) })],
+    ["PING, 1400 bytes padding", frame({ payload: new Uint8Array(1400) })],
+    ["PING, largest IPv4", frame({ payload: new Uint8Array(MAX_DATAGRAM_IPV4 - HEADER_SIZE) })],
+    ["PONG sent to the server", frame({ type: MessageType.PONG })],
+    ["ERROR sent to the server", frame({ type: MessageType.ERROR, payload: Uint8Array.of(1, 0) })],
+    ["version 2, 44 bytes", frame({ version: 2, payload: new Uint8Array(0) })],
+    ["version 2, 52 bytes", frame({ version: 2 })],
+    ["unknown type, 44 bytes", frame({ type: 9 as MessageType, payload: new Uint8Array(0) })],
+    ["unknown type, 52 bytes", frame({ type: 9 as MessageType })],
+    ["too short", truncatedPing],
+    ["length mismatch", frame().subarray(0, 51)],
+    ["raw, 0 bytes", new Uint8Array(0)],
+    ["raw, 5 bytes", new TextEncoder().encode("hello")],
+    ["raw, 1400 bytes", new Uint8Array(1400).fill(0x41)],
+    ["authenticated PING, right key", (k) => signed({}, k)],
+    [
+      "authenticated PING, largest",
+      (k) =>
+        signed(
+          { sequence: 2, payload: new Uint8Array(MAX_DATAGRAM_IPV4 - HEADER_SIZE - TAG_SIZE) },
+          k,
+        ),
+    ],
+  ];
+  const modes: { name: string; raw: RawMode; key: boolean }[] = [
+    { name: "--raw ack", raw: "ack", key: false },
+    { name: "--raw echo", raw: "echo", key: false },
+    { name: "--raw ignore", raw: "ignore", key: false },
+    { name: "--key-file", raw: "ignore", key: true },
+  ];
+  const rows: string[] = [];
+  for (const mode of modes) {
+    const reflector = Reflector.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      raw: mode.raw,
+      key: mode.key ? key : undefined,
+    });
+    const client = new Inbox();
+    try {
+      for (const [index, [name, make]] of cases.entries()) {
+        const request = typeof make === "function" ? await make(key) : make;
+        await client.send(request, reflector.address);
+        // A PING of its own is answered in every mode, after the request (one receive loop
+        // answers in order): its PONG marks the end of the request's handling.
+        const sequence = 10_000 + index;
+        const probe = mode.key ? await signed({ sequence }, key) : frame({ sequence });
+        await client.send(probe, reflector.address);
+        let reply: Uint8Array | null = null;
+        while (true) {
+          const received = (await client.next()).data;
+          const decoded = decodeFrame(received);
+          if (decoded.kind === "frame" && decoded.frame.sequence === sequence) break;
+          reply = received;
+        }
+        const replyBytes = reply?.length ?? 0;
+        const isAck = mode.raw === "ack" && name.startsWith("raw");
+        if (isAck) strictEqual(replyBytes, request.length + 4, `${mode.name} / ${name}`);
+        else {assert(
+            replyBytes <= request.length,
+            `${mode.name} / ${name}: ${replyBytes} > ${request.length}`,
+          );}
+        const ratio = request.length === 0
+          ? (replyBytes === 0 ? "-" : "+4 bytes")
+          : (replyBytes / request.length).toFixed(2);
+        rows.push(
+          `| ${mode.name.padEnd(12)} | ${name.padEnd(32)} | ${
+            String(request.length).padStart(6)
+          } | ${String(replyBytes).padStart(6)} | ${ratio.padStart(8)} |`,
+        );
+      }
+    } finally {
+      await client.close();
+      await reflector.close();
+    }
+  }
+  console.log(
+    ["| mode         | request                          |  bytes |  reply |    ratio |", ...rows]
+      .join("\n"),
+  );
+});
+
+Deno.test("parseKey() reads hex and base64 and refuses bad lengths and encodings in one line", () => {
+  assertEquals(parseKey(KEY_HEX, "test"), KEY_BYTES);
+  assertEquals(parseKey(KEY_BYTES.toBase64() + "\n", "test"), KEY_BYTES);
+  throws(() => parseKey("00".repeat(8), "k"), /k holds a 8-byte key: use 16 to 64 bytes/);
+  throws(() => parseKey("00".repeat(65), "k"), /holds a 65-byte key/);
+  throws(() => parseKey("not a key!", "k"), /k is neither hex nor base64/);
+});
+
+Deno.test("readKeyFile() refuses a key file other users may read", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/key`;
+    await Deno.writeTextFile(path, KEY_HEX, { mode: 0o600 });
+    await Deno.chmod(path, 0o600);
+    assertEquals(await readKeyFile(path), KEY_BYTES);
+    await Deno.chmod(path, 0o644);
+    await rejects(readKeyFile(path), (error: Error) => {
+      assert(error instanceof UsageError);
+      strictEqual(
+        error.message,
+        `--key-file '${path}' can be read by other users (mode 644): run chmod 600 '${path}'`,
+      );
+      return true;
+    });
+    await rejects(
+      readKeyFile(`${dir}/missing`),
+      /cannot read --key-file '.*missing': no such file/,
+    );
+  });
+});
+
+Deno.test("ReplayGuard refuses stale frames and replays, and remembers at least two windows", () => {
+  const guard = new ReplayGuard({ windowMs: 1000, capacity: 3 });
+  const at = (ms: number) => timestampFromMs(1_700_000_000_000 + ms);
+  strictEqual(guard.check(1, 1, 0, at(0), at(0)), "ok");
+  strictEqual(guard.check(1, 1, 1, at(0), at(0)), "ok");
+  strictEqual(guard.check(1, 1, 0, at(0), at(500)), "replayed");
+  strictEqual(guard.check(1, 2, 0, at(0), at(1001)), "stale");
+  strictEqual(guard.check(1, 2, 0, at(5000), at(3000)), "stale");
+  // Accepted at 999 with a timestamp of 0: a replay is possible until 1000 + 999; still caught.
+  strictEqual(guard.check(2, 1, 0, at(900), at(999)), "ok");
+  strictEqual(guard.check(2, 1, 0, at(900), at(1899)), "replayed");
+  strictEqual(guard.check(3, 1, 0, at(2900), at(2900)), "ok");
+  strictEqual(guard.check(3, 2, 0, at(2900), at(2900)), "ok");
+  strictEqual(guard.check(3, 3, 0, at(2900), at(2900)), "ok");
+  strictEqual(guard.check(3, 4, 0, at(2900), at(2900)), "full");
+  assert(guard.size <= 9);
+});
+
+Deno.test("TokenBucket and SourceLimiter hold their rates with bounded state", () => {
+  const bucket = new TokenBucket(100, 5, 0);
+  assertEquals(Array.from({ length: 7 }, () => bucket.take(0)), [
+    true,
+    true,
+    true,
+    true,
+    true,
+    false,
+    false,
+  ]);
+  assert(bucket.take(10) && !bucket.take(10));
+  const limiter = new SourceLimiter({ rate: 10, burst: 2, maxSources: 2 });
+  assert(limiter.allow("a", 0) && limiter.allow("a", 0) && !limiter.allow("a", 0));
+  assert(limiter.allow("b", 0));
+  // The table is full: a third source shares the overflow bucket; known sources keep theirs.
+  assert(limiter.allow("c", 0) && limiter.allow("d", 0) && !limiter.allow("e", 0));
+  strictEqual(limiter.size, 2);
+  // A second later every bucket is full again: the table forgets them and admits new sources.
+  assert(limiter.allow("f", 1000) && limiter.size <= 2);
+});
+
+Deno.test("authenticated reflector: answers tagged PINGs with tagged PONGs, silently refuses the rest", async () => {
+  const key = await importKey(KEY_BYTES);
+  const wrongKey = await importKey(new Uint8Array(32).fill(9));
+  const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0, key, raw: "ack" });
+  const client = new Inbox();
+  const marker = new TextEncoder().encode("marker");
+  try {
+    const request = await signed({ sequence: 1 }, key);
+    const pong = await replyTo(client, reflector.address, request, marker);
+    assert(pong !== null && pong.length === request.length);
+    assert(await verifyFrame(pong, key));
+    strictEqual(
+      decodeFrame(pong).kind === "frame" && (decodeFrame(pong) as { frame: Frame }).frame.type,
+      MessageType.PONG,
+    );
+    // Each of these gets no reply at all.
+    strictEqual(await replyTo(client, reflector.address, frame({ sequence: 2 }), marker), null);
+    strictEqual(
+      await replyTo(client, reflector.address, await signed({ sequence: 3 }, wrongKey), marker),
+      null,
+    );
+    strictEqual(await replyTo(client, reflector.address, request, marker), null); // replayed
+    const old = await signed({ sequence: 4, sentAt: timestampFromMs(Date.now() - 3_600_000) }, key);
+    strictEqual(await replyTo(client, reflector.address, old, marker), null);
+    strictEqual(await replyTo(client, reflector.address, frame({ version: 2 }), marker), null);
+    const stats = reflector.stats;
+    assertEquals(
+      [
+        stats.refused["auth-missing"],
+        stats.refused["auth-failed"],
+        stats.refused.replayed,
+        stats.refused.stale,
+      ],
+      [1, 1, 1, 1],
+    );
+    assertEquals([stats.kinds.ping, stats.kinds.refused, stats.kinds["unsupported-version"]], [
+      1,
+      4,
+      1,
+    ]);
+  } finally {
+    await client.close();
+    await reflector.close();
+  }
+});
+
+Deno.test("authenticated ping(): works with the right key; a wrong or missing key gets nothing", async () => {
+  const key = await importKey(KEY_BYTES);
+  const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0, key });
+  const target = { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" as const };
+  try {
+    const good = await ping({ target, count: 5, intervalMs: 0, key });
+    assertEquals([good.summary.received, good.summary.foreign, good.authFailures], [5, 0, 0]);
+    const wrong = await ping({
+      target,
+      count: 2,
+      intervalMs: 0,
+      timeoutMs: 50,
+      key: await importKey(new Uint8Array(16)),
+    });
+    assertEquals([wrong.summary.received, wrong.summary.lost], [0, 2]);
+    const none = await ping({ target, count: 2, intervalMs: 0, timeoutMs: 50 });
+    assertEquals([none.summary.received, none.summary.lost], [0, 2]);
+    assertEquals(
+      [reflector.stats.refused["auth-failed"], reflector.stats.refused["auth-missing"]],
+      [2, 2],
+    );
+  } finally {
+    await reflector.close();
+  }
+  // A client with a key rejects the untagged PONGs of a reflector without one.
+  const plain = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const result = await ping({
+      target: { hostname: "127.0.0.1", port: plain.address.port, family: "ipv4" },
+      count: 3,
+      intervalMs: 0,
+      timeoutMs: 50,
+      key,
+    });
+    assertEquals([result.summary.received, result.summary.foreign, result.authFailures], [0, 3, 3]);
+  } finally {
+    await plain.close();
+  }
+});
+
+Deno.test("rate limits: a flooder is held to its rate while a second source keeps 0% loss", async () => {
+  const reflector = Reflector.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    rateLimit: { rate: 50, burst: 10 },
+  });
+  // The flooder sends from another loopback address, so it is another source.
+  const flooder = new Inbox("127.0.0.2");
+  const started = performance.now();
+  let pingDone = false;
+  let flooded = 0;
+  const flood = (async () => {
+    const datagram = new TextEncoder().encode("flood");
+    while (!pingDone && flooded < 20_000) {
+      await flooder.send(datagram, reflector.address);
+      flooded++;
+      // Offered load stays below what the reflector drains, so the kernel drops nothing and
+      // the pinger's probes are never crowded out of the socket buffer by the flood itself.
+      if (flooded % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  })();
+  const result = await ping({
+    target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+    count: 20,
+    intervalMs: 25,
+    timeoutMs: 1000,
+  });
+  pingDone = true;
+  await flood;
+  const elapsedS = (performance.now() - started) / 1000;
+  await flooder.close();
+  await reflector.close();
+  const stats = reflector.stats;
+  const answeredFlood = stats.kinds.raw;
+  console.log(
+    `rate limit 50/s burst 10: flooder sent ${flooded} in ${
+      elapsedS.toFixed(2)
+    } s, ${answeredFlood} answered, ` +
+      `${
+        stats.refused["rate-limit"]
+      } refused; pinger ${result.summary.received}/${result.summary.transmitted} received`,
+  );
+  assertEquals([result.summary.received, result.summary.lost, result.summary.loss_percent], [
+    20,
+    0,
+    0,
+  ]);
+  strictEqual(answeredFlood + stats.refused["rate-limit"] + stats.kinds.ping, stats.received);
+  strictEqual(stats.kinds.ping, 20);
+  assert(answeredFlood <= 10 + Math.ceil(50 * elapsedS) + 1, `answered ${answeredFlood}`);
+  assert(stats.refused["rate-limit"] > flooded / 2);
+});
+
+Deno.test("global limit: all sources together are held to it", async () => {
+  let handled = 0;
+  const allHandled = Promise.withResolvers<void>();
+  const reflector = Reflector.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    globalLimit: { rate: 1, burst: 5 },
+    onDatagram: () => {
+      if (++handled === 21) allHandled.resolve();
+    },
+  });
+  const a = new Inbox("127.0.0.1");
+  const b = new Inbox("127.0.0.3");
+  try {
+    for (let i = 0; i < 10; i++) {
+      await a.send(new TextEncoder().encode("a"), reflector.address);
+      await b.send(new TextEncoder().encode("b"), reflector.address);
+    }
+    await a.send(frame(), reflector.address);
+    await allHandled.promise;
+  } finally {
+    await a.close();
+    await b.close();
+    await reflector.close();
+  }
+  const stats = reflector.stats;
+  strictEqual(stats.received, 21);
+  assert(stats.replied <= 6, `replied ${stats.replied}`);
+  strictEqual(stats.refused["global-limit"], 21 - stats.replied);
+});
+
+Deno.test("least privilege: the binary's flags are exactly these, and files outside its directory are refused", async () => {
+  assertEquals(runtimeFlags(), [
+    "--unstable-net",
+    "--allow-net",
+    "--allow-read=.",
+    "--allow-write=.",
+    "--allow-env=UDP_KEY",
+  ]);
+  for (
+    const [args, pattern] of [
+      [
+        ["send", "127.0.0.1:9", "--file", "/etc/passwd"],
+        /cannot read --file '\/etc\/passwd': udp only reads and writes files below the directory it runs in/,
+      ],
+      [
+        ["ping", "127.0.0.1", "--key-file", "/etc/passwd"],
+        /cannot read --key-file '\/etc\/passwd': udp only reads and writes files below/,
+      ],
+      [
+        ["keygen", "/tmp/udp-test-key"],
+        /cannot write '\/tmp\/udp-test-key': udp only reads and writes files below/,
+      ],
+    ] as [string[], RegExp][]
+  ) {
+    const result = await runUdp(args);
+    strictEqual(result.code, 2, result.stderr);
+    assert(pattern.test(result.stderr), result.stderr);
+    strictEqual(result.stderr.trimEnd().split("\n").length, 1);
+  }
+});
+
+Deno.test("udp keygen + serve --key-file + ping --key-file / --key-env, end to end", async () => {
+  await withTempDir(async (dir) => {
+    const made = await runUdp(["keygen", "udp.key"], undefined, { cwd: dir });
+    strictEqual(made.stdout, "Wrote a 256-bit key to udp.key (mode 600)\n");
+    strictEqual((await Deno.stat(`${dir}/udp.key`)).mode! & 0o777, 0o600);
+    const again = await runUdp(["keygen", "udp.key"], undefined, { cwd: dir });
+    assert(/it exists already/.test(again.stderr) && again.code === 2);
+    const key = (await Deno.readTextFile(`${dir}/udp.key`)).trim();
+    const { serve, port } = await startServe(["--key-file", "udp.key"], { cwd: dir });
+    try {
+      const good = await runUdp(
+        ["ping", `127.0.0.1:${port}`, "-c", "3", "-i", "0", "--key-file", "udp.key"],
+        undefined,
+        { cwd: dir },
+      );
+      strictEqual(good.code, 0, good.stdout + good.stderr);
+      assert(
+        /^UDP PING 127\.0\.0\.1:\d+: 56 data bytes, 116-byte datagrams \(authenticated\)/.test(
+          good.stdout,
+        ),
+      );
+      assert(/3 packets transmitted, 3 received/.test(good.stdout));
+      const fromEnv = await runUdp(
+        ["ping", `127.0.0.1:${port}`, "-c", "2", "-i", "0", "--key-env"],
+        undefined,
+        {
+          env: { UDP_KEY: key },
+        },
+      );
+      assert(
+        /2 packets transmitted, 2 received/.test(fromEnv.stdout),
+        fromEnv.stdout + fromEnv.stderr,
+      );
+      const without = await runUdp([
+        "ping",
+        `127.0.0.1:${port}`,
+        "-c",
+        "2",
+        "-i",
+        "0",
+        "-W",
+        "0.1",
+      ]);
+      strictEqual(without.code, 1);
+    } finally {
+      const stopped = await serve.stop();
+      assert(/refused: auth-missing 2/.test(stopped.stdout), stopped.stdout);
+    }
+    await Deno.writeTextFile(`${dir}/open.key`, key);
+    await Deno.chmod(`${dir}/open.key`, 0o644);
+    const open = await runUdp(["serve", "--port", "0", "--key-file", "open.key"], undefined, {
+      cwd: dir,
+    });
+    strictEqual(
+      open.stderr,
+      "udp serve: --key-file 'open.key' can be read by other users (mode 644): run chmod 600 'open.key'\n",
+    );
+    const both = await runUdp(
+      ["ping", "127.0.0.1", "--key-file", "udp.key", "--key-env"],
+      undefined,
+      { cwd: dir },
+    );
+    strictEqual(both.stderr, "udp ping: give either --key-file or --key-env, not both\n");
+    const unset = await runUdp(["ping", "127.0.0.1", "--key-env"]);
+    strictEqual(unset.stderr, "udp ping: --key-env: $UDP_KEY is not set\n");
+  });
+});
+
+Deno.test("udp serve on a non-loopback address without a key prints a one-line notice", async () => {
+  const { serve } = await startServe(["--host", "0.0.0.0"]);
+  const stopped = await serve.stop();
+  strictEqual(stopped.code, 0);
+  assert(
+    /^udp serve: notice: 0\.0\.0\.0:\d+ is reachable from other hosts/.test(stopped.stderr),
+    stopped.stderr,
+  );
+  strictEqual(stopped.stderr.trimEnd().split("\n").length, 1);
+  const local = await startServe();
+  strictEqual((await local.serve.stop()).stderr, "");
+});
