@@ -415,6 +415,22 @@ const BAD_INVOCATIONS: [string[], RegExp][] = [
   ],
   [["listen", "--reply", "loud"], /^udp listen: invalid --reply mode 'loud'/],
   [["listen", "-c", "0"], /^udp listen: invalid count '0'/],
+  [["serve", "--rate-limit", "0"], /^udp serve: invalid --rate-limit '0'/],
+  [["serve", "--rate-burst", "5"], /^udp serve: --rate-burst goes with --rate-limit/],
+  [["serve", "--global-limit", "lots"], /^udp serve: invalid --global-limit 'lots'/],
+  [
+    ["serve", "--replay-window", "5"],
+    /^udp serve: --replay-window goes with --key-file or --key-env/,
+  ],
+  [
+    ["serve", "--key-file", "no-such.key"],
+    /^udp serve: cannot read --key-file 'no-such.key': no such file/,
+  ],
+  [
+    ["ping", "127.0.0.1", "--key-file", "README.md"],
+    /^udp ping: --key-file 'README.md' (can be read by other users|is neither hex nor base64)/,
+  ],
+  [["keygen", "a", "b"], /^udp keygen: unexpected argument 'b'/],
   [["proxy"], /^udp proxy: missing --listen HOST:PORT/],
   [["proxy", "--listen", "127.0.0.1:0"], /^udp proxy: missing --to HOST:PORT/],
   [["proxy", "--listen", "localhost", "--to", "127.0.0.1:9"], /^udp proxy: --listen needs a port/],

@@ -513,3 +513,15 @@ Deno.test("udp serve on a non-loopback address without a key prints a one-line n
   const local = await startServe();
   strictEqual((await local.serve.stop()).stderr, "");
 });
+
+Deno.test("udp serve -v logs refused datagrams with the reason", async () => {
+  const { serve, port } = await startServe(["-v", "--rate-limit", "1", "--rate-burst", "1"]);
+  try {
+    await runUdp(["ping", `127.0.0.1:${port}`, "-c", "2", "-i", "0", "-W", "0.1", "-q"]);
+    await serve.waitFor(/^127\.0\.0\.1:\d+ 100 bytes PING seq=0 .* -> PONG 100 bytes$/);
+    await serve.waitFor(/^127\.0\.0\.1:\d+ 100 bytes datagram refused \(rate-limit\) -> no reply$/);
+  } finally {
+    const stopped = await serve.stop();
+    assert(/refused: rate-limit 1\n/.test(stopped.stdout), stopped.stdout);
+  }
+});

@@ -153,10 +153,15 @@ function datagramLine(event: DatagramEvent): string {
     case "unsupported-version":
       what = `unsupported version ${event.frame?.version ?? "?"}`;
       break;
-    default:
-      what = `${event.frame?.type} seq=${event.frame?.sequence} attempt=${event.frame?.attempt}` +
-        ` session=${event.frame?.session.toString(16).padStart(8, "0")}` +
-        (event.kind === "unexpected" ? " (not a request)" : "");
+    default: {
+      const frame = event.frame;
+      what = frame
+        ? `${frame.type} seq=${frame.sequence} attempt=${frame.attempt}` +
+          ` session=${frame.session.toString(16).padStart(8, "0")}`
+        : "datagram";
+      if (event.kind === "unexpected") what += " (not a request)";
+      if (event.kind === "refused") what += ` refused (${event.refused})`;
+    }
   }
   const reply = event.sendError
     ? `send failed: ${event.sendError}`
@@ -184,6 +189,7 @@ function datagramJson(event: DatagramEvent): Record<string, unknown> {
     json.reason = event.malformed.reason;
     json.detail = event.malformed.detail;
   }
+  if (event.refused) json.reason = event.refused;
   if (event.payload) {
     const text = payloadText(event.payload);
     if (text === null) json.hex = event.payload.toHex();
