@@ -9,6 +9,7 @@ import config from "../deno.json" with { type: "json" };
 import { UsageError } from "./errors.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 import type { Command } from "./commands/command.ts";
+import { benchCommand } from "./commands/bench.ts";
 import { keygenCommand } from "./commands/keygen.ts";
 import { listenCommand } from "./commands/listen.ts";
 import { pingCommand } from "./commands/ping.ts";
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = [
   pingCommand,
   sendCommand,
   listenCommand,
+  benchCommand,
   proxyCommand,
   keygenCommand,
 ];

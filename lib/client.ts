@@ -450,7 +450,9 @@ class Pinger {
     }
     const frame = decoded.frame;
     if (frame.session !== this.#session) return this.#foreign(from, data, "other-session");
-    if (frame.type === MessageType.PING) return this.#foreign(from, data, "not-a-reply");
+    if (frame.type !== MessageType.PONG && frame.type !== MessageType.ERROR) {
+      return this.#foreign(from, data, "not-a-reply");
+    }
     const sequence = frame.sequence;
     if (sequence >= this.#nextSequence) return this.#foreign(from, data, "unknown-probe");
     const slot = sequence % PROBE_WINDOW;

@@ -42,7 +42,8 @@ export const Flags = {
 /** Size of the authentication tag of an AUTHENTICATED frame (HMAC-SHA-256 truncated). */
 export const TAG_SIZE = 16;
 
-/** Message types. PING is a request; PONG and ERROR are replies and are never answered. */
+/** Message types. PING and STATS_REQUEST are requests; PONG, ERROR and STATS are replies and
+ * are never answered. */
 export const MessageType = {
   /** A probe: the reflector answers it with a PONG of exactly the same length. */
   PING: 1,
@@ -50,7 +51,25 @@ export const MessageType = {
   PONG: 2,
   /** The reflector's answer to a frame it cannot serve. */
   ERROR: 3,
+  /** Asks how many PINGs of this session the reflector received and answered. */
+  STATS_REQUEST: 4,
+  /** The answer to a STATS_REQUEST (see {@linkcode SessionCounts}). */
+  STATS: 5,
 } as const;
+
+/** The message types a reflector answers. */
+export const REQUEST_TYPES: readonly number[] = [MessageType.PING, MessageType.STATS_REQUEST];
+
+/** The payload of a STATS frame: the reflector's counts for one session. */
+export interface SessionCounts {
+  /** PINGs of the session the reflector received (and accepted). */
+  received: number;
+  /** PONGs it sent for them. */
+  replied: number;
+}
+
+/** Bytes of a STATS payload: two big-endian u32. */
+export const STATS_PAYLOAD_SIZE = 8;
 
 /** A message type number defined by version 1. */
 export type MessageType = typeof MessageType[keyof typeof MessageType];
@@ -112,7 +131,8 @@ export type MalformedReason =
   | "length-mismatch"
   | "unknown-type"
   | "bad-timestamp"
-  | "bad-error-payload";
+  | "bad-error-payload"
+  | "bad-stats-payload";
 
 /** The fields every version carries at fixed offsets (see {@linkcode INVARIANT_SIZE}). */
 export interface Invariants {
@@ -307,7 +327,7 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
     );
   }
   const type = invariants.type;
-  if (type !== MessageType.PING && type !== MessageType.PONG && type !== MessageType.ERROR) {
+  if (type < MessageType.PING || type > MessageType.STATS) {
     return malformed("unknown-type", `message type ${type} is not defined`, invariants);
   }
   const sentAt = readTimestamp(view, 20);
@@ -326,9 +346,12 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
   if (type === MessageType.ERROR && decodeErrorDetail(payload) === null) {
     return malformed("bad-error-payload", "ERROR payload is shorter than its count says", null);
   }
+  if (type === MessageType.STATS && payload.length < STATS_PAYLOAD_SIZE) {
+    return malformed("bad-stats-payload", "STATS payload is shorter than 8 bytes", null);
+  }
   const frame: Frame = {
     version,
-    type,
+    type: type as MessageType,
     flags,
     attempt: invariants.attempt,
     session: invariants.session,
@@ -436,6 +459,55 @@ export function decodeErrorDetail(payload: Uint8Array): ErrorDetail | null {
 }
 
 /**
+ * Builds the STATS reply to a STATS_REQUEST (given as received) in place: the same bytes with
+ * the type changed, the reflector's timestamps and the counts in the first 8 payload bytes.
+ * Returns null when the request has no room for them (the reply is never longer).
+ *
+ * @example
+ * ```ts
+ * import { decodeStats, encodeFrame, makeStats, MessageType, NO_TIMESTAMP } from "./protocol.ts";
+ * const request = encodeFrame({
+ *   version: 1, type: MessageType.STATS_REQUEST, flags: 0, attempt: 0, session: 7, sequence: 9,
+ *   sentAt: NO_TIMESTAMP, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
+ *   payload: new Uint8Array(8),
+ * });
+ * const reply = makeStats(request, { received: 5, replied: 4 }, NO_TIMESTAMP, NO_TIMESTAMP);
+ * console.log(decodeStats(reply!.subarray(44))); // { received: 5, replied: 4 }
+ * ```
+ */
+export function makeStats(
+  request: Uint8Array,
+  counts: SessionCounts,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
+): Uint8Array | null {
+  const view = new DataView(request.buffer, request.byteOffset, request.byteLength);
+  const tagged = (view.getUint16(6) & Flags.AUTHENTICATED) !== 0;
+  const room = request.length - HEADER_SIZE - (tagged ? TAG_SIZE : 0);
+  if (room < STATS_PAYLOAD_SIZE) return null;
+  const reply = makePong(request, request, receivedAt, repliedAt);
+  view.setUint8(5, MessageType.STATS);
+  view.setUint32(HEADER_SIZE, counts.received >>> 0);
+  view.setUint32(HEADER_SIZE + 4, counts.replied >>> 0);
+  return reply;
+}
+
+/**
+ * Reads the counts from a STATS payload; null when it is too short.
+ *
+ * @example
+ * ```ts
+ * import { decodeStats } from "./protocol.ts";
+ * console.log(decodeStats(new Uint8Array([0, 0, 0, 2, 0, 0, 0, 1]))); // { received: 2, replied: 1 }
+ * ```
+ */
+export function decodeStats(payload: Uint8Array): SessionCounts | null {
+  if (payload.length < STATS_PAYLOAD_SIZE) return null;
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  return { received: view.getUint32(0), replied: view.getUint32(4) };
+}
+
+/**
  * Reads the client's send timestamp of a frame of any version (it is one of the invariants),
  * or no timestamp when the datagram is too short or the field invalid: an ERROR copies it so
  * the client can match and time the reply.
@@ -469,6 +541,10 @@ export function messageTypeName(type: number): string {
       return "PONG";
     case MessageType.ERROR:
       return "ERROR";
+    case MessageType.STATS_REQUEST:
+      return "STATS_REQUEST";
+    case MessageType.STATS:
+      return "STATS";
     default:
       return `type ${type}`;
   }

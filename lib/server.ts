@@ -15,10 +15,13 @@ import {
   ErrorCode,
   Flags,
   makePong,
+  makeStats,
   type MalformedReason,
   MessageType,
   messageTypeName,
   peekSentAt,
+  REQUEST_TYPES,
+  type SessionCounts,
   SUPPORTED_VERSIONS,
   type Timestamp,
   timestampFromMs,
@@ -41,7 +44,8 @@ export type DatagramKind =
   | "malformed"
   | "unsupported-version"
   | "unexpected"
-  | "refused";
+  | "refused"
+  | "stats";
 
 /** Why a datagram was refused without a reply. */
 export type RefusalReason =
@@ -54,7 +58,7 @@ export type RefusalReason =
   | "replay-cache-full";
 
 /** What the reflector sent back. */
-export type ReplyKind = "pong" | "error" | "ack" | "echo" | "none";
+export type ReplyKind = "pong" | "error" | "stats" | "ack" | "echo" | "none";
 
 /** One datagram as the reflector saw and answered it (for `-v` and `--json` logs). */
 export interface DatagramEvent {
@@ -122,6 +126,9 @@ export interface ReflectorOptions {
   globalLimit?: { rate: number; burst: number };
 }
 
+/** Sessions whose PING counts a reflector keeps for STATS_REQUEST. */
+export const MAX_SESSIONS = 4096;
+
 /** Default of {@linkcode ReflectorOptions.replayWindowMs}. */
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
 
@@ -155,6 +162,7 @@ export class Reflector {
       "unsupported-version": 0,
       unexpected: 0,
       refused: 0,
+      stats: 0,
     },
     malformed: {
       "too-short": 0,
@@ -162,6 +170,7 @@ export class Reflector {
       "unknown-type": 0,
       "bad-timestamp": 0,
       "bad-error-payload": 0,
+      "bad-stats-payload": 0,
     },
     refused: {
       "rate-limit": 0,
@@ -178,6 +187,9 @@ export class Reflector {
   readonly #replay: ReplayGuard | null;
   readonly #sourceLimiter: SourceLimiter | null;
   readonly #globalLimiter: TokenBucket | null;
+  /** PINGs received and answered per session, for STATS_REQUEST; the oldest session is
+   * forgotten when the table is full. */
+  readonly #sessions = new Map<number, SessionCounts>();
   readonly #finished: Promise<void>;
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
@@ -252,6 +264,7 @@ export class Reflector {
         this.#stats.replied++;
         this.#stats.bytesReplied += sent;
         event.replyBytes = sent;
+        if (event.kind === "ping") this.#countsFor(event.frame!.session).replied++;
       } catch (error) {
         event.sendError = errorKind(error);
         this.#countError(event.sendError);
@@ -294,7 +307,7 @@ export class Reflector {
           attempt: frame.attempt,
           version: frame.version,
         };
-        if (frame.type !== MessageType.PING) {
+        if (frame.type !== MessageType.PING && frame.type !== MessageType.STATS_REQUEST) {
           // Replies are never answered, so two reflectors can never bounce frames forever.
           event.kind = "unexpected";
           return null;
@@ -314,12 +327,22 @@ export class Reflector {
             return this.#refuse(event, verdict === "full" ? "replay-cache-full" : verdict);
           }
         }
-        event.kind = "ping";
-        event.reply = "pong";
-        // In place: the receive buffer is not reused before this reply has been sent.
-        const pong = makePong(data, data, receivedAt, timestampFromMs(wallClockMs()));
-        if (key !== null) await signFrame(pong, key);
-        return pong;
+        let reply: Uint8Array | null;
+        if (frame.type === MessageType.PING) {
+          event.kind = "ping";
+          event.reply = "pong";
+          this.#countsFor(frame.session).received++;
+          // In place: the receive buffer is not reused before this reply has been sent.
+          reply = makePong(data, data, receivedAt, timestampFromMs(wallClockMs()));
+        } else {
+          event.kind = "stats";
+          const counts = this.#sessions.get(frame.session) ?? { received: 0, replied: 0 };
+          reply = makeStats(data, counts, receivedAt, timestampFromMs(wallClockMs()));
+          if (reply === null) return null;
+          event.reply = "stats";
+        }
+        if (key !== null) await signFrame(reply, key);
+        return reply;
       }
       case "raw":
         event.kind = "raw";
@@ -333,12 +356,7 @@ export class Reflector {
         const invariants = decoded.invariants;
         if (invariants === null) return null;
         event.frame = { ...invariants, type: `type ${invariants.type}`, version: decoded.version };
-        if (
-          key !== null || invariants.type === MessageType.PONG ||
-          invariants.type === MessageType.ERROR
-        ) {
-          return null;
-        }
+        if (key !== null || !REQUEST_TYPES.includes(invariants.type)) return null;
         return this.#error(
           data,
           invariants,
@@ -361,7 +379,7 @@ export class Reflector {
           data,
           invariants,
           ErrorCode.UNSUPPORTED_TYPE,
-          [MessageType.PING],
+          [...REQUEST_TYPES],
           event,
           receivedAt,
         );
@@ -386,6 +404,18 @@ export class Reflector {
     );
     if (reply !== null) event.reply = "error";
     return reply;
+  }
+
+  #countsFor(session: number): SessionCounts {
+    let counts = this.#sessions.get(session);
+    if (counts === undefined) {
+      if (this.#sessions.size >= MAX_SESSIONS) {
+        this.#sessions.delete(this.#sessions.keys().next().value as number);
+      }
+      counts = { received: 0, replied: 0 };
+      this.#sessions.set(session, counts);
+    }
+    return counts;
   }
 
   #countError(kind: string): void {

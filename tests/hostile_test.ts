@@ -141,7 +141,7 @@ function floodDatagram(kind: FloodKind, random: () => number): Uint8Array {
       return frame({ version: 2 + Math.floor(random() * 254), payload: new Uint8Array(0) });
     case "unknown-type":
       return frame({
-        type: (4 + Math.floor(random() * 252)) as MessageType,
+        type: (6 + Math.floor(random() * 250)) as MessageType,
         payload: new Uint8Array(0),
       });
     case "bad-timestamp": {
@@ -233,6 +233,7 @@ Deno.test("a flood of 100,000 random and mutated datagrams: udp serve stays up a
     "unsupported-version": sent["unsupported-version"],
     unexpected: 0,
     refused: 0,
+    stats: 0,
   });
   assertEquals(stats.malformed, {
     "too-short": sent["too-short"],
@@ -240,6 +241,7 @@ Deno.test("a flood of 100,000 random and mutated datagrams: udp serve stays up a
     "unknown-type": sent["unknown-type"],
     "bad-timestamp": sent["bad-timestamp"],
     "bad-error-payload": 0,
+    "bad-stats-payload": 0,
   });
   // Replies: every PING, and an ERROR to each unsupported version or unknown type (44-byte
   // requests are too short for a 47-byte ERROR, so those get none).

@@ -1,0 +1,404 @@
+/**
+ * `deno task bench`: measures udp against the tools people use, on loopback, each comparison
+ * in one run so that the ratio holds on a noisy machine, and writes docs/performance.md.
+ *
+ * It installs nothing: it needs sockperf, irtt and iperf3 (Debian packages of those names)
+ * and Node.js on PATH. Every server binds 127.0.0.1 on a free port; every run is bounded.
+ *
+ * @module
+ */
+
+import { runtimeFlags } from "./flags.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const NODE_ECHO = new URL("./node_echo_server.mjs", import.meta.url).pathname;
+const CODEC_BENCH = new URL("./codec_bench.ts", import.meta.url).pathname;
+const REPORT = new URL("../docs/performance.md", import.meta.url);
+const PAYLOAD = 20; // + 44-byte header = 64-byte datagrams, as the comparisons use
+const DATAGRAM = 64;
+
+function udpCommand(args: string[]): [string, string[]] {
+  const binary = Deno.env.get("UDP_BIN");
+  return binary
+    ? [binary, args]
+    : [Deno.execPath(), ["run", "--quiet", ...runtimeFlags(), MAIN, ...args]];
+}
+
+async function run(command: string, args: string[]): Promise<string> {
+  const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+    .output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  if (!output.success) {
+    throw new Error(
+      `${command} ${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`,
+    );
+  }
+  return stdout;
+}
+
+async function udp(args: string[]): Promise<string> {
+  const [command, argv] = udpCommand(args);
+  return await run(command, argv);
+}
+
+/** A server subprocess, stopped with SIGINT. */
+class Server {
+  readonly process: Deno.ChildProcess;
+  constructor(command: string, args: string[], stdout: "piped" | "null" = "null") {
+    this.process = new Deno.Command(command, { args, stdout, stderr: "null" }).spawn();
+  }
+  async firstLine(): Promise<string> {
+    const reader = this.process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    reader.releaseLock();
+    return text.split("\n")[0];
+  }
+  async stop(): Promise<void> {
+    try {
+      this.process.kill("SIGINT");
+    } catch {
+      // already gone
+    }
+    await this.process.status;
+  }
+  /** User + system CPU time in milliseconds so far (Linux /proc). */
+  async cpuMs(): Promise<number> {
+    const stat = await run("cat", [`/proc/${this.process.pid}/stat`]);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
+  }
+  async rssKiB(): Promise<number> {
+    return Number((await run("ps", ["-o", "rss=", "-p", String(this.process.pid)])).trim());
+  }
+}
+
+function freePort(): number {
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (socket.addr as Deno.NetAddr).port;
+  socket.close();
+  return port;
+}
+
+async function startUdpServe(): Promise<{ server: Server; port: number }> {
+  const [command, argv] = udpCommand(["serve", "--port", "0", "--raw", "echo", "--json"]);
+  const server = new Server(command, argv, "piped");
+  const port = Number(JSON.parse(await server.firstLine()).address.split(":").at(-1));
+  return { server, port };
+}
+
+async function version(command: string, args: string[]): Promise<string> {
+  try {
+    const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+    return text.trim().split("\n")[0];
+  } catch {
+    return "not found";
+  }
+}
+
+const ratio = (a: number, b: number) => (a / b).toFixed(2);
+const lines: string[] = [];
+const log = (line = "") => {
+  console.log(line);
+  lines.push(line);
+};
+
+// --- 1. RTT ---------------------------------------------------------------------------------
+console.error("1/5 RTT: udp ping -i 0 vs sockperf ping-pong, and vs irtt at 10 ms");
+const udpServe = await startUdpServe();
+const pingFast = JSON.parse(
+  (await udp([
+    "ping",
+    `127.0.0.1:${udpServe.port}`,
+    "-i",
+    "0",
+    "-c",
+    "20000",
+    "-s",
+    String(PAYLOAD),
+    "-q",
+    "--json",
+  ]))
+    .trim().split("\n").at(-1)!,
+);
+const sockperfPort = freePort();
+const sockperfServer = new Server("sockperf", [
+  "server",
+  "-i",
+  "127.0.0.1",
+  "-p",
+  String(sockperfPort),
+]);
+await new Promise((resolve) => setTimeout(resolve, 500)); // sockperf prints no ready line
+const sockperfOut = await run("sockperf", [
+  "ping-pong",
+  "-i",
+  "127.0.0.1",
+  "-p",
+  String(sockperfPort),
+  "-t",
+  "5",
+  "-m",
+  String(DATAGRAM),
+]);
+await sockperfServer.stop();
+const percentile = (p: string) =>
+  Number(new RegExp(`percentile ${p} =\\s+([\\d.]+)`).exec(sockperfOut)![1]);
+// sockperf reports one-way latency as RTT / 2: doubled here to compare RTTs.
+const sockperfP50 = (2 * percentile("50.000")) / 1000;
+const sockperfP99 = (2 * percentile("99.000")) / 1000;
+const irttPort = freePort();
+const irttServer = new Server("irtt", ["server", "-b", `127.0.0.1:${irttPort}`]);
+await new Promise((resolve) => setTimeout(resolve, 500));
+const irttOut = await run("irtt", [
+  "client",
+  "-i",
+  "10ms",
+  "-d",
+  "5s",
+  "-l",
+  String(DATAGRAM),
+  "-Q",
+  "-o",
+  "-",
+  `127.0.0.1:${irttPort}`,
+]);
+await irttServer.stop();
+const irtt = JSON.parse(irttOut).stats.rtt;
+const pingSlow = JSON.parse(
+  (await udp([
+    "ping",
+    `127.0.0.1:${udpServe.port}`,
+    "-i",
+    "0.01",
+    "-c",
+    "500",
+    "-s",
+    String(PAYLOAD),
+    "-q",
+    "--json",
+  ]))
+    .trim().split("\n").at(-1)!,
+);
+
+// --- 2. Reflector capacity --------------------------------------------------------------------
+console.error("2/5 reflector capacity: udp serve vs node:dgram echo under udp bench --rate max");
+async function capacity(server: Server, port: number) {
+  const before = await server.cpuMs();
+  const summary = JSON.parse(
+    await udp([
+      "bench",
+      `127.0.0.1:${port}`,
+      "--rate",
+      "max",
+      "--duration",
+      "5",
+      "-s",
+      String(PAYLOAD),
+      "-i",
+      "0",
+      "--json",
+    ]),
+  );
+  const cpu = (await server.cpuMs()) - before;
+  return { summary, cpuMs: cpu, cpuUsPerDatagram: (cpu * 1000) / Math.max(1, summary.received) };
+}
+const udpCapacity = await capacity(udpServe.server, udpServe.port);
+const nodeServer = new Server("node", [NODE_ECHO], "piped");
+const nodePort = Number(await nodeServer.firstLine());
+const nodeCapacity = await capacity(nodeServer, nodePort);
+await nodeServer.stop();
+
+// --- 3. Sender rate ---------------------------------------------------------------------------
+console.error("3/5 sender rate: udp bench --rate max vs iperf3 -u -b 0");
+const udpSender = JSON.parse(
+  await udp([
+    "bench",
+    `127.0.0.1:${udpServe.port}`,
+    "--rate",
+    "max",
+    "--duration",
+    "5",
+    "-s",
+    String(PAYLOAD),
+    "-i",
+    "0",
+    "--json",
+  ]),
+);
+const iperfPort = freePort();
+const iperfServer = new Server("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", String(iperfPort)]);
+await new Promise((resolve) => setTimeout(resolve, 500));
+const iperf = JSON.parse(
+  await run("iperf3", [
+    "-c",
+    "127.0.0.1",
+    "-p",
+    String(iperfPort),
+    "-u",
+    "-b",
+    "0",
+    "-l",
+    String(DATAGRAM),
+    "-t",
+    "5",
+    "-J",
+  ]),
+);
+await iperfServer.stop();
+const iperfPps = iperf.end.sum.packets / iperf.end.sum.seconds;
+
+// --- 4. RSS from 10 k to 1 M datagrams ----------------------------------------------------------
+console.error("4/5 udp serve RSS from 10 k to 1 M datagrams");
+await udpServe.server.stop();
+const fresh = await startUdpServe();
+let served = 0;
+const rssAt: { datagrams: number; rssKiB: number }[] = [];
+for (const goal of [10_000, 1_000_000]) {
+  while (served < goal) {
+    const chunk = JSON.parse(
+      await udp([
+        "bench",
+        `127.0.0.1:${fresh.port}`,
+        "--rate",
+        "50k",
+        "--duration",
+        String(Math.min(10, Math.max(0.2, (goal - served) / 50_000))),
+        "-s",
+        String(PAYLOAD),
+        "-i",
+        "0",
+        "--json",
+      ]),
+    );
+    served += chunk.server_received ?? chunk.received;
+  }
+  rssAt.push({ datagrams: served, rssKiB: await fresh.server.rssKiB() });
+}
+await fresh.server.stop();
+
+// --- 5. Codec ---------------------------------------------------------------------------------
+console.error("5/5 codec: deno bench");
+const codec = JSON.parse(await run(Deno.execPath(), ["bench", "--json", CODEC_BENCH]));
+
+// --- Report -----------------------------------------------------------------------------------
+const cpuModel = (await run("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]))
+  .trim();
+log("# Performance");
+log();
+log(
+  "Written by `deno task bench` (scripts/bench.ts); every figure below comes from one run of it.",
+);
+log("Everything runs on loopback (127.0.0.1) with 64-byte datagrams (a 44-byte header and 20");
+log("bytes of padding for udp), each comparison back to back in the same run.");
+log();
+log(`- Date: ${new Date().toISOString()}`);
+log(
+  `- Machine: ${cpuModel}, ${navigator.hardwareConcurrency} cores, ${Deno.build.os} ${Deno.build.arch}`,
+);
+log(`- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); ${await version("node", ["--version"])}`);
+log(
+  `- ${await version("sockperf", ["--version"])}; irtt ${await version("irtt", [
+    "version",
+  ])}; ${await version("iperf3", ["--version"])}`,
+);
+log();
+log("## 1. Round-trip time");
+log();
+log("| Measurement | p50 (ms) | p99 (ms) | Ratio to udp | Target |");
+log("| --- | ---: | ---: | ---: | --- |");
+log(
+  `| \`udp ping -i 0 -c 20000\` | ${pingFast.rtt_ms.p50.toFixed(4)} | ${
+    pingFast.rtt_ms.p99.toFixed(4)
+  } | 1 | |`,
+);
+log(
+  `| \`sockperf ping-pong -t 5 -m 64\` (its latency × 2) | ${sockperfP50.toFixed(4)} | ${
+    sockperfP99.toFixed(4)
+  } | udp/sockperf = ${ratio(pingFast.rtt_ms.p50, sockperfP50)} | ≤ 1.15 |`,
+);
+log(
+  `| \`udp ping -i 0.01 -c 500\` | ${pingSlow.rtt_ms.p50.toFixed(4)} | ${
+    pingSlow.rtt_ms.p99.toFixed(4)
+  } | 1 | |`,
+);
+log(
+  `| \`irtt client -i 10ms -d 5s -l 64\` (median) | ${
+    (irtt.median / 1e6).toFixed(4)
+  } | | udp/irtt = ${ratio(pingSlow.rtt_ms.p50, irtt.median / 1e6)} | ≤ 0.35 |`,
+);
+log();
+log("## 2. Reflector capacity");
+log();
+log(
+  "Load: `udp bench --rate max --duration 5 -s 20` against each server in turn. Replies/s is what",
+);
+log("came back to the load generator; CPU is the server process's user + system time.");
+log();
+log("| Server | Sent (pps) | Replies (pps) | CPU (ms) | CPU per reply (µs) |");
+log("| --- | ---: | ---: | ---: | ---: |");
+for (
+  const [name, c] of [["`udp serve --raw echo`", udpCapacity], [
+    "Node.js `node:dgram` echo",
+    nodeCapacity,
+  ]] as const
+) {
+  log(
+    `| ${name} | ${Math.round(c.summary.offered_pps)} | ${
+      Math.round(c.summary.achieved_pps)
+    } | ${c.cpuMs} | ${c.cpuUsPerDatagram.toFixed(1)} |`,
+  );
+}
+log();
+log(
+  `Ratio udp / Node replies per second: ${
+    ratio(udpCapacity.summary.achieved_pps, nodeCapacity.summary.achieved_pps)
+  } (target ≥ 2); CPU per reply udp / Node: ${
+    ratio(udpCapacity.cpuUsPerDatagram, nodeCapacity.cpuUsPerDatagram)
+  }.`,
+);
+log();
+log("## 3. Sender rate");
+log();
+log("| Sender | Datagrams/s | Mbit/s |");
+log("| --- | ---: | ---: |");
+log(
+  `| \`udp bench --rate max -s 20\` | ${Math.round(udpSender.offered_pps)} | ${
+    (udpSender.offered_bps / 1e6).toFixed(1)
+  } |`,
+);
+log(
+  `| \`iperf3 -u -b 0 -l 64\` | ${Math.round(iperfPps)} | ${
+    (iperf.end.sum.bits_per_second / 1e6).toFixed(1)
+  } |`,
+);
+log();
+log(`Ratio udp / iperf3: ${ratio(udpSender.offered_pps, iperfPps)} (target ≥ 0.8).`);
+log();
+log("## 4. udp serve memory");
+log();
+log("| Datagrams answered | RSS (KiB) |");
+log("| ---: | ---: |");
+for (const point of rssAt) log(`| ${point.datagrams} | ${point.rssKiB} |`);
+log();
+log(
+  `Growth from the first to the last point: ${
+    ((rssAt[1].rssKiB / rssAt[0].rssKiB - 1) * 100).toFixed(1)
+  }% (target: flat within ±10%).`,
+);
+log();
+log("## 5. Codec");
+log();
+log("| deno bench | Average (ns) |");
+log("| --- | ---: |");
+for (const b of codec.benches) log(`| ${b.name} | ${b.results[0].ok.avg.toFixed(0)} |`);
+log();
+await Deno.writeTextFile(REPORT, lines.join("\n"));
+await run(Deno.execPath(), ["fmt", "--quiet", REPORT.pathname]); // the check gate formats docs too
+console.error(`wrote ${REPORT.pathname}`);
