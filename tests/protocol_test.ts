@@ -7,6 +7,7 @@ import {
 import {
   decodeErrorDetail,
   decodeFrame,
+  decodeStats,
   encodeError,
   encodeFrame,
   ErrorCode,
@@ -14,6 +15,7 @@ import {
   HEADER_SIZE,
   isTimestampSet,
   makePong,
+  makeStats,
   maxPayloadSize,
   MessageType,
   messageTypeName,
@@ -91,6 +93,8 @@ Deno.test("docs/protocol.md holds the test vectors", () => {
     "error-unsupported-version",
     "ping-authenticated",
     "pong-authenticated",
+    "stats-request",
+    "stats",
   ]);
   assert(classifications.length >= 10);
 });
@@ -303,4 +307,21 @@ Deno.test("messageTypeName() and maxPayloadSize()", () => {
   assertEquals(messageTypeName(42), "type 42");
   assertEquals(maxPayloadSize("ipv4"), 65463);
   assertEquals(maxPayloadSize("ipv6"), 65483);
+});
+
+Deno.test("makeStats() of the spec's STATS_REQUEST gives the spec's STATS, never longer", () => {
+  const request = bytesOf(vectors.find((v) => v.name === "stats-request")!.hex);
+  const reply = makeStats(
+    request.slice(),
+    { received: 998, replied: 997 },
+    { seconds: 1700000000, nanos: 124_250_000 },
+    { seconds: 1700000000, nanos: 124_750_000 },
+  );
+  assertEquals(reply?.toHex(), vectors.find((v) => v.name === "stats")!.hex.replace(/\s+/g, ""));
+  assertEquals(decodeStats(bytesOf("000003e6000003e5")), { received: 998, replied: 997 });
+  assertStrictEquals(
+    makeStats(request.subarray(0, 51).slice(), { received: 1, replied: 1 }, SENT, SENT),
+    null,
+  );
+  assertStrictEquals(decodeStats(new Uint8Array(7)), null);
 });

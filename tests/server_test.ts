@@ -7,6 +7,7 @@ import {
 import {
   decodeErrorDetail,
   decodeFrame,
+  decodeStats,
   encodeFrame,
   ErrorCode,
   type Frame,
@@ -285,4 +286,31 @@ Deno.test("Reflector.listen() fails in one line for an address that is not local
     () => Reflector.listen({ hostname: "192.0.2.1", port: 0 }),
     /not an address of this machine/,
   );
+});
+
+Deno.test("Reflector answers STATS_REQUEST with the session's counts, never longer", async () => {
+  await withReflector({}, async (reflector, client) => {
+    for (let sequence = 0; sequence < 3; sequence++) {
+      await client.send(pingFrame({ sequence }), reflector.address);
+      await client.next();
+    }
+    const request = pingFrame({ type: MessageType.STATS_REQUEST, sequence: 3 });
+    await client.send(request, reflector.address);
+    const reply = await client.next();
+    strictEqual(reply.data.length, request.length);
+    const decoded = decodeFrame(reply.data);
+    assert(decoded.kind === "frame" && decoded.frame.type === MessageType.STATS);
+    assertEquals(decodeStats(decoded.frame.payload), { received: 3, replied: 3 });
+    // Too short for the counts: no reply at all; the PING after it is answered first.
+    await client.send(
+      pingFrame({ type: MessageType.STATS_REQUEST, payload: new Uint8Array(4) }),
+      reflector.address,
+    );
+    await client.send(pingFrame({ session: 7, sequence: 9 }), reflector.address);
+    const next = decodeFrame((await client.next()).data);
+    assert(
+      next.kind === "frame" && next.frame.type === MessageType.PONG && next.frame.sequence === 9,
+    );
+    strictEqual(reflector.stats.kinds.stats, 2);
+  });
 });
