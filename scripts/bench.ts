@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { BenchSummary } from "../lib/bench.ts";
 import { runtimeFlags } from "./flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -39,6 +40,22 @@ async function run(command: string, args: string[]): Promise<string> {
 async function udp(args: string[]): Promise<string> {
   const [command, argv] = udpCommand(args);
   return await run(command, argv);
+}
+
+/** `udp bench --json` against 127.0.0.1:PORT with 64-byte datagrams; its summary. */
+async function udpBench(port: number, rate: string, durationS: string): Promise<BenchSummary> {
+  const args = [
+    "--rate",
+    rate,
+    "--duration",
+    durationS,
+    "-s",
+    String(PAYLOAD),
+    "-i",
+    "0",
+    "--json",
+  ];
+  return JSON.parse(await udp(["bench", `127.0.0.1:${port}`, ...args]));
 }
 
 /** A server subprocess, stopped with SIGINT. */
@@ -191,21 +208,7 @@ const pingSlow = JSON.parse(
 console.error("2/5 reflector capacity: udp serve vs node:dgram echo under udp bench --rate max");
 async function capacity(server: Server, port: number) {
   const before = await server.cpuMs();
-  const summary = JSON.parse(
-    await udp([
-      "bench",
-      `127.0.0.1:${port}`,
-      "--rate",
-      "max",
-      "--duration",
-      "5",
-      "-s",
-      String(PAYLOAD),
-      "-i",
-      "0",
-      "--json",
-    ]),
-  );
+  const summary = await udpBench(port, "max", "5");
   const cpu = (await server.cpuMs()) - before;
   return { summary, cpuMs: cpu, cpuUsPerDatagram: (cpu * 1000) / Math.max(1, summary.received) };
 }
@@ -217,21 +220,7 @@ await nodeServer.stop();
 
 // --- 3. Sender rate ---------------------------------------------------------------------------
 console.error("3/5 sender rate: udp bench --rate max vs iperf3 -u -b 0");
-const udpSender = JSON.parse(
-  await udp([
-    "bench",
-    `127.0.0.1:${udpServe.port}`,
-    "--rate",
-    "max",
-    "--duration",
-    "5",
-    "-s",
-    String(PAYLOAD),
-    "-i",
-    "0",
-    "--json",
-  ]),
-);
+const udpSender = await udpBench(udpServe.port, "max", "5");
 const iperfPort = freePort();
 const iperfServer = new Server("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", String(iperfPort)]);
 await new Promise((resolve) => setTimeout(resolve, 500));
@@ -262,21 +251,8 @@ let served = 0;
 const rssAt: { datagrams: number; rssKiB: number }[] = [];
 for (const goal of [10_000, 1_000_000]) {
   while (served < goal) {
-    const chunk = JSON.parse(
-      await udp([
-        "bench",
-        `127.0.0.1:${fresh.port}`,
-        "--rate",
-        "50k",
-        "--duration",
-        String(Math.min(10, Math.max(0.2, (goal - served) / 50_000))),
-        "-s",
-        String(PAYLOAD),
-        "-i",
-        "0",
-        "--json",
-      ]),
-    );
+    const seconds = Math.min(10, Math.max(0.2, (goal - served) / 50_000));
+    const chunk = await udpBench(fresh.port, "50k", String(seconds));
     served += chunk.server_received ?? chunk.received;
   }
   rssAt.push({ datagrams: served, rssKiB: await fresh.server.rssKiB() });
