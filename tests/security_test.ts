@@ -83,6 +83,12 @@ Deno.test("no amplification: every reply is at most as long as its request, but 
     ["PING, 56 bytes padding", frame({ payload: new Uint8Array(56) })],
     ["PING, 1400 bytes padding", frame({ payload: new Uint8Array(1400) })],
     ["PING, largest IPv4", frame({ payload: new Uint8Array(MAX_DATAGRAM_IPV4 - HEADER_SIZE) })],
+    ["STATS_REQUEST, 8 bytes padding", frame({ type: MessageType.STATS_REQUEST, sequence: 500 })],
+    [
+      "STATS_REQUEST, 4 bytes padding",
+      frame({ type: MessageType.STATS_REQUEST, sequence: 501, payload: new Uint8Array(4) }),
+    ],
+    ["STATS sent to the server", frame({ type: MessageType.STATS })],
     ["PONG sent to the server", frame({ type: MessageType.PONG })],
     ["ERROR sent to the server", frame({ type: MessageType.ERROR, payload: Uint8Array.of(1, 0) })],
     ["version 2, 44 bytes", frame({ version: 2, payload: new Uint8Array(0) })],
