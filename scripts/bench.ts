@@ -14,6 +14,8 @@ import { runtimeFlags } from "./flags.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const NODE_ECHO = new URL("./node_echo_server.mjs", import.meta.url).pathname;
 const CODEC_BENCH = new URL("./codec_bench.ts", import.meta.url).pathname;
+const DENO_FLOOR = new URL("./deno_floor.ts", import.meta.url).pathname;
+const FLOOR_FLAGS = ["run", "--quiet", "--unstable-net", "--allow-net", DENO_FLOOR];
 const REPORT = new URL("../docs/performance.md", import.meta.url);
 const PAYLOAD = 20; // + 44-byte header = 64-byte datagrams, as the comparisons use
 const DATAGRAM = 64;
@@ -204,6 +206,16 @@ const pingSlow = JSON.parse(
     .trim().split("\n").at(-1)!,
 );
 
+// The Deno floor: a bare echo loop and a bare ping-pong client (scripts/deno_floor.ts).
+const floorEcho = new Server(Deno.execPath(), [...FLOOR_FLAGS, "echo"], "piped");
+const floorPort = Number(await floorEcho.firstLine());
+const floorRtt = JSON.parse(
+  await run(Deno.execPath(), [...FLOOR_FLAGS, "pingpong", String(floorPort), "20000"]),
+);
+const floorRttSlow = JSON.parse(
+  await run(Deno.execPath(), [...FLOOR_FLAGS, "pingpong", String(floorPort), "500", "10"]),
+);
+
 // --- 2. Reflector capacity --------------------------------------------------------------------
 console.error("2/5 reflector capacity: udp serve vs node:dgram echo under udp bench --rate max");
 async function capacity(server: Server, port: number) {
@@ -217,6 +229,7 @@ const nodeServer = new Server("node", [NODE_ECHO], "piped");
 const nodePort = Number(await nodeServer.firstLine());
 const nodeCapacity = await capacity(nodeServer, nodePort);
 await nodeServer.stop();
+const floorCapacity = await capacity(floorEcho, floorPort);
 
 // --- 3. Sender rate ---------------------------------------------------------------------------
 console.error("3/5 sender rate: udp bench --rate max vs iperf3 -u -b 0");
@@ -242,22 +255,36 @@ const iperf = JSON.parse(
 );
 await iperfServer.stop();
 const iperfPps = iperf.end.sum.packets / iperf.end.sum.seconds;
+const floorSender = JSON.parse(
+  await run(Deno.execPath(), [...FLOOR_FLAGS, "flood", String(floorPort), "5"]),
+);
+await floorEcho.stop();
 
 // --- 4. RSS from 10 k to 1 M datagrams ----------------------------------------------------------
-console.error("4/5 udp serve RSS from 10 k to 1 M datagrams");
+console.error("4/5 RSS from 10 k to 1 M datagrams: udp serve and a bare Deno echo loop");
+// Pacing: the rate asked for against the rate sent (target: within 1% at 10,000 pps).
+const pacing = await udpBench(udpServe.port, "10k", "5");
 await udpServe.server.stop();
-const fresh = await startUdpServe();
-let served = 0;
-const rssAt: { datagrams: number; rssKiB: number }[] = [];
-for (const goal of [10_000, 500_000, 1_000_000]) {
-  while (served < goal) {
-    const seconds = Math.min(10, Math.max(0.2, (goal - served) / 50_000));
-    const chunk = await udpBench(fresh.port, "50k", String(seconds));
-    served += chunk.server_received ?? chunk.received;
+/** RSS of a reflector after answering about 10 k, 500 k and 1 M datagrams at 50 k pps. */
+async function rssSeries(server: Server, port: number) {
+  let served = 0;
+  const points: { datagrams: number; rssKiB: number }[] = [];
+  for (const goal of [10_000, 500_000, 1_000_000]) {
+    while (served < goal) {
+      const seconds = Math.min(10, Math.max(0.2, (goal - served) / 50_000));
+      const chunk = await udpBench(port, "50k", String(seconds));
+      served += chunk.server_received ?? chunk.received;
+    }
+    points.push({ datagrams: served, rssKiB: await server.rssKiB() });
   }
-  rssAt.push({ datagrams: served, rssKiB: await fresh.server.rssKiB() });
+  return points;
 }
+const fresh = await startUdpServe();
+const rssAt = await rssSeries(fresh.server, fresh.port);
 await fresh.server.stop();
+const freshFloor = new Server(Deno.execPath(), [...FLOOR_FLAGS, "echo"], "piped");
+const floorRssAt = await rssSeries(freshFloor, Number(await freshFloor.firstLine()));
+await freshFloor.stop();
 
 // --- 5. Codec ---------------------------------------------------------------------------------
 console.error("5/5 codec: deno bench");
@@ -272,7 +299,9 @@ log(
   "Written by `deno task bench` (scripts/bench.ts); every figure below comes from one run of it.",
 );
 log("Everything runs on loopback (127.0.0.1) with 64-byte datagrams (a 44-byte header and 20");
-log("bytes of padding for udp), each comparison back to back in the same run.");
+log('bytes of padding for udp), each comparison back to back in the same run. The "Deno floor"');
+log("rows are scripts/deno_floor.ts: the same job as a bare Deno loop (one `receive()` and one");
+log("`send()` per datagram, nothing else), the best any program can do with Deno's datagram API.");
 log();
 log(`- Date: ${new Date().toISOString()}`);
 log(
@@ -305,6 +334,18 @@ log(
   } | 1 | |`,
 );
 log(
+  `| Deno floor: bare send/receive ping-pong | ${(floorRtt.p50_ms as number).toFixed(4)} | ${
+    (floorRtt.p99_ms as number).toFixed(4)
+  } | udp/floor = ${ratio(pingFast.rtt_ms.p50, floorRtt.p50_ms)} | |`,
+);
+log(
+  `| Deno floor: bare ping-pong, one probe every 10 ms | ${
+    (floorRttSlow.p50_ms as number).toFixed(4)
+  } | ${(floorRttSlow.p99_ms as number).toFixed(4)} | udp/floor = ${
+    ratio(pingSlow.rtt_ms.p50, floorRttSlow.p50_ms)
+  } | |`,
+);
+log(
   `| \`irtt client -i 10ms -d 5s -l 64\` (median) | ${
     (irtt.median / 1e6).toFixed(4)
   } | | udp/irtt = ${ratio(pingSlow.rtt_ms.p50, irtt.median / 1e6)} | ≤ 0.35 |`,
@@ -323,7 +364,7 @@ for (
   const [name, c] of [["`udp serve --raw echo`", udpCapacity], [
     "Node.js `node:dgram` echo",
     nodeCapacity,
-  ]] as const
+  ], ["Deno floor: bare echo loop", floorCapacity]] as const
 ) {
   log(
     `| ${name} | ${Math.round(c.summary.offered_pps)} | ${
@@ -337,6 +378,8 @@ log(
     ratio(udpCapacity.summary.achieved_pps, nodeCapacity.summary.achieved_pps)
   } (target ≥ 2); CPU per reply udp / Node: ${
     ratio(udpCapacity.cpuUsPerDatagram, nodeCapacity.cpuUsPerDatagram)
+  }; replies per second udp / Deno floor: ${
+    ratio(udpCapacity.summary.achieved_pps, floorCapacity.summary.achieved_pps)
   }.`,
 );
 log();
@@ -354,20 +397,41 @@ log(
     (iperf.end.sum.bits_per_second / 1e6).toFixed(1)
   } |`,
 );
+log(
+  `| Deno floor: bare send loop | ${Math.round(floorSender.pps)} | ${
+    (floorSender.pps * DATAGRAM * 8 / 1e6).toFixed(1)
+  } |`,
+);
 log();
-log(`Ratio udp / iperf3: ${ratio(udpSender.offered_pps, iperfPps)} (target ≥ 0.8).`);
+log(
+  `Ratio udp / iperf3: ${
+    ratio(udpSender.offered_pps, iperfPps)
+  } (target ≥ 0.8); udp / Deno floor: ${ratio(udpSender.offered_pps, floorSender.pps)}.`,
+);
 log();
 log("## 4. udp serve memory");
 log();
-log("| Datagrams answered | RSS (KiB) |");
-log("| ---: | ---: |");
-for (const point of rssAt) log(`| ${point.datagrams} | ${point.rssKiB} |`);
+log("| Datagrams answered | `udp serve` RSS (KiB) | Deno floor echo RSS (KiB) |");
+log("| ---: | ---: | ---: |");
+for (const [i, point] of rssAt.entries()) {
+  log(`| ${point.datagrams} | ${point.rssKiB} | ${floorRssAt[i].rssKiB} |`);
+}
 log();
-const growth = (from: number, to: number) =>
-  ((rssAt[to].rssKiB / rssAt[from].rssKiB - 1) * 100).toFixed(1);
+const growth = (points: typeof rssAt, from: number, to: number) =>
+  ((points[to].rssKiB / points[from].rssKiB - 1) * 100).toFixed(1);
 log(
-  `Growth from the first to the last point: ${growth(0, 2)}% (target: flat within ±10%); ` +
-    `from the second to the last: ${growth(1, 2)}%.`,
+  `udp serve: ${growth(rssAt, 0, 2)}% from the first to the last point (target: flat within ` +
+    `±10%), ${growth(rssAt, 1, 2)}% from the second to the last. The bare Deno loop: ` +
+    `${growth(floorRssAt, 0, 2)}% and ${growth(floorRssAt, 1, 2)}%.`,
+);
+log();
+log("## Pacing");
+log();
+log(
+  `\`udp bench --rate 10k --duration 5\`: ${pacing.sent} datagrams in ${pacing.duration_s} s, ` +
+    `${pacing.offered_pps} pps offered, ${
+      ((pacing.offered_pps / 10_000 - 1) * 100).toFixed(2)
+    }% from the rate asked for (target: within 1%).`,
 );
 log();
 log("## 5. Codec");
