@@ -3,7 +3,7 @@ import { bench } from "../lib/bench.ts";
 import { NO_IMPAIRMENTS } from "../lib/impairment.ts";
 import { Proxy, type ProxyLogRecord } from "../lib/proxy.ts";
 import { Reflector } from "../lib/server.ts";
-import { runUdp } from "./helpers.ts";
+import { loopbackTarget, runUdp } from "./helpers.ts";
 
 const SUMMARY_KEYS = [
   "type",
@@ -32,7 +32,7 @@ Deno.test("bench() paces to the requested rate and gets the server's counts", as
   const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const summary = await bench({
-      target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+      target: loopbackTarget(reflector.address.port),
       rate: 2000,
       durationMs: 500,
       payloadSize: 100,
@@ -64,7 +64,7 @@ Deno.test("bench() tells upstream from downstream loss, exactly as the proxy's l
   const log: ProxyLogRecord[] = [];
   const proxy = Proxy.listen({
     listen: { hostname: "127.0.0.1", port: 0 },
-    target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+    target: loopbackTarget(reflector.address.port),
     up: { ...NO_IMPAIRMENTS, loss: 0.1 },
     down: { ...NO_IMPAIRMENTS, loss: 0.05 },
     seed: 2026,
@@ -72,7 +72,7 @@ Deno.test("bench() tells upstream from downstream loss, exactly as the proxy's l
   });
   try {
     const summary = await bench({
-      target: { hostname: "127.0.0.1", port: proxy.address.port, family: "ipv4" },
+      target: loopbackTarget(proxy.address.port),
       rate: 1000,
       durationMs: 500,
       payloadSize: 20,

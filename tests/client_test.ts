@@ -11,13 +11,9 @@ import {
   timestampFromMs,
 } from "../lib/protocol.ts";
 import { Reflector } from "../lib/server.ts";
-import { Inbox, SUMMARY_KEYS } from "./helpers.ts";
+import { Inbox, loopbackTarget, SUMMARY_KEYS } from "./helpers.ts";
 
 const NOW = timestampFromMs(Date.now());
-
-function targetOf(address: { hostname: string; port: number }): ResolvedAddress {
-  return { hostname: address.hostname, port: address.port, family: "ipv4" };
-}
 
 function pongFor(request: Uint8Array): Uint8Array {
   return makePong(request, new Uint8Array(request.length), NOW, NOW);
@@ -48,7 +44,7 @@ async function withFakeReflector<T>(
     }
   })();
   try {
-    return await run(targetOf(reflector.socket.address));
+    return await run(loopbackTarget(reflector.socket.address.port));
   } finally {
     stopped = true;
     done.resolve(null);
@@ -61,7 +57,7 @@ Deno.test("ping() against a real reflector: all received, exact summary keys", a
   const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
   const events: PingEvent[] = [];
   const result = await ping({
-    target: targetOf(reflector.address),
+    target: loopbackTarget(reflector.address.port),
     count: 5,
     intervalMs: 0,
     onEvent: (event) => events.push(event),
@@ -85,7 +81,7 @@ Deno.test("ping() against a real reflector: all received, exact summary keys", a
 Deno.test("ping() reports null RTTs and 100% loss when nothing answers", async () => {
   const silent = new Inbox();
   const result = await ping({
-    target: targetOf(silent.socket.address),
+    target: loopbackTarget(silent.socket.address.port),
     count: 2,
     intervalMs: 0,
     timeoutMs: 20,
@@ -99,7 +95,7 @@ Deno.test("ping() reports null RTTs and 100% loss when nothing answers", async (
 
 Deno.test("two pingers at once against one reflector never see each other's replies", async () => {
   const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
-  const target = targetOf(reflector.address);
+  const target = loopbackTarget(reflector.address.port);
   const [a, b] = await Promise.all([
     ping({ target, count: 200, intervalMs: 0 }),
     ping({ target, count: 200, intervalMs: 0 }),
@@ -271,7 +267,7 @@ Deno.test("ping() stops on an ERROR and says which versions the reflector speaks
 Deno.test("ping() stops at the deadline without counting probes in flight as lost", async () => {
   const silent = new Inbox();
   const result = await ping({
-    target: targetOf(silent.socket.address),
+    target: loopbackTarget(silent.socket.address.port),
     count: 3,
     intervalMs: 0,
     timeoutMs: 60_000,
@@ -302,7 +298,7 @@ Deno.test("ping() stops when its signal aborts and still summarises", async () =
   const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
   const controller = new AbortController();
   const result = await ping({
-    target: targetOf(reflector.address),
+    target: loopbackTarget(reflector.address.port),
     intervalMs: 0,
     signal: controller.signal,
     onEvent: (event) => {
@@ -317,7 +313,11 @@ Deno.test("ping() stops when its signal aborts and still summarises", async () =
 Deno.test("ping() keeps exact accounts past the probe window (bounded memory)", async () => {
   const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
   const count = PROBE_WINDOW + 2000;
-  const result = await ping({ target: targetOf(reflector.address), count, intervalMs: 0 });
+  const result = await ping({
+    target: loopbackTarget(reflector.address.port),
+    count,
+    intervalMs: 0,
+  });
   await reflector.close();
   const s = result.summary;
   assertEquals([s.transmitted, s.received, s.lost, s.foreign, s.duplicates], [

@@ -7,6 +7,7 @@
  */
 
 import { runtimeFlags } from "../scripts/flags.ts";
+import type { ResolvedAddress } from "../lib/address.ts";
 import { UdpSocket } from "../lib/socket.ts";
 
 /** The keys of `udp ping --json`'s summary, in order, as the README documents them. */
@@ -170,6 +171,11 @@ export async function startServe(
 /** A loopback socket the test drives by hand, e.g. as a scripted reflector. */
 export function bindLoopback(): UdpSocket {
   return UdpSocket.bind("127.0.0.1", 0);
+}
+
+/** The resolved address of a local socket on 127.0.0.1, for the library's `target` options. */
+export function loopbackTarget(port: number): ResolvedAddress {
+  return { hostname: "127.0.0.1", port, family: "ipv4" };
 }
 
 /** Whether a program is on PATH. */

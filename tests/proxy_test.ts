@@ -9,7 +9,7 @@ import { Proxy, type ProxyLogRecord } from "../lib/proxy.ts";
 import { seededRandom } from "../lib/random.ts";
 import { Reflector } from "../lib/server.ts";
 import { parseBurst, parseMs, parsePercent, parseRate } from "../lib/commands/proxy.ts";
-import { Inbox, runUdp, UdpProcess } from "./helpers.ts";
+import { Inbox, loopbackTarget, runUdp, UdpProcess } from "./helpers.ts";
 
 function impairments(fields: Partial<Impairments>): Impairments {
   return { ...NO_IMPAIRMENTS, ...fields };
@@ -26,7 +26,7 @@ async function withProxy<T>(
   const log: ProxyLogRecord[] = [];
   const proxy = Proxy.listen({
     listen: { hostname: "127.0.0.1", port: 0 },
-    target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+    target: loopbackTarget(reflector.address.port),
     up,
     down,
     seed,

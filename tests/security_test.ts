@@ -29,7 +29,7 @@ import { SourceLimiter, TokenBucket } from "../lib/ratelimit.ts";
 import { ReplayGuard } from "../lib/replay.ts";
 import { type RawMode, Reflector } from "../lib/server.ts";
 import { runtimeFlags } from "../scripts/flags.ts";
-import { Inbox, runUdp, startServe, withTempDir } from "./helpers.ts";
+import { Inbox, loopbackTarget, runUdp, startServe, withTempDir } from "./helpers.ts";
 
 const KEY_BYTES = Uint8Array.from({ length: 32 }, (_, i) => i);
 const KEY_HEX = KEY_BYTES.toHex();
@@ -287,7 +287,7 @@ Deno.test("authenticated reflector: answers tagged PINGs with tagged PONGs, sile
 Deno.test("authenticated ping(): works with the right key; a wrong or missing key gets nothing", async () => {
   const key = await importKey(KEY_BYTES);
   const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0, key });
-  const target = { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" as const };
+  const target = loopbackTarget(reflector.address.port);
   try {
     const good = await ping({ target, count: 5, intervalMs: 0, key });
     assertEquals([good.summary.received, good.summary.foreign, good.authFailures], [5, 0, 0]);
@@ -312,7 +312,7 @@ Deno.test("authenticated ping(): works with the right key; a wrong or missing ke
   const plain = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const result = await ping({
-      target: { hostname: "127.0.0.1", port: plain.address.port, family: "ipv4" },
+      target: loopbackTarget(plain.address.port),
       count: 3,
       intervalMs: 0,
       timeoutMs: 50,
@@ -346,7 +346,7 @@ Deno.test("rate limits: a flooder is held to its rate while a second source keep
     }
   })();
   const result = await ping({
-    target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+    target: loopbackTarget(reflector.address.port),
     count: 20,
     intervalMs: 25,
     timeoutMs: 1000,
