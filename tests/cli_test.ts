@@ -439,6 +439,9 @@ const BAD_INVOCATIONS: [string[], RegExp][] = [
   [["proxy"], /^udp proxy: missing --listen HOST:PORT/],
   [["proxy", "--listen", "127.0.0.1:0"], /^udp proxy: missing --to HOST:PORT/],
   [["proxy", "--listen", "localhost", "--to", "127.0.0.1:9"], /^udp proxy: --listen needs a port/],
+  [["proxy", "--listen", "::1", "--to", "127.0.0.1:9"], /^udp proxy: --listen needs a port/],
+  [["proxy", "--listen", "127.0.0.1:0", "--to", "::1"], /^udp proxy: --to needs a port/],
+  [["proxy", "--listen", "127.0.0.1:0", "--to", "[::1]"], /^udp proxy: --to needs a port/],
   [
     ["proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--loss", "150%"],
     /^udp proxy: invalid --loss '150%'/,

@@ -97,10 +97,11 @@ export const proxyCommand: Command = {
     const text = (name: string) => parsed.values[name] as string | undefined;
     if (text("listen") === undefined) throw new UsageError("missing --listen HOST:PORT");
     if (text("to") === undefined) throw new UsageError("missing --to HOST:PORT");
-    const listen = parseHostPort(text("listen")!, 0, true);
-    const to = parseHostPort(text("to")!, 0);
-    if (!/:\d+$/.test(text("to")!)) throw new UsageError("--to needs a port, e.g. 127.0.0.1:9999");
-    if (!/:\d+$/.test(text("listen")!)) {
+    // No default port: -1 marks an address given without one (port 0 is a choice for --listen).
+    const listen = parseHostPort(text("listen")!, -1, true);
+    const to = parseHostPort(text("to")!, -1);
+    if (to.port === -1) throw new UsageError("--to needs a port, e.g. 127.0.0.1:9999");
+    if (listen.port === -1) {
       throw new UsageError("--listen needs a port, e.g. 127.0.0.1:9998 (0 for any free one)");
     }
     const up = impairmentsFor(parsed, "up");
