@@ -9,6 +9,7 @@
  */
 
 import type { BenchSummary } from "../lib/bench.ts";
+import type { PingSummary } from "../lib/client.ts";
 import { runtimeFlags } from "./flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -42,6 +43,20 @@ async function run(command: string, args: string[]): Promise<string> {
 async function udp(args: string[]): Promise<string> {
   const [command, argv] = udpCommand(args);
   return await run(command, argv);
+}
+
+/** `udp ping -q --json` to 127.0.0.1:PORT with 64-byte datagrams: its RTT p50 and p99. */
+async function udpPing(
+  port: number,
+  interval: string,
+  count: string,
+): Promise<{ p50: number; p99: number }> {
+  const args = ["-i", interval, "-c", count, "-s", String(PAYLOAD), "-q", "--json"];
+  const lines = (await udp(["ping", `127.0.0.1:${port}`, ...args])).trim().split("\n");
+  const summary: PingSummary = JSON.parse(lines.at(-1)!);
+  const { p50, p99 } = summary.rtt_ms;
+  if (p50 === null || p99 === null) throw new Error(`udp ping got no reply: ${lines.at(-1)}`);
+  return { p50, p99 };
 }
 
 /** `udp bench --json` against 127.0.0.1:PORT with 64-byte datagrams; its summary. */
@@ -131,21 +146,7 @@ const log = (line = "") => {
 // --- 1. RTT ---------------------------------------------------------------------------------
 console.error("1/5 RTT: udp ping -i 0 vs sockperf ping-pong, and vs irtt at 10 ms");
 const udpServe = await startUdpServe();
-const pingFast = JSON.parse(
-  (await udp([
-    "ping",
-    `127.0.0.1:${udpServe.port}`,
-    "-i",
-    "0",
-    "-c",
-    "20000",
-    "-s",
-    String(PAYLOAD),
-    "-q",
-    "--json",
-  ]))
-    .trim().split("\n").at(-1)!,
-);
+const pingFast = await udpPing(udpServe.port, "0", "20000");
 const sockperfPort = freePort();
 const sockperfServer = new Server("sockperf", [
   "server",
@@ -190,21 +191,7 @@ const irttOut = await run("irtt", [
 ]);
 await irttServer.stop();
 const irtt = JSON.parse(irttOut).stats.rtt;
-const pingSlow = JSON.parse(
-  (await udp([
-    "ping",
-    `127.0.0.1:${udpServe.port}`,
-    "-i",
-    "0.01",
-    "-c",
-    "500",
-    "-s",
-    String(PAYLOAD),
-    "-q",
-    "--json",
-  ]))
-    .trim().split("\n").at(-1)!,
-);
+const pingSlow = await udpPing(udpServe.port, "0.01", "500");
 
 // The Deno floor: a bare echo loop and a bare ping-pong client (scripts/deno_floor.ts).
 const floorEcho = new Server(Deno.execPath(), [...FLOOR_FLAGS, "echo"], "piped");
@@ -319,36 +306,32 @@ log();
 log("| Measurement | p50 (ms) | p99 (ms) | Ratio to udp | Target |");
 log("| --- | ---: | ---: | ---: | --- |");
 log(
-  `| \`udp ping -i 0 -c 20000\` | ${pingFast.rtt_ms.p50.toFixed(4)} | ${
-    pingFast.rtt_ms.p99.toFixed(4)
-  } | 1 | |`,
+  `| \`udp ping -i 0 -c 20000\` | ${pingFast.p50.toFixed(4)} | ${pingFast.p99.toFixed(4)} | 1 | |`,
 );
 log(
   `| \`sockperf ping-pong -t 5 -m 64\` (its latency × 2) | ${sockperfP50.toFixed(4)} | ${
     sockperfP99.toFixed(4)
-  } | udp/sockperf = ${ratio(pingFast.rtt_ms.p50, sockperfP50)} | ≤ 1.15 |`,
+  } | udp/sockperf = ${ratio(pingFast.p50, sockperfP50)} | ≤ 1.15 |`,
 );
 log(
-  `| \`udp ping -i 0.01 -c 500\` | ${pingSlow.rtt_ms.p50.toFixed(4)} | ${
-    pingSlow.rtt_ms.p99.toFixed(4)
-  } | 1 | |`,
+  `| \`udp ping -i 0.01 -c 500\` | ${pingSlow.p50.toFixed(4)} | ${pingSlow.p99.toFixed(4)} | 1 | |`,
 );
 log(
   `| Deno floor: bare send/receive ping-pong | ${(floorRtt.p50_ms as number).toFixed(4)} | ${
     (floorRtt.p99_ms as number).toFixed(4)
-  } | udp/floor = ${ratio(pingFast.rtt_ms.p50, floorRtt.p50_ms)} | |`,
+  } | udp/floor = ${ratio(pingFast.p50, floorRtt.p50_ms)} | |`,
 );
 log(
   `| Deno floor: bare ping-pong, one probe every 10 ms | ${
     (floorRttSlow.p50_ms as number).toFixed(4)
   } | ${(floorRttSlow.p99_ms as number).toFixed(4)} | udp/floor = ${
-    ratio(pingSlow.rtt_ms.p50, floorRttSlow.p50_ms)
+    ratio(pingSlow.p50, floorRttSlow.p50_ms)
   } | |`,
 );
 log(
   `| \`irtt client -i 10ms -d 5s -l 64\` (median) | ${
     (irtt.median / 1e6).toFixed(4)
-  } | | udp/irtt = ${ratio(pingSlow.rtt_ms.p50, irtt.median / 1e6)} | ≤ 0.35 |`,
+  } | | udp/irtt = ${ratio(pingSlow.p50, irtt.median / 1e6)} | ≤ 0.35 |`,
 );
 log();
 log("## 2. Reflector capacity");
