@@ -455,6 +455,16 @@ class Pinger {
     }
     const sequence = frame.sequence;
     if (sequence >= this.#nextSequence) return this.#foreign(from, data, "unknown-probe");
+    if (this.#key !== null) {
+      // In authenticated mode nothing untagged counts as late, duplicate or anything else, and
+      // a forged ERROR cannot stop the run.
+      const valid = (frame.flags & Flags.AUTHENTICATED) !== 0 &&
+        await verifyFrame(data, this.#key);
+      if (!valid) {
+        this.#authFailures++;
+        return this.#foreign(from, data, "bad-tag");
+      }
+    }
     const slot = sequence % PROBE_WINDOW;
     const fromText = formatAddress(from);
     if (this.#tags[slot] !== sequence + 1) {
@@ -472,16 +482,6 @@ class Pinger {
     }
     if (frame.attempt >= this.#attemptsSent[slot]) {
       return this.#foreign(from, data, "unknown-probe");
-    }
-    if (this.#key !== null) {
-      // In authenticated mode nothing untagged counts, ERRORs included: a forged ERROR must
-      // not be able to stop the run.
-      const valid = (frame.flags & Flags.AUTHENTICATED) !== 0 &&
-        await verifyFrame(data, this.#key);
-      if (!valid) {
-        this.#authFailures++;
-        return this.#foreign(from, data, "bad-tag");
-      }
     }
     if (frame.type === MessageType.ERROR) return this.#onError(frame, from, data);
     if (data.length !== HEADER_SIZE + this.#payload.length + (this.#key ? TAG_SIZE : 0)) {
