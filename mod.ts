@@ -122,7 +122,16 @@ export {
   type ResolveOptions,
   sameAddress,
 } from "./lib/address.ts";
-export { type DatagramHandler, errorKind, type PeerAddress, UdpSocket } from "./lib/socket.ts";
+export {
+  type DatagramHandler,
+  defaultBackend,
+  errorKind,
+  type PeerAddress,
+  type SocketBackend,
+  UdpSocket,
+  yieldToEventLoop,
+} from "./lib/socket.ts";
+export { giveUpFfiPermission } from "./lib/native_socket.ts";
 export { EXACT_SAMPLE_LIMIT, JitterEstimator, LatencyStats, ReorderDetector } from "./lib/stats.ts";
 export { Histogram } from "./lib/histogram.ts";
 export { UsageError } from "./lib/errors.ts";

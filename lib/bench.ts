@@ -20,7 +20,7 @@ import {
   STATS_PAYLOAD_SIZE,
   timestampFromMs,
 } from "./protocol.ts";
-import { type PeerAddress, UdpSocket } from "./socket.ts";
+import { type PeerAddress, UdpSocket, yieldToEventLoop } from "./socket.ts";
 import { JitterEstimator, LatencyStats, ReorderDetector } from "./stats.ts";
 
 /** Replies to probes this many sequence numbers old are still timed and deduplicated. */
@@ -219,7 +219,7 @@ export async function bench(options: BenchOptions): Promise<BenchSummary> {
         await socket.send(bytes, options.target);
       }
       if (options.rate !== "max") await sleep(1);
-      else await Promise.resolve();
+      else await yieldToEventLoop(); // let the replies be read between batches
     }
     const sendingMs = monotonicMs() - started;
     if (reporter !== undefined) {

@@ -8,6 +8,7 @@
 import config from "../deno.json" with { type: "json" };
 import { UsageError } from "./errors.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
+import { defaultBackend } from "./socket.ts";
 import type { Command } from "./commands/command.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { keygenCommand } from "./commands/keygen.ts";
@@ -64,6 +65,7 @@ export async function main(args: string[]): Promise<number> {
   }
   if (first === "-V" || first === "--version") {
     console.log(`udp ${VERSION} (protocol version ${PROTOCOL_VERSION})`);
+    console.log(`sockets: ${describeBackend()}`);
     return 0;
   }
   const command = COMMANDS.find((candidate) => candidate.name === first);
@@ -82,6 +84,14 @@ export async function main(args: string[]): Promise<number> {
     console.error(`udp ${command.name}: ${describeError(error)}`);
     return 2;
   }
+}
+
+function describeBackend(): string {
+  if (defaultBackend() === "deno") return "Deno.listenDatagram";
+  const ffi = Deno.permissions.querySync({ name: "ffi" }).state;
+  return `native (the C library's socket calls through FFI; FFI permission ${
+    ffi === "granted" ? "held" : "given up"
+  })`;
 }
 
 function describeError(error: unknown): string {

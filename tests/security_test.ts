@@ -412,6 +412,7 @@ Deno.test("least privilege: the binary's flags are exactly these, and files outs
   assertEquals(runtimeFlags(), [
     "--unstable-net",
     "--allow-net",
+    "--allow-ffi",
     "--allow-read=.",
     "--allow-write=.",
     "--allow-env=UDP_KEY",
@@ -437,6 +438,55 @@ Deno.test("least privilege: the binary's flags are exactly these, and files outs
     assert(pattern.test(result.stderr), result.stderr);
     strictEqual(result.stderr.trimEnd().split("\n").length, 1);
   }
+});
+
+Deno.test({
+  name: "least privilege: --allow-ffi is given up at start; native sockets keep working",
+  ignore: !(Deno.build.os === "linux" && Deno.build.arch === "x86_64"),
+  fn: async () => {
+    // What main.ts does first, then what an attacker who got code running would try.
+    const script = `
+      import { giveUpFfiPermission } from "${new URL("../lib/native_socket.ts", import.meta.url)}";
+      import { UdpSocket } from "${new URL("../lib/socket.ts", import.meta.url)}";
+      giveUpFfiPermission();
+      const out = [Deno.permissions.querySync({ name: "ffi" }).state];
+      for (const attempt of [
+        () => Deno.dlopen("libc.so.6", { getpid: { parameters: [], result: "i32" } }),
+        () => Deno.UnsafePointer.of(new Uint8Array(8)),
+        () => new Deno.UnsafePointerView(Deno.UnsafePointer.create(4096n)),
+      ]) {
+        try { attempt(); out.push("allowed"); } catch (e) { out.push(e.name); }
+      }
+      const a = UdpSocket.bind("127.0.0.1", 0);
+      const b = UdpSocket.bind("127.0.0.1", 0);
+      const got = Promise.withResolvers();
+      const loop = b.receiveEach((data) => got.resolve(new TextDecoder().decode(data)));
+      await a.send(new TextEncoder().encode("still works"), b.address);
+      out.push(a.backend, await got.promise);
+      a.close(); b.close(); await loop;
+      console.log(JSON.stringify(out));
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...runtimeFlags(), "-"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(script));
+    await writer.close();
+    const output = await child.output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    strictEqual(output.code, 0, stderr);
+    assertEquals(JSON.parse(new TextDecoder().decode(output.stdout)), [
+      "prompt",
+      "NotCapable",
+      "NotCapable",
+      "NotCapable",
+      "native",
+      "still works",
+    ]);
+  },
 });
 
 Deno.test("udp keygen + serve --key-file + ping --key-file / --key-env, end to end", async () => {

@@ -1,0 +1,229 @@
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+  strictEqual,
+  throws,
+} from "node:assert/strict";
+import {
+  decodeSockaddr,
+  encodeSockaddr,
+  loadNativeUdp,
+  NativeUdpSocket,
+  openNativeSockets,
+  osError,
+} from "../lib/native_socket.ts";
+import { defaultBackend, UdpSocket } from "../lib/socket.ts";
+import { UsageError } from "../lib/errors.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const native = loadNativeUdp();
+const nativeOnly = { ignore: !native };
+
+Deno.test("sockaddr: IPv4 and IPv6 encode to the kernel's layout and decode back", () => {
+  const bytes = new Uint8Array(28);
+  strictEqual(encodeSockaddr("192.0.2.7", 53, bytes), 16);
+  strictEqual(bytes.subarray(0, 16).toHex(), "02000035c0000207" + "00".repeat(8));
+  assertEquals(decodeSockaddr(bytes), { hostname: "192.0.2.7", port: 53 });
+  strictEqual(encodeSockaddr("2001:db8::1", 65535, bytes), 28);
+  strictEqual(
+    bytes.toHex(),
+    "0a00ffff" + "00000000" + "20010db8000000000000000000000001" + "00000000",
+  );
+  assertEquals(decodeSockaddr(bytes), { hostname: "2001:db8::1", port: 65535 });
+  for (const host of ["::", "::1", "fe80::1:2", "1:2:3:4:5:6:7:8", "64:ff9b::192.0.2.1"]) {
+    encodeSockaddr(host, 1, bytes);
+    const back = decodeSockaddr(bytes).hostname;
+    encodeSockaddr(back, 1, bytes);
+    strictEqual(decodeSockaddr(bytes).hostname, back, host);
+  }
+  // A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6: shown as IPv4, like Deno does.
+  encodeSockaddr("::ffff:127.0.0.1", 9, bytes);
+  assertEquals(decodeSockaddr(bytes), { hostname: "127.0.0.1", port: 9 });
+});
+
+Deno.test("sockaddr: anything but a numeric address is refused", () => {
+  const bytes = new Uint8Array(28);
+  for (
+    const bad of [
+      "localhost",
+      "256.0.0.1",
+      "1.2.3",
+      "1::2::3",
+      "1:2:3:4:5:6:7:8:9",
+      "",
+      "fe80::1%2",
+    ]
+  ) {
+    throws(() => encodeSockaddr(bad, 1, bytes), TypeError, bad);
+  }
+});
+
+Deno.test("osError: the class and message Deno gives the same errno", () => {
+  strictEqual(osError(98).message, "Address already in use (os error 98)");
+  assert(osError(98) instanceof Deno.errors.AddrInUse);
+  assert(osError(99) instanceof Deno.errors.AddrNotAvailable);
+  assert(osError(13) instanceof Deno.errors.PermissionDenied);
+  assert(osError(111) instanceof Deno.errors.ConnectionRefused);
+  strictEqual(osError(90).message, "Message too long (os error 90)");
+  strictEqual(osError(4242).message, "Unknown error (os error 4242)");
+});
+
+Deno.test("backend: native where FFI is allowed on Linux x86-64, Deno's API otherwise", () => {
+  const expected = native ? "native" : "deno";
+  strictEqual(defaultBackend(), expected);
+  using a = UdpSocket.bind("127.0.0.1", 0);
+  strictEqual(a.backend, expected);
+  using b = UdpSocket.bind("127.0.0.1", 0, "deno");
+  strictEqual(b.backend, "deno");
+});
+
+Deno.test(
+  "native: echo between the two backends, both ways, IPv4 and IPv6",
+  nativeOnly,
+  async () => {
+    for (const host of ["127.0.0.1", "::1"]) {
+      using fast = UdpSocket.bind(host, 0, "native");
+      using slow = UdpSocket.bind(host, 0, "deno");
+      const fastGot = Promise.withResolvers<[string, Deno.NetAddr]>();
+      const slowGot = Promise.withResolvers<[string, Deno.NetAddr]>();
+      const loops = [
+        fast.receiveEach((data, from) => fastGot.resolve([new TextDecoder().decode(data), from])),
+        slow.receiveEach((data, from) => slowGot.resolve([new TextDecoder().decode(data), from])),
+      ];
+      strictEqual(await slow.send(text("to native"), fast.address), 9);
+      const [fromSlow, slowAddress] = await fastGot.promise;
+      strictEqual(fromSlow, "to native");
+      assertEquals({ ...slowAddress }, slow.address);
+      await fast.send(text("to deno"), slowAddress);
+      const [fromFast, fastAddress] = await slowGot.promise;
+      strictEqual(fromFast, "to deno");
+      assertEquals({ ...fastAddress }, fast.address);
+      fast.close();
+      slow.close();
+      await Promise.all(loops);
+    }
+  },
+);
+
+Deno.test(
+  "native: many sockets share the reactor; each gets its own datagrams in order",
+  nativeOnly,
+  async () => {
+    const sockets = Array.from({ length: 5 }, () => UdpSocket.bind("127.0.0.1", 0, "native"));
+    const sender = UdpSocket.bind("127.0.0.1", 0, "native");
+    const got: number[][] = sockets.map(() => []);
+    const done = Promise.withResolvers<void>();
+    let total = 0;
+    const loops = sockets.map((socket, index) =>
+      socket.receiveEach((data) => {
+        got[index].push(data[0]);
+        if (++total === 5 * 200) done.resolve();
+      })
+    );
+    for (let n = 0; n < 200; n++) {
+      for (const socket of sockets) await sender.send(new Uint8Array([n]), socket.address);
+    }
+    await done.promise;
+    const expected = Array.from({ length: 200 }, (_, n) => n);
+    for (const list of got) assertEquals(list, expected);
+    for (const socket of [...sockets, sender]) socket.close();
+    await Promise.all(loops);
+    strictEqual(openNativeSockets(), 0);
+  },
+);
+
+Deno.test(
+  "native: an async handler holds the next datagram back until it is done",
+  nativeOnly,
+  async () => {
+    using receiver = UdpSocket.bind("127.0.0.1", 0, "native");
+    using sender = UdpSocket.bind("127.0.0.1", 0, "native");
+    const seen: string[] = [];
+    const finished = Promise.withResolvers<void>();
+    const loop = receiver.receiveEach(async (data) => {
+      const first = new TextDecoder().decode(data);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      // The view is still this datagram's: nothing was read into the buffer meanwhile.
+      seen.push(`${first}=${new TextDecoder().decode(data)}`);
+      if (seen.length === 3) finished.resolve();
+    });
+    for (const word of ["one", "two", "three"]) await sender.send(text(word), receiver.address);
+    await finished.promise;
+    assertEquals(seen, ["one=one", "two=two", "three=three"]);
+    receiver.close();
+    await loop;
+  },
+);
+
+Deno.test(
+  "native: closing inside a handler ends the loop; the port is free again",
+  nativeOnly,
+  async () => {
+    const receiver = UdpSocket.bind("127.0.0.1", 0, "native");
+    const port = receiver.address.port;
+    using sender = UdpSocket.bind("127.0.0.1", 0, "native");
+    let calls = 0;
+    const loop = receiver.receiveEach(() => {
+      calls++;
+      receiver.close();
+    });
+    await sender.send(text("a"), receiver.address);
+    await sender.send(text("b"), receiver.address);
+    await loop;
+    strictEqual(calls, 1);
+    strictEqual(receiver.closed, true);
+    await throwsAsync(() => receiver.send(text("late"), sender.address), Deno.errors.BadResource);
+    using again = UdpSocket.bind("127.0.0.1", port, "native");
+    strictEqual(again.address.port, port);
+  },
+);
+
+Deno.test("native: bind and send errors read as Deno's do", nativeOnly, async () => {
+  using taken = UdpSocket.bind("127.0.0.1", 0, "native");
+  for (const backend of ["native", "deno"] as const) {
+    throws(
+      () => UdpSocket.bind("127.0.0.1", taken.address.port, backend),
+      (error: unknown) =>
+        error instanceof UsageError &&
+        /the port is already in use; choose another with --port/.test(error.message),
+    );
+    throws(
+      () => UdpSocket.bind("192.0.2.1", 0, backend),
+      (error: unknown) =>
+        error instanceof UsageError && /is not an address of this machine/.test(error.message),
+    );
+  }
+  await throwsAsync(
+    () => taken.send(new Uint8Array(65508), { hostname: "127.0.0.1", port: 9 }),
+    Error,
+    /Message too long \(os error 90\)/,
+  );
+  await throwsAsync(
+    () => taken.send(text("x"), { hostname: "::1", port: 9 }),
+    Error,
+    /Address family not supported by protocol \(os error 97\)/,
+  );
+});
+
+Deno.test("native: a receive loop runs once per socket", nativeOnly, async () => {
+  using socket = NativeUdpSocket.bind("127.0.0.1", 0);
+  const loop = socket.receiveEach(() => {});
+  throws(() => socket.receiveEach(() => {}), /already running/);
+  socket.close();
+  await loop;
+});
+
+async function throwsAsync(
+  fn: () => Promise<unknown>,
+  type: abstract new (...args: never[]) => Error,
+  pattern?: RegExp,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    assert(error instanceof type, String(error));
+    if (pattern) assert(pattern.test((error as Error).message), (error as Error).message);
+    return;
+  }
+  throw new Error("expected a rejection");
+}
