@@ -50,9 +50,11 @@ const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
 const EINTR = 4;
 const EAGAIN = 11;
+const EMSGSIZE = 90;
 const SOCKADDR_SIZE = 28; // sockaddr_in6, the larger of the two
 const RECEIVE_BUFFER_SIZE = 65536;
-const NOTHING_WAITING = Symbol("nothing waiting");
+/** What a read returns when there was no datagram to read. */
+export const NOTHING_WAITING: unique symbol = Symbol("nothing waiting");
 
 // size_t and ssize_t are declared as 32-bit here: every length fits, the x86-64 calling
 // convention zero-extends 32-bit arguments and returns -1 in the low half, and 64-bit FFI
@@ -68,12 +70,61 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   memcpy: { parameters: ["buffer", "pointer", "u32"], result: "pointer" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
 } as const;
 
 interface NativeUdp {
   symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
   /** errno of the main thread, read through memcpy so no pointer view (and permission) is needed. */
   errno(): number;
+  /** Where batches are sent from; its pointers are set once, while the permission is held. */
+  sendBatch: BatchArena;
+}
+
+/**
+ * Memory laid out for `sendmmsg()`: {@linkcode BATCH_SIZE} slots of data, their `iovec`s, their
+ * `mmsghdr`s and one destination address. Its internal pointers are written once, at load, so
+ * sending a batch later needs no pointer (and no FFI permission): only the slots' bytes and
+ * lengths change. Off the V8 heap (64 KiB slots), so it never moves.
+ */
+interface BatchArena {
+  data: Uint8Array;
+  headers: Uint8Array;
+  headerView: DataView;
+  iovecView: DataView;
+  name: Uint8Array;
+}
+
+/** Datagrams per `sendmmsg()` call. */
+export const BATCH_SIZE = 64;
+const SLOT_SIZE = 65536;
+const MMSGHDR_SIZE = 64; // struct mmsghdr on x86-64: a 56-byte msghdr, msg_len, padding
+const IOVEC_SIZE = 16;
+
+function makeBatchArena(): BatchArena {
+  // One allocation (far too large for the V8 heap, so it never moves), cut into its parts.
+  const dataSize = BATCH_SIZE * SLOT_SIZE;
+  const headersSize = BATCH_SIZE * MMSGHDR_SIZE;
+  const iovecsSize = BATCH_SIZE * IOVEC_SIZE;
+  const memory = new ArrayBuffer(dataSize + headersSize + iovecsSize + SOCKADDR_SIZE);
+  const data = new Uint8Array(memory, 0, dataSize);
+  const headers = new Uint8Array(memory, dataSize, headersSize);
+  const iovecs = new Uint8Array(memory, dataSize + headersSize, iovecsSize);
+  const name = new Uint8Array(memory, dataSize + headersSize + iovecsSize, SOCKADDR_SIZE);
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(memory)));
+  const [dataAt, iovecsAt, nameAt] = [data, iovecs, name].map((part) =>
+    base + BigInt(part.byteOffset)
+  );
+  const headerView = new DataView(memory, headers.byteOffset, headersSize);
+  const iovecView = new DataView(memory, iovecs.byteOffset, iovecsSize);
+  for (let i = 0; i < BATCH_SIZE; i++) {
+    iovecView.setBigUint64(i * IOVEC_SIZE, dataAt + BigInt(i * SLOT_SIZE), true); // iov_base
+    const header = i * MMSGHDR_SIZE;
+    headerView.setBigUint64(header, nameAt, true); // msg_name
+    headerView.setBigUint64(header + 16, iovecsAt + BigInt(i * IOVEC_SIZE), true); // msg_iov
+    headerView.setBigUint64(header + 24, 1n, true); // msg_iovlen
+  }
+  return { data, headers, headerView, iovecView, name };
 }
 
 let loaded: NativeUdp | null | undefined;
@@ -92,22 +143,26 @@ export function loadNativeUdp(): boolean {
   if (loaded !== undefined) return loaded !== null;
   loaded = null;
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return false;
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return false;
+  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return false;
-    const library = Deno.dlopen("libc.so.6", SYMBOLS);
+    library = Deno.dlopen("libc.so.6", SYMBOLS);
+  } catch {
+    return false; // not glibc (musl names its library otherwise): Deno's API it is
+  }
+  {
     const errnoLocation = library.symbols.__errno_location();
     const errnoValue = new Int32Array(1);
     loaded = {
       symbols: library.symbols,
+      sendBatch: makeBatchArena(),
       errno() {
         library.symbols.memcpy(errnoValue, errnoLocation, 4);
         return errnoValue[0];
       },
     };
-  } catch {
-    loaded = null;
   }
-  return loaded !== null;
+  return true;
 }
 
 /**
@@ -128,10 +183,6 @@ export function giveUpFfiPermission(): void {
   loadNativeUdp();
   Deno.permissions.revokeSync({ name: "ffi" });
 }
-
-// Loaded when the module is: the library stays open for the life of the process (Deno's test
-// sanitizer would otherwise see it as a resource leaked by whichever test loaded it first).
-loadNativeUdp();
 
 function native(): NativeUdp {
   if (!loadNativeUdp()) throw new Error("the native UDP backend is not available");
@@ -305,7 +356,7 @@ export class NativeUdpSocket {
   #onError: (error: unknown) => void = () => {};
   #finished: (() => void) | null = null;
   #closed = false;
-  #receiveTimeoutMs = 0; // SO_RCVTIMEO as last set; 0: none (reads would block for ever)
+  #receiveTimeoutMs = 0; // SO_RCVTIMEO as last set; 0: none (a waiting read would never end)
 
   private constructor(fd: number, address: NativePeerAddress) {
     this.fd = fd;
@@ -347,13 +398,50 @@ export class NativeUdpSocket {
       this.#toPort = to.port;
     }
     const length = this.#toLength;
-    reactor.touch();
+    reactor.noteSend(1);
     for (;;) {
       const sent = symbols.sendto(this.fd, data, data.byteLength, 0, this.#to, length);
       if (sent >= 0) return sent;
       const code = errno();
       if (code !== EINTR) throw osError(code);
     }
+  }
+
+  /**
+   * Sends datagrams to one destination with as few system calls as it can: `sendmmsg()` for
+   * up to {@linkcode BATCH_SIZE} at a time. Returns how many were sent, in order; throws the
+   * error Deno would if not even the first could be.
+   */
+  sendBatchNow(datagrams: readonly Uint8Array[], to: { hostname: string; port: number }): number {
+    if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
+    const { symbols, errno, sendBatch: arena } = native();
+    const nameLength = encodeSockaddr(to.hostname, to.port, arena.name);
+    let sent = 0;
+    while (sent < datagrams.length) {
+      let count = 0;
+      for (; count < BATCH_SIZE && sent + count < datagrams.length; count++) {
+        const datagram = datagrams[sent + count];
+        if (datagram.byteLength > SLOT_SIZE) break; // longer than any datagram can be
+        arena.data.set(datagram, count * SLOT_SIZE);
+        arena.iovecView.setUint32(count * IOVEC_SIZE + 8, datagram.byteLength, true); // iov_len
+        arena.headerView.setUint32(count * MMSGHDR_SIZE + 8, nameLength, true); // msg_namelen
+      }
+      if (count === 0) {
+        if (sent === 0) throw osError(EMSGSIZE);
+        return sent;
+      }
+      const result = symbols.sendmmsg(this.fd, arena.headers, count, 0);
+      if (result < 0) {
+        const code = errno();
+        if (code === EINTR) continue;
+        if (sent === 0) throw osError(code);
+        return sent;
+      }
+      sent += result;
+      reactor.noteSend(result);
+      if (result < count) return sent;
+    }
+    return sent;
   }
 
   /**
@@ -386,25 +474,32 @@ export class NativeUdpSocket {
   }
 
   /**
-   * Waits up to `timeoutMs` (0: not at all) for one datagram and hands it to the handler;
-   * returns the handler's promise, if it made one. Called by the reactor only.
+   * Waits up to `timeoutMs` for one datagram in `recvfrom()` itself and hands it to the
+   * handler; returns the handler's promise, if it made one, or {@linkcode NOTHING_WAITING}.
+   * One system call per datagram, but the kernel rounds the wait up to whole clock ticks
+   * (several milliseconds), so the reactor uses it only while a reply is expected at once.
    */
-  receiveWaiting(timeoutMs: number): void | Promise<void> {
-    if (this.#closed) return;
-    if (timeoutMs > 0 && timeoutMs !== this.#receiveTimeoutMs) {
+  receiveWaiting(timeoutMs: number): typeof NOTHING_WAITING | void | Promise<void> {
+    if (this.#closed) return NOTHING_WAITING;
+    if (timeoutMs !== this.#receiveTimeoutMs) {
       // struct timeval { time_t tv_sec; suseconds_t tv_usec; }, both 64-bit on x86-64
       const timeval = new BigInt64Array([
         BigInt(Math.floor(timeoutMs / 1000)),
         BigInt((timeoutMs % 1000) * 1000),
       ]);
       const timevalBytes = new Uint8Array(timeval.buffer);
-      if (native().symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timevalBytes, 16) === 0) {
-        this.#receiveTimeoutMs = timeoutMs;
+      if (native().symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timevalBytes, 16) !== 0) {
+        return this.receiveNow(); // cannot happen with a valid timeout; never block for ever
       }
+      this.#receiveTimeoutMs = timeoutMs;
     }
-    const waits = timeoutMs > 0 && this.#receiveTimeoutMs === timeoutMs;
-    const handled = this.#receive(waits ? 0 : MSG_DONTWAIT);
-    return handled === NOTHING_WAITING ? undefined : handled;
+    return this.#receive(0);
+  }
+
+  /** Reads one datagram if one is waiting; as {@linkcode NativeUdpSocket.receiveWaiting}. */
+  receiveNow(): typeof NOTHING_WAITING | void | Promise<void> {
+    if (this.#closed) return NOTHING_WAITING;
+    return this.#receive(MSG_DONTWAIT);
   }
 
   /** Reads one datagram and hands it to the handler, or says there was none to read. */
@@ -489,8 +584,8 @@ class Reactor {
   #order: NativeUdpSocket[] = [];
   #running = false;
   #lastTraffic = 0;
-  #dispatching = false; // the reactor's own turn: handlers and what they set off
-  #contended = false; // code outside the reactor sent since its last turn
+  #expected = 0; // datagrams sent since as many were received: replies may be on their way
+  #readyCode = 0; // code that yielded to the event loop and is ready to go on: never block it
 
   add(socket: NativeUdpSocket): void {
     this.#sockets.add(socket);
@@ -531,61 +626,91 @@ class Reactor {
       while (this.#sockets.size > 0) {
         // Let what the last datagrams set off run: a few rounds of promise jobs (a reply's
         // handler sending the next probe, say) cost next to nothing. The event loop itself
-        // (timers, signals, other I/O) gets a turn once a slice, or at once when code outside
-        // the reactor is sending (a sender loop sharing the thread).
-        this.#dispatching = true;
+        // (timers, signals, other I/O) gets a turn once a slice, and at once when code is
+        // ready to run (a sender loop that yielded, see yieldToEventLoop).
         for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
-        this.#dispatching = false;
-        if (this.#contended || performance.now() - lastYield >= ACTIVE_SLICE_MS) {
-          this.#contended = false;
+        if (this.#readyCode > 0 || performance.now() - lastYield >= ACTIVE_SLICE_MS) {
           await yieldToEventLoop();
           lastYield = performance.now();
         }
         if (this.#sockets.size === 0) break;
         const pollfds = this.#pollfds;
         const order = this.#order;
-        const idle = performance.now() - this.#lastTraffic > IDLE_AFTER_MS;
-        const timeout = this.#contended ? 0 : idle ? IDLE_SLICE_MS : ACTIVE_SLICE_MS;
-        if (order.length === 1) {
-          // One socket, the usual case: a read that waits (up to the slice) is one system
-          // call per datagram, where poll() and a read until EAGAIN are three.
-          // When code outside is busy sending (timeout 0), read all that waits instead.
-          this.#dispatching = true;
-          if (timeout === 0) await order[0].drain();
-          else {
-            const pending = order[0].receiveWaiting(timeout);
-            if (pending !== undefined) await pending;
+        const now = performance.now();
+        const slice = now - this.#lastTraffic > IDLE_AFTER_MS ? IDLE_SLICE_MS : ACTIVE_SLICE_MS;
+        const someoneReady = this.#readyCode > 0;
+        if (order.length === 1 && !someoneReady && this.#expected === 1) {
+          // One request out (ping -i 0): wait in recvfrom() itself, one system call where
+          // poll() and a read are two. Its timeout is rounded up to clock ticks (~8 ms), but
+          // the reply is due within a round trip; if it is lost, this happens once.
+          const handled = order[0].receiveWaiting(slice);
+          if (handled === NOTHING_WAITING) this.#expected = 0;
+          else if (handled !== undefined) await handled;
+        } else if (symbols.poll(pollfds, order.length, someoneReady ? 0 : slice) > 0) {
+          // poll()'s timeout is exact, so timers stay on time; it does not wait at all when
+          // code is ready to run (a sender loop that yielded), which gets the thread back
+          // after one batch per socket.
+          for (let i = 0; i < order.length; i++) {
+            if (pollfds[8 * i + 6] === 0 && pollfds[8 * i + 7] === 0) continue; // no revents
+            await order[i].drain();
           }
-          this.#dispatching = false;
-          continue;
         }
-        const ready = symbols.poll(pollfds, order.length, timeout);
-        if (ready <= 0) continue; // timed out, or interrupted by a signal
-        this.#lastTraffic = performance.now();
-        this.#dispatching = true;
-        for (let i = 0; i < order.length; i++) {
-          if (pollfds[8 * i + 6] === 0 && pollfds[8 * i + 7] === 0) continue; // no revents
-          await order[i].drain();
-        }
-        this.#dispatching = false;
       }
     } finally {
-      this.#dispatching = false;
       channel.port1.close();
       channel.port2.close();
     }
   }
 
-  /** Notes a datagram received, so the reactor keeps its short slices. */
-  noteTraffic(): void {
-    this.#lastTraffic = performance.now();
+  /** Notes code ready to run as soon as the event loop turns (+1), or run (-1). */
+  noteReadyCode(delta: number): void {
+    this.#readyCode += delta;
   }
 
-  /** Notes a send: traffic (so short slices), and contention if it came from outside. */
-  touch(): void {
+  /** Notes a datagram received: traffic (so short slices), and one expected reply less. */
+  noteTraffic(): void {
     this.#lastTraffic = performance.now();
-    if (!this.#dispatching) this.#contended = true;
+    if (this.#expected > 0) this.#expected--;
+  }
+
+  /**
+   * Notes datagrams sent: traffic (so short slices), and as many replies perhaps expected.
+   */
+  noteSend(count: number): void {
+    this.#lastTraffic = performance.now();
+    this.#expected += count;
   }
 }
 
 const reactor = new Reactor();
+
+/**
+ * Lets the event loop run from code that is ready to go on at once (a sender loop): unlike a
+ * plain `MessageChannel` round trip, it also tells the reactor not to sleep in `poll()` first.
+ *
+ * @example
+ * ```ts
+ * import { yieldToEventLoop } from "./native_socket.ts";
+ * let ran = false;
+ * setTimeout(() => ran = true, 0);
+ * while (!ran) await yieldToEventLoop();
+ * console.log(ran); // true
+ * ```
+ */
+export function yieldToEventLoop(): Promise<void> {
+  reactor.noteReadyCode(1);
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      reactor.noteReadyCode(-1);
+      resolve();
+    };
+    port2.postMessage(null);
+    port2.close();
+  });
+}
+
+// Loaded when the module is: the library stays open for the life of the process (Deno's test
+// sanitizer would otherwise see it as a resource leaked by whichever test loaded it first).
+loadNativeUdp();

@@ -9,7 +9,14 @@
 
 import { canonicalHost, formatAddress } from "./address.ts";
 import { UsageError } from "./errors.ts";
-import { loadNativeUdp, NativeUdpSocket } from "./native_socket.ts";
+import { loadNativeUdp, NativeUdpSocket, yieldToEventLoop } from "./native_socket.ts";
+
+/**
+ * Lets the event loop run (receive loops, timers, signals) from a loop that would otherwise
+ * never wait: on the native backend a send completes at once, so a sender that only awaits
+ * its sends would keep the thread, and the replies would go unread. Costs about 16 µs.
+ */
+export { yieldToEventLoop };
 
 /** A UDP peer address as Deno reports it. */
 export type PeerAddress = Deno.NetAddr;
@@ -124,6 +131,29 @@ export class UdpSocket {
   }
 
   /**
+   * Sends datagrams to one destination, in order, with as few system calls as the backend
+   * allows (`sendmmsg()` on the native one); resolves with how many were sent, which is fewer
+   * than asked only if sending failed part way. Rejects if not even the first could be sent.
+   */
+  async sendBatch(
+    datagrams: readonly Uint8Array[],
+    to: { hostname: string; port: number },
+  ): Promise<number> {
+    if (this.#native !== null) return this.#native.sendBatchNow(datagrams, to);
+    let sent = 0;
+    for (const datagram of datagrams) {
+      try {
+        await this.send(datagram, to);
+      } catch (error) {
+        if (sent === 0) throw error;
+        return sent;
+      }
+      sent++;
+    }
+    return sent;
+  }
+
+  /**
    * Runs the socket's single receive loop until the socket is closed, calling `handler` for
    * each datagram in arrival order. Receive errors other than closing (which a UDP socket can
    * see after an ICMP error, for instance) go to `onError` and the loop goes on.
@@ -159,32 +189,6 @@ export class UdpSocket {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/**
- * Lets the event loop run (receive loops, timers, signals) from a loop that would otherwise
- * never wait: on the native backend a send completes at once, so a sender that only awaits
- * its sends would keep the thread, and the replies would go unread. Costs about 16 µs.
- *
- * @example
- * ```ts
- * import { yieldToEventLoop } from "./socket.ts";
- * let ran = false;
- * setTimeout(() => ran = true, 0);
- * while (!ran) await yieldToEventLoop();
- * console.log(ran); // true
- * ```
- */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => {
-    const { port1, port2 } = new MessageChannel();
-    port1.onmessage = () => {
-      port1.close();
-      resolve();
-    };
-    port2.postMessage(null);
-    port2.close();
-  });
 }
 
 /**

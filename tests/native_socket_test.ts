@@ -205,6 +205,47 @@ Deno.test("native: bind and send errors read as Deno's do", nativeOnly, async ()
   );
 });
 
+Deno.test("sendBatch: every datagram, in order, on both backends; a failure part way stops it", async () => {
+  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+    using sender = UdpSocket.bind("127.0.0.1", 0, backend);
+    using receiver = UdpSocket.bind("127.0.0.1", 0);
+    const got: number[] = [];
+    const all = Promise.withResolvers<void>();
+    const loop = receiver.receiveEach((data) => {
+      got.push(new DataView(data.buffer, data.byteOffset).getUint16(0));
+      if (got.length === 150) all.resolve();
+    });
+    // 150 datagrams: more than one sendmmsg() batch, of different sizes.
+    const batch = Array.from({ length: 150 }, (_, n) => {
+      const datagram = new Uint8Array(2 + (n % 7) * 100);
+      new DataView(datagram.buffer).setUint16(0, n);
+      return datagram;
+    });
+    strictEqual(await sender.sendBatch(batch, receiver.address), 150, backend);
+    await all.promise;
+    assertEquals(got, Array.from({ length: 150 }, (_, n) => n), backend);
+    // The third is too long for IPv4: two leave, the count says so; nothing leaves at all: an error.
+    const tooLong = new Uint8Array(65508);
+    strictEqual(
+      await sender.sendBatch([batch[0], batch[1], tooLong, batch[2]], receiver.address),
+      2,
+      backend,
+    );
+    strictEqual(
+      await sender.sendBatch([batch[0], new Uint8Array(70_000)], receiver.address),
+      1,
+      backend,
+    );
+    await throwsAsync(
+      () => sender.sendBatch([tooLong, batch[0]], receiver.address),
+      Error,
+      /Message too long/,
+    );
+    receiver.close();
+    await loop;
+  }
+});
+
 Deno.test("native: a receive loop runs once per socket", nativeOnly, async () => {
   using socket = NativeUdpSocket.bind("127.0.0.1", 0);
   const loop = socket.receiveEach(() => {});
