@@ -1,20 +1,29 @@
 /**
- * The native datagram backend: UDP sockets through the C library's own `socket`, `recvfrom`,
- * `sendto` and `poll` (Linux on x86-64, via Deno's FFI), for the latency and rates `Deno.listenDatagram`
- * cannot reach (one async op per datagram each way). Used by {@linkcode UdpSocket} when the
- * program may use FFI; see docs/performance.md for what it buys and docs/security.md for the
- * permission it needs.
+ * The native datagram backend: UDP sockets through the C library's own `socket`, `recvmmsg`,
+ * `sendto`, `sendmmsg` and `poll` (Linux on x86-64, via Deno's FFI), for the latency and rates
+ * `Deno.listenDatagram` cannot reach (an async op per datagram each way, no batching). Used by
+ * {@linkcode UdpSocket} when the program holds the FFI permission; docs/performance.md says what
+ * it buys and docs/security.md what the permission costs and how it is given up again.
  *
- * All native sockets of a process share one {@linkcode Reactor}: a loop that blocks in `poll()`
- * on every open socket at once, reads each ready socket until it is empty and hands every
- * datagram to that socket's handler, then lets the event loop run (timers, signals, promises)
- * through a `MessageChannel` round trip, which costs microseconds where `setTimeout(0)` costs
- * a millisecond. While the process waits for datagrams it sleeps in `poll()` in slices of
- * {@linkcode ACTIVE_SLICE_MS} (or {@linkcode IDLE_SLICE_MS} after a second without traffic),
- * so a timer fires at most one slice late, and a datagram is read the moment it arrives.
+ * All native sockets of a process share one reactor, a loop on the main thread:
+ * - it reads what waits in batches (`recvmmsg()`: one system call for up to
+ *   {@linkcode BATCH_SIZE} datagrams), into one arena: each handler is awaited before the next
+ *   batch is read, which keeps every handler's data valid until it is done;
+ * - it waits for datagrams in `recvmmsg()` itself when exactly one reply is due (a ping: one
+ *   system call per datagram), and otherwise in `poll()` on every socket at once (its timeout
+ *   is exact: the kernel rounds `SO_RCVTIMEO` up to clock ticks of several milliseconds);
+ * - it waits at most a slice ({@linkcode ACTIVE_SLICE_MS}, or {@linkcode IDLE_SLICE_MS} after a
+ *   second without traffic), then lets the event loop turn (timers, signals) through a
+ *   `MessageChannel` round trip, microseconds where `setTimeout(0)` costs a millisecond; so a
+ *   timer fires at most one slice late, while a datagram is read the moment it arrives;
+ * - before it sleeps it lets a few rounds of promise jobs run, so that what a handler set off
+ *   (the next probe) goes out first; and it does not sleep at all while code that yielded with
+ *   {@linkcode yieldToEventLoop} is ready to run (a sender loop sharing the thread).
  *
- * No function here takes a raw pointer from JavaScript: every call passes typed arrays, so the
- * caller may revoke the FFI permission once the library is loaded ({@linkcode loadNativeUdp}).
+ * No function here takes a raw pointer from JavaScript after loading: calls pass typed arrays,
+ * and the structures with pointers (the batches) are laid out once, at load. So
+ * the FFI permission can be revoked right after {@linkcode loadNativeUdp}
+ * ({@linkcode giveUpFfiPermission}).
  *
  * @module
  */
@@ -37,14 +46,13 @@ export const IDLE_SLICE_MS = 20;
 const IDLE_AFTER_MS = 1000;
 /** Rounds of promise jobs run before the reactor sleeps (see the loop). */
 const MICROTASK_ROUNDS = 16;
-/** The most datagrams read from one socket before the others get their turn. */
-const DRAIN_LIMIT = 64;
 
 const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_DONTWAIT = 0x40;
+const MSG_WAITFORONE = 0x10000;
 const POLLIN = 0x001;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
@@ -52,9 +60,6 @@ const EINTR = 4;
 const EAGAIN = 11;
 const EMSGSIZE = 90;
 const SOCKADDR_SIZE = 28; // sockaddr_in6, the larger of the two
-const RECEIVE_BUFFER_SIZE = 65536;
-/** What a read returns when there was no datagram to read. */
-export const NOTHING_WAITING: unique symbol = Symbol("nothing waiting");
 
 // size_t and ssize_t are declared as 32-bit here: every length fits, the x86-64 calling
 // convention zero-extends 32-bit arguments and returns -1 in the low half, and 64-bit FFI
@@ -63,7 +68,6 @@ const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  recvfrom: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "buffer"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "u32"], result: "i32" },
   poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
@@ -71,6 +75,7 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   memcpy: { parameters: ["buffer", "pointer", "u32"], result: "pointer" },
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
 } as const;
 
 interface NativeUdp {
@@ -79,20 +84,23 @@ interface NativeUdp {
   errno(): number;
   /** Where batches are sent from; its pointers are set once, while the permission is held. */
   sendBatch: BatchArena;
+  /** Where batches are received into (one at a time: the reactor finishes one first). */
+  receiveBatch: BatchArena;
 }
 
 /**
- * Memory laid out for `sendmmsg()`: {@linkcode BATCH_SIZE} slots of data, their `iovec`s, their
- * `mmsghdr`s and one destination address. Its internal pointers are written once, at load, so
- * sending a batch later needs no pointer (and no FFI permission): only the slots' bytes and
- * lengths change. Off the V8 heap (64 KiB slots), so it never moves.
+ * Memory laid out for `sendmmsg()` or `recvmmsg()`: {@linkcode BATCH_SIZE} slots of data (64 KiB,
+ * the largest datagram), their `iovec`s, their `mmsghdr`s and addresses (one shared by all, for
+ * sending to one destination, or one per slot, for receiving). Its internal pointers are written
+ * once, at load, so a batch later needs no pointer (and no FFI permission): only the slots'
+ * bytes and lengths change. Off the V8 heap (megabytes), so it never moves.
  */
 interface BatchArena {
   data: Uint8Array;
   headers: Uint8Array;
   headerView: DataView;
   iovecView: DataView;
-  name: Uint8Array;
+  names: Uint8Array;
 }
 
 /** Datagrams per `sendmmsg()` call. */
@@ -101,30 +109,34 @@ const SLOT_SIZE = 65536;
 const MMSGHDR_SIZE = 64; // struct mmsghdr on x86-64: a 56-byte msghdr, msg_len, padding
 const IOVEC_SIZE = 16;
 
-function makeBatchArena(): BatchArena {
+function makeBatchArena(oneNamePerSlot: boolean): BatchArena {
   // One allocation (far too large for the V8 heap, so it never moves), cut into its parts.
   const dataSize = BATCH_SIZE * SLOT_SIZE;
   const headersSize = BATCH_SIZE * MMSGHDR_SIZE;
   const iovecsSize = BATCH_SIZE * IOVEC_SIZE;
-  const memory = new ArrayBuffer(dataSize + headersSize + iovecsSize + SOCKADDR_SIZE);
+  const namesSize = (oneNamePerSlot ? BATCH_SIZE : 1) * SOCKADDR_SIZE;
+  const memory = new ArrayBuffer(dataSize + headersSize + iovecsSize + namesSize);
   const data = new Uint8Array(memory, 0, dataSize);
   const headers = new Uint8Array(memory, dataSize, headersSize);
   const iovecs = new Uint8Array(memory, dataSize + headersSize, iovecsSize);
-  const name = new Uint8Array(memory, dataSize + headersSize + iovecsSize, SOCKADDR_SIZE);
+  const names = new Uint8Array(memory, dataSize + headersSize + iovecsSize, namesSize);
   const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(memory)));
-  const [dataAt, iovecsAt, nameAt] = [data, iovecs, name].map((part) =>
+  const [dataAt, iovecsAt, namesAt] = [data, iovecs, names].map((part) =>
     base + BigInt(part.byteOffset)
   );
   const headerView = new DataView(memory, headers.byteOffset, headersSize);
   const iovecView = new DataView(memory, iovecs.byteOffset, iovecsSize);
   for (let i = 0; i < BATCH_SIZE; i++) {
     iovecView.setBigUint64(i * IOVEC_SIZE, dataAt + BigInt(i * SLOT_SIZE), true); // iov_base
+    iovecView.setBigUint64(i * IOVEC_SIZE + 8, BigInt(SLOT_SIZE), true); // iov_len
     const header = i * MMSGHDR_SIZE;
+    const nameAt = namesAt + BigInt(oneNamePerSlot ? i * SOCKADDR_SIZE : 0);
     headerView.setBigUint64(header, nameAt, true); // msg_name
+    headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen
     headerView.setBigUint64(header + 16, iovecsAt + BigInt(i * IOVEC_SIZE), true); // msg_iov
     headerView.setBigUint64(header + 24, 1n, true); // msg_iovlen
   }
-  return { data, headers, headerView, iovecView, name };
+  return { data, headers, headerView, iovecView, names };
 }
 
 let loaded: NativeUdp | null | undefined;
@@ -155,7 +167,8 @@ export function loadNativeUdp(): boolean {
     const errnoValue = new Int32Array(1);
     loaded = {
       symbols: library.symbols,
-      sendBatch: makeBatchArena(),
+      sendBatch: makeBatchArena(false),
+      receiveBatch: makeBatchArena(true),
       errno() {
         library.symbols.memcpy(errnoValue, errnoLocation, 4);
         return errnoValue[0];
@@ -341,10 +354,6 @@ function parseIpv6(hostname: string): Uint8Array | null {
 export class NativeUdpSocket {
   readonly fd: number;
   readonly address: NativePeerAddress;
-  readonly #buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
-  readonly #from = new Uint8Array(SOCKADDR_SIZE);
-  readonly #fromLength = new Uint32Array(1);
-  readonly #fromLengthBytes = new Uint8Array(this.#fromLength.buffer);
   // The last destination, encoded: most sockets send to one peer, or answer the last one.
   readonly #to = new Uint8Array(SOCKADDR_SIZE);
   #toHost = "";
@@ -415,7 +424,7 @@ export class NativeUdpSocket {
   sendBatchNow(datagrams: readonly Uint8Array[], to: { hostname: string; port: number }): number {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     const { symbols, errno, sendBatch: arena } = native();
-    const nameLength = encodeSockaddr(to.hostname, to.port, arena.name);
+    const nameLength = encodeSockaddr(to.hostname, to.port, arena.names);
     let sent = 0;
     while (sent < datagrams.length) {
       let count = 0;
@@ -462,71 +471,49 @@ export class NativeUdpSocket {
   }
 
   /**
-   * Reads and handles the datagrams waiting, up to {@linkcode DRAIN_LIMIT}, so one busy socket
-   * cannot starve the others. Called by the reactor only, when poll() says the socket is ready.
+   * Reads the datagrams waiting, up to {@linkcode BATCH_SIZE}, with one `recvmmsg()`, and hands
+   * each to the handler in turn (awaiting it, so its data stays valid). With `waitMs` > 0 it
+   * first waits up to that long for one, in `recvmmsg()` itself: one system call, but the
+   * kernel rounds the wait up to clock ticks (several milliseconds), so the reactor waits this
+   * way only when a reply is due at once. Resolves with how many datagrams were read.
    */
-  async drain(): Promise<void> {
-    for (let count = 0; count < DRAIN_LIMIT && !this.#closed; count++) {
-      const handled = this.#receive(MSG_DONTWAIT);
-      if (handled === NOTHING_WAITING) return;
-      if (handled !== undefined) await handled;
-    }
-  }
-
-  /**
-   * Waits up to `timeoutMs` for one datagram in `recvfrom()` itself and hands it to the
-   * handler; returns the handler's promise, if it made one, or {@linkcode NOTHING_WAITING}.
-   * One system call per datagram, but the kernel rounds the wait up to whole clock ticks
-   * (several milliseconds), so the reactor uses it only while a reply is expected at once.
-   */
-  receiveWaiting(timeoutMs: number): typeof NOTHING_WAITING | void | Promise<void> {
-    if (this.#closed) return NOTHING_WAITING;
-    if (timeoutMs !== this.#receiveTimeoutMs) {
+  async receiveBatch(waitMs: number): Promise<number> {
+    if (this.#closed) return 0;
+    const { symbols, errno, receiveBatch: arena } = native();
+    if (waitMs > 0 && waitMs !== this.#receiveTimeoutMs) {
       // struct timeval { time_t tv_sec; suseconds_t tv_usec; }, both 64-bit on x86-64
       const timeval = new BigInt64Array([
-        BigInt(Math.floor(timeoutMs / 1000)),
-        BigInt((timeoutMs % 1000) * 1000),
+        BigInt(Math.floor(waitMs / 1000)),
+        BigInt((waitMs % 1000) * 1000),
       ]);
       const timevalBytes = new Uint8Array(timeval.buffer);
-      if (native().symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timevalBytes, 16) !== 0) {
-        return this.receiveNow(); // cannot happen with a valid timeout; never block for ever
+      if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timevalBytes, 16) !== 0) {
+        return 0; // cannot happen with a valid timeout; never risk waiting for ever
       }
-      this.#receiveTimeoutMs = timeoutMs;
+      this.#receiveTimeoutMs = waitMs;
     }
-    return this.#receive(0);
-  }
-
-  /** Reads one datagram if one is waiting; as {@linkcode NativeUdpSocket.receiveWaiting}. */
-  receiveNow(): typeof NOTHING_WAITING | void | Promise<void> {
-    if (this.#closed) return NOTHING_WAITING;
-    return this.#receive(MSG_DONTWAIT);
-  }
-
-  /** Reads one datagram and hands it to the handler, or says there was none to read. */
-  #receive(flags: number): typeof NOTHING_WAITING | void | Promise<void> {
-    const { symbols, errno } = native();
-    this.#fromLength[0] = SOCKADDR_SIZE;
-    const received = symbols.recvfrom(
-      this.fd,
-      this.#buffer,
-      RECEIVE_BUFFER_SIZE,
-      flags,
-      this.#from,
-      this.#fromLengthBytes,
-    );
-    if (received < 0) {
+    const flags = waitMs > 0 ? MSG_WAITFORONE : MSG_DONTWAIT;
+    const count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, flags, null);
+    if (count < 0) {
       const code = errno();
-      if (code === EAGAIN || code === EINTR) return NOTHING_WAITING;
-      this.#onError(osError(code));
-      return;
+      if (code !== EAGAIN && code !== EINTR) this.#onError(osError(code));
+      return 0;
     }
-    reactor.noteTraffic();
     const handler = this.#handler as NativeDatagramHandler;
-    return handler(this.#buffer.subarray(0, received), this.#peer());
+    for (let i = 0; i < count && !this.#closed; i++) {
+      const header = i * MMSGHDR_SIZE;
+      const length = arena.headerView.getUint32(header + 56, true); // msg_len
+      const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
+      const peer = this.#peer(name);
+      arena.headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen, for next time
+      reactor.noteTraffic();
+      const pending = handler(arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length), peer);
+      if (pending !== undefined) await pending;
+    }
+    return count;
   }
 
-  #peer(): NativePeerAddress {
-    const from = this.#from;
+  #peer(from: Uint8Array): NativePeerAddress {
     // IPv4: address and port fit one exact number; IPv6: the 24 meaningful bytes as hex.
     const key = from[0] === AF_INET && from[1] === 0
       ? ((from[4] * 256 + from[5]) * 256 + from[6]) * 256 * 65536 + from[7] * 65536 +
@@ -640,19 +627,17 @@ class Reactor {
         const slice = now - this.#lastTraffic > IDLE_AFTER_MS ? IDLE_SLICE_MS : ACTIVE_SLICE_MS;
         const someoneReady = this.#readyCode > 0;
         if (order.length === 1 && !someoneReady && this.#expected === 1) {
-          // One request out (ping -i 0): wait in recvfrom() itself, one system call where
+          // One request out (ping -i 0): wait in recvmmsg() itself, one system call where
           // poll() and a read are two. Its timeout is rounded up to clock ticks (~8 ms), but
           // the reply is due within a round trip; if it is lost, this happens once.
-          const handled = order[0].receiveWaiting(slice);
-          if (handled === NOTHING_WAITING) this.#expected = 0;
-          else if (handled !== undefined) await handled;
+          if (await order[0].receiveBatch(slice) === 0) this.#expected = 0;
         } else if (symbols.poll(pollfds, order.length, someoneReady ? 0 : slice) > 0) {
           // poll()'s timeout is exact, so timers stay on time; it does not wait at all when
           // code is ready to run (a sender loop that yielded), which gets the thread back
-          // after one batch per socket.
+          // after one batch per socket, so one busy socket cannot starve the others either.
           for (let i = 0; i < order.length; i++) {
             if (pollfds[8 * i + 6] === 0 && pollfds[8 * i + 7] === 0) continue; // no revents
-            await order[i].drain();
+            await order[i].receiveBatch(0);
           }
         }
       }

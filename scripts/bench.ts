@@ -17,6 +17,7 @@ const NODE_ECHO = new URL("./node_echo_server.mjs", import.meta.url).pathname;
 const CODEC_BENCH = new URL("./codec_bench.ts", import.meta.url).pathname;
 const DENO_FLOOR = new URL("./deno_floor.ts", import.meta.url).pathname;
 const FLOOR_FLAGS = ["run", "--quiet", "--unstable-net", "--allow-net", DENO_FLOOR];
+const NATIVE_FLOOR_FLAGS = ["run", "--quiet", "--allow-ffi", DENO_FLOOR, "--native"];
 const REPORT = new URL("../docs/performance.md", import.meta.url);
 const PAYLOAD = 20; // + 44-byte header = 64-byte datagrams, as the comparisons use
 const DATAGRAM = 64;
@@ -202,6 +203,21 @@ const floorRtt = JSON.parse(
 const floorRttSlow = JSON.parse(
   await run(Deno.execPath(), [...FLOOR_FLAGS, "pingpong", String(floorPort), "500", "10"]),
 );
+// The native floor: blocking recvfrom()/sendto() through FFI, nothing else on the thread.
+const nativeEcho = new Server(Deno.execPath(), [...NATIVE_FLOOR_FLAGS, "echo"], "piped");
+const nativePort = Number(await nativeEcho.firstLine());
+const nativeRtt = JSON.parse(
+  await run(Deno.execPath(), [...NATIVE_FLOOR_FLAGS, "pingpong", String(nativePort), "20000"]),
+);
+const nativeRttSlow = JSON.parse(
+  await run(Deno.execPath(), [
+    ...NATIVE_FLOOR_FLAGS,
+    "pingpong",
+    String(nativePort),
+    "500",
+    "10",
+  ]),
+);
 
 // --- 2. Reflector capacity --------------------------------------------------------------------
 console.error("2/5 reflector capacity: udp serve vs node:dgram echo under udp bench --rate max");
@@ -217,6 +233,8 @@ const nodePort = Number(await nodeServer.firstLine());
 const nodeCapacity = await capacity(nodeServer, nodePort);
 await nodeServer.stop();
 const floorCapacity = await capacity(floorEcho, floorPort);
+const nativeCapacity = await capacity(nativeEcho, nativePort);
+await nativeEcho.stop();
 
 // --- 3. Sender rate ---------------------------------------------------------------------------
 console.error("3/5 sender rate: udp bench --rate max vs iperf3 -u -b 0");
@@ -288,7 +306,10 @@ log(
 log("Everything runs on loopback (127.0.0.1) with 64-byte datagrams (a 44-byte header and 20");
 log('bytes of padding for udp), each comparison back to back in the same run. The "Deno floor"');
 log("rows are scripts/deno_floor.ts: the same job as a bare Deno loop (one `receive()` and one");
-log("`send()` per datagram, nothing else), the best any program can do with Deno's datagram API.");
+log("`send()` per datagram, nothing else), the best a program can do with Deno's datagram API.");
+log('The "native floor" rows are the same script with `--native`: blocking `recvfrom()` and');
+log("`sendto()` of the C library through FFI, nothing else on the thread: the floor for udp's");
+log("native backend (lib/native_socket.ts), which udp uses here (`udp --version` says which).");
 log();
 log(`- Date: ${new Date().toISOString()}`);
 log(
@@ -329,6 +350,18 @@ log(
   } | |`,
 );
 log(
+  `| Native floor: bare recvfrom/sendto ping-pong | ${(nativeRtt.p50_ms as number).toFixed(4)} | ${
+    (nativeRtt.p99_ms as number).toFixed(4)
+  } | udp/floor = ${ratio(pingFast.p50, nativeRtt.p50_ms)} | |`,
+);
+log(
+  `| Native floor: the same, one probe every 10 ms | ${
+    (nativeRttSlow.p50_ms as number).toFixed(4)
+  } | ${(nativeRttSlow.p99_ms as number).toFixed(4)} | udp/floor = ${
+    ratio(pingSlow.p50, nativeRttSlow.p50_ms)
+  } | |`,
+);
+log(
   `| \`irtt client -i 10ms -d 5s -l 64\` (median) | ${
     (irtt.median / 1e6).toFixed(4)
   } | | udp/irtt = ${ratio(pingSlow.p50, irtt.median / 1e6)} | ≤ 0.35 |`,
@@ -339,15 +372,24 @@ log();
 log(
   "Load: `udp bench --rate max --duration 5 -s 20` against each server in turn. Replies/s is what",
 );
-log("came back to the load generator; CPU is the server process's user + system time.");
+log("came back to the load generator (udp serve's own count of replies, which it reports to");
+log("udp bench, is in the text below); CPU is the server process's user + system time.");
 log();
 log("| Server | Sent (pps) | Replies (pps) | CPU (ms) | CPU per reply (µs) |");
 log("| --- | ---: | ---: | ---: | ---: |");
 for (
-  const [name, c] of [["`udp serve --raw echo`", udpCapacity], [
-    "Node.js `node:dgram` echo",
-    nodeCapacity,
-  ], ["Deno floor: bare echo loop", floorCapacity]] as const
+  const [name, c] of [
+    ["`udp serve --raw echo`", udpCapacity],
+    [
+      "Node.js `node:dgram` echo",
+      nodeCapacity,
+    ],
+    ["Deno floor: bare echo loop", floorCapacity],
+    [
+      "Native floor: bare recvfrom/sendto echo loop",
+      nativeCapacity,
+    ],
+  ] as const
 ) {
   log(
     `| ${name} | ${Math.round(c.summary.offered_pps)} | ${
@@ -363,7 +405,11 @@ log(
     ratio(udpCapacity.cpuUsPerDatagram, nodeCapacity.cpuUsPerDatagram)
   }; replies per second udp / Deno floor: ${
     ratio(udpCapacity.summary.achieved_pps, floorCapacity.summary.achieved_pps)
-  }.`,
+  }, udp / native floor: ${
+    ratio(udpCapacity.summary.achieved_pps, nativeCapacity.summary.achieved_pps)
+  }. udp serve counted ${udpCapacity.summary.server_received} datagrams received and ${udpCapacity.summary.server_replied} replies sent (${
+    Math.round((udpCapacity.summary.server_replied ?? 0) / udpCapacity.summary.duration_s)
+  } per second of load).`,
 );
 log();
 log("## 3. Sender rate");

@@ -1,21 +1,76 @@
 /**
- * The fastest a Deno program can do each job with `Deno.listenDatagram`, as a floor for
- * `deno task bench`: a bare echo loop, a bare ping-pong client and a bare sender, with nothing
- * of udp's protocol, accounting or safety. If udp is close to these, the remaining gap to
- * C tools is Deno's datagram API (one async op per datagram each way, no batching).
+ * The fastest a Deno program can do each job, as floors for `deno task bench`: a bare echo
+ * loop, a bare ping-pong client and a bare sender, with nothing of udp's protocol, accounting
+ * or safety. Two kinds: with `Deno.listenDatagram` (one async op per datagram each way), and,
+ * with `--native`, with the C library's blocking `recvfrom()`/`sendto()` through FFI and
+ * nothing else on the thread (no event loop turns, no timers), the floor for udp's native
+ * backend.
  *
  *   deno run --unstable-net --allow-net scripts/deno_floor.ts echo
  *   deno run --unstable-net --allow-net scripts/deno_floor.ts pingpong PORT COUNT [INTERVAL_MS]
  *   deno run --unstable-net --allow-net scripts/deno_floor.ts flood PORT SECONDS
+ *   deno run --allow-ffi scripts/deno_floor.ts --native echo | pingpong … (no flood)
  *
  * @module
  */
 
-const [mode, portText, amountText, intervalText] = Deno.args;
-const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+const native = Deno.args[0] === "--native";
+const [mode, portText, amountText, intervalText] = Deno.args.slice(native ? 1 : 0);
 const buffer = new Uint8Array(65536);
 const datagram = new Uint8Array(64);
 
+function report(samples: Float64Array): void {
+  samples.sort();
+  const at = (q: number) => samples[Math.ceil(q * samples.length) - 1];
+  console.log(JSON.stringify({ p50_ms: at(0.5), p99_ms: at(0.99) }));
+}
+
+if (native) {
+  const libc = Deno.dlopen("libc.so.6", {
+    socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+    bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+    getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+    recvfrom: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "buffer"], result: "i32" },
+    sendto: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "u32"], result: "i32" },
+  });
+  const c = libc.symbols;
+  const sockaddr = (port: number) => {
+    const bytes = new Uint8Array(16); // sockaddr_in: AF_INET, port, 127.0.0.1
+    new DataView(bytes.buffer).setUint16(0, 2, true);
+    new DataView(bytes.buffer).setUint16(2, port, false);
+    bytes.set([127, 0, 0, 1], 4);
+    return bytes;
+  };
+  const fd = c.socket(2, 2, 0);
+  c.bind(fd, sockaddr(0), 16);
+  const from = new Uint8Array(16);
+  const fromLength = new Uint8Array(new Uint32Array([16]).buffer);
+  if (mode === "echo") {
+    c.getsockname(fd, from, fromLength);
+    console.log(new DataView(from.buffer).getUint16(2, false));
+    while (true) {
+      const received = c.recvfrom(fd, buffer, buffer.length, 0, from, fromLength);
+      if (received >= 0) c.sendto(fd, buffer, received, 0, from, 16);
+    }
+  } else if (mode === "pingpong") {
+    const to = sockaddr(Number(portText));
+    const samples = new Float64Array(Number(amountText));
+    const intervalMs = Number(intervalText ?? 0);
+    for (let i = 0; i < samples.length; i++) {
+      if (intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      const start = performance.now();
+      c.sendto(fd, datagram, datagram.length, 0, to, 16);
+      c.recvfrom(fd, buffer, buffer.length, 0, from, fromLength);
+      samples[i] = performance.now() - start;
+    }
+    report(samples);
+    Deno.exit(0);
+  }
+  console.error("usage: deno_floor.ts --native echo | pingpong PORT COUNT [INTERVAL_MS]");
+  Deno.exit(2);
+}
+
+const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
 if (mode === "echo") {
   console.log((conn.addr as Deno.NetAddr).port);
   while (true) {
@@ -33,9 +88,7 @@ if (mode === "echo") {
     await conn.receive(buffer);
     samples[i] = performance.now() - start;
   }
-  samples.sort();
-  const at = (q: number) => samples[Math.ceil(q * samples.length) - 1];
-  console.log(JSON.stringify({ p50_ms: at(0.5), p99_ms: at(0.99) }));
+  report(samples);
   conn.close();
 } else if (mode === "flood") {
   const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: Number(portText) };
