@@ -61,19 +61,19 @@ const EAGAIN = 11;
 const EMSGSIZE = 90;
 const SOCKADDR_SIZE = 28; // sockaddr_in6, the larger of the two
 
-// size_t and ssize_t are declared as 32-bit here: every length fits, the x86-64 calling
-// convention zero-extends 32-bit arguments and returns -1 in the low half, and 64-bit FFI
-// types cost about 0.6 µs more per call (a third of a system call). Hence x86-64 only.
+// ssize_t results are read as i32 (the low half holds every length and -1): a 64-bit result
+// would be a BigInt, allocated on every call. The structures (sockaddr, msghdr, mmsghdr,
+// iovec, timeval) are laid out for Linux on x86-64, the one platform this is used and tested on.
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  sendto: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "u32"], result: "i32" },
-  poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+  poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
-  memcpy: { parameters: ["buffer", "pointer", "u32"], result: "pointer" },
+  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
 } as const;
@@ -86,6 +86,8 @@ interface NativeUdp {
   sendBatch: BatchArena;
   /** Where batches are received into (one at a time: the reactor finishes one first). */
   receiveBatch: BatchArena;
+  /** Where a concurrent batch's replies wait for their sendmmsg(), one address each. */
+  replyBatch: BatchArena;
 }
 
 /**
@@ -169,8 +171,9 @@ export function loadNativeUdp(): boolean {
       symbols: library.symbols,
       sendBatch: makeBatchArena(false),
       receiveBatch: makeBatchArena(true),
+      replyBatch: makeBatchArena(true),
       errno() {
-        library.symbols.memcpy(errnoValue, errnoLocation, 4);
+        library.symbols.memcpy(errnoValue, errnoLocation, 4n);
         return errnoValue[0];
       },
     };
@@ -363,8 +366,11 @@ export class NativeUdpSocket {
   readonly #peers = new Map<string | number, NativePeerAddress>();
   #handler: NativeDatagramHandler | null = null;
   #onError: (error: unknown) => void = () => {};
-  #finished: (() => void) | null = null;
+  #finished: PromiseWithResolvers<void> | null = null;
   #closed = false;
+  #concurrent = false; // the handlers of one batch may run together (receiveEach's option)
+  #queueing = false; // they are running: sends go into the reply batch
+  #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
   #receiveTimeoutMs = 0; // SO_RCVTIMEO as last set; 0: none (a waiting read would never end)
 
   private constructor(fd: number, address: NativePeerAddress) {
@@ -409,7 +415,7 @@ export class NativeUdpSocket {
     const length = this.#toLength;
     reactor.noteSend(1);
     for (;;) {
-      const sent = symbols.sendto(this.fd, data, data.byteLength, 0, this.#to, length);
+      const sent = symbols.sendto(this.fd, data, BigInt(data.byteLength), 0, this.#to, length);
       if (sent >= 0) return sent;
       const code = errno();
       if (code !== EINTR) throw osError(code);
@@ -460,14 +466,23 @@ export class NativeUdpSocket {
   receiveEach(
     handler: NativeDatagramHandler,
     onError: (error: unknown) => void = () => {},
+    options: { concurrent?: boolean } = {},
   ): Promise<void> {
     if (this.#handler !== null) throw new Error("a receive loop is already running");
     if (this.#closed) return Promise.resolve();
     this.#handler = handler;
     this.#onError = onError;
-    const finished = new Promise<void>((resolve) => this.#finished = resolve);
+    this.#concurrent = options.concurrent ?? false;
+    this.#finished = Promise.withResolvers<void>();
     reactor.add(this);
-    return finished;
+    return this.#finished.promise;
+  }
+
+  /** Ends the receive loop because its handler failed: the loop's promise rejects. */
+  #stopLoop(error: unknown): void {
+    reactor.remove(this);
+    this.#handler = null;
+    this.#finished?.reject(error);
   }
 
   /**
@@ -500,17 +515,89 @@ export class NativeUdpSocket {
       return 0;
     }
     const handler = this.#handler as NativeDatagramHandler;
-    for (let i = 0; i < count && !this.#closed; i++) {
-      const header = i * MMSGHDR_SIZE;
-      const length = arena.headerView.getUint32(header + 56, true); // msg_len
-      const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
-      const peer = this.#peer(name);
-      arena.headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen, for next time
-      reactor.noteTraffic();
-      const pending = handler(arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length), peer);
-      if (pending !== undefined) await pending;
+    const concurrent = this.#concurrent && count > 1;
+    const started: Promise<void>[] = [];
+    if (concurrent) this.#queueing = true;
+    try {
+      for (let i = 0; i < count && !this.#closed; i++) {
+        const header = i * MMSGHDR_SIZE;
+        const length = arena.headerView.getUint32(header + 56, true); // msg_len
+        const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
+        const peer = this.#peer(name);
+        arena.headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen, next time
+        reactor.noteTraffic();
+        const data = arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length);
+        const pending = handler(data, peer);
+        if (pending === undefined) continue;
+        if (concurrent) started.push(pending);
+        else await pending;
+      }
+      if (concurrent) {
+        // Let the handlers run up to their sends, send those with one sendmmsg(), then let
+        // them finish. The batch's data stays valid until all are done: nothing is read
+        // into the arena before this returns.
+        for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
+        this.#queueing = false;
+        this.#flushQueued();
+        await Promise.all(started);
+      }
+    } catch (error) {
+      this.#stopLoop(error);
+    } finally {
+      this.#queueing = false;
+      this.#flushQueued();
     }
     return count;
+  }
+
+  /**
+   * Sends one datagram: at once, or, while the handlers of a concurrent batch run, into the
+   * reply batch, sent by one `sendmmsg()` when they have all had their turn; the promise
+   * settles when it has really been sent (or failed), so that nothing is counted early.
+   */
+  send(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
+    if (!this.#queueing || this.#closed) return this.sendNow(data, to);
+    if (this.#queued.length === BATCH_SIZE) this.#flushQueued(); // full: keep the order
+    const arena = native().replyBatch;
+    const slot = this.#queued.length;
+    const nameLength = encodeSockaddr(
+      to.hostname,
+      to.port,
+      arena.names.subarray(
+        slot * SOCKADDR_SIZE,
+        (slot + 1) * SOCKADDR_SIZE,
+      ),
+    );
+    arena.data.set(data, slot * SLOT_SIZE);
+    arena.iovecView.setUint32(slot * IOVEC_SIZE + 8, data.byteLength, true); // iov_len
+    arena.headerView.setUint32(slot * MMSGHDR_SIZE + 8, nameLength, true); // msg_namelen
+    const sent = Promise.withResolvers<number>();
+    this.#queued.push({ length: data.byteLength, sent });
+    reactor.noteSend(1);
+    return sent.promise;
+  }
+
+  /** Sends the queued replies, in order, and settles each one's promise. */
+  #flushQueued(): void {
+    const queued = this.#queued;
+    if (queued.length === 0) return;
+    this.#queued = [];
+    const { symbols, errno, replyBatch: arena } = native();
+    let done = 0;
+    while (done < queued.length) {
+      if (this.#closed) {
+        queued[done++].sent.reject(new Deno.errors.BadResource("the socket is closed"));
+        continue;
+      }
+      const headers = arena.headers.subarray(done * MMSGHDR_SIZE);
+      const result = symbols.sendmmsg(this.fd, headers, queued.length - done, 0);
+      if (result < 0) {
+        const code = errno();
+        if (code !== EINTR) queued[done++].sent.reject(osError(code)); // then the rest
+        continue;
+      }
+      for (let k = 0; k < result; k++, done++) queued[done].sent.resolve(queued[done].length);
+    }
   }
 
   #peer(from: Uint8Array): NativePeerAddress {
@@ -534,8 +621,9 @@ export class NativeUdpSocket {
     this.#closed = true;
     openSockets--;
     reactor.remove(this);
+    this.#flushQueued(); // rejects what is still queued: the socket is closed
     native().symbols.close(this.fd);
-    this.#finished?.();
+    this.#finished?.resolve();
   }
 
   /** Closes the socket at the end of a `using` block. */
@@ -631,7 +719,7 @@ class Reactor {
           // poll() and a read are two. Its timeout is rounded up to clock ticks (~8 ms), but
           // the reply is due within a round trip; if it is lost, this happens once.
           if (await order[0].receiveBatch(slice) === 0) this.#expected = 0;
-        } else if (symbols.poll(pollfds, order.length, someoneReady ? 0 : slice) > 0) {
+        } else if (symbols.poll(pollfds, BigInt(order.length), someoneReady ? 0 : slice) > 0) {
           // poll()'s timeout is exact, so timers stay on time; it does not wait at all when
           // code is ready to run (a sender loop that yielded), which gets the thread back
           // after one batch per socket, so one busy socket cannot starve the others either.

@@ -207,6 +207,10 @@ export class Reflector {
     this.#finished = socket.receiveEach(
       (data, from) => this.#handle(data, from),
       (error) => this.#countError(`receive: ${errorKind(error)}`),
+      // Datagrams are handled independently, so a batch may be handled together and answered
+      // with one system call; not with a key, whose checks take a varying time and would let
+      // replies overtake each other.
+      { concurrent: this.#key === null },
     );
   }
 

@@ -118,7 +118,7 @@ export class UdpSocket {
   send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
     if (this.#native !== null) {
       try {
-        return Promise.resolve(this.#native.sendNow(data, to));
+        return Promise.resolve(this.#native.send(data, to));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -157,12 +157,20 @@ export class UdpSocket {
    * Runs the socket's single receive loop until the socket is closed, calling `handler` for
    * each datagram in arrival order. Receive errors other than closing (which a UDP socket can
    * see after an ICMP error, for instance) go to `onError` and the loop goes on.
+   *
+   * With `concurrent`, a handler that handles datagrams independently (a reflector) lets the
+   * native backend start the handlers of one received batch together, without awaiting each
+   * before the next, and send what they send with one `sendmmsg()` once all have had their
+   * turn: a send's promise settles when the datagram has really left. Their data stays valid
+   * until all of them are done. Replies leave in the order the handlers sent them, so a
+   * handler that awaits something of varying length (a crypto operation) should not use it.
    */
   async receiveEach(
     handler: DatagramHandler,
     onError: (error: unknown) => void = () => {},
+    options: { concurrent?: boolean } = {},
   ): Promise<void> {
-    if (this.#native !== null) return await this.#native.receiveEach(handler, onError);
+    if (this.#native !== null) return await this.#native.receiveEach(handler, onError, options);
     const conn = this.#conn as Deno.DatagramConn;
     while (!this.#closed) {
       let datagram: [Uint8Array, Deno.Addr];

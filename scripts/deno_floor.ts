@@ -30,8 +30,8 @@ if (native) {
     socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
     bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
     getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-    recvfrom: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "buffer"], result: "i32" },
-    sendto: { parameters: ["i32", "buffer", "u32", "i32", "buffer", "u32"], result: "i32" },
+    recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "i32" },
+    sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   });
   const c = libc.symbols;
   const sockaddr = (port: number) => {
@@ -49,8 +49,8 @@ if (native) {
     c.getsockname(fd, from, fromLength);
     console.log(new DataView(from.buffer).getUint16(2, false));
     while (true) {
-      const received = c.recvfrom(fd, buffer, buffer.length, 0, from, fromLength);
-      if (received >= 0) c.sendto(fd, buffer, received, 0, from, 16);
+      const received = c.recvfrom(fd, buffer, 65536n, 0, from, fromLength);
+      if (received >= 0) c.sendto(fd, buffer, BigInt(received), 0, from, 16);
     }
   } else if (mode === "pingpong") {
     const to = sockaddr(Number(portText));
@@ -59,8 +59,8 @@ if (native) {
     for (let i = 0; i < samples.length; i++) {
       if (intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs));
       const start = performance.now();
-      c.sendto(fd, datagram, datagram.length, 0, to, 16);
-      c.recvfrom(fd, buffer, buffer.length, 0, from, fromLength);
+      c.sendto(fd, datagram, 64n, 0, to, 16);
+      c.recvfrom(fd, buffer, 65536n, 0, from, fromLength);
       samples[i] = performance.now() - start;
     }
     report(samples);

@@ -246,6 +246,92 @@ Deno.test("sendBatch: every datagram, in order, on both backends; a failure part
   }
 });
 
+Deno.test(
+  "native: a dual-stack socket on :: sees an IPv4 peer as IPv4 and answers it",
+  nativeOnly,
+  async () => {
+    using server = UdpSocket.bind("::", 0, "native");
+    using client = UdpSocket.bind("127.0.0.1", 0, "native");
+    const seen = Promise.withResolvers<Deno.NetAddr>();
+    const answered = Promise.withResolvers<string>();
+    const loops = [
+      server.receiveEach(async (data, from) => {
+        seen.resolve({ ...from });
+        await server.send(data, from);
+      }),
+      client.receiveEach((data) => answered.resolve(new TextDecoder().decode(data))),
+    ];
+    await client.send(text("over v4"), { hostname: "127.0.0.1", port: server.address.port });
+    assertEquals(await seen.promise, client.address);
+    strictEqual(await answered.promise, "over v4");
+    server.close();
+    client.close();
+    await Promise.all(loops);
+  },
+);
+
+Deno.test("concurrent receive: a burst is answered in order, each send settling once it left", async () => {
+  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+    using server = UdpSocket.bind("127.0.0.1", 0, backend);
+    using client = UdpSocket.bind("127.0.0.1", 0, backend);
+    const results: number[] = [];
+    let handlersRunning = 0;
+    let mostAtOnce = 0;
+    const serving = server.receiveEach(
+      async (data, from) => {
+        mostAtOnce = Math.max(mostAtOnce, ++handlersRunning);
+        const copy = data.slice(); // what the reply must be, whatever happens to the buffer
+        results.push(await server.send(data, from));
+        assertEquals(data, copy, "the data stayed valid until the handler was done");
+        handlersRunning--;
+      },
+      undefined,
+      { concurrent: true },
+    );
+    const got: number[] = [];
+    let roundDone = Promise.withResolvers<void>();
+    const receiving = client.receiveEach((data) => {
+      got.push(new DataView(data.buffer, data.byteOffset).getUint16(0));
+      if (got.length % 50 === 0) roundDone.resolve();
+    });
+    const burst = Array.from({ length: 300 }, (_, n) => {
+      const datagram = new Uint8Array(8 + n % 50);
+      new DataView(datagram.buffer).setUint16(0, n);
+      return datagram;
+    });
+    // Bursts of 50, each well within a socket's receive buffer, so nothing can be dropped.
+    for (let round = 0; round < 6; round++) {
+      strictEqual(
+        await client.sendBatch(burst.slice(50 * round, 50 * round + 50), server.address),
+        50,
+      );
+      await roundDone.promise;
+      roundDone = Promise.withResolvers<void>();
+    }
+    assertEquals(got, Array.from({ length: 300 }, (_, n) => n), backend);
+    assertEquals(results, burst.map((datagram) => datagram.length), backend);
+    // The native backend really ran a batch's handlers together; Deno's, one at a time.
+    assert(backend === "deno" ? mostAtOnce === 1 : mostAtOnce > 1, `${backend} ${mostAtOnce}`);
+    server.close();
+    client.close();
+    await Promise.all([serving, receiving]);
+  }
+});
+
+Deno.test("a handler that throws ends its receive loop with that error, on both backends", async () => {
+  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+    using receiver = UdpSocket.bind("127.0.0.1", 0, backend);
+    using sender = UdpSocket.bind("127.0.0.1", 0, backend);
+    const loop = receiver.receiveEach(() => {
+      throw new Error("handler bug");
+    });
+    await sender.send(text("x"), receiver.address);
+    await throwsAsync(() => loop, Error, /handler bug/);
+    // The socket itself is still open and usable.
+    strictEqual(await receiver.send(text("y"), sender.address), 1);
+  }
+});
+
 Deno.test("native: a receive loop runs once per socket", nativeOnly, async () => {
   using socket = NativeUdpSocket.bind("127.0.0.1", 0);
   const loop = socket.receiveEach(() => {});
