@@ -9,6 +9,7 @@
 import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "./address.ts";
 import { signFrame, verifyFrame } from "./auth.ts";
 import { monotonicMs, wallClockMs } from "./clock.ts";
+import { DeadlineQueue } from "./deadlines.ts";
 import {
   decodeErrorDetail,
   decodeFrame,
@@ -36,6 +37,8 @@ export const DEFAULT_INTERVAL_MS = 1000;
 export const DEFAULT_TIMEOUT_MS = 2000;
 /** The most retransmissions a probe may have. */
 export const MAX_RETRIES = 10;
+/** Attempts per probe in a timeout's key: more than MAX_RETRIES + 1. */
+const ATTEMPT_KEYS = 16;
 /** Probes whose state is remembered, for classifying late and duplicate replies; also the
  * most probes that can be in flight at once. */
 export const PROBE_WINDOW = 16384;
@@ -266,7 +269,10 @@ class Pinger {
   readonly #answered = new Uint16Array(PROBE_WINDOW); // bit k: attempt k was answered
   readonly #sendTimes: Float64Array;
   readonly #transmissionIndex: Float64Array;
-  readonly #timers = new Map<number, Timer>();
+  // Attempt timeouts, keyed sequence × ATTEMPT_KEYS + attempt; stale ones are ignored.
+  readonly #timeouts = new DeadlineQueue((key) =>
+    this.#onAttemptTimeout(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS)
+  );
 
   #socket: UdpSocket | null = null;
   #nextSequence = 0;
@@ -388,7 +394,7 @@ class Pinger {
     const wait = attempt === 0
       ? this.#timeoutMs
       : this.#timeoutMs * 2 ** attempt * (1 + this.#random() / 4);
-    this.#timers.set(sequence, setTimeout(() => this.#onAttemptTimeout(sequence), wait));
+    this.#timeouts.add(monotonicMs() + wait, sequence * ATTEMPT_KEYS + attempt);
     const socket = this.#socket as UdpSocket;
     const key = this.#key;
     if (key === null) {
@@ -416,17 +422,16 @@ class Pinger {
       this.#retransmitted--; // it never left; the probe waits out this attempt's timeout
       return;
     }
-    clearTimeout(this.#timers.get(sequence));
-    this.#timers.delete(sequence);
-    this.#states[slot] = ProbeState.Unsent;
+    this.#states[slot] = ProbeState.Unsent; // its timeout, when due, finds it not pending
     this.#transmitted--;
     this.#resolveOutstanding();
   }
 
-  #onAttemptTimeout(sequence: number): void {
-    this.#timers.delete(sequence);
+  #onAttemptTimeout(sequence: number, attempt: number): void {
     const slot = sequence % PROBE_WINDOW;
     if (this.#stopped || this.#states[slot] !== ProbeState.Pending) return;
+    // Answered since, or another probe in the slot, or a later attempt already out: stale.
+    if (this.#tags[slot] !== sequence + 1 || this.#attemptsSent[slot] !== attempt + 1) return;
     const attempts = this.#attemptsSent[slot];
     if (attempts <= this.#retries) {
       this.#retransmitted++;
@@ -501,8 +506,6 @@ class Pinger {
       case ProbeState.Pending: {
         this.#states[slot] = ProbeState.Received;
         this.#received++;
-        clearTimeout(this.#timers.get(sequence));
-        this.#timers.delete(sequence);
         this.#rtt.record(rtt);
         this.#jitter.update(rtt);
         const reordered = this.#reorder.observe(this.#transmissionIndex[index]);
@@ -564,8 +567,7 @@ class Pinger {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#stopReason = reason;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    this.#timeouts.clear();
     this.#notify();
   }
 

@@ -538,14 +538,14 @@ const limits = [
   "**A system call costs about a microsecond on this machine** (1.05 µs for `getppid()` in a C " +
   "loop, measured while writing this), so the native floor's echo (one `recvfrom()` and one " +
   `\`sendto()\` per datagram) spends ${nativeCapacity.cpuUsPerDatagram.toFixed(1)} µs of ` +
-  "CPU per reply, and every extra call shows. udp serve adds its protocol work (decoding, " +
-  "per-session counts, the PONG's timestamps, rate limits) and its place in the event loop (a " +
+  "CPU per reply, and every call saved shows. udp serve reads a burst with one `recvmmsg()`, " +
+  "handles its datagrams together and sends their replies with one `sendmmsg()` (each " +
+  "counted only once it has left), and on top does its protocol work (decoding, per-session " +
+  "counts, the PONG's timestamps, rate limits) and its share of the event loop (a " +
   "`MessageChannel` turn each millisecond, so that timers and signals run): " +
-  `${(udpCapacity.cpuUsPerDatagram - nativeCapacity.cpuUsPerDatagram).toFixed(1)} µs per ` +
-  "reply more than the bare loop in this run, the gap between its replies per second and the " +
-  "native floor's. Sending the replies of a received batch with one `sendmmsg()` would close " +
-  "part of it, but needs the reply counts taken after that send, so that a failed send is " +
-  "never counted as a reply: not done yet.",
+  `${udpCapacity.cpuUsPerDatagram.toFixed(1)} µs per reply in this run. With a key, replies ` +
+  "are sent one by one (the checks take a varying time, and batching would let replies " +
+  "overtake each other).",
   "**One probe every 10 ms measures waking up, more than the path.** Between probes both " +
   "processes sleep and the virtual CPUs go idle; waking a thread from `poll()` or `recvfrom()` " +
   "costs tens to a hundred microseconds here and varies from run to run (while this was " +

@@ -1,0 +1,53 @@
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
+import { DeadlineQueue } from "../lib/deadlines.ts";
+import { monotonicMs } from "../lib/clock.ts";
+
+Deno.test("DeadlineQueue: 500 deadlines in random order come due in time order, on one timer", async () => {
+  const due: number[] = [];
+  const done = Promise.withResolvers<void>();
+  const queue = new DeadlineQueue((key) => {
+    due.push(key);
+    if (due.length === 500) done.resolve();
+  });
+  const start = monotonicMs();
+  // Keys are the deadlines' offsets, so time order is key order (ties broken either way).
+  const offsets = Array.from({ length: 500 }, (_, i) => (i * 7919) % 40);
+  for (const [i, offset] of offsets.entries()) queue.add(start + offset, offset * 1000 + i);
+  strictEqual(queue.size, 500);
+  await done.promise;
+  for (let i = 1; i < due.length; i++) {
+    assert(Math.floor(due[i - 1] / 1000) <= Math.floor(due[i] / 1000), `${due[i - 1]} ${due[i]}`);
+  }
+  assertEquals(
+    [...due].sort((a, b) => a - b),
+    offsets.map((o, i) => o * 1000 + i).sort((a, b) => a - b),
+  );
+  strictEqual(queue.size, 0);
+});
+
+Deno.test("DeadlineQueue: a deadline added while others come due, and an earlier one added late", async () => {
+  const due: string[] = [];
+  const done = Promise.withResolvers<void>();
+  const start = monotonicMs();
+  const queue = new DeadlineQueue((key) => {
+    due.push(`k${key}`);
+    if (key === 1) queue.add(monotonicMs() + 5, 3); // a retransmission's new timeout
+    if (due.length === 3) done.resolve();
+  });
+  queue.add(start + 200, 2);
+  queue.add(start + 5, 1); // earlier than the armed timer: re-armed
+  await done.promise;
+  assertEquals(due, ["k1", "k3", "k2"]);
+  assert(monotonicMs() - start >= 200);
+});
+
+Deno.test("DeadlineQueue: clear() drops every deadline and the timer", () => {
+  const queue = new DeadlineQueue(() => {
+    throw new Error("nothing may come due after clear()");
+  });
+  queue.add(monotonicMs() + 1, 1);
+  queue.add(monotonicMs() + 2, 2);
+  queue.clear();
+  strictEqual(queue.size, 0);
+  // Deno's op sanitizer fails this test if a timer is still pending when it ends.
+});
