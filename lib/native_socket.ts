@@ -45,7 +45,7 @@ export const ACTIVE_SLICE_MS = 1;
 export const IDLE_SLICE_MS = 20;
 const IDLE_AFTER_MS = 1000;
 /** Rounds of promise jobs run before the reactor sleeps (see the loop). */
-const MICROTASK_ROUNDS = 16;
+const MICROTASK_ROUNDS = 8;
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -164,20 +164,18 @@ export function loadNativeUdp(): boolean {
   } catch {
     return false; // not glibc (musl names its library otherwise): Deno's API it is
   }
-  {
-    const errnoLocation = library.symbols.__errno_location();
-    const errnoValue = new Int32Array(1);
-    loaded = {
-      symbols: library.symbols,
-      sendBatch: makeBatchArena(false),
-      receiveBatch: makeBatchArena(true),
-      replyBatch: makeBatchArena(true),
-      errno() {
-        library.symbols.memcpy(errnoValue, errnoLocation, 4n);
-        return errnoValue[0];
-      },
-    };
-  }
+  const errnoLocation = library.symbols.__errno_location();
+  const errnoValue = new Int32Array(1);
+  loaded = {
+    symbols: library.symbols,
+    sendBatch: makeBatchArena(false),
+    receiveBatch: makeBatchArena(true),
+    replyBatch: makeBatchArena(true),
+    errno() {
+      library.symbols.memcpy(errnoValue, errnoLocation, 4n);
+      return errnoValue[0];
+    },
+  };
   return true;
 }
 
@@ -659,6 +657,7 @@ class Reactor {
   #order: NativeUdpSocket[] = [];
   #running = false;
   #lastTraffic = 0;
+  #trafficSeen = false;
   #expected = 0; // datagrams sent since as many were received: replies may be on their way
   #readyCode = 0; // code that yielded to the event loop and is ready to go on: never block it
 
@@ -704,14 +703,18 @@ class Reactor {
         // (timers, signals, other I/O) gets a turn once a slice, and at once when code is
         // ready to run (a sender loop that yielded, see yieldToEventLoop).
         for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
-        if (this.#readyCode > 0 || performance.now() - lastYield >= ACTIVE_SLICE_MS) {
+        let now = performance.now();
+        if (this.#readyCode > 0 || now - lastYield >= ACTIVE_SLICE_MS) {
           await yieldToEventLoop();
-          lastYield = performance.now();
+          lastYield = now = performance.now();
         }
         if (this.#sockets.size === 0) break;
+        if (this.#trafficSeen) {
+          this.#lastTraffic = now;
+          this.#trafficSeen = false;
+        }
         const pollfds = this.#pollfds;
         const order = this.#order;
-        const now = performance.now();
         const slice = now - this.#lastTraffic > IDLE_AFTER_MS ? IDLE_SLICE_MS : ACTIVE_SLICE_MS;
         const someoneReady = this.#readyCode > 0;
         if (order.length === 1 && !someoneReady && this.#expected === 1) {
@@ -742,7 +745,7 @@ class Reactor {
 
   /** Notes a datagram received: traffic (so short slices), and one expected reply less. */
   noteTraffic(): void {
-    this.#lastTraffic = performance.now();
+    this.#trafficSeen = true; // timed by the loop, which reads the clock anyway
     if (this.#expected > 0) this.#expected--;
   }
 
@@ -750,7 +753,7 @@ class Reactor {
    * Notes datagrams sent: traffic (so short slices), and as many replies perhaps expected.
    */
   noteSend(count: number): void {
-    this.#lastTraffic = performance.now();
+    this.#trafficSeen = true;
     this.#expected += count;
   }
 }
