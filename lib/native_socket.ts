@@ -45,7 +45,7 @@ export const ACTIVE_SLICE_MS = 1;
 export const IDLE_SLICE_MS = 20;
 const IDLE_AFTER_MS = 1000;
 /** Rounds of promise jobs run before the reactor sleeps (see the loop). */
-const MICROTASK_ROUNDS = 8;
+const MICROTASK_ROUNDS = 16;
 
 const AF_INET = 2;
 const AF_INET6 = 10;
