@@ -270,8 +270,9 @@ class Pinger {
   readonly #sendTimes: Float64Array;
   readonly #transmissionIndex: Float64Array;
   // Attempt timeouts, keyed sequence × ATTEMPT_KEYS + attempt; stale ones are ignored.
-  readonly #timeouts = new DeadlineQueue((key) =>
-    this.#onAttemptTimeout(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS)
+  readonly #timeouts = new DeadlineQueue(
+    (key) => this.#onAttemptTimeout(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS),
+    (key) => this.#awaitsAttempt(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS),
   );
 
   #socket: UdpSocket | null = null;
@@ -427,11 +428,17 @@ class Pinger {
     this.#resolveOutstanding();
   }
 
-  #onAttemptTimeout(sequence: number, attempt: number): void {
+  /** Whether the probe still waits for a reply to this attempt, its latest (else: stale). */
+  #awaitsAttempt(sequence: number, attempt: number): boolean {
     const slot = sequence % PROBE_WINDOW;
-    if (this.#stopped || this.#states[slot] !== ProbeState.Pending) return;
+    return !this.#stopped && this.#states[slot] === ProbeState.Pending &&
+      this.#tags[slot] === sequence + 1 && this.#attemptsSent[slot] === attempt + 1;
+  }
+
+  #onAttemptTimeout(sequence: number, attempt: number): void {
     // Answered since, or another probe in the slot, or a later attempt already out: stale.
-    if (this.#tags[slot] !== sequence + 1 || this.#attemptsSent[slot] !== attempt + 1) return;
+    if (!this.#awaitsAttempt(sequence, attempt)) return;
+    const slot = sequence % PROBE_WINDOW;
     const attempts = this.#attemptsSent[slot];
     if (attempts <= this.#retries) {
       this.#retransmitted++;

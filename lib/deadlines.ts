@@ -32,14 +32,26 @@ import { monotonicMs } from "./clock.ts";
  */
 export class DeadlineQueue {
   readonly #onDue: (key: number) => void;
-  readonly #times: number[] = [];
-  readonly #keys: number[] = [];
+  readonly #isLive: (key: number) => boolean;
+  #times: number[] = [];
+  #keys: number[] = [];
+  #compactAbove: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #armedFor = Infinity;
 
-  /** `onDue(key)` is called once for each deadline, in time order, once it has passed. */
-  constructor(onDue: (key: number) => void) {
+  /**
+   * `onDue(key)` is called once for each deadline, in time order, once it has passed. When
+   * more than `compactAbove` deadlines wait, those for which `isLive(key)` is false are
+   * dropped, so that memory stays bounded by the live ones however long the deadlines are.
+   */
+  constructor(
+    onDue: (key: number) => void,
+    isLive: (key: number) => boolean = () => true,
+    compactAbove = 65_536,
+  ) {
     this.#onDue = onDue;
+    this.#isLive = isLive;
+    this.#compactAbove = compactAbove;
   }
 
   /** How many deadlines are waiting. */
@@ -64,6 +76,20 @@ export class DeadlineQueue {
     times[i] = atMs;
     keys[i] = key;
     if (atMs < this.#armedFor) this.#arm();
+    if (times.length > this.#compactAbove) this.#compact();
+  }
+
+  /** Drops the deadlines that are no longer live; a sorted array is a valid heap. */
+  #compact(): void {
+    const live: [number, number][] = [];
+    for (let i = 0; i < this.#times.length; i++) {
+      if (this.#isLive(this.#keys[i])) live.push([this.#times[i], this.#keys[i]]);
+    }
+    live.sort((a, b) => a[0] - b[0]);
+    this.#times = live.map(([time]) => time);
+    this.#keys = live.map(([, key]) => key);
+    // When most are live, compacting again soon would be wasted work.
+    this.#compactAbove = Math.max(this.#compactAbove, 2 * live.length);
   }
 
   /** Drops every deadline and the timer. */
@@ -71,8 +97,8 @@ export class DeadlineQueue {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedFor = Infinity;
-    this.#times.length = 0;
-    this.#keys.length = 0;
+    this.#times = [];
+    this.#keys = [];
   }
 
   #arm(): void {

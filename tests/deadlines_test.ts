@@ -51,3 +51,16 @@ Deno.test("DeadlineQueue: clear() drops every deadline and the timer", () => {
   strictEqual(queue.size, 0);
   // Deno's op sanitizer fails this test if a timer is still pending when it ends.
 });
+
+Deno.test("DeadlineQueue: deadlines no longer live are dropped once too many wait", () => {
+  const live = new Set<number>();
+  const queue = new DeadlineQueue(() => {}, (key) => live.has(key), 100);
+  const far = monotonicMs() + 3_600_000; // an hour: none comes due during the test
+  for (let key = 0; key < 1_000; key++) {
+    queue.add(far + key, key);
+    if (key % 10 === 0) live.add(key); // one in ten still awaited, as replies arrive
+  }
+  // Bounded by the live ones (100) plus what came in since the last compaction.
+  assert(queue.size <= 200, `${queue.size}`);
+  queue.clear();
+});
