@@ -92,8 +92,7 @@ interface NativeUdp {
 
 /**
  * Memory laid out for `sendmmsg()` or `recvmmsg()`: {@linkcode BATCH_SIZE} slots of data (64 KiB,
- * the largest datagram), their `iovec`s, their `mmsghdr`s and addresses (one shared by all, for
- * sending to one destination, or one per slot, for receiving). Its internal pointers are written
+ * the largest datagram), their `iovec`s, their `mmsghdr`s and their addresses. Its internal pointers are written
  * once, at load, so a batch later needs no pointer (and no FFI permission): only the slots'
  * bytes and lengths change. Off the V8 heap (megabytes), so it never moves.
  */
@@ -111,12 +110,12 @@ const SLOT_SIZE = 65536;
 const MMSGHDR_SIZE = 64; // struct mmsghdr on x86-64: a 56-byte msghdr, msg_len, padding
 const IOVEC_SIZE = 16;
 
-function makeBatchArena(oneNamePerSlot: boolean): BatchArena {
+function makeBatchArena(): BatchArena {
   // One allocation (far too large for the V8 heap, so it never moves), cut into its parts.
   const dataSize = BATCH_SIZE * SLOT_SIZE;
   const headersSize = BATCH_SIZE * MMSGHDR_SIZE;
   const iovecsSize = BATCH_SIZE * IOVEC_SIZE;
-  const namesSize = (oneNamePerSlot ? BATCH_SIZE : 1) * SOCKADDR_SIZE;
+  const namesSize = BATCH_SIZE * SOCKADDR_SIZE;
   const memory = new ArrayBuffer(dataSize + headersSize + iovecsSize + namesSize);
   const data = new Uint8Array(memory, 0, dataSize);
   const headers = new Uint8Array(memory, dataSize, headersSize);
@@ -132,13 +131,41 @@ function makeBatchArena(oneNamePerSlot: boolean): BatchArena {
     iovecView.setBigUint64(i * IOVEC_SIZE, dataAt + BigInt(i * SLOT_SIZE), true); // iov_base
     iovecView.setBigUint64(i * IOVEC_SIZE + 8, BigInt(SLOT_SIZE), true); // iov_len
     const header = i * MMSGHDR_SIZE;
-    const nameAt = namesAt + BigInt(oneNamePerSlot ? i * SOCKADDR_SIZE : 0);
-    headerView.setBigUint64(header, nameAt, true); // msg_name
+    headerView.setBigUint64(header, namesAt + BigInt(i * SOCKADDR_SIZE), true); // msg_name
     headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen
     headerView.setBigUint64(header + 16, iovecsAt + BigInt(i * IOVEC_SIZE), true); // msg_iov
     headerView.setBigUint64(header + 24, 1n, true); // msg_iovlen
   }
   return { data, headers, headerView, iovecView, names };
+}
+
+/** Puts a datagram and its destination (a sockaddr of `nameLength` bytes) into a slot. */
+function fillSlot(
+  arena: BatchArena,
+  slot: number,
+  datagram: Uint8Array,
+  name: Uint8Array,
+  nameLength: number,
+): void {
+  arena.data.set(datagram, slot * SLOT_SIZE);
+  arena.names.set(name.subarray(0, nameLength), slot * SOCKADDR_SIZE);
+  arena.iovecView.setUint32(slot * IOVEC_SIZE + 8, datagram.byteLength, true); // iov_len
+  arena.headerView.setUint32(slot * MMSGHDR_SIZE + 8, nameLength, true); // msg_namelen
+}
+
+/**
+ * `sendmmsg()` of `count` slots from `first`, again if a signal interrupts it: how many left
+ * (it stops at the first that fails), or minus the errno if not even the first did.
+ */
+function sendSlots(fd: number, arena: BatchArena, first: number, count: number): number {
+  const { symbols, errno } = native();
+  const headers = first === 0 ? arena.headers : arena.headers.subarray(first * MMSGHDR_SIZE);
+  for (;;) {
+    const sent = symbols.sendmmsg(fd, headers, count, 0);
+    if (sent >= 0) return sent;
+    const code = errno();
+    if (code !== EINTR) return -code;
+  }
 }
 
 let loaded: NativeUdp | null | undefined;
@@ -168,9 +195,9 @@ export function loadNativeUdp(): boolean {
   const errnoValue = new Int32Array(1);
   loaded = {
     symbols: library.symbols,
-    sendBatch: makeBatchArena(false),
-    receiveBatch: makeBatchArena(true),
-    replyBatch: makeBatchArena(true),
+    sendBatch: makeBatchArena(),
+    receiveBatch: makeBatchArena(),
+    replyBatch: makeBatchArena(),
     errno() {
       library.symbols.memcpy(errnoValue, errnoLocation, 4n);
       return errnoValue[0];
@@ -405,12 +432,7 @@ export class NativeUdpSocket {
   sendNow(data: Uint8Array, to: { hostname: string; port: number }): number {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     const { symbols, errno } = native();
-    if (to.hostname !== this.#toHost || to.port !== this.#toPort) {
-      this.#toLength = encodeSockaddr(to.hostname, to.port, this.#to);
-      this.#toHost = to.hostname;
-      this.#toPort = to.port;
-    }
-    const length = this.#toLength;
+    const length = this.#encodeDestination(to);
     reactor.noteSend(1);
     for (;;) {
       const sent = symbols.sendto(this.fd, data, BigInt(data.byteLength), 0, this.#to, length);
@@ -420,6 +442,16 @@ export class NativeUdpSocket {
     }
   }
 
+  /** Encodes `to` into the destination buffer, unless it is there already; its length. */
+  #encodeDestination(to: { hostname: string; port: number }): number {
+    if (to.hostname !== this.#toHost || to.port !== this.#toPort) {
+      this.#toLength = encodeSockaddr(to.hostname, to.port, this.#to);
+      this.#toHost = to.hostname;
+      this.#toPort = to.port;
+    }
+    return this.#toLength;
+  }
+
   /**
    * Sends datagrams to one destination with as few system calls as it can: `sendmmsg()` for
    * up to {@linkcode BATCH_SIZE} at a time. Returns how many were sent, in order; throws the
@@ -427,27 +459,23 @@ export class NativeUdpSocket {
    */
   sendBatchNow(datagrams: readonly Uint8Array[], to: { hostname: string; port: number }): number {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
-    const { symbols, errno, sendBatch: arena } = native();
-    const nameLength = encodeSockaddr(to.hostname, to.port, arena.names);
+    const arena = native().sendBatch;
+    const nameLength = this.#encodeDestination(to);
     let sent = 0;
     while (sent < datagrams.length) {
       let count = 0;
       for (; count < BATCH_SIZE && sent + count < datagrams.length; count++) {
         const datagram = datagrams[sent + count];
         if (datagram.byteLength > SLOT_SIZE) break; // longer than any datagram can be
-        arena.data.set(datagram, count * SLOT_SIZE);
-        arena.iovecView.setUint32(count * IOVEC_SIZE + 8, datagram.byteLength, true); // iov_len
-        arena.headerView.setUint32(count * MMSGHDR_SIZE + 8, nameLength, true); // msg_namelen
+        fillSlot(arena, count, datagram, this.#to, nameLength);
       }
       if (count === 0) {
         if (sent === 0) throw osError(EMSGSIZE);
         return sent;
       }
-      const result = symbols.sendmmsg(this.fd, arena.headers, count, 0);
+      const result = sendSlots(this.fd, arena, 0, count);
       if (result < 0) {
-        const code = errno();
-        if (code === EINTR) continue;
-        if (sent === 0) throw osError(code);
+        if (sent === 0) throw osError(-result);
         return sent;
       }
       sent += result;
@@ -554,21 +582,13 @@ export class NativeUdpSocket {
    * settles when it has really been sent (or failed), so that nothing is counted early.
    */
   send(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
-    if (!this.#queueing || this.#closed) return this.sendNow(data, to);
+    // Too long for a slot, so for any datagram: sendto() fails it at once, and nothing leaves.
+    if (!this.#queueing || this.#closed || data.byteLength > SLOT_SIZE) {
+      return this.sendNow(data, to);
+    }
     if (this.#queued.length === BATCH_SIZE) this.#flushQueued(); // full: keep the order
-    const arena = native().replyBatch;
-    const slot = this.#queued.length;
-    const nameLength = encodeSockaddr(
-      to.hostname,
-      to.port,
-      arena.names.subarray(
-        slot * SOCKADDR_SIZE,
-        (slot + 1) * SOCKADDR_SIZE,
-      ),
-    );
-    arena.data.set(data, slot * SLOT_SIZE);
-    arena.iovecView.setUint32(slot * IOVEC_SIZE + 8, data.byteLength, true); // iov_len
-    arena.headerView.setUint32(slot * MMSGHDR_SIZE + 8, nameLength, true); // msg_namelen
+    const nameLength = this.#encodeDestination(to);
+    fillSlot(native().replyBatch, this.#queued.length, data, this.#to, nameLength);
     const sent = Promise.withResolvers<number>();
     this.#queued.push({ length: data.byteLength, sent });
     reactor.noteSend(1);
@@ -580,18 +600,16 @@ export class NativeUdpSocket {
     const queued = this.#queued;
     if (queued.length === 0) return;
     this.#queued = [];
-    const { symbols, errno, replyBatch: arena } = native();
+    const arena = native().replyBatch;
     let done = 0;
     while (done < queued.length) {
       if (this.#closed) {
         queued[done++].sent.reject(new Deno.errors.BadResource("the socket is closed"));
         continue;
       }
-      const headers = arena.headers.subarray(done * MMSGHDR_SIZE);
-      const result = symbols.sendmmsg(this.fd, headers, queued.length - done, 0);
+      const result = sendSlots(this.fd, arena, done, queued.length - done);
       if (result < 0) {
-        const code = errno();
-        if (code !== EINTR) queued[done++].sent.reject(osError(code)); // then the rest
+        queued[done++].sent.reject(osError(-result)); // then the rest
         continue;
       }
       for (let k = 0; k < result; k++, done++) queued[done].sent.resolve(queued[done].length);
@@ -655,6 +673,7 @@ class Reactor {
   readonly #sockets = new Set<NativeUdpSocket>();
   #pollfds = new Uint8Array(0);
   #order: NativeUdpSocket[] = [];
+  #pollCount = 0n;
   #running = false;
   #lastTraffic = 0;
   #trafficSeen = false;
@@ -676,6 +695,7 @@ class Reactor {
 
   #rebuild(): void {
     this.#order = [...this.#sockets];
+    this.#pollCount = BigInt(this.#order.length); // nfds_t: computed here, not per poll()
     // struct pollfd { int fd; short events; short revents; }
     this.#pollfds = new Uint8Array(8 * this.#order.length);
     const view = new DataView(this.#pollfds.buffer);
@@ -722,7 +742,7 @@ class Reactor {
           // poll() and a read are two. Its timeout is rounded up to clock ticks (~8 ms), but
           // the reply is due within a round trip; if it is lost, this happens once.
           if (await order[0].receiveBatch(slice) === 0) this.#expected = 0;
-        } else if (symbols.poll(pollfds, BigInt(order.length), someoneReady ? 0 : slice) > 0) {
+        } else if (symbols.poll(pollfds, this.#pollCount, someoneReady ? 0 : slice) > 0) {
           // poll()'s timeout is exact, so timers stay on time; it does not wait at all when
           // code is ready to run (a sender loop that yielded), which gets the thread back
           // after one batch per socket, so one busy socket cannot starve the others either.

@@ -318,6 +318,42 @@ Deno.test("concurrent receive: a burst is answered in order, each send settling 
   }
 });
 
+Deno.test("concurrent receive: a send too long for any datagram fails alone; the rest leave in order", async () => {
+  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+    using server = UdpSocket.bind("127.0.0.1", 0, backend);
+    using client = UdpSocket.bind("127.0.0.1", 0, backend);
+    const failures: string[] = [];
+    const serving = server.receiveEach(
+      async (data, from) => {
+        const n = data[0];
+        try {
+          await server.send(n === 63 ? new Uint8Array(70_000) : data, from);
+        } catch (error) {
+          failures.push(`${n}: ${(error as Error).message}`);
+        }
+      },
+      undefined,
+      { concurrent: true },
+    );
+    const got: number[] = [];
+    const all = Promise.withResolvers<void>();
+    const receiving = client.receiveEach((data) => {
+      got.push(data[0]);
+      if (got.length === 63) all.resolve();
+    });
+    // 64 at once: one received batch, so the long one is the arena's last slot.
+    const burst = Array.from({ length: 64 }, (_, n) => new Uint8Array([n, 0, 0, 0]));
+    strictEqual(await client.sendBatch(burst, server.address), 64);
+    await all.promise;
+    assertEquals(got, Array.from({ length: 63 }, (_, n) => n), backend);
+    strictEqual(failures.length, 1, backend);
+    assert(/^63: Message too long/.test(failures[0]), failures[0]);
+    server.close();
+    client.close();
+    await Promise.all([serving, receiving]);
+  }
+});
+
 Deno.test("a handler that throws ends its receive loop with that error, on both backends", async () => {
   for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
     using receiver = UdpSocket.bind("127.0.0.1", 0, backend);
