@@ -270,7 +270,7 @@ class Pinger {
   readonly #sendTimes: Float64Array;
   readonly #transmissionIndex: Float64Array;
   // Attempt timeouts, keyed sequence × ATTEMPT_KEYS + attempt; stale ones are ignored.
-  readonly #timeouts = new DeadlineQueue(
+  readonly #timeouts = new DeadlineQueue<number>(
     (key) => this.#onAttemptTimeout(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS),
     (key) => this.#awaitsAttempt(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS),
   );

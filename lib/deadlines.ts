@@ -1,6 +1,7 @@
 /**
- * Many deadlines on one timer, for per-probe timeouts: setting and clearing a timer per probe
- * costs about 1.7 µs in Deno, a tenth of a loopback round trip.
+ * Many deadlines on one timer: for per-probe timeouts (setting and clearing a timer per probe
+ * costs about 1.7 µs in Deno, a tenth of a loopback round trip) and for the proxy's delayed and
+ * rate-limited copies.
  *
  * @module
  */
@@ -8,45 +9,49 @@
 import { monotonicMs } from "./clock.ts";
 
 /**
- * Deadlines kept in a binary min-heap with a single `setTimeout` armed for the earliest.
- * There is no cancelling: when a deadline's work is no longer needed (the probe was
- * answered), the owner ignores it when it comes due, which costs less than removing it.
+ * Deadlines kept in a binary min-heap with a single `setTimeout` armed for the earliest; ties
+ * come due in the order they were added. There is no cancelling: when a deadline's work is no
+ * longer needed (the probe was answered), the owner ignores it when it comes due, which costs
+ * less than removing it.
  *
  * @example
  * ```ts
  * import { DeadlineQueue } from "./deadlines.ts";
  * import { monotonicMs } from "./clock.ts";
- * const due: number[] = [];
+ * const due: string[] = [];
  * const done = Promise.withResolvers<void>();
- * const queue = new DeadlineQueue((key) => {
- *   due.push(key);
+ * const queue = new DeadlineQueue<string>((item) => {
+ *   due.push(item);
  *   if (due.length === 3) done.resolve();
  * });
  * const now = monotonicMs();
- * queue.add(now + 30, 3);
- * queue.add(now + 10, 1);
- * queue.add(now + 20, 2);
+ * queue.add(now + 30, "c");
+ * queue.add(now + 10, "a");
+ * queue.add(now + 20, "b");
  * await done.promise;
- * console.log(due); // [1, 2, 3]
+ * console.log(due); // ["a", "b", "c"]
  * ```
  */
-export class DeadlineQueue {
-  readonly #onDue: (key: number) => void;
-  readonly #isLive: (key: number) => boolean;
+export class DeadlineQueue<T> {
+  readonly #onDue: (item: T) => void;
+  readonly #isLive: (item: T) => boolean;
+  // The heap, as parallel arrays: time, then order of addition, break ties.
   #times: number[] = [];
-  #keys: number[] = [];
+  #orders: number[] = [];
+  #items: T[] = [];
+  #added = 0;
   #compactAbove: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #armedFor = Infinity;
 
   /**
-   * `onDue(key)` is called once for each deadline, in time order, once it has passed. When
-   * more than `compactAbove` deadlines wait, those for which `isLive(key)` is false are
+   * `onDue(item)` is called once for each deadline, in time order, once it has passed. When
+   * more than `compactAbove` deadlines wait, those for which `isLive(item)` is false are
    * dropped, so that memory stays bounded by the live ones however long the deadlines are.
    */
   constructor(
-    onDue: (key: number) => void,
-    isLive: (key: number) => boolean = () => true,
+    onDue: (item: T) => void,
+    isLive: (item: T) => boolean = () => true,
     compactAbove = 65_536,
   ) {
     this.#onDue = onDue;
@@ -59,46 +64,57 @@ export class DeadlineQueue {
     return this.#times.length;
   }
 
-  /** Adds a deadline at `atMs` (on the {@linkcode monotonicMs} clock) for `key`. */
-  add(atMs: number, key: number): void {
+  /** Adds a deadline at `atMs` (on the {@linkcode monotonicMs} clock) for `item`. */
+  add(atMs: number, item: T): void {
+    const order = this.#added++;
     const times = this.#times;
-    const keys = this.#keys;
+    const orders = this.#orders;
+    const items = this.#items;
     let i = times.length;
     times.push(atMs);
-    keys.push(key);
+    orders.push(order);
+    items.push(item);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (times[parent] <= atMs) break;
+      if (times[parent] < atMs || (times[parent] === atMs && orders[parent] < order)) break;
       times[i] = times[parent];
-      keys[i] = keys[parent];
+      orders[i] = orders[parent];
+      items[i] = items[parent];
       i = parent;
     }
     times[i] = atMs;
-    keys[i] = key;
+    orders[i] = order;
+    items[i] = item;
     if (atMs < this.#armedFor) this.#arm();
     if (times.length > this.#compactAbove) this.#compact();
   }
 
-  /** Drops the deadlines that are no longer live; a sorted array is a valid heap. */
-  #compact(): void {
-    const live: [number, number][] = [];
-    for (let i = 0; i < this.#times.length; i++) {
-      if (this.#isLive(this.#keys[i])) live.push([this.#times[i], this.#keys[i]]);
-    }
-    live.sort((a, b) => a[0] - b[0]);
-    this.#times = live.map(([time]) => time);
-    this.#keys = live.map(([, key]) => key);
-    // When most are live, compacting again soon would be wasted work.
-    this.#compactAbove = Math.max(this.#compactAbove, 2 * live.length);
-  }
-
   /** Drops every deadline and the timer. */
   clear(): void {
+    this.takeAll();
+  }
+
+  /** Drops every deadline and the timer, and returns their items in the order they were due. */
+  takeAll(): T[] {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedFor = Infinity;
-    this.#times = [];
-    this.#keys = [];
+    const items: T[] = [];
+    while (this.#times.length > 0) items.push(this.#pop());
+    this.#added = 0;
+    return items;
+  }
+
+  /** Drops the deadlines that are no longer live; an array sorted by (time, order) is a heap. */
+  #compact(): void {
+    const live: number[] = [];
+    for (let i = 0; i < this.#times.length; i++) if (this.#isLive(this.#items[i])) live.push(i);
+    live.sort((a, b) => this.#times[a] - this.#times[b] || this.#orders[a] - this.#orders[b]);
+    this.#times = live.map((i) => this.#times[i]);
+    this.#orders = live.map((i) => this.#orders[i]);
+    this.#items = live.map((i) => this.#items[i]);
+    // When most are live, compacting again soon would be wasted work.
+    this.#compactAbove = Math.max(this.#compactAbove, 2 * live.length);
   }
 
   #arm(): void {
@@ -118,27 +134,38 @@ export class DeadlineQueue {
     if (this.#times.length > 0 && this.#timer === undefined) this.#arm();
   }
 
-  #pop(): number {
+  #pop(): T {
     const times = this.#times;
-    const keys = this.#keys;
-    const key = keys[0];
+    const orders = this.#orders;
+    const items = this.#items;
+    const item = items[0];
     const lastTime = times.pop() as number;
-    const lastKey = keys.pop() as number;
+    const lastOrder = orders.pop() as number;
+    const lastItem = items.pop() as T;
     const size = times.length;
     if (size > 0) {
       let i = 0;
       while (true) {
         let child = 2 * i + 1;
         if (child >= size) break;
-        if (child + 1 < size && times[child + 1] < times[child]) child++;
-        if (times[child] >= lastTime) break;
+        const right = child + 1;
+        if (
+          right < size &&
+          (times[right] < times[child] ||
+            (times[right] === times[child] && orders[right] < orders[child]))
+        ) child = right;
+        if (
+          times[child] > lastTime || (times[child] === lastTime && orders[child] > lastOrder)
+        ) break;
         times[i] = times[child];
-        keys[i] = keys[child];
+        orders[i] = orders[child];
+        items[i] = items[child];
         i = child;
       }
       times[i] = lastTime;
-      keys[i] = lastKey;
+      orders[i] = lastOrder;
+      items[i] = lastItem;
     }
-    return key;
+    return item;
   }
 }

@@ -10,6 +10,7 @@
 
 import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "./address.ts";
 import { monotonicMs } from "./clock.ts";
+import { DeadlineQueue } from "./deadlines.ts";
 import { type DropReason, ImpairmentModel, type Impairments } from "./impairment.ts";
 import { decodeFrame, messageTypeName } from "./protocol.ts";
 import { seededRandom } from "./random.ts";
@@ -131,9 +132,10 @@ class Lane {
   #arrivals = 0;
   #sends = 0;
   #held: { item: InFlight; remaining: number; timer: ReturnType<typeof setTimeout> } | null = null;
-  // Copies waiting for their send time, sorted by time (ties keep arrival order).
-  #scheduled: { at: number; item: InFlight; copy: number; rated: boolean }[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  // Copies waiting for their send time (ties keep arrival order).
+  readonly #scheduled = new DeadlineQueue<{ item: InFlight; copy: number; rated: boolean }>(
+    (entry) => this.#release(entry),
+  );
   #rateFreeAt = 0;
   #rateQueued = 0;
 
@@ -208,16 +210,15 @@ class Lane {
 
   /** Drops everything still held or scheduled, logging it as dropped at shutdown. */
   shutdown(): void {
-    clearTimeout(this.#timer);
     if (this.#held) {
       clearTimeout(this.#held.timer);
       const { item } = this.#held;
       this.#held = null;
       item.record.copies.forEach((_, copy) => this.#resolve(item, copy, null, "shutdown"));
     }
-    const pending = this.#scheduled;
-    this.#scheduled = [];
-    for (const entry of pending) this.#resolve(entry.item, entry.copy, null, "shutdown");
+    for (const entry of this.#scheduled.takeAll()) {
+      this.#resolve(entry.item, entry.copy, null, "shutdown");
+    }
   }
 
   #record(data: Uint8Array, client: Client | null, now: number, key?: string): ProxyLogRecord {
@@ -278,38 +279,16 @@ class Lane {
   }
 
   #schedule(at: number, item: InFlight, copy: number, rated: boolean): void {
-    let low = 0;
-    let high = this.#scheduled.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (this.#scheduled[middle].at <= at) low = middle + 1;
-      else high = middle;
-    }
-    this.#scheduled.splice(low, 0, { at, item, copy, rated });
-    if (low === 0) this.#arm();
+    this.#scheduled.add(at, { item, copy, rated });
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    if (this.#scheduled.length === 0) return;
-    const wait = Math.max(0, this.#scheduled[0].at - monotonicMs());
-    this.#timer = setTimeout(() => this.#fire(), wait);
-  }
-
-  #fire(): void {
-    const now = monotonicMs();
-    let due = 0;
-    while (due < this.#scheduled.length && this.#scheduled[due].at <= now + 0.05) due++;
-    const ready = this.#scheduled.splice(0, due);
-    for (const entry of ready) {
-      if (entry.rated) {
-        this.#rateQueued--;
-        this.#transmit(entry.item, entry.copy);
-      } else {
-        this.#rateLimit(entry.item, entry.copy, now);
-      }
+  #release(entry: { item: InFlight; copy: number; rated: boolean }): void {
+    if (entry.rated) {
+      this.#rateQueued--;
+      this.#transmit(entry.item, entry.copy);
+    } else {
+      this.#rateLimit(entry.item, entry.copy, monotonicMs());
     }
-    this.#arm();
   }
 
   #transmit(item: InFlight, copy: number): void {

@@ -5,7 +5,7 @@ import { monotonicMs } from "../lib/clock.ts";
 Deno.test("DeadlineQueue: 500 deadlines in random order come due in time order, on one timer", async () => {
   const due: number[] = [];
   const done = Promise.withResolvers<void>();
-  const queue = new DeadlineQueue((key) => {
+  const queue = new DeadlineQueue<number>((key) => {
     due.push(key);
     if (due.length === 500) done.resolve();
   });
@@ -29,7 +29,7 @@ Deno.test("DeadlineQueue: a deadline added while others come due, and an earlier
   const due: string[] = [];
   const done = Promise.withResolvers<void>();
   const start = monotonicMs();
-  const queue = new DeadlineQueue((key) => {
+  const queue = new DeadlineQueue<number>((key) => {
     due.push(`k${key}`);
     if (key === 1) queue.add(monotonicMs() + 5, 3); // a retransmission's new timeout
     if (due.length === 3) done.resolve();
@@ -42,7 +42,7 @@ Deno.test("DeadlineQueue: a deadline added while others come due, and an earlier
 });
 
 Deno.test("DeadlineQueue: clear() drops every deadline and the timer", () => {
-  const queue = new DeadlineQueue(() => {
+  const queue = new DeadlineQueue<number>(() => {
     throw new Error("nothing may come due after clear()");
   });
   queue.add(monotonicMs() + 1, 1);
@@ -54,7 +54,7 @@ Deno.test("DeadlineQueue: clear() drops every deadline and the timer", () => {
 
 Deno.test("DeadlineQueue: deadlines no longer live are dropped once too many wait", () => {
   const live = new Set<number>();
-  const queue = new DeadlineQueue(() => {}, (key) => live.has(key), 100);
+  const queue = new DeadlineQueue<number>(() => {}, (key) => live.has(key), 100);
   const far = monotonicMs() + 3_600_000; // an hour: none comes due during the test
   for (let key = 0; key < 1_000; key++) {
     queue.add(far + key, key);
@@ -63,4 +63,35 @@ Deno.test("DeadlineQueue: deadlines no longer live are dropped once too many wai
   // Bounded by the live ones (100) plus what came in since the last compaction.
   assert(queue.size <= 200, `${queue.size}`);
   queue.clear();
+});
+
+Deno.test("DeadlineQueue: deadlines at the same time come due in the order they were added", async () => {
+  const due: number[] = [];
+  const done = Promise.withResolvers<void>();
+  const queue = new DeadlineQueue<number>((item) => {
+    due.push(item);
+    if (due.length === 200) done.resolve();
+  });
+  const at = monotonicMs() + 5;
+  // Interleaved with earlier and later ones, so the heap has to reorder around the ties.
+  for (let i = 0; i < 100; i++) {
+    queue.add(at, i);
+    queue.add(at + (i % 2 === 0 ? -1 : 1), 1000 + i);
+  }
+  await done.promise;
+  const ties = due.filter((item) => item < 1000);
+  assertEquals(ties, Array.from({ length: 100 }, (_, i) => i));
+});
+
+Deno.test("DeadlineQueue: takeAll() hands back what waits, in time order, and stops the timer", () => {
+  const queue = new DeadlineQueue<string>(() => {
+    throw new Error("nothing may come due after takeAll()");
+  });
+  const now = monotonicMs();
+  queue.add(now + 300, "late");
+  queue.add(now + 100, "first");
+  queue.add(now + 100, "second");
+  queue.add(now + 200, "middle");
+  assertEquals(queue.takeAll(), ["first", "second", "middle", "late"]);
+  strictEqual(queue.size, 0);
 });
