@@ -210,8 +210,6 @@ export interface PingResult {
   protocolError?: string;
 }
 
-type Timer = ReturnType<typeof setTimeout>;
-
 const enum ProbeState {
   None = 0,
   Pending = 1,
@@ -282,7 +280,7 @@ class Pinger {
   #stopped = false;
   #stopReason: StopReason = "count";
   #protocolError?: string;
-  #waiter: { ready: () => boolean; resolve: () => void; timer?: Timer } | null = null;
+  #waiter: { ready: () => boolean; resolve: () => void; cancel?: () => void } | null = null;
 
   #transmitted = 0;
   #received = 0;
@@ -584,12 +582,14 @@ class Pinger {
     if (this.#stopped || ready()) return Promise.resolve();
     if (untilMs !== undefined && untilMs <= monotonicMs()) return Promise.resolve();
     return new Promise((resolve) => {
-      const waiter: { ready: () => boolean; resolve: () => void; timer?: Timer } = {
+      const waiter: { ready: () => boolean; resolve: () => void; cancel?: () => void } = {
         ready,
         resolve,
       };
       if (untilMs !== undefined) {
-        waiter.timer = setTimeout(() => this.#wake(), Math.max(0, untilMs - monotonicMs()));
+        // The socket's timer: on the native backend, the probe this lets out is followed at
+        // once by the wait for its reply, with no turn of the event loop in the RTT.
+        waiter.cancel = (this.#socket as UdpSocket).wakeAt(untilMs, () => this.#wake());
         waiter.ready = () => ready() || monotonicMs() >= untilMs;
       }
       this.#waiter = waiter;
@@ -600,7 +600,7 @@ class Pinger {
     const waiter = this.#waiter;
     if (waiter === null) return;
     this.#waiter = null;
-    clearTimeout(waiter.timer);
+    waiter.cancel?.();
     waiter.resolve();
   }
 

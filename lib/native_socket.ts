@@ -1,6 +1,6 @@
 /**
  * The native datagram backend: UDP sockets through the C library's own `socket`, `recvmmsg`,
- * `sendto`, `sendmmsg` and `poll` (Linux on x86-64, via Deno's FFI), for the latency and rates
+ * `sendto`, `sendmmsg` and `ppoll` (Linux on x86-64, via Deno's FFI), for the latency and rates
  * `Deno.listenDatagram` cannot reach (an async op per datagram each way, no batching). Used by
  * {@linkcode UdpSocket} when the program holds the FFI permission; docs/performance.md says what
  * it buys and docs/security.md what the permission costs and how it is given up again.
@@ -10,8 +10,10 @@
  *   {@linkcode BATCH_SIZE} datagrams), into one arena: each handler is awaited before the next
  *   batch is read, which keeps every handler's data valid until it is done;
  * - it waits for datagrams in `recvmmsg()` itself when exactly one reply is due (a ping: one
- *   system call per datagram), and otherwise in `poll()` on every socket at once (its timeout
+ *   system call per datagram), and otherwise in `ppoll()` on every socket at once (its timeout
  *   is exact: the kernel rounds `SO_RCVTIMEO` up to clock ticks of several milliseconds);
+ * - it runs timers of its own ({@linkcode NativeUdpSocket.wakeAt}) between its waits, so that
+ *   a probe sent on a schedule is followed at once by the wait for its reply;
  * - it waits at most a slice ({@linkcode ACTIVE_SLICE_MS}, or {@linkcode IDLE_SLICE_MS} after a
  *   second without traffic), then lets the event loop turn (timers, signals) through a
  *   `MessageChannel` round trip, microseconds where `setTimeout(0)` costs a millisecond; so a
@@ -39,7 +41,7 @@ export type NativeDatagramHandler = (
   from: NativePeerAddress,
 ) => void | Promise<void>;
 
-/** How long the reactor sleeps in `poll()` at a time while there is traffic. */
+/** How long the reactor sleeps in `ppoll()` at a time while there is traffic. */
 export const ACTIVE_SLICE_MS = 1;
 /** How long it sleeps at a time after {@linkcode IDLE_AFTER_MS} without any. */
 export const IDLE_SLICE_MS = 20;
@@ -69,7 +71,7 @@ const SYMBOLS = {
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
-  poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
+  ppoll: { parameters: ["buffer", "usize", "buffer", "pointer"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -631,6 +633,17 @@ export class NativeUdpSocket {
     return peer;
   }
 
+  /**
+   * Calls `fire` once `performance.now()` reaches `at`, from the reactor, precisely (to tens of
+   * microseconds) and with nothing between what it sends and the reactor's wait for a reply,
+   * where an event loop timer costs a turn of the loop (tens of microseconds) after its send.
+   * Returns a function that cancels it. Once no socket is open, the event loop's timers take
+   * over, so it always fires.
+   */
+  wakeAt(at: number, fire: () => void): () => void {
+    return reactor.schedule(at, fire);
+  }
+
   /** Closes the socket; its receive loop ends. Safe to call more than once. */
   close(): void {
     if (this.#closed) return;
@@ -666,14 +679,50 @@ export function openNativeSockets(): number {
 }
 
 /**
- * The loop that serves every native socket of the process: `poll()` on all of them, drain the
- * ready ones, let the event loop run, repeat; it ends when the last socket closes.
+ * An event loop timer that fires once `performance.now()` reaches `at`: the delay is rounded
+ * up to whole milliseconds, as a timer given a fraction fires up to a millisecond early.
+ *
+ * @example
+ * ```ts
+ * import { eventLoopTimerAt } from "./native_socket.ts";
+ * const at = performance.now() + 1.5;
+ * await new Promise<void>((resolve) => eventLoopTimerAt(at, resolve));
+ * console.log(performance.now() >= at); // true
+ * ```
+ */
+export function eventLoopTimerAt(at: number, fire: () => void): ReturnType<typeof setTimeout> {
+  return setTimeout(fire, Math.max(0, Math.ceil(at - performance.now())));
+}
+
+/** A callback the reactor runs at a given time (see {@linkcode NativeUdpSocket.wakeAt}). */
+interface ReactorTimer {
+  at: number;
+  fire: () => void;
+  /** Set once the reactor has stopped (no socket left): the event loop's timer took over. */
+  handle?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * The kernel rounds `SO_RCVTIMEO` up to clock ticks: a 1 ms receive timeout was seen to last
+ * 6 to 8.4 ms. The reactor waits in `recvmmsg()` only when no timer of its own is due sooner.
+ */
+const RECEIVE_TIMEOUT_OVERSHOOT_MS = 10;
+
+/**
+ * The loop that serves every native socket of the process: `ppoll()` on all of them, drain the
+ * ready ones, run the timers that are due, let the event loop run, repeat; it ends when the
+ * last socket closes.
  */
 class Reactor {
   readonly #sockets = new Set<NativeUdpSocket>();
+  readonly #timers = new Set<ReactorTimer>();
   #pollfds = new Uint8Array(0);
   #order: NativeUdpSocket[] = [];
   #pollCount = 0n;
+  // struct timespec { time_t tv_sec; long tv_nsec; }: two 64-bit words, written as 32-bit halves
+  // (a timeout is far below 2^31 s) so that no BigInt is made per wait.
+  readonly #timeout = new Int32Array(4);
+  readonly #timeoutBytes = new Uint8Array(this.#timeout.buffer);
   #running = false;
   #lastTraffic = 0;
   #trafficSeen = false;
@@ -690,12 +739,64 @@ class Reactor {
   }
 
   remove(socket: NativeUdpSocket): void {
-    if (this.#sockets.delete(socket)) this.#rebuild();
+    if (!this.#sockets.delete(socket)) return;
+    this.#rebuild();
+    if (this.#sockets.size > 0) return;
+    // The loop ends: what it would have run, the event loop's timers run instead.
+    for (const timer of this.#timers) {
+      if (timer.handle !== undefined) continue;
+      timer.handle = eventLoopTimerAt(timer.at, () => {
+        this.#timers.delete(timer);
+        timer.fire();
+      });
+    }
+  }
+
+  /**
+   * Runs `fire` once `performance.now()` reaches `at`: from the loop, to within its wait's
+   * precision (tens of microseconds), while any socket is open, so that a send it makes is
+   * followed at once by the wait for the reply; from the event loop's timers otherwise.
+   * Returns a function that cancels it.
+   */
+  schedule(at: number, fire: () => void): () => void {
+    const timer: ReactorTimer = { at, fire };
+    this.#timers.add(timer);
+    if (this.#sockets.size === 0) {
+      timer.handle = eventLoopTimerAt(at, () => {
+        this.#timers.delete(timer);
+        fire();
+      });
+    }
+    return () => {
+      this.#timers.delete(timer);
+      clearTimeout(timer.handle);
+    };
+  }
+
+  /** Runs the timers that are due; whether any was. */
+  #fireDue(now: number): boolean {
+    let fired = false;
+    for (const timer of this.#timers) {
+      if (timer.at > now || timer.handle !== undefined) continue;
+      this.#timers.delete(timer);
+      fired = true;
+      timer.fire();
+    }
+    return fired;
+  }
+
+  /** When the next of the loop's timers is due (Infinity: none). */
+  #nextTimer(): number {
+    let next = Infinity;
+    for (const timer of this.#timers) {
+      if (timer.at < next && timer.handle === undefined) next = timer.at;
+    }
+    return next;
   }
 
   #rebuild(): void {
     this.#order = [...this.#sockets];
-    this.#pollCount = BigInt(this.#order.length); // nfds_t: computed here, not per poll()
+    this.#pollCount = BigInt(this.#order.length); // nfds_t: computed here, not per ppoll()
     // struct pollfd { int fd; short events; short revents; }
     this.#pollfds = new Uint8Array(8 * this.#order.length);
     const view = new DataView(this.#pollfds.buffer);
@@ -705,8 +806,15 @@ class Reactor {
     });
   }
 
+  /** ppoll() on every socket for up to `waitMs` (to the nanosecond, unlike poll()'s ms). */
+  #poll(waitMs: number): number {
+    const seconds = Math.floor(waitMs / 1000);
+    this.#timeout[0] = seconds;
+    this.#timeout[2] = Math.round((waitMs - seconds * 1000) * 1e6);
+    return native().symbols.ppoll(this.#pollfds, this.#pollCount, this.#timeoutBytes, null);
+  }
+
   async #run(): Promise<void> {
-    const { symbols } = native();
     const channel = new MessageChannel();
     let wake: (() => void) | null = null;
     channel.port1.onmessage = () => wake?.();
@@ -729,6 +837,13 @@ class Reactor {
           lastYield = now = performance.now();
         }
         if (this.#sockets.size === 0) break;
+        if (this.#timers.size > 0 && this.#fireDue(now)) {
+          // After the event loop's turn, not before it: what the timers send (a probe) is
+          // followed at once by the wait for its reply, with nothing else in between.
+          for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
+          now = performance.now();
+          if (this.#sockets.size === 0) break;
+        }
         if (this.#trafficSeen) {
           this.#lastTraffic = now;
           this.#trafficSeen = false;
@@ -737,13 +852,17 @@ class Reactor {
         const order = this.#order;
         const slice = now - this.#lastTraffic > IDLE_AFTER_MS ? IDLE_SLICE_MS : ACTIVE_SLICE_MS;
         const someoneReady = this.#readyCode > 0;
-        if (order.length === 1 && !someoneReady && this.#expected === 1) {
+        const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
+        if (
+          order.length === 1 && !someoneReady && this.#expected === 1 &&
+          untilTimer > RECEIVE_TIMEOUT_OVERSHOOT_MS
+        ) {
           // One request out (ping -i 0): wait in recvmmsg() itself, one system call where
-          // poll() and a read are two. Its timeout is rounded up to clock ticks (~8 ms), but
+          // ppoll() and a read are two. Its timeout is rounded up to clock ticks (~8 ms), but
           // the reply is due within a round trip; if it is lost, this happens once.
           if (await order[0].receiveBatch(slice) === 0) this.#expected = 0;
-        } else if (symbols.poll(pollfds, this.#pollCount, someoneReady ? 0 : slice) > 0) {
-          // poll()'s timeout is exact, so timers stay on time; it does not wait at all when
+        } else if (this.#poll(someoneReady ? 0 : Math.max(0, Math.min(slice, untilTimer))) > 0) {
+          // ppoll()'s timeout is exact, so timers stay on time; it does not wait at all when
           // code is ready to run (a sender loop that yielded), which gets the thread back
           // after one batch per socket, so one busy socket cannot starve the others either.
           for (let i = 0; i < order.length; i++) {
@@ -782,7 +901,7 @@ const reactor = new Reactor();
 
 /**
  * Lets the event loop run from code that is ready to go on at once (a sender loop): unlike a
- * plain `MessageChannel` round trip, it also tells the reactor not to sleep in `poll()` first.
+ * plain `MessageChannel` round trip, it also tells the reactor not to sleep in `ppoll()` first.
  *
  * @example
  * ```ts

@@ -9,7 +9,12 @@
 
 import { canonicalHost, formatAddress } from "./address.ts";
 import { UsageError } from "./errors.ts";
-import { loadNativeUdp, NativeUdpSocket, yieldToEventLoop } from "./native_socket.ts";
+import {
+  eventLoopTimerAt,
+  loadNativeUdp,
+  NativeUdpSocket,
+  yieldToEventLoop,
+} from "./native_socket.ts";
 
 /**
  * Lets the event loop run (receive loops, timers, signals) from a loop that would otherwise
@@ -183,6 +188,19 @@ export class UdpSocket {
       }
       await handler(datagram[0], datagram[1] as Deno.NetAddr);
     }
+  }
+
+  /**
+   * Calls `fire` once the monotonic clock (`performance.now()`) reaches `at`; returns a
+   * function that cancels it. On the native backend the reactor runs it, within tens of
+   * microseconds, and waits for replies right after what it sends (an event loop timer would
+   * add a turn of the loop, tens of microseconds, between a probe and the wait for its reply);
+   * otherwise it is an event loop timer.
+   */
+  wakeAt(at: number, fire: () => void): () => void {
+    if (this.#native !== null) return this.#native.wakeAt(at, fire);
+    const timer = eventLoopTimerAt(at, fire);
+    return () => clearTimeout(timer);
   }
 
   /** Closes the socket; the receive loop ends. Safe to call more than once. */

@@ -376,6 +376,60 @@ Deno.test("native: a receive loop runs once per socket", nativeOnly, async () =>
   await loop;
 });
 
+Deno.test("wakeAt: each timer fires once, never early, in time order; a cancelled one never, on both backends", async () => {
+  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+    using socket = UdpSocket.bind("127.0.0.1", 0, backend);
+    const loop = socket.receiveEach(() => {});
+    const start = performance.now();
+    const fired: { name: string; late: number }[] = [];
+    const last = Promise.withResolvers<void>();
+    const at = (name: string, offset: number, then?: () => void) =>
+      socket.wakeAt(start + offset, () => {
+        fired.push({ name, late: performance.now() - (start + offset) });
+        then?.();
+      });
+    at("third", 3, () => last.resolve());
+    at("first", 1);
+    const cancel = at("cancelled", 1.5);
+    at("second", 2);
+    cancel();
+    await last.promise;
+    assertEquals(fired.map((timer) => timer.name), ["first", "second", "third"], backend);
+    assert(fired.every((timer) => timer.late >= 0), `${backend}: ${JSON.stringify(fired)}`);
+    socket.close();
+    await loop;
+  }
+});
+
+Deno.test(
+  "native: a reactor timer still fires when the last socket closes first, and only once",
+  nativeOnly,
+  async () => {
+    strictEqual(openNativeSockets(), 0);
+    const fired: string[] = [];
+    const done = Promise.withResolvers<void>();
+    {
+      using socket = NativeUdpSocket.bind("127.0.0.1", 0);
+      const loop = socket.receiveEach(() => {});
+      socket.wakeAt(performance.now() + 2, () => fired.push("pending at close"));
+      socket.close();
+      await loop;
+    }
+    // With no socket open, a new timer is the event loop's from the start; a socket opened and
+    // closed meanwhile must not make it fire twice.
+    const socket = NativeUdpSocket.bind("127.0.0.1", 0);
+    socket.wakeAt(performance.now() + 4, () => {
+      fired.push("after");
+      done.resolve();
+    });
+    const loop = socket.receiveEach(() => {});
+    socket.close();
+    await loop;
+    await done.promise;
+    assertEquals(fired, ["pending at close", "after"]);
+  },
+);
+
 async function throwsAsync(
   fn: () => Promise<unknown>,
   type: abstract new (...args: never[]) => Error,
