@@ -46,6 +46,12 @@ export const ACTIVE_SLICE_MS = 1;
 /** How long it sleeps at a time after {@linkcode IDLE_AFTER_MS} without any. */
 export const IDLE_SLICE_MS = 20;
 const IDLE_AFTER_MS = 1000;
+/** The longest the reactor looks for an awaited reply before it sleeps (see the spin). */
+export const SPIN_MAX_MS = 0.5;
+/** The shortest spin, while replies come at once. */
+const SPIN_MIN_MS = 0.05;
+/** The most waits it skips spinning for after spins that found nothing. */
+const SPIN_BACKOFF_MAX = 64;
 /** Rounds of promise jobs run before the reactor sleeps (see the loop). */
 const MICROTASK_ROUNDS = 16;
 
@@ -514,13 +520,14 @@ export class NativeUdpSocket {
   }
 
   /**
-   * Reads the datagrams waiting, up to {@linkcode BATCH_SIZE}, with one `recvmmsg()`, and hands
-   * each to the handler in turn (awaiting it, so its data stays valid). With `waitMs` > 0 it
-   * first waits up to that long for one, in `recvmmsg()` itself: one system call, but the
-   * kernel rounds the wait up to clock ticks (several milliseconds), so the reactor waits this
-   * way only when a reply is due at once. Resolves with how many datagrams were read.
+   * Reads the datagrams waiting, up to {@linkcode BATCH_SIZE}, with one `recvmmsg()`, into the
+   * receive arena, where they stay until {@linkcode NativeUdpSocket.handleBatch} is done with
+   * them (the reactor reads nothing else meanwhile). With `waitMs` > 0 it first waits up to
+   * that long for one, in `recvmmsg()` itself: one system call, but the kernel rounds the wait
+   * up to clock ticks (several milliseconds), so the reactor waits this way only when a reply
+   * is due at once. Returns how many datagrams were read.
    */
-  async receiveBatch(waitMs: number): Promise<number> {
+  readBatch(waitMs: number): number {
     if (this.#closed) return 0;
     const { symbols, errno, receiveBatch: arena } = native();
     if (waitMs > 0 && waitMs !== this.#receiveTimeoutMs) {
@@ -542,6 +549,16 @@ export class NativeUdpSocket {
       if (code !== EAGAIN && code !== EINTR) this.#onError(osError(code));
       return 0;
     }
+    return count;
+  }
+
+  /**
+   * Hands the `count` datagrams {@linkcode NativeUdpSocket.readBatch} just read to the handler,
+   * in turn (awaiting each, so its data stays valid), or, for a concurrent receive loop,
+   * together (see {@linkcode NativeUdpSocket.receiveEach}).
+   */
+  async handleBatch(count: number): Promise<void> {
+    const arena = native().receiveBatch;
     const handler = this.#handler as NativeDatagramHandler;
     const concurrent = this.#concurrent && count > 1;
     const started: Promise<void>[] = [];
@@ -575,7 +592,6 @@ export class NativeUdpSocket {
       this.#queueing = false;
       this.#flushQueued();
     }
-    return count;
   }
 
   /**
@@ -708,6 +724,25 @@ interface ReactorTimer {
  */
 const RECEIVE_TIMEOUT_OVERSHOOT_MS = 10;
 
+// How the reactor's spins for replies went, for the tests (see Reactor's spin).
+const spins = { found: 0, missed: 0 };
+
+/**
+ * How many times the reactor, looking for an awaited reply before sleeping, found it, and how
+ * many times it gave up and slept: the tests check that it spins when replies come soon and
+ * stops spinning when they do not.
+ *
+ * @example
+ * ```ts
+ * import { spinCounts } from "./native_socket.ts";
+ * const { found, missed } = spinCounts();
+ * console.log(found >= 0 && missed >= 0); // true
+ * ```
+ */
+export function spinCounts(): { found: number; missed: number } {
+  return { ...spins };
+}
+
 /**
  * The loop that serves every native socket of the process: `ppoll()` on all of them, drain the
  * ready ones, run the timers that are due, let the event loop run, repeat; it ends when the
@@ -728,6 +763,9 @@ class Reactor {
   #trafficSeen = false;
   #expected = 0; // datagrams sent since as many were received: replies may be on their way
   #readyCode = 0; // code that yielded to the event loop and is ready to go on: never block it
+  #spinBackoff = 0; // waits to skip after the next spin that finds nothing
+  #spinSkips = 0; // waits left to skip before the reactor spins again
+  #replyDelay = 0; // how long awaited replies took lately, ms (moving average)
 
   add(socket: NativeUdpSocket): void {
     this.#sockets.add(socket);
@@ -742,7 +780,11 @@ class Reactor {
     if (!this.#sockets.delete(socket)) return;
     this.#rebuild();
     if (this.#sockets.size > 0) return;
-    // The loop ends: what it would have run, the event loop's timers run instead.
+    // The loop ends: nothing is awaited any more, and what it would have run, the event
+    // loop's timers run instead.
+    this.#expected = 0;
+    this.#replyDelay = 0;
+    this.#spinBackoff = this.#spinSkips = 0;
     for (const timer of this.#timers) {
       if (timer.handle !== undefined) continue;
       timer.handle = eventLoopTimerAt(timer.at, () => {
@@ -853,28 +895,77 @@ class Reactor {
         const slice = now - this.#lastTraffic > IDLE_AFTER_MS ? IDLE_SLICE_MS : ACTIVE_SLICE_MS;
         const someoneReady = this.#readyCode > 0;
         const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
-        if (
-          order.length === 1 && !someoneReady && this.#expected === 1 &&
-          untilTimer > RECEIVE_TIMEOUT_OVERSHOOT_MS
-        ) {
-          // One request out (ping -i 0): wait in recvmmsg() itself, one system call where
-          // ppoll() and a read are two. Its timeout is rounded up to clock ticks (~8 ms), but
-          // the reply is due within a round trip; if it is lost, this happens once.
-          if (await order[0].receiveBatch(slice) === 0) this.#expected = 0;
+        if (order.length === 1 && !someoneReady && this.#expected === 1) {
+          // One request out (a ping): look for the reply without sleeping first, if it
+          // usually comes soon, then sleep for it: in recvmmsg() itself, one system call
+          // where ppoll() and a read are two, unless a timer is due before the kernel's
+          // rounded-up receive timeout (~8 ms) would end; if the reply is lost, that
+          // happens once.
+          const socket = order[0];
+          let count = this.#spinFor(socket, now, untilTimer);
+          if (count === 0 && untilTimer > RECEIVE_TIMEOUT_OVERSHOOT_MS) {
+            count = socket.readBatch(slice);
+            if (count === 0) this.#expected = 0;
+          } else if (count === 0) {
+            if (this.#poll(Math.max(0, Math.min(slice, untilTimer))) > 0) {
+              count = socket.readBatch(0);
+            } else this.#expected = 0; // late or lost: await nothing in particular
+          }
+          if (count > 0) {
+            this.#replyDelay += (performance.now() - now - this.#replyDelay) / 4;
+            await socket.handleBatch(count);
+          }
         } else if (this.#poll(someoneReady ? 0 : Math.max(0, Math.min(slice, untilTimer))) > 0) {
           // ppoll()'s timeout is exact, so timers stay on time; it does not wait at all when
           // code is ready to run (a sender loop that yielded), which gets the thread back
           // after one batch per socket, so one busy socket cannot starve the others either.
           for (let i = 0; i < order.length; i++) {
             if (pollfds[8 * i + 6] === 0 && pollfds[8 * i + 7] === 0) continue; // no revents
-            await order[i].receiveBatch(0);
+            const count = order[i].readBatch(0);
+            if (count > 0) await order[i].handleBatch(count);
           }
+        } else if (!someoneReady) {
+          // A wait with nothing at all: the replies once sent for are late or lost, so the
+          // next single request is awaited as such (spin, recvmmsg()) and not as one of many.
+          this.#expected = 0;
         }
       }
     } finally {
       channel.port1.close();
       channel.port2.close();
     }
+  }
+
+  /**
+   * Before it sleeps for a reply, the reactor looks for it without sleeping, for twice as long
+   * as replies have taken lately (a moving average), up to {@linkcode SPIN_MAX_MS}: a thread
+   * woken from sleep starts some microseconds after the datagram came (8 µs of a 27 µs round
+   * trip on the development machine, more from an idle processor), time that would count in
+   * every RTT. Not when replies take longer than that (a real network), nor past a timer; and
+   * when a spin ends empty-handed (a reply lost or late) it skips the next 1, 2, 4 … up to
+   * {@linkcode SPIN_BACKOFF_MAX} waits, so a slow or quiet peer costs a spin now and then.
+   * Returns how many datagrams it read.
+   */
+  #spinFor(socket: NativeUdpSocket, now: number, untilTimer: number): number {
+    if (this.#replyDelay > SPIN_MAX_MS / 2) return 0;
+    if (this.#spinSkips > 0) {
+      this.#spinSkips--;
+      return 0;
+    }
+    const until = now +
+      Math.min(SPIN_MAX_MS, untilTimer, Math.max(SPIN_MIN_MS, 2 * this.#replyDelay));
+    do {
+      const count = socket.readBatch(0);
+      if (count > 0) {
+        this.#spinBackoff = 0;
+        spins.found++;
+        return count;
+      }
+    } while (performance.now() < until && !socket.closed);
+    spins.missed++;
+    this.#spinBackoff = Math.min(SPIN_BACKOFF_MAX, Math.max(1, 2 * this.#spinBackoff));
+    this.#spinSkips = this.#spinBackoff;
+    return 0;
   }
 
   /** Notes code ready to run as soon as the event loop turns (+1), or run (-1). */

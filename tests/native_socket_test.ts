@@ -11,7 +11,10 @@ import {
   NativeUdpSocket,
   openNativeSockets,
   osError,
+  spinCounts,
 } from "../lib/native_socket.ts";
+import { ping } from "../lib/client.ts";
+import { loopbackTarget, startServe } from "./helpers.ts";
 import { defaultBackend, UdpSocket } from "../lib/socket.ts";
 import { UsageError } from "../lib/errors.ts";
 
@@ -427,6 +430,49 @@ Deno.test(
     await loop;
     await done.promise;
     assertEquals(fired, ["pending at close", "after"]);
+  },
+);
+
+Deno.test(
+  "native: the reactor looks for a reply that comes soon before sleeping (udp ping -i 0 against udp serve)",
+  nativeOnly,
+  async () => {
+    const { serve, port } = await startServe();
+    try {
+      // Warmed up first: a fresh server answers its first datagrams slowly (compiling).
+      await ping({ target: loopbackTarget(port), count: 1000, intervalMs: 0 });
+      const before = spinCounts();
+      const result = await ping({ target: loopbackTarget(port), count: 1000, intervalMs: 0 });
+      strictEqual(result.summary.received, 1000);
+      const found = spinCounts().found - before.found;
+      const missed = spinCounts().missed - before.missed;
+      // Each reply found by a spin is one wake-up fewer in its RTT; a miss now and then is fine.
+      assert(found >= 200 && found > 2 * missed, `found ${found}, missed ${missed}`);
+    } finally {
+      await serve.stop();
+    }
+  },
+);
+
+Deno.test(
+  "native: the reactor stops spinning for replies that do not come",
+  nativeOnly,
+  async () => {
+    // A peer that never answers, off the reactor (Deno's sockets), so the pinger's socket is the
+    // reactor's only one and every probe leaves one reply awaited.
+    using silent = UdpSocket.bind("127.0.0.1", 0, "deno");
+    const before = spinCounts();
+    const result = await ping({
+      target: loopbackTarget(silent.address.port),
+      count: 30,
+      intervalMs: 0,
+      timeoutMs: 2,
+    });
+    strictEqual(result.summary.lost, 30);
+    const missed = spinCounts().missed - before.missed;
+    strictEqual(spinCounts().found - before.found, 0);
+    // Backing off 1, 2, 4, 8, 16 waits: at most 6 spins for 30 unanswered probes, not 30.
+    assert(missed >= 1 && missed <= 6, `missed ${missed}`);
   },
 );
 
