@@ -569,7 +569,7 @@ const limits = [
   `${ratio(floorSender.pps, iperfPps)}× iperf3's. udp therefore moves datagrams with the C ` +
   "library's calls through FFI on Linux x86-64 (lib/native_socket.ts): `recvmmsg()` and " +
   "`sendmmsg()` batches into memory laid out once, a wait in `recvmmsg()` itself when one " +
-  "reply is due, `poll()` otherwise. The FFI permission is given up at start " +
+  "reply is due, `ppoll()` otherwise. The FFI permission is given up at start " +
   "(docs/security.md).",
   "**A system call costs about a microsecond on this machine** (1.05 µs for `getppid()` in a C " +
   "loop, measured while writing this), so the native floor's echo (one `recvfrom()` and one " +
@@ -582,14 +582,27 @@ const limits = [
   `${udpCapacity.cpuUsPerDatagram.toFixed(1)} µs per reply in this run. With a key, replies ` +
   "are sent one by one (the checks take a varying time, and batching would let replies " +
   "overtake each other).",
-  "**One probe every 10 ms measures waking up, more than the path.** Between probes both " +
-  "processes sleep and the virtual CPUs go idle; waking a thread from `poll()` or `recvfrom()` " +
-  "costs tens to a hundred microseconds here and varies from run to run (while this was " +
-  "written, the native floor's 10 ms figure ranged from 0.05 to 0.19 ms and irtt's median from " +
-  "0.22 to 0.36 ms). udp ping adds the event loop's turn after its interval timer fires: the " +
-  "probe goes out in the timer's callback, and in a trace the loop came back to the socket " +
-  "some 70 µs later. Sending from the socket loop itself, on its own clock, would remove that " +
-  "part; the wake-ups would stay.",
+  "**Waking up costs more than the path.** A thread asleep in the kernel runs some " +
+  "microseconds after its datagram arrives (more from an idle virtual CPU), and a round trip " +
+  "pays that on both sides: the native floor, and sockperf's client, block in `recvfrom()`. " +
+  "udp's socket loop looks for an awaited reply without sleeping for twice as long as replies " +
+  "took lately (0.05 to 0.5 ms; when that finds nothing it backs off, so a slow or silent peer " +
+  "costs a spin now and then), and a reflector answering a client that sends the next probe " +
+  "at once sees its next datagram that soon too: at `-i 0` neither side sleeps, and udp " +
+  `ping's p50 here is ${pingFast.p50.toFixed(4)} ms against sockperf's ` +
+  `${sockperfP50.toFixed(4)} ms and the native floor's ${nativeRtt.p50_ms.toFixed(4)} ms. ` +
+  "The CPU it spends is the time it would have slept through the reply's arrival.",
+  "**One probe every 10 ms measures the server's wake-up.** udp ping sends each probe from " +
+  "its socket loop on that loop's own clock (`ppoll()` to the microsecond, no event-loop turn " +
+  "between the probe and the wait for its reply) and looks for the reply without sleeping, " +
+  "so what remains is the reflector waking up for each probe: udp " +
+  `${pingSlow.p50.toFixed(4)} ms, the native floor (asleep on both sides) ` +
+  `${nativeRttSlow.p50_ms.toFixed(4)} ms, irtt ${(irtt.median / 1e6).toFixed(4)} ms ` +
+  "(asleep on both sides, behind Go's scheduler). Those wake-ups vary from run to run here by " +
+  "a factor of two or more. Being awake for a periodic client's next probe instead (predicting " +
+  "when it arrives) was tried and left out: the probes' own timing jitter on this machine (tens " +
+  "of microseconds to more than 0.1 ms) needs windows that would cost a reflector 5–10% of a " +
+  "processor per client, and the windows still missed most probes.",
   "**Two cores.** The load generator and the server share the machine's two cores in every " +
   "capacity figure; the kernel drops what a busy server's socket cannot hold (udp bench " +
   "reports it as loss on the way there, from the server's own count), so replies per second " +
