@@ -10,8 +10,10 @@
  *   {@linkcode BATCH_SIZE} datagrams), into one arena: each handler is awaited before the next
  *   batch is read, which keeps every handler's data valid until it is done;
  * - it waits for datagrams in `recvmmsg()` itself when exactly one reply is due (a ping: one
- *   system call per datagram), and otherwise in `ppoll()` on every socket at once (its timeout
- *   is exact: the kernel rounds `SO_RCVTIMEO` up to clock ticks of several milliseconds);
+ *   system call per datagram), after looking for it without sleeping for about as long as
+ *   replies have taken lately (a sleeping thread wakes microseconds late, in every RTT), and
+ *   otherwise in `ppoll()` on every socket at once (its timeout is exact: the kernel rounds
+ *   `SO_RCVTIMEO` up to clock ticks of several milliseconds);
  * - it runs timers of its own ({@linkcode NativeUdpSocket.wakeAt}) between its waits, so that
  *   a probe sent on a schedule is followed at once by the wait for its reply;
  * - it waits at most a slice ({@linkcode ACTIVE_SLICE_MS}, or {@linkcode IDLE_SLICE_MS} after a
@@ -896,25 +898,7 @@ class Reactor {
         const someoneReady = this.#readyCode > 0;
         const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
         if (order.length === 1 && !someoneReady && this.#expected === 1) {
-          // One request out (a ping): look for the reply without sleeping first, if it
-          // usually comes soon, then sleep for it: in recvmmsg() itself, one system call
-          // where ppoll() and a read are two, unless a timer is due before the kernel's
-          // rounded-up receive timeout (~8 ms) would end; if the reply is lost, that
-          // happens once.
-          const socket = order[0];
-          let count = this.#spinFor(socket, now, untilTimer);
-          if (count === 0 && untilTimer > RECEIVE_TIMEOUT_OVERSHOOT_MS) {
-            count = socket.readBatch(slice);
-            if (count === 0) this.#expected = 0;
-          } else if (count === 0) {
-            if (this.#poll(Math.max(0, Math.min(slice, untilTimer))) > 0) {
-              count = socket.readBatch(0);
-            } else this.#expected = 0; // late or lost: await nothing in particular
-          }
-          if (count > 0) {
-            this.#replyDelay += (performance.now() - now - this.#replyDelay) / 4;
-            await socket.handleBatch(count);
-          }
+          await this.#awaitReply(order[0], now, slice, untilTimer);
         } else if (this.#poll(someoneReady ? 0 : Math.max(0, Math.min(slice, untilTimer))) > 0) {
           // ppoll()'s timeout is exact, so timers stay on time; it does not wait at all when
           // code is ready to run (a sender loop that yielded), which gets the thread back
@@ -934,6 +918,33 @@ class Reactor {
       channel.port1.close();
       channel.port2.close();
     }
+  }
+
+  /**
+   * Waits up to a slice for the one reply due on the only socket (a ping) and hands it on:
+   * looks for it without sleeping first, if replies come soon (see the spin), then sleeps for
+   * it in recvmmsg() itself, one system call where ppoll() and a read are two, unless a timer
+   * is due before the kernel's rounded-up receive timeout (~8 ms) would end; if the reply is
+   * lost, that happens once.
+   */
+  async #awaitReply(
+    socket: NativeUdpSocket,
+    now: number,
+    slice: number,
+    untilTimer: number,
+  ): Promise<void> {
+    let count = this.#spinFor(socket, now, untilTimer);
+    if (count === 0 && untilTimer > RECEIVE_TIMEOUT_OVERSHOOT_MS) {
+      count = socket.readBatch(slice);
+    } else if (count === 0 && this.#poll(Math.max(0, Math.min(slice, untilTimer))) > 0) {
+      count = socket.readBatch(0);
+    }
+    if (count === 0) {
+      this.#expected = 0; // late or lost: await nothing in particular
+      return;
+    }
+    this.#replyDelay += (performance.now() - now - this.#replyDelay) / 4;
+    await socket.handleBatch(count);
   }
 
   /**
