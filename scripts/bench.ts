@@ -600,9 +600,11 @@ const limits = [
   `${nativeRttSlow.p50_ms.toFixed(4)} ms, irtt ${(irtt.median / 1e6).toFixed(4)} ms ` +
   "(asleep on both sides, behind Go's scheduler). Those wake-ups vary from run to run here by " +
   "a factor of two or more. Being awake for a periodic client's next probe instead (predicting " +
-  "when it arrives) was tried and left out: the probes' own timing jitter on this machine (tens " +
-  "of microseconds to more than 0.1 ms) needs windows that would cost a reflector 5–10% of a " +
-  "processor per client, and the windows still missed most probes.",
+  "when it arrives) was tried and left out: a receiver that never sleeps saw the gaps between " +
+  "`udp ping -i 0.01` probes vary by ±0.1 ms (quartiles) and ±0.4 ms (5th to 95th " +
+  "percentile) on this machine, so windows wide enough to catch most probes would cost a " +
+  "reflector 5–10% of a processor per client; with windows of at most 5% of the period, few " +
+  "were offered and most of those missed.",
   "**Two cores.** The load generator and the server share the machine's two cores in every " +
   "capacity figure; the kernel drops what a busy server's socket cannot hold (udp bench " +
   "reports it as loss on the way there, from the server's own count), so replies per second " +
