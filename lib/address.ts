@@ -205,9 +205,9 @@ export async function resolveListenAddress(
  * ```
  */
 export function canonicalHost(address: string): string {
+  if (!address.includes(":")) return address; // IPv4 (or a name): as it is, and cheaply
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
   if (mapped) return mapped[1];
-  if (!address.includes(":")) return address;
   const canonical = canonicalIpv6(address);
   if (canonical === null) return address;
   const hexMapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);

@@ -136,6 +136,17 @@ export class UdpSocket {
   }
 
   /**
+   * Sends one datagram as {@linkcode UdpSocket.send} does, but returns the number of bytes
+   * itself when the datagram left at once (the native backend, outside a concurrent batch), so
+   * that a caller counting its sends makes no promise per datagram; then a failure throws at
+   * once too. Otherwise it returns `send`'s promise.
+   */
+  sendSoon(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
+    if (this.#native !== null) return this.#native.send(data, to);
+    return this.send(data, to);
+  }
+
+  /**
    * Sends datagrams to one destination, in order, with as few system calls as the backend
    * allows (`sendmmsg()` on the native one); resolves with how many were sent, which is fewer
    * than asked only if sending failed part way. Rejects if not even the first could be sent.
