@@ -600,10 +600,11 @@ const limits = [
   `${nativeRttSlow.p50_ms.toFixed(4)} ms, irtt ${(irtt.median / 1e6).toFixed(4)} ms ` +
   "(asleep on both sides, behind Go's scheduler). Measured while this was written, each side " +
   "against the native floor's other side: udp ping added 0.04–0.08 ms to the floor's " +
-  "client, and udp serve 0.015–0.035 ms to its echo. At 10 ms the replies take 0.05 to 0.4 " +
-  "ms here, so the pinger's spin catches about a third of them (96 of 300 in one run) and " +
-  "backs off for the rest, whose wake-up counts; a longer spin (four times the recent " +
-  "average) did not measurably help. Those wake-ups vary from run to run here by a factor of " +
+  "client, and udp serve 0.015–0.035 ms to its echo. Where the pinger's part goes is not " +
+  "known yet: not to waking up for the reply (at 10 ms the spin catches about a third of the " +
+  "replies, 96 of 300 in one run; with no spin at all, or a spin twice as long, the figure " +
+  "did not change), nor to the loop's turn of the event loop each millisecond (one every 20 " +
+  "ms did not change it either). The wake-ups vary from run to run here by a factor of " +
   "two or more. Being awake for a periodic client's next probe instead (predicting " +
   "when it arrives) was tried and left out: a receiver that never sleeps saw the gaps between " +
   "`udp ping -i 0.01` probes vary by ±0.1 ms (quartiles) and ±0.4 ms (5th to 95th " +
