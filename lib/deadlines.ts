@@ -76,15 +76,11 @@ export class DeadlineQueue<T> {
     items.push(item);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (times[parent] < atMs || (times[parent] === atMs && orders[parent] < order)) break;
-      times[i] = times[parent];
-      orders[i] = orders[parent];
-      items[i] = items[parent];
+      if (this.#before(parent, atMs, order)) break;
+      this.#place(i, times[parent], orders[parent], items[parent]);
       i = parent;
     }
-    times[i] = atMs;
-    orders[i] = order;
-    items[i] = item;
+    this.#place(i, atMs, order, item);
     if (atMs < this.#armedFor) this.#arm();
     if (times.length > this.#compactAbove) this.#compact();
   }
@@ -149,23 +145,25 @@ export class DeadlineQueue<T> {
         let child = 2 * i + 1;
         if (child >= size) break;
         const right = child + 1;
-        if (
-          right < size &&
-          (times[right] < times[child] ||
-            (times[right] === times[child] && orders[right] < orders[child]))
-        ) child = right;
-        if (
-          times[child] > lastTime || (times[child] === lastTime && orders[child] > lastOrder)
-        ) break;
-        times[i] = times[child];
-        orders[i] = orders[child];
-        items[i] = items[child];
+        if (right < size && this.#before(right, times[child], orders[child])) child = right;
+        if (!this.#before(child, lastTime, lastOrder)) break;
+        this.#place(i, times[child], orders[child], items[child]);
         i = child;
       }
-      times[i] = lastTime;
-      orders[i] = lastOrder;
-      items[i] = lastItem;
+      this.#place(i, lastTime, lastOrder, lastItem);
     }
     return item;
+  }
+
+  /** Whether the deadline in slot `i` comes before (`time`, `order`): orders are unique. */
+  #before(i: number, time: number, order: number): boolean {
+    const at = this.#times[i];
+    return at < time || (at === time && this.#orders[i] < order);
+  }
+
+  #place(i: number, time: number, order: number, item: T): void {
+    this.#times[i] = time;
+    this.#orders[i] = order;
+    this.#items[i] = item;
   }
 }

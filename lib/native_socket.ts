@@ -787,13 +787,15 @@ class Reactor {
     this.#expected = 0;
     this.#replyDelay = 0;
     this.#spinBackoff = this.#spinSkips = 0;
-    for (const timer of this.#timers) {
-      if (timer.handle !== undefined) continue;
-      timer.handle = eventLoopTimerAt(timer.at, () => {
-        this.#timers.delete(timer);
-        timer.fire();
-      });
-    }
+    for (const timer of this.#timers) if (timer.handle === undefined) this.#handOver(timer);
+  }
+
+  /** Gives a timer to the event loop's timers: the loop is not running to fire it. */
+  #handOver(timer: ReactorTimer): void {
+    timer.handle = eventLoopTimerAt(timer.at, () => {
+      this.#timers.delete(timer);
+      timer.fire();
+    });
   }
 
   /**
@@ -805,12 +807,7 @@ class Reactor {
   schedule(at: number, fire: () => void): () => void {
     const timer: ReactorTimer = { at, fire };
     this.#timers.add(timer);
-    if (this.#sockets.size === 0) {
-      timer.handle = eventLoopTimerAt(at, () => {
-        this.#timers.delete(timer);
-        fire();
-      });
-    }
+    if (this.#sockets.size === 0) this.#handOver(timer);
     return () => {
       this.#timers.delete(timer);
       clearTimeout(timer.handle);

@@ -123,7 +123,7 @@ export class UdpSocket {
   send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
     if (this.#native !== null) {
       try {
-        return Promise.resolve(this.#native.send(data, to));
+        return Promise.resolve(this.sendSoon(data, to));
       } catch (error) {
         return Promise.reject(error);
       }

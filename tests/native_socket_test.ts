@@ -21,6 +21,8 @@ import { UsageError } from "../lib/errors.ts";
 const text = (s: string) => new TextEncoder().encode(s);
 const native = loadNativeUdp();
 const nativeOnly = { ignore: !native };
+/** The backends a test runs on here: both where FFI is allowed, Deno's alone otherwise. */
+const backends = native ? ["native", "deno"] as const : ["deno"] as const;
 
 Deno.test("sockaddr: IPv4 and IPv6 encode to the kernel's layout and decode back", () => {
   const bytes = new Uint8Array(28);
@@ -209,7 +211,7 @@ Deno.test("native: bind and send errors read as Deno's do", nativeOnly, async ()
 });
 
 Deno.test("sendBatch: every datagram, in order, on both backends; a failure part way stops it", async () => {
-  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+  for (const backend of backends) {
     using sender = UdpSocket.bind("127.0.0.1", 0, backend);
     using receiver = UdpSocket.bind("127.0.0.1", 0);
     const got: number[] = [];
@@ -274,7 +276,7 @@ Deno.test(
 );
 
 Deno.test("concurrent receive: a burst is answered in order, each send settling once it left", async () => {
-  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+  for (const backend of backends) {
     using server = UdpSocket.bind("127.0.0.1", 0, backend);
     using client = UdpSocket.bind("127.0.0.1", 0, backend);
     const results: number[] = [];
@@ -322,7 +324,7 @@ Deno.test("concurrent receive: a burst is answered in order, each send settling 
 });
 
 Deno.test("concurrent receive: a send too long for any datagram fails alone; the rest leave in order", async () => {
-  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+  for (const backend of backends) {
     using server = UdpSocket.bind("127.0.0.1", 0, backend);
     using client = UdpSocket.bind("127.0.0.1", 0, backend);
     const failures: string[] = [];
@@ -358,7 +360,7 @@ Deno.test("concurrent receive: a send too long for any datagram fails alone; the
 });
 
 Deno.test("a handler that throws ends its receive loop with that error, on both backends", async () => {
-  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+  for (const backend of backends) {
     using receiver = UdpSocket.bind("127.0.0.1", 0, backend);
     using sender = UdpSocket.bind("127.0.0.1", 0, backend);
     const loop = receiver.receiveEach(() => {
@@ -380,7 +382,7 @@ Deno.test("native: a receive loop runs once per socket", nativeOnly, async () =>
 });
 
 Deno.test("wakeAt: each timer fires once, never early, in time order; a cancelled one never, on both backends", async () => {
-  for (const backend of native ? ["native", "deno"] as const : ["deno"] as const) {
+  for (const backend of backends) {
     using socket = UdpSocket.bind("127.0.0.1", 0, backend);
     const loop = socket.receiveEach(() => {});
     const start = performance.now();
