@@ -132,7 +132,14 @@ export {
   yieldToEventLoop,
 } from "./lib/socket.ts";
 export { giveUpFfiPermission } from "./lib/native_socket.ts";
-export { EXACT_SAMPLE_LIMIT, JitterEstimator, LatencyStats, ReorderDetector } from "./lib/stats.ts";
+export {
+  EXACT_SAMPLE_LIMIT,
+  JitterEstimator,
+  LatencyStats,
+  type LatencySummary,
+  ReorderDetector,
+} from "./lib/stats.ts";
+export { measureRoundTrip, type RoundTrip } from "./lib/rtt.ts";
 export { Histogram } from "./lib/histogram.ts";
 export { UsageError } from "./lib/errors.ts";
 export { main, VERSION } from "./lib/cli.ts";

@@ -21,7 +21,8 @@ import {
   timestampFromMs,
 } from "./protocol.ts";
 import { type PeerAddress, UdpSocket, yieldToEventLoop } from "./socket.ts";
-import { JitterEstimator, LatencyStats, ReorderDetector } from "./stats.ts";
+import { measureRoundTrip } from "./rtt.ts";
+import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "./stats.ts";
 
 /** Replies to probes this many sequence numbers old are still timed and deduplicated. */
 export const BENCH_WINDOW = 65_536;
@@ -91,14 +92,10 @@ export interface BenchSummary {
   loss_percent: number;
   duplicates: number;
   reordered: number;
-  rtt_ms: {
-    min: number | null;
-    avg: number | null;
-    max: number | null;
-    p50: number | null;
-    p90: number | null;
-    p99: number | null;
-  };
+  /** RTTs as `udp ping` counts them: the reflector's time left out when it says (lib/rtt.ts). */
+  rtt_ms: LatencySummary;
+  /** The same round trips with the reflector's time in. */
+  round_trip_ms: LatencySummary;
   jitter_ms: number | null;
 }
 
@@ -129,6 +126,7 @@ export async function bench(options: BenchOptions): Promise<BenchSummary> {
   const sendTimes = new Float64Array(BENCH_WINDOW);
   const seenTags = new Float64Array(BENCH_WINDOW); // sequence + 1 of the last reply per slot
   const rtt = new LatencyStats();
+  const roundTrip = new LatencyStats();
   const jitter = new JitterEstimator();
   const reorder = new ReorderDetector();
   let sent = 0;
@@ -137,7 +135,7 @@ export async function bench(options: BenchOptions): Promise<BenchSummary> {
   let stats: SessionCounts | null = null;
   const statsArrived = Promise.withResolvers<void>();
 
-  const onDatagram = (data: Uint8Array, from: PeerAddress) => {
+  const onDatagram = (data: Uint8Array, from: PeerAddress, arrivedAt: number) => {
     const now = monotonicMs();
     if (!sameAddress(from, options.target)) return;
     const decoded = decodeFrame(data);
@@ -161,9 +159,16 @@ export async function bench(options: BenchOptions): Promise<BenchSummary> {
     received++;
     reorder.observe(frame.sequence);
     if (recent) {
-      const sample = now - sendTimes[slot];
-      rtt.record(sample);
-      jitter.update(sample);
+      const trip = measureRoundTrip(
+        sendTimes[slot],
+        arrivedAt,
+        now,
+        frame.receivedAt,
+        frame.repliedAt,
+      );
+      rtt.record(trip.rttMs);
+      roundTrip.record(trip.totalMs);
+      jitter.update(trip.rttMs);
     }
   };
   const receiving = socket.receiveEach(onDatagram);
@@ -224,15 +229,17 @@ export async function bench(options: BenchOptions): Promise<BenchSummary> {
         : Math.floor(((now - started) / 1000) * options.rate);
       while (sent < due) {
         // In batches (one sendmmsg() each on the native backend). Every frame of a batch is
-        // timed from the start of the batch, so an RTT may be over-stated by the time the
-        // frames before it took to send, never under-stated.
+        // timed from when the batch is handed to the socket, so an RTT may be over-stated by
+        // the time the frames before it took to send, never under-stated.
         const batch: Uint8Array[] = [];
-        const batchStart = monotonicMs();
         const sentAt = timestampFromMs(wallClockMs()); // the batch's frames say when it started
         for (let sequence = sent; sequence < due && batch.length < SEND_BATCH; sequence++) {
           batch.push(
             frameFor(sequence, MessageType.PING, payload, sentAt, batchBuffers[batch.length]),
           );
+        }
+        const batchStart = monotonicMs();
+        for (let sequence = sent; sequence < sent + batch.length; sequence++) {
           sendTimes[sequence % BENCH_WINDOW] = batchStart;
         }
         sent += await socket.sendBatch(batch, options.target);
@@ -277,14 +284,8 @@ export async function bench(options: BenchOptions): Promise<BenchSummary> {
       loss_percent: sent === 0 ? 0 : ((sent - received) / sent) * 100,
       duplicates,
       reordered: reorder.reordered,
-      rtt_ms: {
-        min: rtt.min,
-        avg: rtt.mean,
-        max: rtt.max,
-        p50: rtt.quantile(0.5),
-        p90: rtt.quantile(0.9),
-        p99: rtt.quantile(0.99),
-      },
+      rtt_ms: rtt.summary(),
+      round_trip_ms: roundTrip.summary(),
       jitter_ms: jitter.value,
     };
   } finally {

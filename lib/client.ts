@@ -18,15 +18,14 @@ import {
   Flags,
   type Frame,
   HEADER_SIZE,
-  isTimestampSet,
   MessageType,
   NO_TIMESTAMP,
   PROTOCOL_VERSION,
   TAG_SIZE,
-  timestampDiffMs,
   timestampFromMs,
 } from "./protocol.ts";
-import { JitterEstimator, LatencyStats, ReorderDetector } from "./stats.ts";
+import { measureRoundTrip } from "./rtt.ts";
+import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "./stats.ts";
 import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
 
 /** Default payload (padding) size in bytes, as ping(8). */
@@ -99,8 +98,9 @@ export type PingEvent =
     attempt: number;
     bytes: number;
     from: string;
+    /** The network's round trip: the reflector's time (`server_ms`) left out (see lib/rtt.ts). */
     rtt_ms: number;
-    /** The reflector's processing time (its send minus receive timestamp), when given. */
+    /** How long the reflector held the probe (its reply minus its arrival timestamp), when given. */
     server_ms: number | null;
     /** Whether it arrived after a later-sent probe's reply (RFC 4737). */
     reordered: boolean;
@@ -171,16 +171,15 @@ export interface PingSummary {
   retransmitted: number;
   /** Run time in milliseconds. */
   time_ms: number;
-  /** RTT statistics of received probes in milliseconds; null when none was received. */
-  rtt_ms: {
-    min: number | null;
-    avg: number | null;
-    max: number | null;
-    mdev: number | null;
-    p50: number | null;
-    p90: number | null;
-    p99: number | null;
-  };
+  /**
+   * RTTs of received probes in milliseconds: from the probe's send to its reply's arrival at
+   * the socket, minus the time the reflector held it when it said (as irtt and TWAMP count).
+   */
+  rtt_ms: LatencySummary;
+  /** The same round trips with the reflector's time in (what sockperf reports). */
+  round_trip_ms: LatencySummary;
+  /** How long the reflector held each probe, when it said (udp serve does; an echo does not). */
+  server_ms: LatencySummary;
   /** RFC 3550 jitter of the RTTs; null until two replies were received. */
   jitter_ms: number | null;
 }
@@ -200,8 +199,6 @@ export interface PingResult {
   sendErrors: number;
   /** Replies rejected for a missing or wrong tag (authenticated mode; also in `foreign`). */
   authFailures: number;
-  /** Reflector processing time of received replies, when the reflector reported it. */
-  serverMs: { min: number; avg: number; max: number } | null;
   /** Whether the quantiles are exact (few samples) rather than from the histogram. */
   exactQuantiles: boolean;
   /** Why the run ended. */
@@ -292,6 +289,7 @@ class Pinger {
   #redundant = 0;
   #sendErrors = 0;
   readonly #rtt = new LatencyStats();
+  readonly #roundTrip = new LatencyStats();
   readonly #server = new LatencyStats();
   readonly #jitter = new JitterEstimator();
   readonly #reorder = new ReorderDetector();
@@ -319,7 +317,9 @@ class Pinger {
   async run(): Promise<PingResult> {
     const socket = UdpSocket.bind(wildcardFor(this.#target.family), 0);
     this.#socket = socket;
-    const receiving = socket.receiveEach((data, from) => this.#onDatagram(data, from));
+    const receiving = socket.receiveEach((data, from, arrivedAt) =>
+      this.#onDatagram(data, from, arrivedAt)
+    );
     const started = monotonicMs();
     const onAbort = () => this.#stop("interrupted");
     this.#signal?.addEventListener("abort", onAbort);
@@ -389,7 +389,6 @@ class Pinger {
     const bytes = encodeFrame(frame);
     this.#attemptsSent[slot] = attempt + 1;
     this.#transmissionIndex[index] = this.#transmissions++;
-    this.#sendTimes[index] = monotonicMs();
     const wait = attempt === 0
       ? this.#timeoutMs
       : this.#timeoutMs * 2 ** attempt * (1 + this.#random() / 4);
@@ -397,6 +396,8 @@ class Pinger {
     const socket = this.#socket as UdpSocket;
     const key = this.#key;
     if (key === null) {
+      // Timed as it is handed to the socket: what udp does before that is not network.
+      this.#sendTimes[index] = monotonicMs();
       socket.send(bytes, this.#target).catch((error) =>
         this.#onSendError(sequence, attempt, error)
       );
@@ -450,7 +451,7 @@ class Pinger {
     this.#resolveOutstanding();
   }
 
-  async #onDatagram(data: Uint8Array, from: PeerAddress): Promise<void> {
+  async #onDatagram(data: Uint8Array, from: PeerAddress, arrivedAt: number): Promise<void> {
     const now = monotonicMs();
     if (this.#stopped) return;
     if (!sameAddress(from, this.#target)) return this.#foreign(from, data, "wrong-source");
@@ -498,7 +499,14 @@ class Pinger {
       return this.#foreign(from, data, "wrong-length");
     }
     const index = slot * this.#attemptsPerProbe + frame.attempt;
-    const rtt = now - this.#sendTimes[index];
+    const trip = measureRoundTrip(
+      this.#sendTimes[index],
+      arrivedAt,
+      now,
+      frame.receivedAt,
+      frame.repliedAt,
+    );
+    const rtt = trip.rttMs;
     const bit = 1 << frame.attempt;
     const base = { seq: sequence, attempt: frame.attempt, bytes: data.length, from: fromText };
     if (this.#answered[slot] & bit) {
@@ -512,15 +520,11 @@ class Pinger {
         this.#states[slot] = ProbeState.Received;
         this.#received++;
         this.#rtt.record(rtt);
+        this.#roundTrip.record(trip.totalMs);
         this.#jitter.update(rtt);
         const reordered = this.#reorder.observe(this.#transmissionIndex[index]);
-        const processing = timestampDiffMs(frame.repliedAt, frame.receivedAt);
-        const serverMs = isTimestampSet(frame.receivedAt) && isTimestampSet(frame.repliedAt) &&
-            processing >= 0
-          ? processing
-          : null;
-        if (serverMs !== null) this.#server.record(serverMs);
-        this.#emit({ type: "reply", ...base, rtt_ms: rtt, server_ms: serverMs, reordered });
+        if (trip.serverMs !== null) this.#server.record(trip.serverMs);
+        this.#emit({ type: "reply", ...base, rtt_ms: rtt, server_ms: trip.serverMs, reordered });
         this.#resolveOutstanding();
         return;
       }
@@ -623,15 +627,9 @@ class Pinger {
       foreign: this.#foreignCount,
       retransmitted: this.#retransmitted,
       time_ms: Math.round(elapsedMs),
-      rtt_ms: {
-        min: this.#rtt.min,
-        avg: this.#rtt.mean,
-        max: this.#rtt.max,
-        mdev: this.#rtt.deviation,
-        p50: this.#rtt.quantile(0.5),
-        p90: this.#rtt.quantile(0.9),
-        p99: this.#rtt.quantile(0.99),
-      },
+      rtt_ms: this.#rtt.summary(),
+      round_trip_ms: this.#roundTrip.summary(),
+      server_ms: this.#server.summary(),
       jitter_ms: this.#jitter.value,
     };
     return {
@@ -640,11 +638,6 @@ class Pinger {
       redundant: this.#redundant,
       sendErrors: this.#sendErrors,
       authFailures: this.#authFailures,
-      serverMs: this.#server.count === 0 ? null : {
-        min: this.#server.min as number,
-        avg: this.#server.mean as number,
-        max: this.#server.max as number,
-      },
       exactQuantiles: this.#rtt.exact,
       stopReason: this.#stopReason,
       protocolError: this.#protocolError,

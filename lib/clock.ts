@@ -29,5 +29,19 @@ export function monotonicMs(): number {
  * ```
  */
 export function wallClockMs(): number {
-  return performance.timeOrigin + performance.now();
+  return wallClockAt(performance.now());
+}
+
+/**
+ * The wall-clock time ({@linkcode wallClockMs}) of a moment on the monotonic clock
+ * ({@linkcode monotonicMs}); differences between such times are monotonic ones.
+ *
+ * @example
+ * ```ts
+ * import { monotonicMs, wallClockAt } from "./clock.ts";
+ * console.log(Math.abs(wallClockAt(monotonicMs()) - Date.now()) < 1000); // true
+ * ```
+ */
+export function wallClockAt(monotonic: number): number {
+  return performance.timeOrigin + monotonic;
 }

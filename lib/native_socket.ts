@@ -9,6 +9,9 @@
  * - it reads what waits in batches (`recvmmsg()`: one system call for up to
  *   {@linkcode BATCH_SIZE} datagrams), into one arena: each handler is awaited before the next
  *   batch is read, which keeps every handler's data valid until it is done;
+ * - it tells each handler when its datagram arrived, by the kernel's clock (`SO_TIMESTAMPNS`,
+ *   stamped as the datagram reached the socket), not when the process got round to it: an
+ *   RTT should not include how long the reader took to wake up, or its queue;
  * - it waits for datagrams in `recvmmsg()` itself when exactly one reply is due (a ping: one
  *   system call per datagram), after looking for it without sleeping for about as long as
  *   replies have taken lately (a sleeping thread wakes microseconds late, in every RTT), and
@@ -33,14 +36,20 @@
  */
 
 import { canonicalHost } from "./address.ts";
+import { monotonicMs } from "./clock.ts";
 
 /** A UDP peer address as Deno reports it. */
 export type NativePeerAddress = Deno.NetAddr;
 
-/** Called once per datagram; `data` is valid until the handler (or its promise) is done. */
+/**
+ * Called once per datagram; `data` is valid until the handler (or its promise) is done.
+ * `arrivedAt` is when the datagram reached the socket, on the monotonic clock
+ * ({@linkcode monotonicMs}), by the kernel's timestamp.
+ */
 export type NativeDatagramHandler = (
   data: Uint8Array,
   from: NativePeerAddress,
+  arrivedAt: number,
 ) => void | Promise<void>;
 
 /** How long the reactor sleeps in `ppoll()` at a time while there is traffic. */
@@ -66,6 +75,8 @@ const MSG_WAITFORONE = 0x10000;
 const POLLIN = 0x001;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
+const SO_TIMESTAMPNS = 35; // its control message, SCM_TIMESTAMPNS, has the same number
+const CLOCK_REALTIME = 0; // the clock SO_TIMESTAMPNS stamps with
 const EINTR = 4;
 const EAGAIN = 11;
 const EMSGSIZE = 90;
@@ -86,6 +97,7 @@ const SYMBOLS = {
   memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
 
 interface NativeUdp {
@@ -102,7 +114,8 @@ interface NativeUdp {
 
 /**
  * Memory laid out for `sendmmsg()` or `recvmmsg()`: {@linkcode BATCH_SIZE} slots of data (64 KiB,
- * the largest datagram), their `iovec`s, their `mmsghdr`s and their addresses. Its internal pointers are written
+ * the largest datagram), their `iovec`s, their `mmsghdr`s, their addresses and, to receive,
+ * room for each one's arrival timestamp (a control message). Its internal pointers are written
  * once, at load, so a batch later needs no pointer (and no FFI permission): only the slots'
  * bytes and lengths change. Off the V8 heap (megabytes), so it never moves.
  */
@@ -112,6 +125,7 @@ interface BatchArena {
   headerView: DataView;
   iovecView: DataView;
   names: Uint8Array;
+  controlView: DataView;
 }
 
 /** Datagrams per `sendmmsg()` call. */
@@ -119,24 +133,29 @@ export const BATCH_SIZE = 64;
 const SLOT_SIZE = 65536;
 const MMSGHDR_SIZE = 64; // struct mmsghdr on x86-64: a 56-byte msghdr, msg_len, padding
 const IOVEC_SIZE = 16;
+// A cmsghdr (length, level, type: 16 bytes) and a struct timespec (two 64-bit fields).
+const CONTROL_SIZE = 32;
 
-function makeBatchArena(): BatchArena {
+function makeBatchArena(purpose: "send" | "receive"): BatchArena {
   // One allocation (far too large for the V8 heap, so it never moves), cut into its parts.
   const dataSize = BATCH_SIZE * SLOT_SIZE;
   const headersSize = BATCH_SIZE * MMSGHDR_SIZE;
   const iovecsSize = BATCH_SIZE * IOVEC_SIZE;
   const namesSize = BATCH_SIZE * SOCKADDR_SIZE;
-  const memory = new ArrayBuffer(dataSize + headersSize + iovecsSize + namesSize);
+  const controlsSize = BATCH_SIZE * CONTROL_SIZE;
+  const memory = new ArrayBuffer(dataSize + headersSize + iovecsSize + namesSize + controlsSize);
   const data = new Uint8Array(memory, 0, dataSize);
   const headers = new Uint8Array(memory, dataSize, headersSize);
   const iovecs = new Uint8Array(memory, dataSize + headersSize, iovecsSize);
   const names = new Uint8Array(memory, dataSize + headersSize + iovecsSize, namesSize);
+  const controls = new Uint8Array(memory, names.byteOffset + namesSize, controlsSize);
   const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(memory)));
   const [dataAt, iovecsAt, namesAt] = [data, iovecs, names].map((part) =>
     base + BigInt(part.byteOffset)
   );
   const headerView = new DataView(memory, headers.byteOffset, headersSize);
   const iovecView = new DataView(memory, iovecs.byteOffset, iovecsSize);
+  const controlView = new DataView(memory, controls.byteOffset, controlsSize);
   for (let i = 0; i < BATCH_SIZE; i++) {
     iovecView.setBigUint64(i * IOVEC_SIZE, dataAt + BigInt(i * SLOT_SIZE), true); // iov_base
     iovecView.setBigUint64(i * IOVEC_SIZE + 8, BigInt(SLOT_SIZE), true); // iov_len
@@ -145,8 +164,13 @@ function makeBatchArena(): BatchArena {
     headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen
     headerView.setBigUint64(header + 16, iovecsAt + BigInt(i * IOVEC_SIZE), true); // msg_iov
     headerView.setBigUint64(header + 24, 1n, true); // msg_iovlen
+    if (purpose === "receive") {
+      const controlAt = base + BigInt(controls.byteOffset + i * CONTROL_SIZE);
+      headerView.setBigUint64(header + 32, controlAt, true); // msg_control
+      headerView.setBigUint64(header + 40, BigInt(CONTROL_SIZE), true); // msg_controllen
+    }
   }
-  return { data, headers, headerView, iovecView, names };
+  return { data, headers, headerView, iovecView, names, controlView };
 }
 
 /** Puts a datagram and its destination (a sockaddr of `nameLength` bytes) into a slot. */
@@ -180,6 +204,47 @@ function sendSlots(fd: number, arena: BatchArena, first: number, count: number):
 
 let loaded: NativeUdp | null | undefined;
 
+// Both clocks, read together as a batch is read: the kernel stamps arrivals on the real-time
+// clock, RTTs are measured on the monotonic one. Each arrival is converted through its age
+// (how long before this reading it came), so the clocks' offset, which drifts while NTP slews
+// the real-time one, never enters.
+const realNow = new DataView(new ArrayBuffer(16)); // struct timespec
+const realNowBytes = new Uint8Array(realNow.buffer);
+let monotonicNow = 0;
+
+function readClocks(): void {
+  native().symbols.clock_gettime(CLOCK_REALTIME, realNowBytes);
+  monotonicNow = monotonicMs();
+}
+
+/** A 64-bit field of a struct timespec, without a BigInt (both fit in 53 bits). */
+function int64At(view: DataView, offset: number): number {
+  return view.getUint32(offset, true) + view.getInt32(offset + 4, true) * 2 ** 32;
+}
+
+/**
+ * When datagram `slot` of the batch just read arrived, on the monotonic clock: by its
+ * SCM_TIMESTAMPNS control message, or, without one, when the batch was read.
+ */
+function arrivalTime(arena: BatchArena, slot: number): number {
+  const header = slot * MMSGHDR_SIZE;
+  const controlLength = arena.headerView.getUint32(header + 40, true); // msg_controllen
+  arena.headerView.setUint32(header + 40, CONTROL_SIZE, true); // room again, next time
+  const control = slot * CONTROL_SIZE;
+  const view = arena.controlView;
+  if (
+    controlLength < CONTROL_SIZE || view.getInt32(control + 8, true) !== SOL_SOCKET ||
+    view.getInt32(control + 12, true) !== SO_TIMESTAMPNS
+  ) {
+    return monotonicNow;
+  }
+  // Seconds and nanoseconds apart: as one number of milliseconds each would lose a microsecond.
+  const ageMs = (int64At(realNow, 0) - int64At(view, control + 16)) * 1000 +
+    (int64At(realNow, 8) - int64At(view, control + 24)) / 1e6;
+  // A real-time clock stepped back since the arrival would make the age negative.
+  return monotonicNow - Math.max(0, ageMs);
+}
+
 /**
  * Loads the C library's socket functions once, if this platform and the FFI permission allow;
  * returns whether the native backend is available. Call it before revoking the FFI permission.
@@ -205,9 +270,9 @@ export function loadNativeUdp(): boolean {
   const errnoValue = new Int32Array(1);
   loaded = {
     symbols: library.symbols,
-    sendBatch: makeBatchArena(),
-    receiveBatch: makeBatchArena(),
-    replyBatch: makeBatchArena(),
+    sendBatch: makeBatchArena("send"),
+    receiveBatch: makeBatchArena("receive"),
+    replyBatch: makeBatchArena("send"),
     errno() {
       library.symbols.memcpy(errnoValue, errnoLocation, 4n);
       return errnoValue[0];
@@ -425,6 +490,15 @@ export class NativeUdpSocket {
       symbols.close(fd);
       throw error;
     }
+    // Arrival timestamps (see readBatch): without them RTTs would still be right, only less
+    // exact, so a refusal is not an error.
+    symbols.setsockopt(
+      fd,
+      SOL_SOCKET,
+      SO_TIMESTAMPNS,
+      new Uint8Array(new Int32Array([1]).buffer),
+      4,
+    );
     const bound = new Uint8Array(SOCKADDR_SIZE);
     const boundLength = new Uint32Array([SOCKADDR_SIZE]);
     symbols.getsockname(fd, bound, new Uint8Array(boundLength.buffer));
@@ -551,6 +625,7 @@ export class NativeUdpSocket {
       if (code !== EAGAIN && code !== EINTR) this.#onError(osError(code));
       return 0;
     }
+    if (count > 0) readClocks();
     return count;
   }
 
@@ -572,9 +647,10 @@ export class NativeUdpSocket {
         const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
         const peer = this.#peer(name);
         arena.headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen, next time
+        const arrivedAt = arrivalTime(arena, i);
         reactor.noteTraffic();
         const data = arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length);
-        const pending = handler(data, peer);
+        const pending = handler(data, peer, arrivedAt);
         if (pending === undefined) continue;
         if (concurrent) started.push(pending);
         else await pending;

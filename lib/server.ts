@@ -8,7 +8,7 @@
 
 import { canonicalHost } from "./address.ts";
 import { signFrame, verifyFrame } from "./auth.ts";
-import { monotonicMs, wallClockMs } from "./clock.ts";
+import { monotonicMs, wallClockAt, wallClockMs } from "./clock.ts";
 import {
   decodeFrame,
   encodeError,
@@ -206,7 +206,7 @@ export class Reflector {
       ? new TokenBucket(options.globalLimit.rate, options.globalLimit.burst, monotonicMs())
       : null;
     this.#finished = socket.receiveEach(
-      (data, from) => this.#handle(data, from),
+      (data, from, arrivedAt) => this.#handle(data, from, arrivedAt),
       (error) => this.#countError(`receive: ${errorKind(error)}`),
       // Datagrams are handled independently, so a batch may be handled together and answered
       // with one system call; not with a key, whose checks take a varying time and would let
@@ -246,8 +246,10 @@ export class Reflector {
    * checks, or a reply queued with a batch's), so that a datagram costs no promise when
    * nothing is awaited: at 10 ms between probes, or under load, that is time in every RTT.
    */
-  #handle(data: Uint8Array, from: PeerAddress): void | Promise<void> {
-    const receivedAt = timestampFromMs(wallClockMs());
+  #handle(data: Uint8Array, from: PeerAddress, arrivedAt: number): void | Promise<void> {
+    // Stamped with its arrival at the socket, so the time a client leaves out of its RTT as
+    // ours includes our wake-up and queue: that is this host's, not the network's.
+    const receivedAt = timestampFromMs(wallClockAt(arrivedAt));
     this.#stats.received++;
     this.#stats.bytesReceived += data.length;
     const source = canonicalHost(from.hostname);

@@ -8,6 +8,7 @@
  */
 
 import { canonicalHost, formatAddress } from "./address.ts";
+import { monotonicMs } from "./clock.ts";
 import { UsageError } from "./errors.ts";
 import {
   eventLoopTimerAt,
@@ -30,8 +31,14 @@ export type PeerAddress = Deno.NetAddr;
  * Called once per datagram. `data` is a view into the socket's reused receive buffer and is
  * valid only until the returned promise settles (or, for a synchronous handler, until it
  * returns): copy what must outlive that. The next datagram is not read before then.
+ * `arrivedAt` is when it reached the socket, on the monotonic clock (`performance.now()`): by
+ * the kernel's timestamp on the native backend, else when `receive()` returned it.
  */
-export type DatagramHandler = (data: Uint8Array, from: PeerAddress) => void | Promise<void>;
+export type DatagramHandler = (
+  data: Uint8Array,
+  from: PeerAddress,
+  arrivedAt: number,
+) => void | Promise<void>;
 
 const RECEIVE_BUFFER_SIZE = 65536;
 
@@ -197,7 +204,7 @@ export class UdpSocket {
         onError(error);
         continue;
       }
-      await handler(datagram[0], datagram[1] as Deno.NetAddr);
+      await handler(datagram[0], datagram[1] as Deno.NetAddr, monotonicMs());
     }
   }
 

@@ -89,6 +89,37 @@ export class LatencyStats {
     const estimate = this.#histogram.quantile(q) as number;
     return Math.min(Math.max(estimate, this.#min), this.#max);
   }
+
+  /** The figures the reports print, each null when there is no sample. */
+  summary(): LatencySummary {
+    return {
+      min: this.min,
+      avg: this.mean,
+      max: this.max,
+      mdev: this.deviation,
+      p50: this.quantile(0.5),
+      p90: this.quantile(0.9),
+      p99: this.quantile(0.99),
+    };
+  }
+}
+
+/** {@linkcode LatencyStats.summary}: milliseconds, each null when there is no sample. */
+export interface LatencySummary {
+  /** Smallest sample. */
+  min: number | null;
+  /** Arithmetic mean. */
+  avg: number | null;
+  /** Largest sample. */
+  max: number | null;
+  /** Population standard deviation (ping's "mdev"). */
+  mdev: number | null;
+  /** Median (nearest rank, as the other quantiles). */
+  p50: number | null;
+  /** 90th percentile. */
+  p90: number | null;
+  /** 99th percentile. */
+  p99: number | null;
 }
 
 /**

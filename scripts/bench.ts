@@ -46,18 +46,35 @@ async function udp(args: string[]): Promise<string> {
   return await run(command, argv);
 }
 
-/** `udp ping -q --json` to 127.0.0.1:PORT with 64-byte datagrams: its RTT p50 and p99. */
-async function udpPing(
-  port: number,
-  interval: string,
-  count: string,
-): Promise<{ p50: number; p99: number }> {
+/** p50 and p99 of udp ping's RTT and of its whole round trip (the reflector's time in). */
+interface PingFigures {
+  p50: number;
+  p99: number;
+  totalP50: number;
+  totalP99: number;
+}
+
+/** Each figure's median over rounds. */
+function medianFigures(rounds: PingFigures[]): PingFigures {
+  return {
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    totalP50: median(rounds.map((r) => r.totalP50)),
+    totalP99: median(rounds.map((r) => r.totalP99)),
+  };
+}
+
+/** `udp ping -q --json` to 127.0.0.1:PORT with 64-byte datagrams: its percentiles. */
+async function udpPing(port: number, interval: string, count: string): Promise<PingFigures> {
   const args = ["-i", interval, "-c", count, "-s", String(PAYLOAD), "-q", "--json"];
   const lines = (await udp(["ping", `127.0.0.1:${port}`, ...args])).trim().split("\n");
   const summary: PingSummary = JSON.parse(lines.at(-1)!);
   const { p50, p99 } = summary.rtt_ms;
-  if (p50 === null || p99 === null) throw new Error(`udp ping got no reply: ${lines.at(-1)}`);
-  return { p50, p99 };
+  const { p50: totalP50, p99: totalP99 } = summary.round_trip_ms;
+  if (p50 === null || p99 === null || totalP50 === null || totalP99 === null) {
+    throw new Error(`udp ping got no reply: ${lines.at(-1)}`);
+  }
+  return { p50, p99, totalP50, totalP99 };
 }
 
 /** `udp bench --json` against 127.0.0.1:PORT with 64-byte datagrams; its summary. */
@@ -164,7 +181,7 @@ const sockperfServer = new Server("sockperf", [
 ]);
 await new Promise((resolve) => setTimeout(resolve, 500)); // sockperf prints no ready line
 // Alternated, ROUNDS times: the machine's speed drifts, and each round compares like moments.
-const pingRounds: { p50: number; p99: number }[] = [];
+const pingRounds: PingFigures[] = [];
 const sockperfRounds: { p50: number; p99: number }[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   pingRounds.push(await udpPing(udpServe.port, "0", "20000"));
@@ -188,31 +205,36 @@ for (let round = 0; round < ROUNDS; round++) {
   });
 }
 await sockperfServer.stop();
-const pingFast = {
-  p50: median(pingRounds.map((r) => r.p50)),
-  p99: median(pingRounds.map((r) => r.p99)),
-};
+const pingFast = medianFigures(pingRounds);
 const sockperfP50 = median(sockperfRounds.map((r) => r.p50));
 const sockperfP99 = median(sockperfRounds.map((r) => r.p99));
 const irttPort = freePort();
 const irttServer = new Server("irtt", ["server", "-b", `127.0.0.1:${irttPort}`]);
 await new Promise((resolve) => setTimeout(resolve, 500));
-const irttOut = await run("irtt", [
-  "client",
-  "-i",
-  "10ms",
-  "-d",
-  "5s",
-  "-l",
-  String(DATAGRAM),
-  "-Q",
-  "-o",
-  "-",
-  `127.0.0.1:${irttPort}`,
-]);
+// irtt's RTT leaves out the time its server says it took (server_processing_time), as udp's
+// does; both at one probe every 10 ms for 5 s, alternated as above.
+const irttMedians: number[] = [];
+const pingSlowRounds: PingFigures[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const irttOut = await run("irtt", [
+    "client",
+    "-i",
+    "10ms",
+    "-d",
+    "5s",
+    "-l",
+    String(DATAGRAM),
+    "-Q",
+    "-o",
+    "-",
+    `127.0.0.1:${irttPort}`,
+  ]);
+  irttMedians.push(JSON.parse(irttOut).stats.rtt.median / 1e6);
+  pingSlowRounds.push(await udpPing(udpServe.port, "0.01", "500"));
+}
 await irttServer.stop();
-const irtt = JSON.parse(irttOut).stats.rtt;
-const pingSlow = await udpPing(udpServe.port, "0.01", "500");
+const irttMedian = median(irttMedians);
+const pingSlow = medianFigures(pingSlowRounds);
 
 // The Deno floor: a bare echo loop and a bare ping-pong client (scripts/deno_floor.ts).
 const floorEcho = new Server(Deno.execPath(), [...FLOOR_FLAGS, "echo"], "piped");
@@ -362,9 +384,11 @@ log(
 log();
 log("## Targets");
 log();
-log(`Each ratio is from this run; \`udp ping -i 0\`, sockperf, the native floor's ping-pong and`);
-log(`the reflector capacities are medians of ${ROUNDS} alternated rounds, since this machine's`);
-log("speed drifts. The last column is what a bare loop achieves in the same run");
+log(`Each ratio is from this run; \`udp ping\` at both intervals, sockperf, irtt, the native`);
+log(`floor's ping-pong and the reflector capacities are medians of ${ROUNDS} alternated rounds,`);
+log(
+  "since this machine's speed drifts. The last column is what a bare loop achieves in the same run",
+);
 log("(the native floor, or, for the sender, the bare send loop): where it misses a target too,");
 log("no program doing that job this way on this machine would meet it.");
 log();
@@ -372,16 +396,16 @@ const pacingError = (pacing.offered_pps / 10_000 - 1) * 100;
 const rssGrowth = (rssAt[2].rssKiB / rssAt[0].rssKiB - 1) * 100;
 const targetRows: [string, string, boolean, string][] = [
   [
-    "`udp ping -i 0` RTT p50 ≤ 1.15 × sockperf's",
-    ratio(pingFast.p50, sockperfP50),
-    pingFast.p50 <= 1.15 * sockperfP50,
+    "`udp ping -i 0` round trip p50 ≤ 1.15 × sockperf's (both with the reflector's time)",
+    ratio(pingFast.totalP50, sockperfP50),
+    pingFast.totalP50 <= 1.15 * sockperfP50,
     ratio(nativeRtt.p50_ms, sockperfP50),
   ],
   [
-    "`udp ping -i 0.01` RTT p50 ≤ 0.35 × irtt's median",
-    ratio(pingSlow.p50, irtt.median / 1e6),
-    pingSlow.p50 <= 0.35 * irtt.median / 1e6,
-    ratio(nativeRttSlow.p50_ms, irtt.median / 1e6),
+    "`udp ping -i 0.01` RTT p50 ≤ 0.35 × irtt's median (both without it)",
+    ratio(pingSlow.p50, irttMedian),
+    pingSlow.p50 <= 0.35 * irttMedian,
+    ratio(nativeRttSlow.p50_ms, irttMedian),
   ],
   [
     "`udp serve` replies/s ≥ 2 × Node's `node:dgram` echo",
@@ -416,47 +440,65 @@ for (const [target, value, met, floor] of targetRows) {
 log();
 log("## 1. Round-trip time");
 log();
-log("| Measurement | p50 (ms) | p99 (ms) | Ratio to udp | Target |");
+log("What each figure counts differs, so each is compared with the one that counts the same:");
+log();
+log("- udp ping's **RTT** runs from the probe's hand-over to the kernel to its reply's arrival");
+log("  at the socket (the kernel's timestamp, as ping(8) uses), minus the time the reflector says");
+log("  it held the probe (udp serve stamps its arrival by the kernel too, so its wake-up and");
+log("  queue count as held): the network's part, as irtt and TWAMP (RFC 5357) count it.");
+log("- udp ping's **round trip** is the same with the reflector's time left in.");
+log("- sockperf's figure (its one-way latency × 2) is a whole round trip, stamped in its own");
+log("  process on both ends: compared with udp's round trip.");
+log("- irtt's RTT leaves out its server's processing time, as udp's does, but is stamped in its");
+log("  processes, after each wakes up: compared with udp's RTT. The extra accuracy of kernel");
+log("  arrival stamps is one of udp's advantages here, and is in the ratio.");
+log("- The floors (bare loops) stamp in their own process, everything included: compared with");
+log("  udp's round trip.");
+log();
+log("| Measurement | p50 (ms) | p99 (ms) | Ratio | Target |");
 log("| --- | ---: | ---: | ---: | --- |");
-log(
-  `| \`udp ping -i 0 -c 20000\` | ${pingFast.p50.toFixed(4)} | ${pingFast.p99.toFixed(4)} | 1 | |`,
+const rttRow = (name: string, p50: number, p99: number | null, ratioText = "", target = "") =>
+  log(
+    `| ${name} | ${p50.toFixed(4)} | ${
+      p99 === null ? "" : p99.toFixed(4)
+    } | ${ratioText} | ${target} |`,
+  );
+rttRow("`udp ping -i 0 -c 20000`, round trip", pingFast.totalP50, pingFast.totalP99);
+rttRow("`udp ping -i 0 -c 20000`, RTT", pingFast.p50, pingFast.p99);
+rttRow(
+  "`sockperf ping-pong -t 3 -m 64` (its latency × 2)",
+  sockperfP50,
+  sockperfP99,
+  `udp round trip/sockperf = ${ratio(pingFast.totalP50, sockperfP50)}`,
+  "≤ 1.15",
 );
-log(
-  `| \`sockperf ping-pong -t 3 -m 64\` (its latency × 2) | ${sockperfP50.toFixed(4)} | ${
-    sockperfP99.toFixed(4)
-  } | udp/sockperf = ${ratio(pingFast.p50, sockperfP50)} | ≤ 1.15 |`,
+/** A floor's row: compared with udp's round trip, since a bare loop stamps everything in. */
+const floorRow = (name: string, floor: { p50_ms: number; p99_ms: number }, udp: PingFigures) =>
+  rttRow(
+    name,
+    floor.p50_ms,
+    floor.p99_ms,
+    `udp round trip/floor = ${ratio(udp.totalP50, floor.p50_ms)}`,
+  );
+floorRow("Deno floor: bare send/receive ping-pong", floorRtt, pingFast);
+floorRow("Native floor: bare recvfrom/sendto ping-pong", nativeRtt, pingFast);
+rttRow("`udp ping -i 0.01 -c 500`, RTT", pingSlow.p50, pingSlow.p99);
+rttRow("`udp ping -i 0.01 -c 500`, round trip", pingSlow.totalP50, pingSlow.totalP99);
+rttRow(
+  "`irtt client -i 10ms -d 5s -l 64` (median)",
+  irttMedian,
+  null,
+  `udp RTT/irtt = ${ratio(pingSlow.p50, irttMedian)}; udp round trip/irtt = ${
+    ratio(pingSlow.totalP50, irttMedian)
+  }`,
+  "≤ 0.35 (RTT)",
 );
+floorRow("Deno floor: bare ping-pong, one probe every 10 ms", floorRttSlow, pingSlow);
+floorRow("Native floor: the same, one probe every 10 ms", nativeRttSlow, pingSlow);
+log();
+log(`irtt's medians, round by round: ${irttMedians.map((m) => m.toFixed(4)).join(", ")} ms;`);
 log(
-  `| \`udp ping -i 0.01 -c 500\` | ${pingSlow.p50.toFixed(4)} | ${pingSlow.p99.toFixed(4)} | 1 | |`,
-);
-log(
-  `| Deno floor: bare send/receive ping-pong | ${(floorRtt.p50_ms as number).toFixed(4)} | ${
-    (floorRtt.p99_ms as number).toFixed(4)
-  } | udp/floor = ${ratio(pingFast.p50, floorRtt.p50_ms)} | |`,
-);
-log(
-  `| Deno floor: bare ping-pong, one probe every 10 ms | ${
-    (floorRttSlow.p50_ms as number).toFixed(4)
-  } | ${(floorRttSlow.p99_ms as number).toFixed(4)} | udp/floor = ${
-    ratio(pingSlow.p50, floorRttSlow.p50_ms)
-  } | |`,
-);
-log(
-  `| Native floor: bare recvfrom/sendto ping-pong | ${(nativeRtt.p50_ms as number).toFixed(4)} | ${
-    (nativeRtt.p99_ms as number).toFixed(4)
-  } | udp/floor = ${ratio(pingFast.p50, nativeRtt.p50_ms)} | |`,
-);
-log(
-  `| Native floor: the same, one probe every 10 ms | ${
-    (nativeRttSlow.p50_ms as number).toFixed(4)
-  } | ${(nativeRttSlow.p99_ms as number).toFixed(4)} | udp/floor = ${
-    ratio(pingSlow.p50, nativeRttSlow.p50_ms)
-  } | |`,
-);
-log(
-  `| \`irtt client -i 10ms -d 5s -l 64\` (median) | ${
-    (irtt.median / 1e6).toFixed(4)
-  } | | udp/irtt = ${ratio(pingSlow.p50, irtt.median / 1e6)} | ≤ 0.35 |`,
+  `udp ping -i 0.01 RTT p50s: ${pingSlowRounds.map((r) => r.p50.toFixed(4)).join(", ")} ms.`,
 );
 log();
 log("## 2. Reflector capacity");
@@ -589,28 +631,29 @@ const limits = [
   "took lately (0.05 to 0.5 ms; when that finds nothing it backs off, so a slow or silent peer " +
   "costs a spin now and then), and a reflector answering a client that sends the next probe " +
   "at once sees its next datagram that soon too: at `-i 0` neither side sleeps, and udp " +
-  `ping's p50 here is ${pingFast.p50.toFixed(4)} ms against sockperf's ` +
+  `ping's round trip p50 here is ${pingFast.totalP50.toFixed(4)} ms against sockperf's ` +
   `${sockperfP50.toFixed(4)} ms and the native floor's ${nativeRtt.p50_ms.toFixed(4)} ms. ` +
   "The CPU it spends is the time it would have slept through the reply's arrival.",
-  "**One probe every 10 ms measures waking up.** udp ping sends each probe from its socket " +
-  "loop on that loop's own clock (`ppoll()` to the microsecond, no event-loop turn between " +
-  "the probe and the wait for its reply) and looks for the reply without sleeping for twice " +
-  "as long as replies took lately; the reflector sleeps between probes and wakes for each. " +
-  `In this run: udp ${pingSlow.p50.toFixed(4)} ms, the native floor (asleep on both sides) ` +
-  `${nativeRttSlow.p50_ms.toFixed(4)} ms, irtt ${(irtt.median / 1e6).toFixed(4)} ms ` +
-  "(asleep on both sides, behind Go's scheduler). Measured while this was written, each side " +
-  "against the native floor's other side: udp ping added 0.04–0.08 ms to the floor's " +
-  "client, and udp serve 0.015–0.035 ms to its echo. Where the pinger's part goes is not " +
-  "known yet: not to waking up for the reply (at 10 ms the spin catches about a third of the " +
-  "replies, 96 of 300 in one run; with no spin at all, or a spin twice as long, the figure " +
-  "did not change), nor to the loop's turn of the event loop each millisecond (one every 20 " +
-  "ms did not change it either). The wake-ups vary from run to run here by a factor of " +
-  "two or more. Being awake for a periodic client's next probe instead (predicting " +
-  "when it arrives) was tried and left out: a receiver that never sleeps saw the gaps between " +
-  "`udp ping -i 0.01` probes vary by ±0.1 ms (quartiles) and ±0.4 ms (5th to 95th " +
-  "percentile) on this machine, so windows wide enough to catch most probes would cost a " +
-  "reflector 5–10% of a processor per client; with windows of at most 5% of the period, few " +
-  "were offered and most of those missed.",
+  "**One probe every 10 ms measures waking up.** Both sides sleep between probes and wake for " +
+  "each, and the code that then runs is cold. A kernel trace of `udp ping -i 0.01` against " +
+  "`udp serve` on this machine (ftrace: scheduler switches and wake-ups, and the socket calls " +
+  "of both processes), one probe of it: the reflector was woken 22 µs after the pinger's " +
+  "`sendto()` began and ran 16 µs later; 31 µs of its JavaScript passed between its " +
+  "`recvmmsg()` and its `sendto()`; the pinger was woken 5 µs after that and read the reply " +
+  "14 µs later; the pinger's own JavaScript had taken 40 µs between its timer and its " +
+  "`sendto()`, and took 35 µs more before its next wait. Stamped in the process, as udp " +
+  "ping did until now, the RTT held most of that. So udp stamps a probe as it is handed to the " +
+  "kernel, takes the reply's arrival from the kernel's timestamp (`SO_TIMESTAMPNS`, as ping(8) " +
+  "does), and leaves out the time the reflector held the probe, which udp serve stamps from " +
+  "the kernel's arrival time too (as irtt and TWAMP leave out their reflector's): what remains " +
+  `is the path. In this run: udp's RTT ${pingSlow.p50.toFixed(4)} ms, its round trip with ` +
+  `the reflector's time ${pingSlow.totalP50.toFixed(4)} ms, the native floor (stamped in the ` +
+  `process, asleep on both sides) ${nativeRttSlow.p50_ms.toFixed(4)} ms, irtt ` +
+  `${irttMedian.toFixed(4)} ms (stamped in its processes, behind Go's scheduler). Making the ` +
+  "wake-ups themselves shorter was tried and left out: being awake for a periodic client's " +
+  "next probe (predicting when it arrives) saw the gaps between `udp ping -i 0.01` probes vary " +
+  "by ±0.1 ms (quartiles) and ±0.4 ms (5th to 95th percentile) here, so windows wide enough " +
+  "to catch most probes would cost a reflector 5–10% of a processor per client.",
   "**Two cores.** The load generator and the server share the machine's two cores in every " +
   "capacity figure; the kernel drops what a busy server's socket cannot hold (udp bench " +
   "reports it as loss on the way there, from the server's own count), so replies per second " +

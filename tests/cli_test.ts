@@ -61,7 +61,11 @@ Deno.test("udp serve + udp ping: ping(8)-style output and exit 0", async () => {
     match(lines[6], /^3 packets transmitted, 3 received, 0% packet loss, time \d+ms$/);
     match(lines[7], /^rtt min\/avg\/max\/mdev = [\d.]+\/[\d.]+\/[\d.]+\/[\d.]+ ms$/);
     match(lines[8], /^rtt p50\/p90\/p99 = [\d.]+\/[\d.]+\/[\d.]+ ms, jitter [\d.]+ ms$/);
-    match(lines[9], /^server processing min\/avg\/max = [\d.]+\/[\d.]+\/[\d.]+ ms$/);
+    match(
+      lines[9],
+      /^server processing min\/avg\/max = [\d.]+\/[\d.]+\/[\d.]+ ms, left out of the rtt \(as irtt does\)$/,
+    );
+    match(lines[10], /^round trip with it p50\/p90\/p99 = [\d.]+\/[\d.]+\/[\d.]+ ms$/);
     strictEqual(result.stderr, "");
   } finally {
     const stopped = await serve.stop("SIGINT");

@@ -11,12 +11,20 @@ import {
   timestampFromMs,
 } from "../lib/protocol.ts";
 import { Reflector } from "../lib/server.ts";
+import { wallClockAt, wallClockMs } from "../lib/clock.ts";
+import type { LatencySummary } from "../lib/stats.ts";
 import { Inbox, loopbackTarget, SUMMARY_KEYS } from "./helpers.ts";
 
 const NOW = timestampFromMs(Date.now());
 
 function pongFor(request: Uint8Array): Uint8Array {
   return makePong(request, new Uint8Array(request.length), NOW, NOW);
+}
+
+/** The figures of a summary that must all be there. */
+function filled(stats: LatencySummary): { [K in keyof LatencySummary]: number } {
+  for (const value of Object.values(stats)) assert(value !== null, JSON.stringify(stats));
+  return stats as { [K in keyof LatencySummary]: number };
 }
 
 function frameOf(data: Uint8Array): Frame {
@@ -30,7 +38,13 @@ function frameOf(data: Uint8Array): Frame {
  * send back, when. It runs until the ping run ends.
  */
 async function withFakeReflector<T>(
-  script: (frame: Frame, bytes: Uint8Array, reflector: Inbox, from: Deno.NetAddr) => Promise<void>,
+  script: (
+    frame: Frame,
+    bytes: Uint8Array,
+    reflector: Inbox,
+    from: Deno.NetAddr,
+    arrivedAt: number,
+  ) => Promise<void>,
   run: (target: ResolvedAddress) => Promise<T>,
 ): Promise<T> {
   const reflector = new Inbox();
@@ -40,7 +54,13 @@ async function withFakeReflector<T>(
     while (!stopped) {
       const received = await Promise.race([reflector.next(), done.promise]);
       if (received === null) return;
-      await script(frameOf(received.data), received.data, reflector, received.from);
+      await script(
+        frameOf(received.data),
+        received.data,
+        reflector,
+        received.from,
+        received.arrivedAt,
+      );
     }
   })();
   try {
@@ -65,15 +85,24 @@ Deno.test("ping() against a real reflector: all received, exact summary keys", a
   await reflector.close();
   const s = result.summary;
   assertEquals(Object.keys(s), SUMMARY_KEYS);
-  assertEquals(Object.keys(s.rtt_ms), ["min", "avg", "max", "mdev", "p50", "p90", "p99"]);
+  for (const stats of [s.rtt_ms, s.round_trip_ms, s.server_ms]) {
+    assertEquals(Object.keys(stats), ["min", "avg", "max", "mdev", "p50", "p90", "p99"]);
+  }
   assertEquals([s.transmitted, s.received, s.lost, s.loss_percent], [5, 5, 0, 0]);
   assertEquals([s.duplicates, s.reordered, s.late, s.foreign, s.retransmitted], [0, 0, 0, 0, 0]);
   assertEquals(events.map((e) => e.type === "reply" && e.seq), [0, 1, 2, 3, 4]);
-  const rtt = s.rtt_ms as Record<string, number>;
-  assert(rtt.min > 0 && rtt.min <= rtt.p50 && rtt.p50 <= rtt.p90 && rtt.p90 <= rtt.max);
+  const rtt = filled(s.rtt_ms);
+  assert(rtt.min >= 0 && rtt.min <= rtt.p50 && rtt.p50 <= rtt.p90 && rtt.p90 <= rtt.max);
   assert(rtt.min <= rtt.avg && rtt.avg <= rtt.max);
   assert(s.jitter_ms !== null && s.jitter_ms >= 0);
-  assert(result.serverMs !== null && result.serverMs.min >= 0);
+  // udp serve says how long it held each probe: the RTT is the round trip without that.
+  const server = filled(s.server_ms);
+  const total = filled(s.round_trip_ms);
+  assert(server.min >= 0 && total.min > 0, JSON.stringify(s));
+  for (const event of events) {
+    assert(event.type === "reply" && event.server_ms !== null && event.server_ms >= 0);
+  }
+  assert(Math.abs(total.avg - (rtt.avg + server.avg)) < 1e-9, JSON.stringify(s));
   strictEqual(result.stopReason, "count");
   strictEqual(reflector.stats.kinds.ping, 5);
 });
@@ -89,8 +118,61 @@ Deno.test("ping() reports null RTTs and 100% loss when nothing answers", async (
   await silent.close();
   const s = result.summary;
   assertEquals([s.transmitted, s.received, s.lost, s.loss_percent], [2, 0, 2, 100]);
-  assertEquals(Object.values(s.rtt_ms), [null, null, null, null, null, null, null]);
+  for (const stats of [s.rtt_ms, s.round_trip_ms, s.server_ms]) {
+    assertEquals(Object.values(stats), [null, null, null, null, null, null, null]);
+  }
   strictEqual(s.jitter_ms, null);
+});
+
+Deno.test("ping() leaves the time a reflector says it held a probe out of the RTT", async () => {
+  const HOLD_MS = 30;
+  const events: PingEvent[] = [];
+  const result = await withFakeReflector(
+    async (_frame, bytes, reflector, from, arrivedAt) => {
+      await new Promise((resolve) => setTimeout(resolve, HOLD_MS)); // a slow reflector
+      const receivedAt = timestampFromMs(wallClockAt(arrivedAt));
+      await reflector.send(
+        makePong(bytes, bytes, receivedAt, timestampFromMs(wallClockMs())),
+        from,
+      );
+    },
+    (target) => ping({ target, count: 3, intervalMs: 0, onEvent: (e) => events.push(e) }),
+  );
+  const s = result.summary;
+  strictEqual(s.received, 3);
+  for (const event of events) {
+    assert(event.type === "reply" && event.server_ms !== null, JSON.stringify(event));
+    assert(event.server_ms >= HOLD_MS && event.rtt_ms < HOLD_MS / 2, JSON.stringify(event));
+  }
+  assert((s.server_ms.min as number) >= HOLD_MS, JSON.stringify(s));
+  assert((s.round_trip_ms.min as number) >= HOLD_MS, JSON.stringify(s));
+  assert((s.rtt_ms.max as number) < HOLD_MS / 2, JSON.stringify(s));
+});
+
+Deno.test("ping() subtracts nothing a reflector cannot have held: longer than the round trip, or unordered", async () => {
+  const events: PingEvent[] = [];
+  const now = Date.now();
+  const claims = [
+    [now - 10_000, now], // held 10 s, in a round trip of well under that
+    [now, now - 1], // replied before it received
+  ];
+  let next = 0;
+  const result = await withFakeReflector(
+    async (_frame, bytes, reflector, from) => {
+      const [received, replied] = claims[next++];
+      const pong = makePong(bytes, bytes, timestampFromMs(received), timestampFromMs(replied));
+      await reflector.send(pong, from);
+    },
+    (target) => ping({ target, count: 2, intervalMs: 0, onEvent: (e) => events.push(e) }),
+  );
+  const s = result.summary;
+  strictEqual(s.received, 2);
+  for (const event of events) {
+    assert(event.type === "reply" && event.server_ms === null, JSON.stringify(event));
+    assert(event.rtt_ms > 0 && event.rtt_ms < 1000, JSON.stringify(event));
+  }
+  assertEquals(s.rtt_ms, s.round_trip_ms);
+  assertEquals(Object.values(s.server_ms), [null, null, null, null, null, null, null]);
 });
 
 Deno.test("two pingers at once against one reflector never see each other's replies", async () => {

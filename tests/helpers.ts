@@ -25,6 +25,8 @@ export const SUMMARY_KEYS = [
   "retransmitted",
   "time_ms",
   "rtt_ms",
+  "round_trip_ms",
+  "server_ms",
   "jitter_ms",
 ];
 
@@ -192,6 +194,8 @@ export function hasProgram(name: string): boolean {
 export interface Received {
   data: Uint8Array;
   from: Deno.NetAddr;
+  /** When it reached the socket (monotonic milliseconds; see DatagramHandler). */
+  arrivedAt: number;
 }
 
 /**
@@ -206,8 +210,8 @@ export class Inbox {
 
   constructor(hostname = "127.0.0.1") {
     this.socket = UdpSocket.bind(hostname, 0);
-    this.#loop = this.socket.receiveEach((data, from) => {
-      const received = { data: data.slice(), from };
+    this.#loop = this.socket.receiveEach((data, from, arrivedAt) => {
+      const received = { data: data.slice(), from, arrivedAt };
       if (this.#waiting) {
         const resolve = this.#waiting;
         this.#waiting = null;

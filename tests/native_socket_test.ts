@@ -359,6 +359,34 @@ Deno.test("concurrent receive: a send too long for any datagram fails alone; the
   }
 });
 
+Deno.test("arrivedAt: when the datagram reached the socket, by the kernel on the native backend", async () => {
+  for (const backend of backends) {
+    using sender = UdpSocket.bind("127.0.0.1", 0);
+    using receiver = UdpSocket.bind("127.0.0.1", 0, backend);
+    const sending = performance.now();
+    await sender.send(text("queued"), receiver.address);
+    const sent = performance.now();
+    // Nothing reads the socket for 30 ms: the datagram waits in its buffer.
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const reading = performance.now();
+    const got = Promise.withResolvers<{ arrivedAt: number; handledAt: number }>();
+    const loop = receiver.receiveEach((_data, _from, arrivedAt) => {
+      got.resolve({ arrivedAt, handledAt: performance.now() });
+    });
+    const { arrivedAt, handledAt } = await got.promise;
+    receiver.close();
+    await loop;
+    const figures = JSON.stringify({ backend, sending, sent, reading, arrivedAt, handledAt });
+    assert(arrivedAt <= handledAt, figures);
+    if (backend === "native") {
+      // Converted from the real-time clock: within a fraction of a millisecond.
+      assert(arrivedAt >= sending - 0.5 && arrivedAt <= sent + 10, figures);
+    } else {
+      assert(arrivedAt >= reading, figures); // Deno's API tells only when it was read
+    }
+  }
+});
+
 Deno.test("a handler that throws ends its receive loop with that error, on both backends", async () => {
   for (const backend of backends) {
     using receiver = UdpSocket.bind("127.0.0.1", 0, backend);

@@ -21,6 +21,8 @@ import {
 import { type DatagramEvent, Reflector } from "../lib/server.ts";
 import { UsageError } from "../lib/errors.ts";
 import { Inbox } from "./helpers.ts";
+import { wallClockMs } from "../lib/clock.ts";
+import { defaultBackend } from "../lib/socket.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const SENT = { seconds: 1_700_000_000, nanos: 500_000 };
@@ -83,6 +85,24 @@ Deno.test("Reflector answers PING with a PONG of exactly the same length and fie
     const stats = reflector.stats;
     assertEquals([stats.received, stats.replied, stats.kinds.ping], [1, 1, 1]);
     assertEquals([stats.bytesReceived, stats.bytesReplied], [request.length, request.length]);
+  });
+});
+
+Deno.test("Reflector's receive timestamp is the probe's arrival: its queue counts as held", async () => {
+  await withReflector({}, async (reflector, client) => {
+    const sending = wallClockMs();
+    await client.send(pingFrame(), reflector.address);
+    // Keep this thread, which the reflector shares, busy for 30 ms: the probe waits unread.
+    const until = performance.now() + 30;
+    while (performance.now() < until) { /* busy */ }
+    const decoded = decodeFrame((await client.next()).data);
+    assert(decoded.kind === "frame");
+    const { receivedAt, repliedAt } = decoded.frame;
+    const held = timestampDiffMs(repliedAt, receivedAt);
+    const figures = JSON.stringify({ sending, receivedAt, repliedAt, held });
+    assert(held >= 0, figures);
+    // The native backend knows when the probe arrived; Deno's API only when it was read.
+    if (defaultBackend() === "native") assert(held >= 29, figures);
   });
 });
 

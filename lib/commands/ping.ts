@@ -39,7 +39,9 @@ const HELP = `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--r
                 [--linger SEC] [--key-file F | --key-env] [-q] [--json] [-4|-6]
 
 Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
-reordering, duplicates and late replies. Options follow ping(8).
+reordering, duplicates and late replies. Options follow ping(8). The RTT is the network's: from
+the probe's hand-over to the kernel to its reply's arrival (the kernel's timestamp), minus the
+time the reflector says it held the probe (as irtt counts it); the summary gives both.
 
 Options:
   -c, --count N      stop after N probes (default: until Ctrl-C); with -w, after N replies
@@ -266,11 +268,14 @@ export function summaryText(result: PingResult): string {
         (s.jitter_ms === null ? "" : `, jitter ${formatStat(s.jitter_ms)} ms`),
     );
   }
-  if (result.serverMs) {
-    const server = result.serverMs;
+  const server = s.server_ms;
+  if (server.min !== null) {
+    const total = s.round_trip_ms;
     lines.push(
       `server processing min/avg/max = ${formatStat(server.min)}/${formatStat(server.avg)}/` +
-        `${formatStat(server.max)} ms`,
+        `${formatStat(server.max)} ms, left out of the rtt (as irtt does)`,
+      `round trip with it p50/p90/p99 = ${formatStat(total.p50)}/${formatStat(total.p90)}/` +
+        `${formatStat(total.p99)} ms`,
     );
   }
   const counters: [number, string][] = [
