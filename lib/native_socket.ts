@@ -490,7 +490,7 @@ export class NativeUdpSocket {
       symbols.close(fd);
       throw error;
     }
-    // Arrival timestamps (see readBatch): without them RTTs would still be right, only less
+    // Arrival timestamps (see arrivalTime): without them RTTs would still be right, only less
     // exact, so a refusal is not an error.
     symbols.setsockopt(
       fd,
