@@ -9,31 +9,27 @@
 import { monotonicMs } from "./clock.ts";
 
 /**
- * Deadlines kept in a binary min-heap with a single `setTimeout` armed for the earliest; ties
- * come due in the order they were added. There is no cancelling: when a deadline's work is no
- * longer needed (the probe was answered), the owner ignores it when it comes due, which costs
- * less than removing it.
+ * Deadlines in a binary min-heap, with no timer of its own: the structure under every timer of
+ * the process (the {@linkcode DeadlineQueue}'s, and the native socket loop's own timers). Ties
+ * come out in the order they were added. There is no cancelling: an owner marks what it no
+ * longer needs and skips it when it comes out, which costs less than removing it; `isLive`
+ * lets the heap drop such entries once too many wait, so memory stays bounded by the live ones.
  *
  * @example
  * ```ts
- * import { DeadlineQueue } from "./deadlines.ts";
- * import { monotonicMs } from "./clock.ts";
- * const due: string[] = [];
- * const done = Promise.withResolvers<void>();
- * const queue = new DeadlineQueue<string>((item) => {
- *   due.push(item);
- *   if (due.length === 3) done.resolve();
- * });
- * const now = monotonicMs();
- * queue.add(now + 30, "c");
- * queue.add(now + 10, "a");
- * queue.add(now + 20, "b");
- * await done.promise;
- * console.log(due); // ["a", "b", "c"]
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { DeadlineHeap } from "./deadlines.ts";
+ * const heap = new DeadlineHeap<string>();
+ * heap.add(30, "c");
+ * heap.add(10, "a");
+ * heap.add(10, "a2");
+ * heap.add(20, "b");
+ * assertEquals(heap.nextAt, 10);
+ * assertEquals(heap.takeDue(20), ["a", "a2", "b"]);
+ * assertEquals(heap.size, 1);
  * ```
  */
-export class DeadlineQueue<T> {
-  readonly #onDue: (item: T) => void;
+export class DeadlineHeap<T> {
   readonly #isLive: (item: T) => boolean;
   // The heap, as parallel arrays: time, then order of addition, break ties.
   #times: number[] = [];
@@ -41,20 +37,12 @@ export class DeadlineQueue<T> {
   #items: T[] = [];
   #added = 0;
   #compactAbove: number;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #armedFor = Infinity;
 
   /**
-   * `onDue(item)` is called once for each deadline, in time order, once it has passed. When
-   * more than `compactAbove` deadlines wait, those for which `isLive(item)` is false are
-   * dropped, so that memory stays bounded by the live ones however long the deadlines are.
+   * When more than `compactAbove` deadlines wait, those for which `isLive(item)` is false are
+   * dropped.
    */
-  constructor(
-    onDue: (item: T) => void,
-    isLive: (item: T) => boolean = () => true,
-    compactAbove = 65_536,
-  ) {
-    this.#onDue = onDue;
+  constructor(isLive: (item: T) => boolean = () => true, compactAbove = 65_536) {
     this.#isLive = isLive;
     this.#compactAbove = compactAbove;
   }
@@ -64,73 +52,36 @@ export class DeadlineQueue<T> {
     return this.#times.length;
   }
 
-  /** Adds a deadline at `atMs` (on the {@linkcode monotonicMs} clock) for `item`. */
-  add(atMs: number, item: T): void {
+  /** When the earliest deadline is due (Infinity: none waits). */
+  get nextAt(): number {
+    return this.#times.length > 0 ? this.#times[0] : Infinity;
+  }
+
+  /** The earliest deadline's item, left in place; the heap must not be empty. */
+  peek(): T {
+    return this.#items[0];
+  }
+
+  /** Adds a deadline at `at` for `item`. */
+  add(at: number, item: T): void {
     const order = this.#added++;
     const times = this.#times;
-    const orders = this.#orders;
-    const items = this.#items;
     let i = times.length;
-    times.push(atMs);
-    orders.push(order);
-    items.push(item);
+    times.push(at);
+    this.#orders.push(order);
+    this.#items.push(item);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (this.#before(parent, atMs, order)) break;
-      this.#place(i, times[parent], orders[parent], items[parent]);
+      if (this.#before(parent, at, order)) break;
+      this.#place(i, times[parent], this.#orders[parent], this.#items[parent]);
       i = parent;
     }
-    this.#place(i, atMs, order, item);
-    if (atMs < this.#armedFor) this.#arm();
+    this.#place(i, at, order, item);
     if (times.length > this.#compactAbove) this.#compact();
   }
 
-  /** Drops every deadline and the timer. */
-  clear(): void {
-    this.takeAll();
-  }
-
-  /** Drops every deadline and the timer, and returns their items in the order they were due. */
-  takeAll(): T[] {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#armedFor = Infinity;
-    const items: T[] = [];
-    while (this.#times.length > 0) items.push(this.#pop());
-    this.#added = 0;
-    return items;
-  }
-
-  /** Drops the deadlines that are no longer live; an array sorted by (time, order) is a heap. */
-  #compact(): void {
-    const live: number[] = [];
-    for (let i = 0; i < this.#times.length; i++) if (this.#isLive(this.#items[i])) live.push(i);
-    live.sort((a, b) => this.#times[a] - this.#times[b] || this.#orders[a] - this.#orders[b]);
-    this.#times = live.map((i) => this.#times[i]);
-    this.#orders = live.map((i) => this.#orders[i]);
-    this.#items = live.map((i) => this.#items[i]);
-    // When most are live, compacting again soon would be wasted work.
-    this.#compactAbove = Math.max(this.#compactAbove, 2 * live.length);
-  }
-
-  #arm(): void {
-    clearTimeout(this.#timer);
-    const first = this.#times[0];
-    this.#armedFor = first;
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, first - monotonicMs()));
-  }
-
-  #fire(): void {
-    this.#timer = undefined;
-    this.#armedFor = Infinity;
-    // Each call may add deadlines (a retransmission): the heap is read afresh every time.
-    while (this.#times.length > 0 && this.#times[0] <= monotonicMs()) {
-      this.#onDue(this.#pop());
-    }
-    if (this.#times.length > 0 && this.#timer === undefined) this.#arm();
-  }
-
-  #pop(): T {
+  /** Removes and returns the earliest deadline's item; the heap must not be empty. */
+  pop(): T {
     const times = this.#times;
     const orders = this.#orders;
     const items = this.#items;
@@ -155,6 +106,33 @@ export class DeadlineQueue<T> {
     return item;
   }
 
+  /** Removes and returns the items due at or before `now`, in time order. */
+  takeDue(now: number): T[] {
+    const due: T[] = [];
+    while (this.#times.length > 0 && this.#times[0] <= now) due.push(this.pop());
+    return due;
+  }
+
+  /** Removes every deadline and returns their items in the order they were due. */
+  takeAll(): T[] {
+    const items: T[] = [];
+    while (this.#times.length > 0) items.push(this.pop());
+    this.#added = 0;
+    return items;
+  }
+
+  /** Drops the deadlines that are no longer live; an array sorted by (time, order) is a heap. */
+  #compact(): void {
+    const live: number[] = [];
+    for (let i = 0; i < this.#times.length; i++) if (this.#isLive(this.#items[i])) live.push(i);
+    live.sort((a, b) => this.#times[a] - this.#times[b] || this.#orders[a] - this.#orders[b]);
+    this.#times = live.map((i) => this.#times[i]);
+    this.#orders = live.map((i) => this.#orders[i]);
+    this.#items = live.map((i) => this.#items[i]);
+    // When most are live, compacting again soon would be wasted work.
+    this.#compactAbove = Math.max(this.#compactAbove, 2 * live.length);
+  }
+
   /** Whether the deadline in slot `i` comes before (`time`, `order`): orders are unique. */
   #before(i: number, time: number, order: number): boolean {
     const at = this.#times[i];
@@ -165,5 +143,89 @@ export class DeadlineQueue<T> {
     this.#times[i] = time;
     this.#orders[i] = order;
     this.#items[i] = item;
+  }
+}
+
+/**
+ * A {@linkcode DeadlineHeap} with a single `setTimeout` armed for the earliest deadline: many
+ * deadlines on one event-loop timer.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { DeadlineQueue } from "./deadlines.ts";
+ * import { monotonicMs } from "./clock.ts";
+ * const due: string[] = [];
+ * const done = Promise.withResolvers<void>();
+ * const queue = new DeadlineQueue<string>((item) => {
+ *   due.push(item);
+ *   if (due.length === 3) done.resolve();
+ * });
+ * const now = monotonicMs();
+ * queue.add(now + 30, "c");
+ * queue.add(now + 10, "a");
+ * queue.add(now + 20, "b");
+ * await done.promise;
+ * assertEquals(due, ["a", "b", "c"]);
+ * ```
+ */
+export class DeadlineQueue<T> {
+  readonly #onDue: (item: T) => void;
+  readonly #heap: DeadlineHeap<T>;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #armedFor = Infinity;
+
+  /**
+   * `onDue(item)` is called once for each deadline, in time order, once it has passed. When
+   * more than `compactAbove` deadlines wait, those for which `isLive(item)` is false are
+   * dropped, so that memory stays bounded by the live ones however long the deadlines are.
+   */
+  constructor(
+    onDue: (item: T) => void,
+    isLive: (item: T) => boolean = () => true,
+    compactAbove = 65_536,
+  ) {
+    this.#onDue = onDue;
+    this.#heap = new DeadlineHeap(isLive, compactAbove);
+  }
+
+  /** How many deadlines are waiting. */
+  get size(): number {
+    return this.#heap.size;
+  }
+
+  /** Adds a deadline at `atMs` (on the {@linkcode monotonicMs} clock) for `item`. */
+  add(atMs: number, item: T): void {
+    this.#heap.add(atMs, item);
+    if (atMs < this.#armedFor) this.#arm();
+  }
+
+  /** Drops every deadline and the timer. */
+  clear(): void {
+    this.takeAll();
+  }
+
+  /** Drops every deadline and the timer, and returns their items in the order they were due. */
+  takeAll(): T[] {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    return this.#heap.takeAll();
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    const first = this.#heap.nextAt;
+    this.#armedFor = first;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, first - monotonicMs()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    // Each call may add deadlines (a retransmission): the heap is read afresh every time.
+    const heap = this.#heap;
+    while (heap.size > 0 && heap.nextAt <= monotonicMs()) this.#onDue(heap.pop());
+    if (heap.size > 0 && this.#timer === undefined) this.#arm();
   }
 }

@@ -37,6 +37,7 @@
 
 import { canonicalHost } from "./address.ts";
 import { monotonicMs } from "./clock.ts";
+import { DeadlineHeap } from "./deadlines.ts";
 
 /** A UDP peer address as Deno reports it. */
 export type NativePeerAddress = Deno.NetAddr;
@@ -792,6 +793,8 @@ export function eventLoopTimerAt(at: number, fire: () => void): ReturnType<typeo
 interface ReactorTimer {
   at: number;
   fire: () => void;
+  /** Cancelled, or fired: skipped when it comes out of the heap. */
+  done: boolean;
   /** Set once the reactor has stopped (no socket left): the event loop's timer took over. */
   handle?: ReturnType<typeof setTimeout>;
 }
@@ -828,7 +831,9 @@ export function spinCounts(): { found: number; missed: number } {
  */
 class Reactor {
   readonly #sockets = new Set<NativeUdpSocket>();
-  readonly #timers = new Set<ReactorTimer>();
+  // Due timers fire in deadline order (ties in the order added), from the one heap every
+  // timer of the process uses; a cancelled one stays in it, marked, until it comes out.
+  readonly #timers = new DeadlineHeap<ReactorTimer>((timer) => !timer.done);
   #pollfds = new Uint8Array(0);
   #order: NativeUdpSocket[] = [];
   #pollCount = 0n;
@@ -863,13 +868,14 @@ class Reactor {
     this.#expected = 0;
     this.#replyDelay = 0;
     this.#spinBackoff = this.#spinSkips = 0;
-    for (const timer of this.#timers) if (timer.handle === undefined) this.#handOver(timer);
+    for (const timer of this.#timers.takeAll()) if (!timer.done) this.#handOver(timer);
   }
 
   /** Gives a timer to the event loop's timers: the loop is not running to fire it. */
   #handOver(timer: ReactorTimer): void {
     timer.handle = eventLoopTimerAt(timer.at, () => {
-      this.#timers.delete(timer);
+      if (timer.done) return;
+      timer.done = true;
       timer.fire();
     });
   }
@@ -881,34 +887,37 @@ class Reactor {
    * Returns a function that cancels it.
    */
   schedule(at: number, fire: () => void): () => void {
-    const timer: ReactorTimer = { at, fire };
-    this.#timers.add(timer);
+    const timer: ReactorTimer = { at, fire, done: false };
     if (this.#sockets.size === 0) this.#handOver(timer);
+    else this.#timers.add(at, timer);
     return () => {
-      this.#timers.delete(timer);
+      timer.done = true;
       clearTimeout(timer.handle);
     };
   }
 
-  /** Runs the timers that are due; whether any was. */
+  /**
+   * Runs the timers due by `now`, earliest first (ties in the order added); whether any was.
+   * One that a timer sets for `now` or before runs in the same call, after those already due.
+   */
   #fireDue(now: number): boolean {
     let fired = false;
-    for (const timer of this.#timers) {
-      if (timer.at > now || timer.handle !== undefined) continue;
-      this.#timers.delete(timer);
+    const timers = this.#timers;
+    while (timers.nextAt <= now) {
+      const timer = timers.pop();
+      if (timer.done) continue;
+      timer.done = true;
       fired = true;
       timer.fire();
     }
     return fired;
   }
 
-  /** When the next of the loop's timers is due (Infinity: none). */
+  /** When the next of the loop's live timers is due (Infinity: none). */
   #nextTimer(): number {
-    let next = Infinity;
-    for (const timer of this.#timers) {
-      if (timer.at < next && timer.handle === undefined) next = timer.at;
-    }
-    return next;
+    const timers = this.#timers;
+    while (timers.size > 0 && timers.peek().done) timers.pop(); // cancelled ones
+    return timers.nextAt;
   }
 
   #rebuild(): void {

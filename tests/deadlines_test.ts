@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import { DeadlineQueue } from "../lib/deadlines.ts";
+import { DeadlineHeap, DeadlineQueue } from "../lib/deadlines.ts";
 import { monotonicMs } from "../lib/clock.ts";
 
 Deno.test("DeadlineQueue: 500 deadlines in random order come due in time order, on one timer", async () => {
@@ -94,4 +94,31 @@ Deno.test("DeadlineQueue: takeAll() hands back what waits, in time order, and st
   queue.add(now + 200, "middle");
   assertEquals(queue.takeAll(), ["first", "second", "middle", "late"]);
   strictEqual(queue.size, 0);
+});
+
+Deno.test("DeadlineHeap: takeDue() returns what is due in deadline order, ties in the order added", () => {
+  const heap = new DeadlineHeap<string>();
+  // Added out of order, several due at once (a loaded machine's late wake-up).
+  heap.add(3, "third");
+  heap.add(1, "first");
+  heap.add(2, "second-a");
+  heap.add(2, "second-b");
+  heap.add(9, "later");
+  strictEqual(heap.nextAt, 1);
+  strictEqual(heap.peek(), "first");
+  assertEquals(heap.takeDue(5), ["first", "second-a", "second-b", "third"]);
+  strictEqual(heap.size, 1);
+  assertEquals(heap.takeDue(8), []);
+  assertEquals(heap.takeAll(), ["later"]);
+  strictEqual(heap.nextAt, Infinity);
+});
+
+Deno.test("DeadlineHeap: entries no longer live are dropped once too many wait, order kept", () => {
+  const cancelled = new Set<number>();
+  const heap = new DeadlineHeap<number>((item) => !cancelled.has(item), 10);
+  for (let i = 0; i < 10; i++) heap.add(100 - i, i);
+  for (let i = 0; i < 8; i++) cancelled.add(i);
+  heap.add(50, 10); // the 11th: compacts
+  strictEqual(heap.size, 3);
+  assertEquals(heap.takeAll(), [10, 9, 8]);
 });
