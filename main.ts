@@ -5,10 +5,18 @@
  */
 
 import { main } from "./lib/cli.ts";
+import { enterStartDirectory } from "./lib/files.ts";
 import { giveUpFfiPermission } from "./lib/native_socket.ts";
 
 if (import.meta.main) {
   // The FFI permission is for the C library's socket calls only: bind them, then give it up.
   giveUpFfiPermission();
+  // Relative paths start where the user typed the command, also under `deno task udp`.
+  const problem = enterStartDirectory(import.meta.url);
+  if (problem !== null) {
+    console.error(`udp: ${problem}`);
+    Deno.exit(2);
+  }
+  // Read and write permission end once the command's files are open (lib/cli.ts).
   Deno.exit(await main(Deno.args));
 }

@@ -7,6 +7,8 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
+import type { Family } from "./address.ts";
+import { maxPayloadSize, TAG_SIZE } from "./protocol.ts";
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -62,7 +64,9 @@ function describeParseError(error: unknown, options: Record<string, OptionSpec>)
   const option = named ? named[2] : "option";
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
     const unknown = /Unknown option '([^']+)'/.exec(message)?.[1] ?? "?";
-    return `unknown option '${unknown}'`;
+    const names = [...Object.keys(options), "help"].map((name) => `--${name}`);
+    const guess = unknown.startsWith("--") ? closestMatch(unknown, names) : null;
+    return `unknown option '${unknown}'` + (guess ? `: did you mean '${guess}'?` : "");
   }
   if (message.includes("does not take an argument")) return `option '${option}' takes no value`;
   if (message.includes("argument is ambiguous")) {
@@ -161,4 +165,117 @@ export function expectPositionals(
     );
   }
   return positionals;
+}
+
+/**
+ * The Damerau–Levenshtein distance between two strings (optimal string alignment): how many
+ * insertions, deletions, substitutions and swaps of two adjacent characters turn one into the
+ * other.
+ *
+ * @example
+ * ```ts
+ * import { editDistance } from "./args.ts";
+ * console.log(editDistance("pnig", "ping"), editDistance("cuont", "count")); // 1 1
+ * console.log(editDistance("serve", "send")); // 3
+ * ```
+ */
+export function editDistance(a: string, b: string): number {
+  // rows[i][j]: distance between the first i characters of a and the first j of b.
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => {
+    const row = new Array<number>(b.length + 1).fill(0);
+    row[0] = i;
+    return row;
+  });
+  for (let j = 0; j <= b.length; j++) rows[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      rows[i][j] = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        rows[i][j] = Math.min(rows[i][j], rows[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return rows[a.length][b.length];
+}
+
+/**
+ * The candidate a mistyped word most likely meant, for "did you mean …?", or null. Case and
+ * leading dashes are ignored; a candidate qualifies at an {@linkcode editDistance} of at most
+ * 2 and at most a third of its length, and is suggested only when no other is as close.
+ *
+ * @example
+ * ```ts
+ * import { closestMatch } from "./args.ts";
+ * console.log(closestMatch("pnig", ["serve", "ping", "send"])); // ping
+ * console.log(closestMatch("--cuont", ["--count", "--interval"])); // --count
+ * console.log(closestMatch("bogus", ["serve", "ping", "send"])); // null
+ * ```
+ */
+export function closestMatch(word: string, candidates: readonly string[]): string | null {
+  const bare = (text: string) => text.replace(/^-+/, "").toLowerCase();
+  const scored = candidates
+    .map((candidate) => ({ candidate, distance: editDistance(bare(word), bare(candidate)) }))
+    .sort((x, y) => x.distance - y.distance);
+  const [best, second] = scored;
+  if (best === undefined) return null;
+  const close = best.distance <= 2 && best.distance * 3 <= bare(best.candidate).length;
+  const clear = second === undefined || second.distance > best.distance;
+  return close && clear ? best.candidate : null;
+}
+
+/**
+ * What a probe's padding may be, said one way wherever a size is refused: "use 0 to 65,459
+ * (IPv4) or 65,479 (IPv6)", from {@linkcode maxPayloadSize} (less the tag with a key).
+ *
+ * @example
+ * ```ts
+ * import { payloadSizeLimit } from "./args.ts";
+ * console.log(payloadSizeLimit(false).startsWith("use 0 to ")); // true
+ * ```
+ */
+export function payloadSizeLimit(authenticated: boolean): string {
+  const most = (family: Family) => largestPayload(family, authenticated).toLocaleString("en");
+  return `use 0 to ${most("ipv4")} (IPv4) or ${most("ipv6")} (IPv6)` +
+    (authenticated ? " with a key" : "");
+}
+
+/**
+ * Parses `-s BYTES`, the padding of a probe: a whole number no larger than the largest over
+ * any family (the address family is checked by {@linkcode checkPayloadSize} once known).
+ *
+ * @example
+ * ```ts
+ * import { parsePayloadSize } from "./args.ts";
+ * console.log(parsePayloadSize("56")); // 56
+ * ```
+ */
+export function parsePayloadSize(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > maxPayloadSize("ipv6")) {
+    throw new UsageError(`invalid size '${text}': ${payloadSizeLimit(false)}`);
+  }
+  return Number(text);
+}
+
+/**
+ * Checks a padding size against the target's address family (and the tag, with a key).
+ *
+ * @example
+ * ```ts
+ * import { checkPayloadSize } from "./args.ts";
+ * checkPayloadSize(56, "ipv4", false); // fine
+ * ```
+ */
+export function checkPayloadSize(size: number, family: Family, authenticated: boolean): void {
+  if (size > largestPayload(family, authenticated)) {
+    throw new UsageError(
+      `invalid size '${size}': ${payloadSizeLimit(authenticated)}; the target is ${
+        family === "ipv6" ? "IPv6" : "IPv4"
+      }`,
+    );
+  }
+}
+
+function largestPayload(family: Family, authenticated: boolean): number {
+  return maxPayloadSize(family) - (authenticated ? TAG_SIZE : 0);
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { TAG_SIZE } from "./protocol.ts";
+import { CHECK_SIZE, sealFrame, TAG_SIZE } from "./protocol.ts";
 
 /** The shortest key accepted: 128 bits. */
 export const MIN_KEY_BYTES = 16;
@@ -37,52 +37,63 @@ export function importKey(raw: Uint8Array): Promise<CryptoKey> {
 
 /**
  * The tag of an authenticated frame: the first 16 bytes of HMAC-SHA-256 over all its bytes
- * before the tag.
+ * before the tag (the tag sits just before the frame's 4-byte check).
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { computeTag, importKey } from "./auth.ts";
- * const tag = await computeTag(new Uint8Array(60), await importKey(new Uint8Array(32)));
- * console.log(tag.length); // 16
+ * const tag = await computeTag(new Uint8Array(64), await importKey(new Uint8Array(32)));
+ * strictEqual(tag.length, 16);
  * ```
  */
 export async function computeTag(frame: Uint8Array, key: CryptoKey): Promise<Uint8Array> {
-  const signed = frame.subarray(0, frame.length - TAG_SIZE) as Uint8Array<ArrayBuffer>;
+  const signed = frame.subarray(0, tagOffset(frame)) as Uint8Array<ArrayBuffer>;
   const mac = await crypto.subtle.sign("HMAC", key, signed);
   return new Uint8Array(mac, 0, TAG_SIZE);
 }
 
 /**
- * Writes the tag into the last 16 bytes of an authenticated frame, in place.
+ * Writes the tag of an authenticated frame in place, then seals the frame again (its check
+ * covers the tag).
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { importKey, signFrame, verifyFrame } from "./auth.ts";
+ * import { checkFrame } from "./protocol.ts";
  * const key = await importKey(new Uint8Array(32).fill(7));
- * const frame = new Uint8Array(60);
+ * const frame = new Uint8Array(64);
  * await signFrame(frame, key);
- * console.log(await verifyFrame(frame, key)); // true
+ * strictEqual(await verifyFrame(frame, key), true);
+ * strictEqual(checkFrame(frame), true);
  * ```
  */
 export async function signFrame(frame: Uint8Array, key: CryptoKey): Promise<void> {
-  frame.set(await computeTag(frame, key), frame.length - TAG_SIZE);
+  frame.set(await computeTag(frame, key), tagOffset(frame));
+  sealFrame(frame);
 }
 
 /**
- * Whether the last 16 bytes of a frame are its correct tag; compares in constant time.
+ * Whether a frame carries its correct tag; compares in constant time.
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { importKey, verifyFrame } from "./auth.ts";
  * const key = await importKey(new Uint8Array(32));
- * console.log(await verifyFrame(new Uint8Array(60), key)); // false
+ * strictEqual(await verifyFrame(new Uint8Array(64), key), false);
  * ```
  */
 export async function verifyFrame(frame: Uint8Array, key: CryptoKey): Promise<boolean> {
-  if (frame.length < TAG_SIZE) return false;
+  if (frame.length < TAG_SIZE + CHECK_SIZE) return false;
   const expected = await computeTag(frame, key);
-  const actual = frame.subarray(frame.length - TAG_SIZE);
+  const actual = frame.subarray(tagOffset(frame), tagOffset(frame) + TAG_SIZE);
   let difference = 0;
   for (let i = 0; i < TAG_SIZE; i++) difference |= expected[i] ^ actual[i];
   return difference === 0;
+}
+
+function tagOffset(frame: Uint8Array): number {
+  return frame.length - CHECK_SIZE - TAG_SIZE;
 }

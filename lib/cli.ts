@@ -1,15 +1,19 @@
 /**
  * The `udp` command line: dispatches to a subcommand and turns every failure into one line
- * on stderr with exit code 2.
+ * on stderr with exit code 2. Standard output goes through lib/output.ts (a closed pipe ends
+ * the run quietly with exit code 141); file access ends where the command's files are open.
  *
  * @module
  */
 
 import config from "../deno.json" with { type: "json" };
+import { closestMatch } from "./args.ts";
 import { UsageError } from "./errors.ts";
+import { giveUpFileAccess } from "./files.ts";
+import { printLine } from "./output.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 import { defaultBackend } from "./socket.ts";
-import type { Command } from "./commands/command.ts";
+import type { Command, RunContext } from "./commands/command.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { keygenCommand } from "./commands/keygen.ts";
 import { listenCommand } from "./commands/listen.ts";
@@ -47,7 +51,9 @@ Options:
 Example: udp serve   (on one host)    then   udp ping HOST -c 5   (on another)`;
 
 /**
- * Runs the CLI with `args` (without the program name) and resolves with the exit code.
+ * Runs the CLI with `args` (without the program name) and resolves with the exit code. The
+ * command gives up read and write permission for the rest of the process's life as soon as
+ * its files are open (see {@linkcode RunContext}).
  *
  * @example
  * ```ts
@@ -60,30 +66,37 @@ export async function main(args: string[]): Promise<number> {
   const [first, ...rest] = args;
   if (first === undefined || first === "-h" || first === "--help" || first === "help") {
     const topic = first === "help" ? COMMANDS.find((command) => command.name === rest[0]) : null;
-    console.log(topic ? topic.help : HELP);
+    printLine(topic ? topic.help : HELP);
     return 0;
   }
   if (first === "-V" || first === "--version") {
-    console.log(`udp ${VERSION} (protocol version ${PROTOCOL_VERSION})`);
-    console.log(`sockets: ${describeBackend()}`);
+    printLine(`udp ${VERSION} (protocol version ${PROTOCOL_VERSION})`);
+    printLine(`sockets: ${describeBackend()}`);
     return 0;
   }
   const command = COMMANDS.find((candidate) => candidate.name === first);
   if (command === undefined) {
-    const what = first.startsWith("-") ? "option" : "command";
-    console.error(
-      `udp: unknown ${what} '${first}': use one of ${
-        COMMANDS.map((c) => c.name).join(", ")
-      } (see 'udp --help')`,
-    );
+    console.error(`udp: ${describeUnknown(first)} (see 'udp --help')`);
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await command.run(rest, FILE_ACCESS_ENDS);
   } catch (error) {
     console.error(`udp ${command.name}: ${describeError(error)}`);
     return 2;
   }
+}
+
+/** The one place file access ends: every command calls filesOpened() once its files are open
+ * and before its first datagram. */
+const FILE_ACCESS_ENDS: RunContext = { filesOpened: giveUpFileAccess };
+
+function describeUnknown(word: string): string {
+  const option = word.startsWith("-");
+  const names = COMMANDS.map((c) => c.name);
+  const guess = closestMatch(word, option ? ["--help", "--version"] : [...names, "help"]);
+  return `unknown ${option ? "option" : "command"} '${word}': ` +
+    (guess ? `did you mean '${guess}'?` : `use one of ${names.join(", ")}`);
 }
 
 function describeBackend(): string {

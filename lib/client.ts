@@ -17,11 +17,10 @@ import {
   ErrorCode,
   Flags,
   type Frame,
-  HEADER_SIZE,
+  frameOverhead,
   MessageType,
   NO_TIMESTAMP,
   PROTOCOL_VERSION,
-  TAG_SIZE,
   timestampFromMs,
 } from "./protocol.ts";
 import { measureRoundTrip } from "./rtt.ts";
@@ -74,6 +73,10 @@ export interface PingOptions {
   session?: number;
   /** Random numbers in [0, 1) for backoff jitter; Math.random by default. */
   random?: () => number;
+  /** The receive buffer to ask the kernel for, in bytes. */
+  receiveBuffer?: number;
+  /** Told what the kernel granted for `receiveBuffer` (null: the backend cannot set it). */
+  onReceiveBuffer?: (granted: number | null) => void;
 }
 
 /** Why a datagram that reached the pinger was not a reply to it. */
@@ -136,6 +139,17 @@ export type PingEvent =
   | { type: "timeout"; seq: number; attempts: number }
   | { type: "retransmit"; seq: number; attempt: number }
   | { type: "foreign"; from: string; bytes: number; reason: ForeignReason }
+  | {
+    /** A datagram from the target that failed its check: damaged on the way, not a reply. */
+    type: "corrupted";
+    from: string;
+    bytes: number;
+  }
+  | {
+    /** Once, at the first echoed PING: the target is a plain echo server, not a reflector. */
+    type: "echo_server";
+    from: string;
+  }
   | { type: "send_error"; seq: number; attempt: number; error: string }
   | {
     /** The reflector answered with an ERROR frame; the run stops. */
@@ -157,8 +171,12 @@ export interface PingSummary {
   received: number;
   /** Probes whose timeout (after all retries) expired without a reply. */
   lost: number;
-  /** lost / (received + lost) × 100; probes still in flight at the end are not counted. */
-  loss_percent: number;
+  /** Probes sent whose timeout had not expired when the run ended (Ctrl-C, -w): neither
+   * received nor lost; transmitted = received + lost + in_flight. */
+  in_flight: number;
+  /** (transmitted − received) / transmitted × 100, as ping(8): a probe without a reply is
+   * never counted as delivered, however the run ended; null when nothing was transmitted. */
+  loss_percent: number | null;
   /** Further replies to an attempt that was already answered (network duplication). */
   duplicates: number;
   /** Received replies that arrived after a later-sent transmission's reply (RFC 4737). */
@@ -167,6 +185,11 @@ export interface PingSummary {
   late: number;
   /** Datagrams that were not replies to this run. */
   foreign: number;
+  /** Datagrams from the target that failed their check (damaged on the way): not replies. */
+  corrupted: number;
+  /** Whether the target answered as a plain echo server (the PINGs back unchanged, without
+   * reflector timestamps) rather than a reflector. */
+  echo_server: boolean;
   /** Retransmissions sent (`--retries`). */
   retransmitted: number;
   /** Run time in milliseconds. */
@@ -191,8 +214,6 @@ export type StopReason = "count" | "deadline" | "interrupted" | "protocol-error"
 export interface PingResult {
   /** The summary (the JSON object). */
   summary: PingSummary;
-  /** Probes sent whose timeout had not expired when the run stopped. */
-  inFlight: number;
   /** Replies to retransmissions of probes that were already answered. */
   redundant: number;
   /** Transmissions that failed locally (not counted as transmitted). */
@@ -254,6 +275,8 @@ class Pinger {
   readonly #random: () => number;
   readonly #attemptsPerProbe: number;
   readonly #key: CryptoKey | null;
+  readonly #receiveBuffer?: number;
+  readonly #onReceiveBuffer?: (granted: number | null) => void;
   #outbox: Promise<void> = Promise.resolve();
   #authFailures = 0;
 
@@ -285,6 +308,8 @@ class Pinger {
   #duplicates = 0;
   #late = 0;
   #foreignCount = 0;
+  #corrupted = 0;
+  #echoServer = false;
   #retransmitted = 0;
   #redundant = 0;
   #sendErrors = 0;
@@ -310,6 +335,8 @@ class Pinger {
     this.#random = options.random ?? Math.random;
     this.#attemptsPerProbe = this.#retries + 1;
     this.#key = options.key ?? null;
+    this.#receiveBuffer = options.receiveBuffer;
+    this.#onReceiveBuffer = options.onReceiveBuffer;
     this.#sendTimes = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
     this.#transmissionIndex = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
   }
@@ -317,6 +344,9 @@ class Pinger {
   async run(): Promise<PingResult> {
     const socket = UdpSocket.bind(wildcardFor(this.#target.family), 0);
     this.#socket = socket;
+    if (this.#receiveBuffer !== undefined) {
+      this.#onReceiveBuffer?.(socket.setReceiveBuffer(this.#receiveBuffer));
+    }
     const receiving = socket.receiveEach((data, from, arrivedAt) =>
       this.#onDatagram(data, from, arrivedAt)
     );
@@ -456,12 +486,20 @@ class Pinger {
     if (this.#stopped) return;
     if (!sameAddress(from, this.#target)) return this.#foreign(from, data, "wrong-source");
     const decoded = decodeFrame(data);
+    if (decoded.kind === "corrupted") {
+      this.#corrupted++;
+      this.#emit({ type: "corrupted", from: formatAddress(from), bytes: data.length });
+      return;
+    }
     if (decoded.kind !== "frame") {
       return this.#foreign(from, data, decoded.kind === "raw" ? "raw" : decoded.kind);
     }
     const frame = decoded.frame;
     if (frame.session !== this.#session) return this.#foreign(from, data, "other-session");
-    if (frame.type !== MessageType.PONG && frame.type !== MessageType.ERROR) {
+    // Our own PING back unchanged is a plain echo server's answer: a reply without reflector
+    // timestamps. Not under a key: anyone can send a tagged PING back without it.
+    const echoed = frame.type === MessageType.PING && this.#key === null;
+    if (frame.type !== MessageType.PONG && frame.type !== MessageType.ERROR && !echoed) {
       return this.#foreign(from, data, "not-a-reply");
     }
     const sequence = frame.sequence;
@@ -495,8 +533,12 @@ class Pinger {
       return this.#foreign(from, data, "unknown-probe");
     }
     if (frame.type === MessageType.ERROR) return this.#onError(frame, from, data);
-    if (data.length !== HEADER_SIZE + this.#payload.length + (this.#key ? TAG_SIZE : 0)) {
+    if (data.length !== frameOverhead(this.#key !== null) + this.#payload.length) {
       return this.#foreign(from, data, "wrong-length");
+    }
+    if (echoed && !this.#echoServer) {
+      this.#echoServer = true;
+      this.#emit({ type: "echo_server", from: fromText });
     }
     const index = slot * this.#attemptsPerProbe + frame.attempt;
     const trip = measureRoundTrip(
@@ -613,18 +655,21 @@ class Pinger {
   }
 
   #result(elapsedMs: number): PingResult {
-    const withOutcome = this.#received + this.#lost;
+    const transmitted = this.#transmitted;
     const summary: PingSummary = {
       type: "summary",
       target: this.#targetText,
-      transmitted: this.#transmitted,
+      transmitted,
       received: this.#received,
       lost: this.#lost,
-      loss_percent: withOutcome === 0 ? 0 : (this.#lost / withOutcome) * 100,
+      in_flight: transmitted - this.#received - this.#lost,
+      loss_percent: transmitted === 0 ? null : ((transmitted - this.#received) / transmitted) * 100,
       duplicates: this.#duplicates,
       reordered: this.#reorder.reordered,
       late: this.#late,
       foreign: this.#foreignCount,
+      corrupted: this.#corrupted,
+      echo_server: this.#echoServer,
       retransmitted: this.#retransmitted,
       time_ms: Math.round(elapsedMs),
       rtt_ms: this.#rtt.summary(),
@@ -634,7 +679,6 @@ class Pinger {
     };
     return {
       summary,
-      inFlight: this.#transmitted - this.#received - this.#lost,
       redundant: this.#redundant,
       sendErrors: this.#sendErrors,
       authFailures: this.#authFailures,

@@ -76,7 +76,10 @@ const MSG_WAITFORONE = 0x10000;
 const POLLIN = 0x001;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
+const SO_RCVBUF = 8;
+const SO_RCVBUFFORCE = 33; // past net.core.rmem_max, with CAP_NET_ADMIN
 const SO_TIMESTAMPNS = 35; // its control message, SCM_TIMESTAMPNS, has the same number
+const SO_RXQ_OVFL = 40; // each datagram's control messages then say how many the socket dropped
 const CLOCK_REALTIME = 0; // the clock SO_TIMESTAMPNS stamps with
 const EINTR = 4;
 const EAGAIN = 11;
@@ -93,6 +96,7 @@ const SYMBOLS = {
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   ppoll: { parameters: ["buffer", "usize", "buffer", "pointer"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
@@ -134,8 +138,11 @@ export const BATCH_SIZE = 64;
 const SLOT_SIZE = 65536;
 const MMSGHDR_SIZE = 64; // struct mmsghdr on x86-64: a 56-byte msghdr, msg_len, padding
 const IOVEC_SIZE = 16;
-// A cmsghdr (length, level, type: 16 bytes) and a struct timespec (two 64-bit fields).
-const CONTROL_SIZE = 32;
+// Room for two control messages, each a cmsghdr (length, level, type: 16 bytes) and its data
+// padded to 8 bytes: the arrival timestamp (a struct timespec, 16 bytes) and the socket's drop
+// count (a u32).
+const CONTROL_SIZE = 64;
+const CMSG_HEADER_SIZE = 16;
 
 function makeBatchArena(purpose: "send" | "receive"): BatchArena {
   // One allocation (far too large for the V8 heap, so it never moves), cut into its parts.
@@ -223,27 +230,44 @@ function int64At(view: DataView, offset: number): number {
   return view.getUint32(offset, true) + view.getInt32(offset + 4, true) * 2 ** 32;
 }
 
+/** What the control messages of the datagram read last said (see readControl). */
+const control = {
+  /** When it arrived, on the monotonic clock. */
+  arrivedAt: 0,
+  /** The socket's drop count when it was queued (SO_RXQ_OVFL); -1 when not given. */
+  drops: -1,
+};
+
 /**
- * When datagram `slot` of the batch just read arrived, on the monotonic clock: by its
- * SCM_TIMESTAMPNS control message, or, without one, when the batch was read.
+ * Reads the control messages of datagram `slot` of the batch just read into `control`: its
+ * arrival by SCM_TIMESTAMPNS (without one, when the batch was read), and the socket's drop
+ * count by SO_RXQ_OVFL (the kernel leaves it out while it is 0).
  */
-function arrivalTime(arena: BatchArena, slot: number): number {
+function readControl(arena: BatchArena, slot: number): void {
   const header = slot * MMSGHDR_SIZE;
   const controlLength = arena.headerView.getUint32(header + 40, true); // msg_controllen
   arena.headerView.setUint32(header + 40, CONTROL_SIZE, true); // room again, next time
-  const control = slot * CONTROL_SIZE;
   const view = arena.controlView;
-  if (
-    controlLength < CONTROL_SIZE || view.getInt32(control + 8, true) !== SOL_SOCKET ||
-    view.getInt32(control + 12, true) !== SO_TIMESTAMPNS
-  ) {
-    return monotonicNow;
+  const start = slot * CONTROL_SIZE;
+  control.arrivedAt = monotonicNow;
+  control.drops = -1;
+  for (let at = start; at + CMSG_HEADER_SIZE <= start + controlLength;) {
+    const length = view.getUint32(at, true); // cmsg_len (a size_t: the high half is 0)
+    if (length < CMSG_HEADER_SIZE || at + length > start + controlLength) break;
+    if (view.getInt32(at + 8, true) === SOL_SOCKET) {
+      const type = view.getInt32(at + 12, true);
+      if (type === SO_TIMESTAMPNS) {
+        // Seconds and nanoseconds apart: as one number of milliseconds each would lose a µs.
+        const ageMs = (int64At(realNow, 0) - int64At(view, at + 16)) * 1000 +
+          (int64At(realNow, 8) - int64At(view, at + 24)) / 1e6;
+        // A real-time clock stepped back since the arrival would make the age negative.
+        control.arrivedAt = monotonicNow - Math.max(0, ageMs);
+      } else if (type === SO_RXQ_OVFL) {
+        control.drops = view.getUint32(at + CMSG_HEADER_SIZE, true);
+      }
+    }
+    at += (length + 7) & ~7; // CMSG_ALIGN
   }
-  // Seconds and nanoseconds apart: as one number of milliseconds each would lose a microsecond.
-  const ageMs = (int64At(realNow, 0) - int64At(view, control + 16)) * 1000 +
-    (int64At(realNow, 8) - int64At(view, control + 24)) / 1e6;
-  // A real-time clock stepped back since the arrival would make the age negative.
-  return monotonicNow - Math.max(0, ageMs);
 }
 
 /**
@@ -473,10 +497,12 @@ export class NativeUdpSocket {
   #queueing = false; // they are running: sends go into the reply batch
   #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
   #receiveTimeoutMs = 0; // SO_RCVTIMEO as last set; 0: none (a waiting read would never end)
+  #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
 
-  private constructor(fd: number, address: NativePeerAddress) {
+  private constructor(fd: number, address: NativePeerAddress, countsDrops: boolean) {
     this.fd = fd;
     this.address = address;
+    this.#kernelDrops = countsDrops ? 0 : null;
   }
 
   /** Binds a socket; throws the error Deno would (see {@linkcode osError}). */
@@ -491,21 +517,54 @@ export class NativeUdpSocket {
       symbols.close(fd);
       throw error;
     }
-    // Arrival timestamps (see arrivalTime): without them RTTs would still be right, only less
+    // Arrival timestamps (see readControl): without them RTTs would still be right, only less
     // exact, so a refusal is not an error.
-    symbols.setsockopt(
-      fd,
-      SOL_SOCKET,
-      SO_TIMESTAMPNS,
-      new Uint8Array(new Int32Array([1]).buffer),
-      4,
-    );
+    const one = new Uint8Array(new Int32Array([1]).buffer);
+    symbols.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, one, 4);
+    // The kernel's drops (receive buffer full) told with each datagram: loss that is this
+    // host's, not the network's, and that no other counter of the socket shows.
+    const countsDrops = symbols.setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, one, 4) === 0;
     const bound = new Uint8Array(SOCKADDR_SIZE);
     const boundLength = new Uint32Array([SOCKADDR_SIZE]);
     symbols.getsockname(fd, bound, new Uint8Array(boundLength.buffer));
     const { hostname: boundHost, port: boundPort } = decodeSockaddr(bound);
     openSockets++;
-    return new NativeUdpSocket(fd, { transport: "udp", hostname: boundHost, port: boundPort });
+    const address: NativePeerAddress = { transport: "udp", hostname: boundHost, port: boundPort };
+    return new NativeUdpSocket(fd, address, countsDrops);
+  }
+
+  /**
+   * How many datagrams the kernel dropped on this socket because its receive buffer was full,
+   * as of the last datagram read (the kernel tells it with each one); null where it does not.
+   */
+  get kernelDrops(): number | null {
+    return this.#kernelDrops;
+  }
+
+  /**
+   * Asks for a receive buffer of `bytes` (past `net.core.rmem_max` where the process may) and
+   * returns what the kernel granted, as it reports it (Linux doubles the request for its own
+   * bookkeeping); throws the error Deno would.
+   */
+  setReceiveBuffer(bytes: number): number {
+    const { symbols, errno } = native();
+    const value = new Uint8Array(new Int32Array([bytes]).buffer);
+    if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, value, 4) !== 0) {
+      if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUF, value, 4) !== 0) {
+        throw osError(errno());
+      }
+    }
+    const granted = new Int32Array(1);
+    const length = new Uint32Array([4]);
+    const status = symbols.getsockopt(
+      this.fd,
+      SOL_SOCKET,
+      SO_RCVBUF,
+      new Uint8Array(granted.buffer),
+      new Uint8Array(length.buffer),
+    );
+    if (status !== 0) throw osError(errno());
+    return granted[0];
   }
 
   /** Whether {@linkcode NativeUdpSocket.close} was called. */
@@ -648,7 +707,9 @@ export class NativeUdpSocket {
         const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
         const peer = this.#peer(name);
         arena.headerView.setUint32(header + 8, SOCKADDR_SIZE, true); // msg_namelen, next time
-        const arrivedAt = arrivalTime(arena, i);
+        readControl(arena, i);
+        const arrivedAt = control.arrivedAt;
+        if (control.drops >= 0) this.#kernelDrops = control.drops;
         reactor.noteTraffic();
         const data = arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length);
         const pending = handler(data, peer, arrivedAt);

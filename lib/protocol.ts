@@ -9,6 +9,8 @@
  * @module
  */
 
+import { crc32c } from "./crc32c.ts";
+
 /** The four bytes every frame starts with: `DA 7A 55 50`. The first byte is not valid UTF-8 on
  * its own, so no text datagram is ever mistaken for a frame. */
 export const MAGIC = 0xda7a5550;
@@ -22,10 +24,16 @@ export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
 /** Size of the version 1 header in bytes; payload (padding) follows it. */
 export const HEADER_SIZE = 44;
 
+/** Size of the CRC-32C every frame of every version ends with. */
+export const CHECK_SIZE = 4;
+
 /** Bytes 0..27 keep their meaning in every protocol version (magic, version, type, flags,
  * length, attempt, session, sequence, sent timestamp), so a server can answer a frame of a
  * version it does not speak. */
 export const INVARIANT_SIZE = 28;
+
+/** The shortest datagram that can be a frame of any version: the magic and the check. */
+const MIN_FRAME_SIZE = 4 + CHECK_SIZE;
 
 /** The largest UDP payload over IPv4 (65,535 − 20 IP − 8 UDP header bytes). */
 export const MAX_DATAGRAM_IPV4 = 65507;
@@ -41,6 +49,22 @@ export const Flags = {
 
 /** Size of the authentication tag of an AUTHENTICATED frame (HMAC-SHA-256 truncated). */
 export const TAG_SIZE = 16;
+
+/**
+ * Bytes a frame adds to its payload: the header and the check, and the tag when
+ * authenticated.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { frameOverhead } from "./protocol.ts";
+ * strictEqual(frameOverhead(false), 48);
+ * strictEqual(frameOverhead(true), 64);
+ * ```
+ */
+export function frameOverhead(authenticated: boolean): number {
+  return HEADER_SIZE + CHECK_SIZE + (authenticated ? TAG_SIZE : 0);
+}
 
 /** Message types. PING and STATS_REQUEST are requests; PONG, ERROR and STATS are replies and
  * are never answered. */
@@ -60,16 +84,71 @@ export const MessageType = {
 /** The message types a reflector answers. */
 export const REQUEST_TYPES: readonly number[] = [MessageType.PING, MessageType.STATS_REQUEST];
 
-/** The payload of a STATS frame: the reflector's counts for one session. */
+/**
+ * The payload of a STATS frame: the reflector's counts for one session, and two of its own
+ * (all sources), so that a client can tell the server's refusals and its kernel's drops from
+ * loss on the path. Counts are modulo 2^32.
+ */
 export interface SessionCounts {
-  /** PINGs of the session the reflector received (and accepted). */
+  /** PINGs of the session the reflector received and accepted. */
   received: number;
   /** PONGs it sent for them. */
   replied: number;
+  /** The session's datagrams refused by the per-source rate limit. */
+  refusedRateLimit: number;
+  /** The session's datagrams refused by the global rate limit. */
+  refusedGlobalLimit: number;
+  /** The session's requests refused for a missing or wrong tag (authenticated mode). */
+  refusedAuth: number;
+  /** The session's requests refused as stale or replayed (authenticated mode). */
+  refusedReplay: number;
+  /** Datagrams its kernel dropped on the socket (receive buffer full), all sources, since it
+   * started; {@linkcode UNKNOWN_COUNT} where the kernel does not say. */
+  kernelDrops: number;
+  /** Datagrams that failed their check (corrupted), all sources, since it started. */
+  corrupted: number;
 }
 
-/** Bytes of a STATS payload: two big-endian u32. */
-export const STATS_PAYLOAD_SIZE = 8;
+/** The fields of a STATS payload, in their order on the wire (each a big-endian u32). */
+const STATS_FIELDS = [
+  "received",
+  "replied",
+  "refusedRateLimit",
+  "refusedGlobalLimit",
+  "refusedAuth",
+  "refusedReplay",
+  "kernelDrops",
+  "corrupted",
+] as const satisfies readonly (keyof SessionCounts)[];
+
+/** Bytes of a STATS payload: eight big-endian u32. */
+export const STATS_PAYLOAD_SIZE = 4 * STATS_FIELDS.length;
+
+/** A count the reflector cannot know (`kernelDrops` where the kernel does not say). */
+export const UNKNOWN_COUNT = 0xffff_ffff;
+
+/**
+ * A session's counts before anything arrived.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { emptySessionCounts } from "./protocol.ts";
+ * strictEqual(emptySessionCounts().received, 0);
+ * ```
+ */
+export function emptySessionCounts(): SessionCounts {
+  return {
+    received: 0,
+    replied: 0,
+    refusedRateLimit: 0,
+    refusedGlobalLimit: 0,
+    refusedAuth: 0,
+    refusedReplay: 0,
+    kernelDrops: 0,
+    corrupted: 0,
+  };
+}
 
 /** A message type number defined by version 1. */
 export type MessageType = typeof MessageType[keyof typeof MessageType];
@@ -150,6 +229,12 @@ export interface Invariants {
 export type Decoded =
   | { kind: "frame"; frame: Frame }
   | { kind: "raw" }
+  | {
+    /** A frame damaged on the way: its CRC-32C does not match (see {@linkcode checkFrame}). */
+    kind: "corrupted";
+    /** One line for people. */
+    detail: string;
+  }
   | {
     kind: "unsupported-version";
     version: number;
@@ -250,7 +335,7 @@ export interface EncodeOptions {
  */
 export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Array {
   const tagged = (frame.flags & Flags.AUTHENTICATED) !== 0;
-  const length = HEADER_SIZE + frame.payload.length + (tagged ? TAG_SIZE : 0);
+  const length = frameOverhead(tagged) + frame.payload.length;
   if (length > 0xffff) throw new RangeError(`frame of ${length} bytes exceeds 65535`);
   const out = options.into ? options.into.subarray(0, length) : new Uint8Array(length);
   if (out.length < length) throw new RangeError(`buffer of ${out.length} bytes < ${length}`);
@@ -268,11 +353,52 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
   writeTimestamp(view, 36, frame.repliedAt);
   out.set(frame.payload, HEADER_SIZE);
   if (tagged) {
-    const tag = out.subarray(length - TAG_SIZE);
+    const tag = out.subarray(length - CHECK_SIZE - TAG_SIZE, length - CHECK_SIZE);
     if (frame.tag) tag.set(frame.tag.subarray(0, TAG_SIZE));
     else tag.fill(0);
   }
+  sealFrame(out);
   return out;
+}
+
+/**
+ * Writes a frame's check: the CRC-32C of every byte before it, big-endian, in its last 4
+ * bytes. Whoever changes a frame's bytes (a reflector turning a PING into a PONG, a tag being
+ * written) seals it again last.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { checkFrame, sealFrame } from "./protocol.ts";
+ * const bytes = new Uint8Array(12);
+ * sealFrame(bytes);
+ * strictEqual(checkFrame(bytes), true);
+ * bytes[3] ^= 0x10;
+ * strictEqual(checkFrame(bytes), false);
+ * ```
+ */
+export function sealFrame(bytes: Uint8Array): void {
+  const end = bytes.length - CHECK_SIZE;
+  const crc = crc32c(bytes.subarray(0, end));
+  bytes[end] = crc >>> 24;
+  bytes[end + 1] = (crc >>> 16) & 0xff;
+  bytes[end + 2] = (crc >>> 8) & 0xff;
+  bytes[end + 3] = crc & 0xff;
+}
+
+/** Whether a datagram's last 4 bytes are the CRC-32C of the bytes before them. */
+export function checkFrame(bytes: Uint8Array): boolean {
+  if (bytes.length < CHECK_SIZE) return false;
+  const end = bytes.length - CHECK_SIZE;
+  const stored = ((bytes[end] << 24) | (bytes[end + 1] << 16) | (bytes[end + 2] << 8) |
+    bytes[end + 3]) >>> 0;
+  return crc32c(bytes.subarray(0, end)) === stored;
+}
+
+/** Whether a 32-bit word differs from {@linkcode MAGIC} in exactly one bit. */
+function isDamagedMagic(word: number): boolean {
+  const diff = (word ^ MAGIC) >>> 0;
+  return diff !== 0 && (diff & (diff - 1)) === 0;
 }
 
 /**
@@ -289,9 +415,24 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
 export function decodeFrame(bytes: Uint8Array): Decoded {
   if (bytes.length < 4) return { kind: "raw" };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(0) !== MAGIC) return { kind: "raw" };
-  if (bytes.length < INVARIANT_SIZE) {
-    const version = bytes.length > 4 ? view.getUint8(4) : PROTOCOL_VERSION;
+  const magic = view.getUint32(0);
+  if (magic !== MAGIC) {
+    // One bit off the magic and failing the check: a frame damaged in its first bytes, not
+    // data of another protocol (which is unlikely to be one bit from it and also end in a
+    // CRC-32C of the rest that fails only because of that bit).
+    if (isDamagedMagic(magic) && bytes.length >= MIN_FRAME_SIZE && !checkFrame(bytes)) {
+      return { kind: "corrupted", detail: "the magic number is damaged" };
+    }
+    return { kind: "raw" };
+  }
+  if (bytes.length < MIN_FRAME_SIZE) {
+    return malformed("too-short", `${bytes.length} bytes has no room for the checksum`, null);
+  }
+  if (!checkFrame(bytes)) {
+    return { kind: "corrupted", detail: "the CRC-32C does not match the bytes" };
+  }
+  if (bytes.length < INVARIANT_SIZE + CHECK_SIZE) {
+    const version = bytes.length > MIN_FRAME_SIZE ? view.getUint8(4) : PROTOCOL_VERSION;
     if (version !== PROTOCOL_VERSION) {
       return { kind: "unsupported-version", version, invariants: null };
     }
@@ -312,10 +453,10 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
       invariants: lengthField === bytes.length ? invariants : null,
     };
   }
-  if (bytes.length < HEADER_SIZE) {
+  if (bytes.length < HEADER_SIZE + CHECK_SIZE) {
     return malformed(
       "too-short",
-      `${bytes.length} bytes is shorter than the ${HEADER_SIZE}-byte header`,
+      `${bytes.length} bytes is shorter than the ${HEADER_SIZE}-byte header and its checksum`,
       null,
     );
   }
@@ -338,16 +479,20 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
   }
   const flags = view.getUint16(6);
   const tagged = (flags & Flags.AUTHENTICATED) !== 0;
-  if (tagged && bytes.length < HEADER_SIZE + TAG_SIZE) {
+  if (tagged && bytes.length < frameOverhead(true)) {
     return malformed("too-short", "an authenticated frame has no room for its 16-byte tag", null);
   }
-  const payloadEnd = tagged ? bytes.length - TAG_SIZE : bytes.length;
+  const payloadEnd = bytes.length - CHECK_SIZE - (tagged ? TAG_SIZE : 0);
   const payload = bytes.subarray(HEADER_SIZE, payloadEnd);
   if (type === MessageType.ERROR && decodeErrorDetail(payload) === null) {
     return malformed("bad-error-payload", "ERROR payload is shorter than its count says", null);
   }
   if (type === MessageType.STATS && payload.length < STATS_PAYLOAD_SIZE) {
-    return malformed("bad-stats-payload", "STATS payload is shorter than 8 bytes", null);
+    return malformed(
+      "bad-stats-payload",
+      `STATS payload is shorter than ${STATS_PAYLOAD_SIZE} bytes`,
+      null,
+    );
   }
   const frame: Frame = {
     version,
@@ -361,7 +506,7 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
     repliedAt,
     payload,
   };
-  if (tagged) frame.tag = bytes.subarray(payloadEnd);
+  if (tagged) frame.tag = bytes.subarray(payloadEnd, payloadEnd + TAG_SIZE);
   return { kind: "frame", frame };
 }
 
@@ -397,6 +542,7 @@ export function makePong(
   view.setUint8(5, MessageType.PONG);
   writeTimestamp(view, 28, receivedAt);
   writeTimestamp(view, 36, repliedAt);
+  sealFrame(pong);
   return pong;
 }
 
@@ -429,7 +575,7 @@ export function encodeError(
   payload[0] = detail.code;
   payload[1] = detail.values.length;
   payload.set(detail.values, 2);
-  if (HEADER_SIZE + payload.length > requestLength) return null;
+  if (frameOverhead(false) + payload.length > requestLength) return null;
   return encodeFrame({
     version: PROTOCOL_VERSION,
     type: MessageType.ERROR,
@@ -460,19 +606,26 @@ export function decodeErrorDetail(payload: Uint8Array): ErrorDetail | null {
 
 /**
  * Builds the STATS reply to a STATS_REQUEST (given as received) in place: the same bytes with
- * the type changed, the reflector's timestamps and the counts in the first 8 payload bytes.
- * Returns null when the request has no room for them (the reply is never longer).
+ * the type changed, the reflector's timestamps and the counts in the first
+ * {@linkcode STATS_PAYLOAD_SIZE} payload bytes, sealed again. Returns null when the request has
+ * no room for them (the reply is never longer).
  *
  * @example
  * ```ts
- * import { decodeStats, encodeFrame, makeStats, MessageType, NO_TIMESTAMP } from "./protocol.ts";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import {
+ *   decodeFrame, emptySessionCounts, encodeFrame, makeStats, MessageType, NO_TIMESTAMP,
+ *   STATS_PAYLOAD_SIZE,
+ * } from "./protocol.ts";
  * const request = encodeFrame({
  *   version: 1, type: MessageType.STATS_REQUEST, flags: 0, attempt: 0, session: 7, sequence: 9,
  *   sentAt: NO_TIMESTAMP, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
- *   payload: new Uint8Array(8),
+ *   payload: new Uint8Array(STATS_PAYLOAD_SIZE),
  * });
- * const reply = makeStats(request, { received: 5, replied: 4 }, NO_TIMESTAMP, NO_TIMESTAMP);
- * console.log(decodeStats(reply!.subarray(44))); // { received: 5, replied: 4 }
+ * const counts = { ...emptySessionCounts(), received: 5, replied: 4, refusedRateLimit: 2 };
+ * const reply = makeStats(request, counts, NO_TIMESTAMP, NO_TIMESTAMP)!;
+ * const decoded = decodeFrame(reply);
+ * assertEquals(decoded.kind === "frame" && decoded.frame.type, MessageType.STATS);
  * ```
  */
 export function makeStats(
@@ -483,12 +636,12 @@ export function makeStats(
 ): Uint8Array | null {
   const view = new DataView(request.buffer, request.byteOffset, request.byteLength);
   const tagged = (view.getUint16(6) & Flags.AUTHENTICATED) !== 0;
-  const room = request.length - HEADER_SIZE - (tagged ? TAG_SIZE : 0);
+  const room = request.length - frameOverhead(tagged);
   if (room < STATS_PAYLOAD_SIZE) return null;
   const reply = makePong(request, request, receivedAt, repliedAt);
   view.setUint8(5, MessageType.STATS);
-  view.setUint32(HEADER_SIZE, counts.received >>> 0);
-  view.setUint32(HEADER_SIZE + 4, counts.replied >>> 0);
+  STATS_FIELDS.forEach((field, i) => view.setUint32(HEADER_SIZE + 4 * i, counts[field] >>> 0));
+  sealFrame(reply);
   return reply;
 }
 
@@ -497,14 +650,21 @@ export function makeStats(
  *
  * @example
  * ```ts
- * import { decodeStats } from "./protocol.ts";
- * console.log(decodeStats(new Uint8Array([0, 0, 0, 2, 0, 0, 0, 1]))); // { received: 2, replied: 1 }
+ * import { strictEqual } from "node:assert/strict";
+ * import { decodeStats, STATS_PAYLOAD_SIZE } from "./protocol.ts";
+ * const payload = new Uint8Array(STATS_PAYLOAD_SIZE);
+ * payload[3] = 2; // received
+ * payload[7] = 1; // replied
+ * strictEqual(decodeStats(payload)?.received, 2);
+ * strictEqual(decodeStats(payload.subarray(0, 8)), null);
  * ```
  */
 export function decodeStats(payload: Uint8Array): SessionCounts | null {
   if (payload.length < STATS_PAYLOAD_SIZE) return null;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  return { received: view.getUint32(0), replied: view.getUint32(4) };
+  const counts = emptySessionCounts();
+  STATS_FIELDS.forEach((field, i) => counts[field] = view.getUint32(4 * i));
+  return counts;
 }
 
 /**
@@ -551,16 +711,20 @@ export function messageTypeName(type: number): string {
 }
 
 /**
- * The largest payload (bytes after the header) a frame can carry for an address family.
+ * The largest payload (bytes between the header and the tag or check) a frame can carry over
+ * an address family.
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { maxPayloadSize } from "./protocol.ts";
- * console.log(maxPayloadSize("ipv4")); // 65463
+ * strictEqual(maxPayloadSize("ipv4"), 65_459);
+ * strictEqual(maxPayloadSize("ipv6", true), 65_463);
  * ```
  */
-export function maxPayloadSize(family: "ipv4" | "ipv6"): number {
-  return (family === "ipv6" ? MAX_DATAGRAM_IPV6 : MAX_DATAGRAM_IPV4) - HEADER_SIZE;
+export function maxPayloadSize(family: "ipv4" | "ipv6", authenticated = false): number {
+  return (family === "ipv6" ? MAX_DATAGRAM_IPV6 : MAX_DATAGRAM_IPV4) -
+    frameOverhead(authenticated);
 }
 
 function malformed(

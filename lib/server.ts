@@ -11,6 +11,7 @@ import { signFrame, verifyFrame } from "./auth.ts";
 import { monotonicMs, wallClockAt, wallClockMs } from "./clock.ts";
 import {
   decodeFrame,
+  emptySessionCounts,
   encodeError,
   ErrorCode,
   Flags,
@@ -26,6 +27,7 @@ import {
   SUPPORTED_VERSIONS,
   type Timestamp,
   timestampFromMs,
+  UNKNOWN_COUNT,
 } from "./protocol.ts";
 import { SourceLimiter, TokenBucket } from "./ratelimit.ts";
 import { ReplayGuard } from "./replay.ts";
@@ -41,6 +43,7 @@ export const RAW_MODES: readonly RawMode[] = ["ack", "echo", "ignore"];
  * limit and, with a key, PINGs without a valid tag or replayed or stale ones. */
 export type DatagramKind =
   | "ping"
+  | "corrupted"
   | "raw"
   | "malformed"
   | "unsupported-version"
@@ -103,6 +106,9 @@ export interface ReflectorStats {
   refused: Record<RefusalReason, number>;
   /** Errors by kind: replies that could not be sent, receive errors, internal errors. */
   errors: Record<string, number>;
+  /** Datagrams the kernel dropped on the socket before the reflector could read them (its
+   * receive buffer was full), as of the last one read; null where the kernel does not say. */
+  kernelDrops: number | null;
 }
 
 /** Options of {@linkcode Reflector.listen}. */
@@ -125,6 +131,9 @@ export interface ReflectorOptions {
   rateLimit?: { rate: number; burst: number };
   /** All sources together: datagrams per second and burst. */
   globalLimit?: { rate: number; burst: number };
+  /** The socket's receive buffer to ask the kernel for, in bytes (see
+   * {@linkcode Reflector.receiveBuffer}). */
+  receiveBuffer?: number;
 }
 
 /** Sessions whose PING counts a reflector keeps for STATS_REQUEST. */
@@ -158,6 +167,7 @@ export class Reflector {
     bytesReplied: 0,
     kinds: {
       ping: 0,
+      corrupted: 0,
       raw: 0,
       malformed: 0,
       "unsupported-version": 0,
@@ -183,6 +193,7 @@ export class Reflector {
       "replay-cache-full": 0,
     },
     errors: {},
+    kernelDrops: null,
   };
   readonly #key: CryptoKey | null;
   readonly #replay: ReplayGuard | null;
@@ -192,9 +203,13 @@ export class Reflector {
    * forgotten when the table is full. */
   readonly #sessions = new Map<number, SessionCounts>();
   readonly #finished: Promise<void>;
+  readonly #receiveBuffer: number | null;
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
+    this.#receiveBuffer = options.receiveBuffer === undefined
+      ? null
+      : socket.setReceiveBuffer(options.receiveBuffer);
     this.#raw = options.raw ?? (options.key ? "ignore" : "ack");
     this.#onDatagram = options.onDatagram;
     this.#key = options.key ?? null;
@@ -227,7 +242,17 @@ export class Reflector {
 
   /** A snapshot of the counters. */
   get stats(): ReflectorStats {
-    return structuredClone(this.#stats);
+    const stats = structuredClone(this.#stats);
+    stats.kernelDrops = this.#socket.kernelDrops;
+    return stats;
+  }
+
+  /**
+   * The receive buffer the kernel granted for `receiveBuffer`, as it reports it (Linux doubles
+   * the request); null when none was asked for or the backend cannot set it.
+   */
+  get receiveBuffer(): number | null {
+    return this.#receiveBuffer;
   }
 
   /** Resolves when the reflector has stopped. */
@@ -264,7 +289,10 @@ export class Reflector {
     try {
       const refusal = this.#overLimit(source);
       reply = refusal === null ? this.#classify(data, event, receivedAt) : null;
-      if (refusal !== null) this.#refuse(event, refusal);
+      if (refusal !== null) {
+        this.#refuse(event, refusal);
+        this.#countRefusal(peekSession(data), refusal);
+      }
     } catch (error) {
       return this.#classifyFailed(error, event, from);
     }
@@ -345,6 +373,10 @@ export class Reflector {
     const decoded = decodeFrame(data);
     const key = this.#key;
     switch (decoded.kind) {
+      case "corrupted":
+        // Damaged on the way: no field of it can be trusted, so it is never answered.
+        event.kind = "corrupted";
+        return null;
       case "frame": {
         const { frame } = decoded;
         event.frame = {
@@ -416,8 +448,14 @@ export class Reflector {
     receivedAt: Timestamp,
     key: CryptoKey,
   ): Promise<Uint8Array | null> {
-    if ((frame.flags & Flags.AUTHENTICATED) === 0) return this.#refuse(event, "auth-missing");
-    if (!(await verifyFrame(data, key))) return this.#refuse(event, "auth-failed");
+    if ((frame.flags & Flags.AUTHENTICATED) === 0) {
+      this.#countRefusal(frame.session, "auth-missing");
+      return this.#refuse(event, "auth-missing");
+    }
+    if (!(await verifyFrame(data, key))) {
+      this.#countRefusal(frame.session, "auth-failed");
+      return this.#refuse(event, "auth-failed");
+    }
     const verdict = (this.#replay as ReplayGuard).check(
       frame.session,
       frame.sequence,
@@ -426,7 +464,9 @@ export class Reflector {
       receivedAt,
     );
     if (verdict !== "ok") {
-      return this.#refuse(event, verdict === "full" ? "replay-cache-full" : verdict);
+      const reason = verdict === "full" ? "replay-cache-full" : verdict;
+      this.#countRefusal(frame.session, reason);
+      return this.#refuse(event, reason);
     }
     const reply = this.#replyTo(data, frame, event, receivedAt);
     if (reply !== null) await signFrame(reply, key);
@@ -448,7 +488,11 @@ export class Reflector {
       return makePong(data, data, receivedAt, timestampFromMs(wallClockMs()));
     }
     event.kind = "stats";
-    const counts = this.#sessions.get(frame.session) ?? { received: 0, replied: 0 };
+    const counts = {
+      ...(this.#sessions.get(frame.session) ?? emptySessionCounts()),
+      kernelDrops: this.#socket.kernelDrops ?? UNKNOWN_COUNT,
+      corrupted: this.#stats.kinds.corrupted,
+    };
     const reply = makeStats(data, counts, receivedAt, timestampFromMs(wallClockMs()));
     if (reply !== null) event.reply = "stats";
     return reply;
@@ -479,15 +523,35 @@ export class Reflector {
       if (this.#sessions.size >= MAX_SESSIONS) {
         this.#sessions.delete(this.#sessions.keys().next().value as number);
       }
-      counts = { received: 0, replied: 0 };
+      counts = emptySessionCounts();
       this.#sessions.set(session, counts);
     }
     return counts;
   }
 
+  /**
+   * Counts a refusal for the session it belongs to, when that session is known (it had a PING
+   * accepted): never a new entry, so a flood of made-up sessions cannot push real ones out.
+   */
+  #countRefusal(session: number | null, reason: RefusalReason): void {
+    const counts = session === null ? undefined : this.#sessions.get(session);
+    if (counts === undefined) return;
+    if (reason === "rate-limit") counts.refusedRateLimit++;
+    else if (reason === "global-limit") counts.refusedGlobalLimit++;
+    else if (reason === "auth-missing" || reason === "auth-failed") counts.refusedAuth++;
+    else counts.refusedReplay++;
+  }
+
   #countError(kind: string): void {
     this.#stats.errors[kind] = (this.#stats.errors[kind] ?? 0) + 1;
   }
+}
+
+/** The session of a datagram that starts like a frame, read without decoding it; else null. */
+function peekSession(data: Uint8Array): number | null {
+  if (data.length < 16 || data[0] !== 0xda || data[1] !== 0x7a || data[2] !== 0x55) return null;
+  if (data[3] !== 0x50) return null;
+  return ((data[12] << 24) | (data[13] << 16) | (data[14] << 8) | data[15]) >>> 0;
 }
 
 /**

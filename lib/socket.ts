@@ -123,6 +123,23 @@ export class UdpSocket {
   }
 
   /**
+   * How many datagrams the kernel dropped on this socket because its receive buffer was full,
+   * as of the last datagram received; null where the backend cannot tell (Deno's sockets).
+   */
+  get kernelDrops(): number | null {
+    return this.#native?.kernelDrops ?? null;
+  }
+
+  /**
+   * Asks the kernel for a receive buffer of `bytes` and returns what it granted, as it reports
+   * it (Linux doubles the request for its bookkeeping); null where the backend cannot set it
+   * (Deno's sockets have no such option).
+   */
+  setReceiveBuffer(bytes: number): number | null {
+    return this.#native?.setReceiveBuffer(bytes) ?? null;
+  }
+
+  /**
    * Sends one datagram; resolves with the number of bytes sent. Sends leave in the order they
    * were called even when the caller does not await them (Deno runs concurrent sends in no
    * guaranteed order), so `data` must stay unchanged until the promise settles.

@@ -196,7 +196,7 @@ console.log(
     `${kernelDrops} (Udp RcvbufErrors)`,
 );
 if (!accounted) failures.push("datagrams unaccounted for");
-const outcomes = s.received + s.lost + result.inFlight;
+const outcomes = s.received + s.lost + s.in_flight;
 const complete = outcomes === s.transmitted;
 console.log(
   `${

@@ -19,11 +19,15 @@ const SUMMARY_KEYS = [
   "achieved_bps",
   "server_received",
   "server_replied",
+  "server_refused",
+  "server_kernel_drops",
   "loss_up",
   "loss_down",
   "loss_percent",
   "duplicates",
   "reordered",
+  "corrupted",
+  "echo_server",
   "rtt_ms",
   "round_trip_ms",
   "jitter_ms",
@@ -52,11 +56,12 @@ Deno.test("bench() paces to the requested rate and gets the server's counts", as
       ],
       [summary.sent, summary.sent, summary.sent, 0, 0],
     );
-    strictEqual(summary.datagram_bytes, 144);
+    strictEqual(summary.datagram_bytes, 148);
     assert(summary.rtt_ms.min !== null && summary.rtt_ms.p99! >= summary.rtt_ms.p50!);
     // udp serve says how long it held each frame: left out of the RTT, kept in the round trip.
     assert(summary.rtt_ms.avg! <= summary.round_trip_ms.avg!, JSON.stringify(summary));
-    strictEqual(reflector.stats.kinds.stats, 1);
+    // One STATS exchange before the run (the server's own counters), one after.
+    strictEqual(reflector.stats.kinds.stats, 2);
   } finally {
     await reflector.close();
   }
@@ -135,21 +140,22 @@ Deno.test("udp bench CLI: interval lines, --json summary, and --search", async (
     ]);
     strictEqual(text.code, 0, text.stderr);
     assert(
-      /^UDP BENCH 127\.0\.0\.1:\d+: 100-byte datagrams at 1000 pps for 1 s\n/.test(text.stdout),
+      /^UDP BENCH 127\.0\.0\.1:\d+: 104-byte datagrams at 1000 pps for 1 s\n/.test(text.stdout),
       text.stdout,
     );
     assert(/\[ {2}0\.0- {2}0\.5 s\] sent \d+ \(\d+ pps/.test(text.stdout), text.stdout);
     assert(
-      /loss 0%: 0 on the way there, 0 on the way back \(server received \d+, replied \d+\)/.test(
-        text.stdout,
-      ),
+      /loss 0%: 0 lost on the way there, 0 on the way back \(server received \d+, replied \d+\)/
+        .test(
+          text.stdout,
+        ),
       text.stdout,
     );
     const json = await runUdp([
       "bench",
       target,
       "--rate",
-      "800kbit",
+      "832kbit",
       "--duration",
       "0.5",
       "--json",
@@ -158,7 +164,7 @@ Deno.test("udp bench CLI: interval lines, --json summary, and --search", async (
     ]);
     const summary = JSON.parse(json.stdout.trim());
     assertEquals(Object.keys(summary), SUMMARY_KEYS);
-    strictEqual(summary.requested_pps, 1000); // 800 kbit/s of 100-byte datagrams
+    strictEqual(summary.requested_pps, 1000); // 832 kbit/s of 104-byte datagrams
     const search = await runUdp([
       "bench",
       target,

@@ -348,7 +348,7 @@ Deno.test("ping() stops on an ERROR and says which versions the reflector speaks
   assertEquals(events.map((e) => e.type), ["error"]);
 });
 
-Deno.test("ping() stops at the deadline without counting probes in flight as lost", async () => {
+Deno.test("ping() cut short by its deadline: unanswered probes are in flight, never 0% loss", async () => {
   const silent = new Inbox();
   const result = await ping({
     target: loopbackTarget(silent.socket.address.port),
@@ -360,13 +360,48 @@ Deno.test("ping() stops at the deadline without counting probes in flight as los
   await silent.close();
   const s = result.summary;
   strictEqual(result.stopReason, "deadline");
-  assertEquals([s.transmitted, s.received, s.lost, s.loss_percent, result.inFlight], [
+  // As ping(8): (transmitted - received) / transmitted; the unanswered one is not yet lost.
+  assertEquals([s.transmitted, s.received, s.lost, s.in_flight, s.loss_percent], [
     1,
     0,
     0,
-    0,
     1,
+    100,
   ]);
+});
+
+Deno.test("ping() interrupted while probes to a dead target wait: 100% loss, all in flight", async () => {
+  const silent = new Inbox();
+  const controller = new AbortController();
+  const running = ping({
+    target: loopbackTarget(silent.socket.address.port),
+    intervalMs: 1,
+    timeoutMs: 60_000,
+    signal: controller.signal,
+  });
+  for (let i = 0; i < 3; i++) await silent.next(); // three probes reached the dead end
+  controller.abort(); // Ctrl-C
+  const result = await running;
+  await silent.close();
+  const s = result.summary;
+  strictEqual(result.stopReason, "interrupted");
+  assert(s.transmitted >= 3, `${s.transmitted}`);
+  strictEqual(s.received, 0);
+  strictEqual(s.in_flight, s.transmitted);
+  strictEqual(s.loss_percent, 100);
+});
+
+Deno.test("ping() with nothing transmitted reports no loss figure at all (null), not 0%", async () => {
+  const controller = new AbortController();
+  controller.abort();
+  const silent = new Inbox();
+  const result = await ping({
+    target: loopbackTarget(silent.socket.address.port),
+    count: 5,
+    signal: controller.signal,
+  });
+  await silent.close();
+  assertEquals([result.summary.transmitted, result.summary.loss_percent], [0, null]);
 });
 
 Deno.test("ping() with count and deadline keeps sending until count replies arrive", async () => {
@@ -434,7 +469,7 @@ Deno.test("ping() sends the requested padding and checks the reply length", asyn
     await reflector.send(short, from);
     await reflector.send(pongFor(bytes), from);
   }, (target) => ping({ target, count: 2, intervalMs: 0, payloadSize: 1000 }));
-  assertEquals(sizes, [1044, 1044]);
+  assertEquals(sizes, [1048, 1048]); // 1000 bytes of padding, 48 of header and check
   assertEquals([result.summary.received, result.summary.foreign], [2, 2]);
 });
 

@@ -17,11 +17,14 @@ export const SUMMARY_KEYS = [
   "transmitted",
   "received",
   "lost",
+  "in_flight",
   "loss_percent",
   "duplicates",
   "reordered",
   "late",
   "foreign",
+  "corrupted",
+  "echo_server",
   "retransmitted",
   "time_ms",
   "rtt_ms",
@@ -32,11 +35,23 @@ export const SUMMARY_KEYS = [
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-/** The command line that runs `udp ARGS`. */
-export function udpArgv(args: string[]): [string, string[]] {
+/** The command line that runs `udp ARGS`; with `entry`, that module (from source, with the
+ * binary's flags) instead of main.ts or the binary. */
+export function udpArgv(args: string[], entry?: string): [string, string[]] {
   const binary = Deno.env.get("UDP_BIN");
-  if (binary) return [binary, args];
-  return [Deno.execPath(), ["run", "--quiet", ...runtimeFlags(), MAIN, ...args]];
+  if (binary && entry === undefined) return [binary, args];
+  return [Deno.execPath(), ["run", "--quiet", ...runtimeFlags(), entry ?? MAIN, ...args]];
+}
+
+/**
+ * The environment of a CLI subprocess: this process's, with `extra`, but never an $INIT_CWD
+ * (which `deno task test` sets for itself): main.ts would take it for the directory a
+ * `deno task udp` was started in whenever the subprocess runs in the project's directory.
+ */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  return { ...env, ...extra };
 }
 
 /** The result of a finished CLI run. */
@@ -48,10 +63,12 @@ export interface CliResult {
 
 /** Where and with what environment a CLI subprocess runs. */
 export interface RunOptions {
-  /** Working directory: the binary may only read and write files below it. */
+  /** Working directory: where relative paths start. */
   cwd?: string;
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /** A module to run with the binary's flags instead of main.ts (a test's own entry point). */
+  entry?: string;
 }
 
 /** Runs `udp ARGS` to completion, with optional standard input. */
@@ -60,11 +77,12 @@ export async function runUdp(
   stdin?: string | Uint8Array,
   options: RunOptions = {},
 ): Promise<CliResult> {
-  const [command, argv] = udpArgv(args);
+  const [command, argv] = udpArgv(args, options.entry);
   const child = new Deno.Command(command, {
     args: argv,
     cwd: options.cwd,
-    env: options.env,
+    clearEnv: true,
+    env: childEnv(options.env),
     stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -85,23 +103,25 @@ export async function runUdp(
 /** A running `udp` subprocess whose stdout can be read line by line. */
 export class UdpProcess {
   readonly child: Deno.ChildProcess;
-  readonly #lines: ReadableStreamDefaultReader<string>;
+  readonly #stdout: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #decoder = new TextDecoder();
   readonly #stderr: Promise<string>;
   readonly seen: string[] = [];
   #pending = "";
-  #reading: Promise<ReadableStreamReadResult<string>> | null = null;
+  #reading: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
 
   constructor(args: string[], options: RunOptions = {}) {
-    const [command, argv] = udpArgv(args);
+    const [command, argv] = udpArgv(args, options.entry);
     this.child = new Deno.Command(command, {
       args: argv,
       cwd: options.cwd,
-      env: options.env,
+      clearEnv: true,
+      env: childEnv(options.env),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    this.#lines = this.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.#stdout = this.child.stdout.getReader();
     this.#stderr = new Response(this.child.stderr).text();
   }
 
@@ -123,7 +143,7 @@ export class UdpProcess {
       const timeout = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
       });
-      const next = this.#reading ??= this.#lines.read();
+      const next = this.#reading ??= this.#stdout.read();
       const result = await Promise.race([next, timeout]);
       clearTimeout(timer);
       if (result === "timeout") {
@@ -136,8 +156,36 @@ export class UdpProcess {
       if (done) {
         throw new Error(`output ended before ${pattern}; got:\n${this.seen.join("\n")}`);
       }
-      this.#pending += value;
+      this.#pending += this.#decoder.decode(value, { stream: true });
     }
+  }
+
+  /** Closes the reading end of stdout, as `| head -N` does once it has read N lines: the
+   * process's next write to stdout fails. */
+  async closeStdout(): Promise<void> {
+    await this.#stdout.cancel();
+    this.#reading = null;
+  }
+
+  /**
+   * Waits for the process to exit without reading stdout further (after closeStdout()),
+   * killing it and failing after `timeoutMs`, so a process that does not notice fails the test
+   * instead of hanging it. Returns the exit code and stderr.
+   */
+  async exited(timeoutMs = 20_000): Promise<{ code: number; stderr: string }> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    const status = await Promise.race([this.child.status, timeout]);
+    clearTimeout(timer);
+    if (status === "timeout") {
+      this.child.kill("SIGKILL");
+      await this.child.status;
+      await this.#stderr;
+      throw new Error(`still running ${timeoutMs} ms after its stdout was closed`);
+    }
+    return { code: status.code, stderr: await this.#stderr };
   }
 
   /** Sends a signal, then collects the rest of stdout, stderr and the exit code. */
@@ -150,11 +198,12 @@ export class UdpProcess {
   async finish(): Promise<CliResult> {
     let rest = this.#pending;
     while (true) {
-      const { value, done } = await (this.#reading ?? this.#lines.read());
+      const { value, done } = await (this.#reading ?? this.#stdout.read());
       this.#reading = null;
       if (done) break;
-      rest += value;
+      rest += this.#decoder.decode(value, { stream: true });
     }
+    rest += this.#decoder.decode();
     const status = await this.child.status;
     return { code: status.code, stdout: rest, stderr: await this.#stderr };
   }
@@ -264,4 +313,25 @@ export async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * Whether a test needing `program` must be skipped: true when it is missing outside CI. In CI
+ * (CI=true) a missing program is an error, since .ci/run installs what the tests use.
+ */
+export function missing(program: string): boolean {
+  const present = hasProgram(program);
+  if (!present && Deno.env.get("CI") === "true") {
+    throw new Error(`${program} is missing: .ci/run should install it`);
+  }
+  return !present;
+}
+
+/** A free loopback UDP port (bound, then closed): for a peer that cannot report its own, or
+ * for a target where nothing listens. */
+export function freePort(): number {
+  const socket = UdpSocket.bind("127.0.0.1", 0);
+  const port = socket.address.port;
+  socket.close();
+  return port;
 }

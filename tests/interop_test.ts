@@ -3,28 +3,11 @@
  * Outside CI a missing peer skips its test; in CI (CI=true) it fails.
  */
 import { ok as assert, strictEqual } from "node:assert/strict";
-import { hasProgram, runUdp, startServe } from "./helpers.ts";
-import { UdpSocket } from "../lib/socket.ts";
-
-const inCi = Deno.env.get("CI") === "true";
-
-function needs(program: string): boolean {
-  const present = hasProgram(program);
-  if (!present && inCi) throw new Error(`${program} is missing: .ci/run should install it`);
-  return !present;
-}
-
-/** A free loopback UDP port for a peer that cannot pick its own and report it. */
-function freePort(): number {
-  const socket = UdpSocket.bind("127.0.0.1", 0);
-  const port = socket.address.port;
-  socket.close();
-  return port;
-}
+import { freePort, missing, runUdp, startServe } from "./helpers.ts";
 
 Deno.test({
   name: "nc -u (netcat-openbsd) gets 'ack:' + its data from udp serve",
-  ignore: needs("nc"),
+  ignore: missing("nc"),
   async fn() {
     const { serve, port } = await startServe();
     try {
@@ -48,7 +31,7 @@ Deno.test({
 
 Deno.test({
   name: "udp send --wait gets the echo from a socat UDP echo server",
-  ignore: needs("socat"),
+  ignore: missing("socat"),
   async fn() {
     const port = freePort();
     const socat = new Deno.Command("socat", {

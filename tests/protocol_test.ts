@@ -5,14 +5,16 @@ import {
   throws as assertThrows,
 } from "node:assert/strict";
 import {
+  checkFrame,
   decodeErrorDetail,
   decodeFrame,
   decodeStats,
+  emptySessionCounts,
   encodeError,
   encodeFrame,
   ErrorCode,
   type Frame,
-  HEADER_SIZE,
+  frameOverhead,
   isTimestampSet,
   makePong,
   makeStats,
@@ -21,10 +23,13 @@ import {
   messageTypeName,
   NO_TIMESTAMP,
   peekSentAt,
+  sealFrame,
+  STATS_PAYLOAD_SIZE,
   timestampDiffMs,
   timestampFromMs,
 } from "../lib/protocol.ts";
-import { computeTag, importKey, verifyFrame } from "../lib/auth.ts";
+import { computeTag, importKey, signFrame, verifyFrame } from "../lib/auth.ts";
+import { crc32c } from "../lib/crc32c.ts";
 
 const SENT = { seconds: 1_700_000_000, nanos: 123_500_000 };
 
@@ -171,13 +176,13 @@ Deno.test("encodeError() builds the spec's ERROR and refuses to amplify", () => 
   const reply = encodeError(
     request,
     detail,
-    48,
+    52,
     { seconds: 1700000000, nanos: 124_250_000 },
     { seconds: 1700000000, nanos: 124_750_000 },
   );
   assertEquals(reply?.toHex(), errorVector.hex.replace(/\s+/g, ""));
-  assertEquals(encodeError(request, detail, 47, SENT, SENT)?.length, 47);
-  assertStrictEquals(encodeError(request, detail, 46, SENT, SENT), null);
+  assertEquals(encodeError(request, detail, 51, SENT, SENT)?.length, 51);
+  assertStrictEquals(encodeError(request, detail, 50, SENT, SENT), null);
 });
 
 Deno.test("decodeErrorDetail() reads code and values and rejects short payloads", () => {
@@ -188,7 +193,7 @@ Deno.test("decodeErrorDetail() reads code and values and rejects short payloads"
 });
 
 Deno.test("encodeFrame() / decodeFrame() round-trip every type, size class and extreme", () => {
-  const sizes = [0, 1, 56, 1400, 65507 - HEADER_SIZE];
+  const sizes = [0, 1, 56, 1400, 65507 - frameOverhead(true)];
   const types = [MessageType.PING, MessageType.PONG];
   for (const size of sizes) {
     for (const type of types) {
@@ -206,7 +211,7 @@ Deno.test("encodeFrame() / decodeFrame() round-trip every type, size class and e
           repliedAt: extremes ? { seconds: 0xffff_ffff, nanos: 0 } : NO_TIMESTAMP,
         });
         const bytes = encodeFrame(frame);
-        assertEquals(bytes.length, HEADER_SIZE + size + (extremes ? 16 : 0));
+        assertEquals(bytes.length, frameOverhead(extremes) + size);
         const decoded = decodeFrame(bytes);
         assert(decoded.kind === "frame");
         assertEquals(decoded.frame, frame);
@@ -238,9 +243,9 @@ Deno.test("encodeFrame() writes into a given buffer and rejects oversize frames"
   const buffer = new Uint8Array(200);
   const bytes = encodeFrame(ping(), { into: buffer });
   assertStrictEquals(bytes.buffer, buffer.buffer);
-  assertEquals(bytes.length, HEADER_SIZE + 8);
+  assertEquals(bytes.length, frameOverhead(false) + 8);
   assertThrows(
-    () => encodeFrame(ping({ payload: new Uint8Array(65536 - HEADER_SIZE) })),
+    () => encodeFrame(ping({ payload: new Uint8Array(65536 - frameOverhead(false)) })),
     RangeError,
   );
   assertThrows(() => encodeFrame(ping(), { into: new Uint8Array(10) }), RangeError);
@@ -254,16 +259,24 @@ Deno.test("decodeFrame() returns the invariants of a frame of another version", 
     version: 7,
     invariants: { type: 1, attempt: 3, session: 0x01020304, sequence: 9 },
   });
-  const truncated = decodeFrame(bytes.subarray(0, bytes.length - 1));
-  assertEquals(truncated.kind === "unsupported-version" && truncated.invariants, null);
+  const truncated = bytes.slice(0, bytes.length - 1);
+  sealFrame(truncated); // intact, but its length field no longer says its length
+  const decodedTruncated = decodeFrame(truncated);
+  assertEquals(
+    decodedTruncated.kind === "unsupported-version" && decodedTruncated.invariants,
+    null,
+  );
 });
 
 Deno.test("decodeFrame() reports the length mismatch precisely", () => {
-  const bytes = encodeFrame(ping());
-  const decoded = decodeFrame(bytes.subarray(0, bytes.length - 3));
+  const bytes = encodeFrame(ping()).slice(0, 53);
+  sealFrame(bytes);
+  const decoded = decodeFrame(bytes);
   assert(decoded.kind === "malformed");
   assertEquals(decoded.reason, "length-mismatch");
-  assertEquals(decoded.detail, "length field says 52 bytes but the datagram has 49");
+  assertEquals(decoded.detail, "length field says 56 bytes but the datagram has 53");
+  // Cut short on the way, it fails its check first: damaged, not a sender's bug.
+  assertEquals(decodeFrame(encodeFrame(ping()).subarray(0, 53)).kind, "corrupted");
 });
 
 Deno.test("decodeFrame() never throws on random bytes, truncations or bit flips", () => {
@@ -291,9 +304,59 @@ Deno.test("decodeFrame() never throws on random bytes, truncations or bit flips"
     const decoded = decodeFrame(bytes);
     kinds.add(decoded.kind === "malformed" ? decoded.reason : decoded.kind);
   }
-  for (const kind of ["raw", "frame", "too-short", "length-mismatch", "unsupported-version"]) {
+  for (const kind of ["raw", "frame", "too-short", "corrupted"]) {
     assert(kinds.has(kind), `no input was classified as ${kind}`);
   }
+});
+
+Deno.test("crc32c() gives RFC 3720's test vectors and the standard check value", () => {
+  const hex = (bytes: Uint8Array) => crc32c(bytes).toString(16).padStart(8, "0");
+  assertEquals(hex(new TextEncoder().encode("123456789")), "e3069283");
+  assertEquals(hex(new Uint8Array(32)), "8a9136aa");
+  assertEquals(hex(new Uint8Array(32).fill(0xff)), "62a8ab43");
+  assertEquals(hex(Uint8Array.from({ length: 32 }, (_, i) => i)), "46dd794e");
+  assertEquals(hex(Uint8Array.from({ length: 32 }, (_, i) => 31 - i)), "113fdb5c");
+  assertEquals(hex(new Uint8Array(0)), "00000000");
+  // Every length around the 16-byte rounds agrees with a byte-at-a-time reference.
+  const reference = (bytes: Uint8Array) => {
+    let crc = 0xffffffff;
+    for (const byte of bytes) {
+      crc ^= byte;
+      for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+    }
+    return (crc ^ 0xffffffff) >>> 0;
+  };
+  for (let length = 0; length < 70; length++) {
+    const bytes = Uint8Array.from({ length }, (_, i) => (i * 151 + 7) & 255);
+    assertStrictEquals(crc32c(bytes), reference(bytes), `length ${length}`);
+  }
+});
+
+Deno.test("decodeFrame(): every single-bit flip of every spec vector is corrupted, never a frame", () => {
+  for (const vector of vectors) {
+    const original = bytesOf(vector.hex);
+    for (let bit = 0; bit < original.length * 8; bit++) {
+      const bytes = original.slice();
+      bytes[bit >> 3] ^= 1 << (bit & 7);
+      const decoded = decodeFrame(bytes);
+      assertEquals(decoded.kind, "corrupted", `${vector.name}, bit ${bit}: ${decoded.kind}`);
+    }
+  }
+});
+
+Deno.test("makePong(), makeStats() and signFrame() leave a frame whose check holds", async () => {
+  const pingBytes = encodeFrame(ping());
+  assert(checkFrame(makePong(pingBytes, new Uint8Array(100), SENT, SENT)));
+  const request = encodeFrame(ping({
+    type: MessageType.STATS_REQUEST,
+    payload: new Uint8Array(STATS_PAYLOAD_SIZE),
+  }));
+  assert(checkFrame(makeStats(request, emptySessionCounts(), SENT, SENT)!));
+  const signed = encodeFrame(ping({ flags: 1 }));
+  await signFrame(signed, await importKey(new Uint8Array(32).fill(3)));
+  assert(checkFrame(signed));
+  const decoded = decodeFrame(signed);
+  assert(decoded.kind === "frame" && decoded.frame.tag?.some((byte) => byte !== 0));
 });
 
 Deno.test("peekSentAt() reads the invariant send time of any version", () => {
@@ -305,23 +368,35 @@ Deno.test("messageTypeName() and maxPayloadSize()", () => {
   assertEquals(messageTypeName(1), "PING");
   assertEquals(messageTypeName(3), "ERROR");
   assertEquals(messageTypeName(42), "type 42");
-  assertEquals(maxPayloadSize("ipv4"), 65463);
-  assertEquals(maxPayloadSize("ipv6"), 65483);
+  assertEquals(maxPayloadSize("ipv4"), 65459);
+  assertEquals(maxPayloadSize("ipv6"), 65479);
+  assertEquals(maxPayloadSize("ipv4", true), 65443);
 });
 
 Deno.test("makeStats() of the spec's STATS_REQUEST gives the spec's STATS, never longer", () => {
   const request = bytesOf(vectors.find((v) => v.name === "stats-request")!.hex);
+  const counts = {
+    ...emptySessionCounts(),
+    received: 998,
+    replied: 997,
+    refusedRateLimit: 3,
+    kernelDrops: 12,
+    corrupted: 1,
+  };
   const reply = makeStats(
     request.slice(),
-    { received: 998, replied: 997 },
+    counts,
     { seconds: 1700000000, nanos: 124_250_000 },
     { seconds: 1700000000, nanos: 124_750_000 },
   );
-  assertEquals(reply?.toHex(), vectors.find((v) => v.name === "stats")!.hex.replace(/\s+/g, ""));
-  assertEquals(decodeStats(bytesOf("000003e6000003e5")), { received: 998, replied: 997 });
-  assertStrictEquals(
-    makeStats(request.subarray(0, 51).slice(), { received: 1, replied: 1 }, SENT, SENT),
-    null,
-  );
-  assertStrictEquals(decodeStats(new Uint8Array(7)), null);
+  const stats = vectors.find((v) => v.name === "stats")!;
+  assertEquals(reply?.toHex(), stats.hex.replace(/\s+/g, ""));
+  assertEquals(decodeStats(bytesOf(stats.frame.payload)), counts);
+  // One byte short of the counts' room: no reply at all, never a longer one.
+  const short = encodeFrame(ping({
+    type: MessageType.STATS_REQUEST,
+    payload: new Uint8Array(STATS_PAYLOAD_SIZE - 1),
+  }));
+  assertStrictEquals(makeStats(short, counts, SENT, SENT), null);
+  assertStrictEquals(decodeStats(new Uint8Array(STATS_PAYLOAD_SIZE - 1)), null);
 });

@@ -12,24 +12,32 @@ import {
 import { importKey, signFrame, verifyFrame } from "../lib/auth.ts";
 import { ping } from "../lib/client.ts";
 import { UsageError } from "../lib/errors.ts";
+import { startDirectory } from "../lib/files.ts";
 import { parseKey, readKeyFile } from "../lib/keys.ts";
 import {
   decodeFrame,
   encodeFrame,
   Flags,
   type Frame,
-  HEADER_SIZE,
-  MAX_DATAGRAM_IPV4,
+  maxPayloadSize,
   MessageType,
   NO_TIMESTAMP,
-  TAG_SIZE,
+  STATS_PAYLOAD_SIZE,
   timestampFromMs,
 } from "../lib/protocol.ts";
 import { SourceLimiter, TokenBucket } from "../lib/ratelimit.ts";
 import { ReplayGuard } from "../lib/replay.ts";
 import { type RawMode, Reflector } from "../lib/server.ts";
 import { runtimeFlags } from "../scripts/flags.ts";
-import { Inbox, loopbackTarget, runUdp, startServe, withTempDir } from "./helpers.ts";
+import {
+  childEnv,
+  Inbox,
+  loopbackTarget,
+  runUdp,
+  startServe,
+  UdpProcess,
+  withTempDir,
+} from "./helpers.ts";
 
 const KEY_BYTES = Uint8Array.from({ length: 32 }, (_, i) => i);
 const KEY_HEX = KEY_BYTES.toHex();
@@ -82,8 +90,15 @@ Deno.test("no amplification: every reply is at most as long as its request, but 
     ["PING, no padding", frame({ payload: new Uint8Array(0) })],
     ["PING, 56 bytes padding", frame({ payload: new Uint8Array(56) })],
     ["PING, 1400 bytes padding", frame({ payload: new Uint8Array(1400) })],
-    ["PING, largest IPv4", frame({ payload: new Uint8Array(MAX_DATAGRAM_IPV4 - HEADER_SIZE) })],
-    ["STATS_REQUEST, 8 bytes padding", frame({ type: MessageType.STATS_REQUEST, sequence: 500 })],
+    ["PING, largest IPv4", frame({ payload: new Uint8Array(maxPayloadSize("ipv4")) })],
+    [
+      "STATS_REQUEST, 32 bytes padding",
+      frame({
+        type: MessageType.STATS_REQUEST,
+        sequence: 500,
+        payload: new Uint8Array(STATS_PAYLOAD_SIZE),
+      }),
+    ],
     [
       "STATS_REQUEST, 4 bytes padding",
       frame({ type: MessageType.STATS_REQUEST, sequence: 501, payload: new Uint8Array(4) }),
@@ -91,10 +106,11 @@ Deno.test("no amplification: every reply is at most as long as its request, but 
     ["STATS sent to the server", frame({ type: MessageType.STATS })],
     ["PONG sent to the server", frame({ type: MessageType.PONG })],
     ["ERROR sent to the server", frame({ type: MessageType.ERROR, payload: Uint8Array.of(1, 0) })],
-    ["version 2, 44 bytes", frame({ version: 2, payload: new Uint8Array(0) })],
-    ["version 2, 52 bytes", frame({ version: 2 })],
-    ["unknown type, 44 bytes", frame({ type: 9 as MessageType, payload: new Uint8Array(0) })],
-    ["unknown type, 52 bytes", frame({ type: 9 as MessageType })],
+    ["version 2, 48 bytes", frame({ version: 2, payload: new Uint8Array(0) })],
+    ["version 2, 56 bytes", frame({ version: 2 })],
+    ["unknown type, 48 bytes", frame({ type: 9 as MessageType, payload: new Uint8Array(0) })],
+    ["unknown type, 56 bytes", frame({ type: 9 as MessageType })],
+    ["corrupted PING (a bit flipped)", frame().map((byte, i) => i === 20 ? byte ^ 4 : byte)],
     ["too short", truncatedPing],
     ["length mismatch", frame().subarray(0, 51)],
     ["raw, 0 bytes", new Uint8Array(0)],
@@ -105,7 +121,7 @@ Deno.test("no amplification: every reply is at most as long as its request, but 
       "authenticated PING, largest",
       (k) =>
         signed(
-          { sequence: 2, payload: new Uint8Array(MAX_DATAGRAM_IPV4 - HEADER_SIZE - TAG_SIZE) },
+          { sequence: 2, payload: new Uint8Array(maxPayloadSize("ipv4", true)) },
           k,
         ),
     ],
@@ -408,36 +424,298 @@ Deno.test("global limit: all sources together are held to it", async () => {
   strictEqual(stats.refused["global-limit"], 21 - stats.replied);
 });
 
-Deno.test("least privilege: the binary's flags are exactly these, and files outside its directory are refused", async () => {
+Deno.test("least privilege: the binary's flags are exactly these", () => {
   assertEquals(runtimeFlags(), [
     "--unstable-net",
     "--allow-net",
     "--allow-ffi",
-    "--allow-read=.",
-    "--allow-write=.",
-    "--allow-env=UDP_KEY",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env=UDP_KEY,INIT_CWD",
   ]);
-  for (
-    const [args, pattern] of [
-      [
-        ["send", "127.0.0.1:9", "--file", "/etc/passwd"],
-        /cannot read --file '\/etc\/passwd': udp only reads and writes files below the directory it runs in/,
-      ],
-      [
-        ["ping", "127.0.0.1", "--key-file", "/etc/passwd"],
-        /cannot read --key-file '\/etc\/passwd': udp only reads and writes files below/,
-      ],
-      [
-        ["keygen", "/tmp/udp-test-key"],
-        /cannot write '\/tmp\/udp-test-key': udp only reads and writes files below/,
-      ],
-    ] as [string[], RegExp][]
-  ) {
-    const result = await runUdp(args);
-    strictEqual(result.code, 2, result.stderr);
-    assert(pattern.test(result.stderr), result.stderr);
-    strictEqual(result.stderr.trimEnd().split("\n").length, 1);
-  }
+});
+
+/** An entry point that runs the CLI as main.ts does and, the moment write permission changes
+ * (read is given up just before it), reports on stderr what a read and a write can still do. */
+const PERMISSION_PROBE = `
+  import { main } from "${new URL("../lib/cli.ts", import.meta.url)}";
+  const [probe, target, ...args] = Deno.args;
+  const write = await Deno.permissions.query({ name: "write" });
+  write.addEventListener("change", () => {
+    const out = [Deno.permissions.querySync({ name: "read" }).state, write.state];
+    for (const attempt of [
+      () => Deno.readTextFileSync(probe),
+      () => Deno.writeTextFileSync(target, "written"),
+    ]) {
+      try { attempt(); out.push("allowed"); } catch (e) { out.push(e.name); }
+    }
+    console.error("permissions after start: " + JSON.stringify(out));
+  });
+  Deno.exit(await main(args));
+`;
+
+Deno.test("least privilege: every command gives up read and write permission once its files are open", async () => {
+  await withTempDir(async (dir) => {
+    const entry = `${dir}/probe_main.ts`;
+    await Deno.writeTextFile(entry, PERMISSION_PROBE);
+    await Deno.writeTextFile(`${dir}/probe.txt`, "readable before");
+    await Deno.writeTextFile(`${dir}/udp.key`, KEY_HEX, { mode: 0o600 });
+    await Deno.chmod(`${dir}/udp.key`, 0o600);
+    await Deno.writeTextFile(`${dir}/data.txt`, "from a file");
+    const key = await importKey(KEY_BYTES);
+    const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0, key });
+    const sink = new Inbox();
+    const keyed = `127.0.0.1:${reflector.address.port}`;
+    const probe = [`${dir}/probe.txt`, `${dir}/written.txt`];
+    const expected = 'permissions after start: ["prompt","prompt","NotCapable","NotCapable"]\n';
+    try {
+      const finishing: [string, string[]][] = [
+        ["keygen", ["keygen", `${dir}/new.key`]],
+        ["keygen (stdout)", ["keygen"]],
+        ["send --file", [
+          "send",
+          `127.0.0.1:${sink.socket.address.port}`,
+          "--file",
+          `${dir}/data.txt`,
+        ]],
+        ["ping --key-file", ["ping", keyed, "-c", "1", "--key-file", `${dir}/udp.key`]],
+        ["bench --key-file", [
+          "bench",
+          keyed,
+          "--duration",
+          "0.1",
+          "--rate",
+          "50",
+          "-i",
+          "0",
+          "--key-file",
+          `${dir}/udp.key`,
+        ]],
+      ];
+      for (const [name, args] of finishing) {
+        const result = await runUdp([...probe, ...args], undefined, { entry });
+        strictEqual(result.code, 0, `${name}: ${result.stdout}${result.stderr}`);
+        strictEqual(result.stderr, expected, name);
+      }
+      strictEqual(new TextDecoder().decode((await sink.next()).data), "from a file");
+      assert((await Deno.readTextFile(`${dir}/new.key`)).length === 65);
+      const running: [string, string[], RegExp][] = [
+        [
+          "serve --key-file",
+          ["serve", "--port", "0", "--key-file", `${dir}/udp.key`],
+          /^Listening/,
+        ],
+        ["listen", ["listen", "--port", "0"], /^Listening/],
+        [
+          "proxy --log",
+          ["proxy", "--listen", "127.0.0.1:0", "--to", keyed, "--log", `${dir}/p.ndjson`],
+          /^Proxying/,
+        ],
+      ];
+      for (const [name, args, ready] of running) {
+        const process = new UdpProcess([...probe, ...args], { entry });
+        await process.waitFor(ready);
+        const result = await process.stop("SIGTERM");
+        strictEqual(result.code, 0, `${name}: ${result.stdout}${result.stderr}`);
+        strictEqual(result.stderr, expected, name);
+      }
+      await rejects(Deno.stat(`${dir}/written.txt`), Deno.errors.NotFound);
+    } finally {
+      await sink.close();
+      await reflector.close();
+    }
+  });
+});
+
+Deno.test("files wherever the user names them: a key outside the working directory, keygen and --log to absolute paths, send --file ../x", async () => {
+  await withTempDir(async (elsewhere) => {
+    await withTempDir(async (cwd) => {
+      const keyPath = `${elsewhere}/keys/udp.key`;
+      await Deno.mkdir(`${elsewhere}/keys`);
+      const made = await runUdp(["keygen", keyPath], undefined, { cwd });
+      strictEqual(made.code, 0, made.stderr);
+      strictEqual(made.stdout, `Wrote a 256-bit key to ${keyPath} (mode 600)\n`);
+      strictEqual((await Deno.stat(keyPath)).mode! & 0o777, 0o600);
+      const { serve, port } = await startServe(["--key-file", keyPath], { cwd });
+      const logPath = `${elsewhere}/proxy.ndjson`;
+      const proxy = new UdpProcess(
+        ["proxy", "--listen", "127.0.0.1:0", "--to", `127.0.0.1:${port}`, "--log", logPath],
+        { cwd },
+      );
+      try {
+        const [, proxyPort] = await proxy.waitFor(/^Proxying 127\.0\.0\.1:(\d+) /);
+        const pinged = await runUdp(
+          ["ping", `127.0.0.1:${proxyPort}`, "-c", "2", "-i", "0", "--key-file", keyPath],
+          undefined,
+          { cwd },
+        );
+        strictEqual(pinged.code, 0, pinged.stdout + pinged.stderr);
+        assert(/2 packets transmitted, 2 received/.test(pinged.stdout), pinged.stdout);
+      } finally {
+        strictEqual((await proxy.stop()).code, 0);
+        await serve.stop();
+      }
+      const records = (await Deno.readTextFile(logPath)).trimEnd().split("\n").map((line) =>
+        JSON.parse(line)
+      );
+      assertEquals(records.map((r) => r.dir), ["up", "down", "up", "down"]);
+      // send --file ../x: relative to the directory the command runs in.
+      await Deno.mkdir(`${cwd}/sub`);
+      await Deno.writeTextFile(`${cwd}/x`, "one level up");
+      const sink = new Inbox();
+      try {
+        const sent = await runUdp(
+          ["send", `127.0.0.1:${sink.socket.address.port}`, "--file", "../x"],
+          undefined,
+          { cwd: `${cwd}/sub` },
+        );
+        strictEqual(sent.code, 0, sent.stderr);
+        strictEqual(new TextDecoder().decode((await sink.next()).data), "one level up");
+      } finally {
+        await sink.close();
+      }
+    });
+  });
+});
+
+Deno.test("udp send resolves a host name after giving up read permission (/etc/hosts is read by the resolver, not by udp)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/data.txt`, "by name");
+    const sink = new Inbox();
+    try {
+      const sent = await runUdp(
+        ["send", `localhost:${sink.socket.address.port}`, "--file", "data.txt", "-4"],
+        undefined,
+        { cwd: dir },
+      );
+      strictEqual(sent.code, 0, sent.stderr);
+      strictEqual(new TextDecoder().decode((await sink.next()).data), "by name");
+    } finally {
+      await sink.close();
+    }
+  });
+});
+
+Deno.test("udp proxy --log refuses an existing file in one line, exit 2; --append adds to it", async () => {
+  await withTempDir(async (dir) => {
+    const log = `${dir}/p.ndjson`;
+    await Deno.writeTextFile(log, '{"earlier":"run"}\n');
+    const refused = await runUdp([
+      "proxy",
+      "--listen",
+      "127.0.0.1:0",
+      "--to",
+      "127.0.0.1:9",
+      "--log",
+      log,
+    ]);
+    strictEqual(refused.code, 2);
+    strictEqual(
+      refused.stderr,
+      `udp proxy: cannot write --log '${log}': it exists already: add --append to add to it, or name a new file\n`,
+    );
+    strictEqual(refused.stdout, "");
+    strictEqual(await Deno.readTextFile(log), '{"earlier":"run"}\n');
+    const alone = await runUdp([
+      "proxy",
+      "--listen",
+      "127.0.0.1:0",
+      "--to",
+      "127.0.0.1:9",
+      "--append",
+    ]);
+    strictEqual(alone.stderr, "udp proxy: --append goes with --log FILE\n");
+    const sink = new Inbox();
+    const proxy = new UdpProcess([
+      "proxy",
+      "--listen",
+      "127.0.0.1:0",
+      "--to",
+      `127.0.0.1:${sink.socket.address.port}`,
+      "--log",
+      log,
+      "--append",
+    ]);
+    try {
+      const [, port] = await proxy.waitFor(/^Proxying 127\.0\.0\.1:(\d+) /);
+      const sent = await runUdp(["send", `127.0.0.1:${port}`, "through"]);
+      strictEqual(sent.code, 0, sent.stderr);
+      strictEqual(new TextDecoder().decode((await sink.next()).data), "through");
+    } finally {
+      strictEqual((await proxy.stop()).code, 0);
+      await sink.close();
+    }
+    const lines = (await Deno.readTextFile(log)).trimEnd().split("\n");
+    strictEqual(lines[0], '{"earlier":"run"}');
+    assertEquals(lines.slice(1).map((line) => JSON.parse(line).action), ["forwarded"]);
+    // A proxy that cannot bind leaves no log behind, so the next run is not refused.
+    const busy = new Inbox();
+    try {
+      const failed = await runUdp([
+        "proxy",
+        "--listen",
+        `127.0.0.1:${busy.socket.address.port}`,
+        "--to",
+        "127.0.0.1:9",
+        "--log",
+        `${dir}/new.ndjson`,
+      ]);
+      strictEqual(failed.code, 2, failed.stderr);
+      await rejects(Deno.stat(`${dir}/new.ndjson`), Deno.errors.NotFound);
+    } finally {
+      await busy.close();
+    }
+  });
+});
+
+Deno.test("deno task udp takes relative paths from the directory it was started in ($INIT_CWD)", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/message.txt`, "via deno task");
+    const sink = new Inbox();
+    try {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "task",
+          "--quiet",
+          "--config",
+          new URL("../deno.json", import.meta.url).pathname,
+          "udp",
+          "send",
+          `127.0.0.1:${sink.socket.address.port}`,
+          "--file",
+          "message.txt",
+        ],
+        cwd: dir,
+        // Without an $INIT_CWD of this test's own (deno task keeps one it inherits, as npm
+        // does), so that deno task sets it to `dir`.
+        clearEnv: true,
+        env: childEnv(),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      strictEqual(output.code, 0, stderr);
+      strictEqual(new TextDecoder().decode((await sink.next()).data), "via deno task");
+    } finally {
+      await sink.close();
+    }
+  });
+});
+
+Deno.test("startDirectory(): $INIT_CWD only under deno task (from source, in the project's directory)", () => {
+  const task = { taskDirectory: "/src/udp", initCwd: "/home/me/work", standalone: false };
+  strictEqual(startDirectory({ ...task, cwd: "/src/udp" }), "/home/me/work");
+  strictEqual(startDirectory({ ...task, cwd: "/src/udp/" }), "/home/me/work");
+  strictEqual(
+    startDirectory({ ...task, taskDirectory: "/src/udp/", cwd: "/src/udp" }),
+    "/home/me/work",
+  );
+  // A test or a script that starts main.ts elsewhere, with an $INIT_CWD it inherited.
+  strictEqual(startDirectory({ ...task, cwd: "/tmp/run" }), "/tmp/run");
+  // The compiled binary never looks at it: npm or an outer deno task may have set it.
+  strictEqual(startDirectory({ ...task, cwd: "/src/udp", standalone: true }), "/src/udp");
+  strictEqual(startDirectory({ ...task, cwd: "/src/udp", initCwd: undefined }), "/src/udp");
+  strictEqual(startDirectory({ ...task, cwd: "/src/udp", initCwd: "" }), "/src/udp");
 });
 
 Deno.test({
@@ -506,7 +784,7 @@ Deno.test("udp keygen + serve --key-file + ping --key-file / --key-env, end to e
       );
       strictEqual(good.code, 0, good.stdout + good.stderr);
       assert(
-        /^UDP PING 127\.0\.0\.1:\d+: 56 data bytes, 116-byte datagrams \(authenticated\)/.test(
+        /^UDP PING 127\.0\.0\.1:\d+: 56 data bytes, 120-byte datagrams \(authenticated\)/.test(
           good.stdout,
         ),
       );
@@ -574,8 +852,8 @@ Deno.test("udp serve -v logs refused datagrams with the reason", async () => {
   const { serve, port } = await startServe(["-v", "--rate-limit", "1", "--rate-burst", "1"]);
   try {
     await runUdp(["ping", `127.0.0.1:${port}`, "-c", "2", "-i", "0", "-W", "0.1", "-q"]);
-    await serve.waitFor(/^127\.0\.0\.1:\d+ 100 bytes PING seq=0 .* -> PONG 100 bytes$/);
-    await serve.waitFor(/^127\.0\.0\.1:\d+ 100 bytes datagram refused \(rate-limit\) -> no reply$/);
+    await serve.waitFor(/^127\.0\.0\.1:\d+ 104 bytes PING seq=0 .* -> PONG 104 bytes$/);
+    await serve.waitFor(/^127\.0\.0\.1:\d+ 104 bytes datagram refused \(rate-limit\) -> no reply$/);
   } finally {
     const stopped = await serve.stop();
     assert(/refused: rate-limit 1\n/.test(stopped.stdout), stopped.stdout);

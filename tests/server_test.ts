@@ -5,18 +5,24 @@ import {
   throws,
 } from "node:assert/strict";
 import {
+  CHECK_SIZE,
   decodeErrorDetail,
   decodeFrame,
   decodeStats,
+  emptySessionCounts,
   encodeFrame,
   ErrorCode,
   type Frame,
   HEADER_SIZE,
   isTimestampSet,
   MAX_DATAGRAM_IPV4,
+  maxPayloadSize,
   MessageType,
   NO_TIMESTAMP,
+  sealFrame,
+  STATS_PAYLOAD_SIZE,
   timestampDiffMs,
+  UNKNOWN_COUNT,
 } from "../lib/protocol.ts";
 import { type DatagramEvent, Reflector } from "../lib/server.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -81,7 +87,7 @@ Deno.test("Reflector answers PING with a PONG of exactly the same length and fie
     );
     assert(isTimestampSet(frame.receivedAt));
     assert(timestampDiffMs(frame.repliedAt, frame.receivedAt) >= 0);
-    assertEquals(frame.payload, request.subarray(HEADER_SIZE));
+    assertEquals(frame.payload, request.subarray(HEADER_SIZE, request.length - CHECK_SIZE));
     const stats = reflector.stats;
     assertEquals([stats.received, stats.replied, stats.kinds.ping], [1, 1, 1]);
     assertEquals([stats.bytesReceived, stats.bytesReplied], [request.length, request.length]);
@@ -140,10 +146,16 @@ Deno.test("Reflector ignores raw datagrams with --raw ignore, but counts them", 
 Deno.test("Reflector counts malformed frames by reason and never answers them", async () => {
   await withReflector({}, async (reflector, client, events) => {
     const valid = pingFrame();
-    const tooShort = valid.subarray(0, 30);
-    const lengthMismatch = valid.subarray(0, valid.length - 1);
+    // Each with a good check, so that it is the field named that fails.
+    const resealed = (bytes: Uint8Array) => {
+      sealFrame(bytes);
+      return bytes;
+    };
+    const tooShort = resealed(valid.slice(0, 34));
+    const lengthMismatch = resealed(valid.slice(0, valid.length - 1));
     const badTimestamp = valid.slice();
     new DataView(badTimestamp.buffer).setUint32(24, 1_000_000_000);
+    resealed(badTimestamp);
     for (const datagram of [tooShort, lengthMismatch, badTimestamp, valid]) {
       await client.send(datagram, reflector.address);
     }
@@ -160,6 +172,29 @@ Deno.test("Reflector counts malformed frames by reason and never answers them", 
       "bad-timestamp",
       undefined,
     ]);
+  });
+});
+
+Deno.test("Reflector counts corrupted frames and never answers them, whatever they say", async () => {
+  await withReflector({}, async (reflector, client, events) => {
+    const valid = pingFrame({ sequence: 5 });
+    // A bit flipped in the padding, in the type, in the version, in the magic, in the check;
+    // and a frame cut short on the way. None may be answered: not with a PONG, an ERROR or ack.
+    const flips: [number, number][] = [[60, 0x04], [5, 0x02], [4, 0x02], [0, 0x01], [-1, 0x80]];
+    const damaged = flips.map(([at, mask]) => {
+      const bytes = valid.slice();
+      bytes[at < 0 ? bytes.length + at : at] ^= mask;
+      return bytes;
+    });
+    damaged.push(valid.slice(0, valid.length - 7));
+    for (const datagram of [...damaged, valid]) await client.send(datagram, reflector.address);
+    const reply = await client.next(); // the one good PING's PONG, and nothing before it
+    const decoded = decodeFrame(reply.data);
+    assert(decoded.kind === "frame" && decoded.frame.type === MessageType.PONG);
+    const stats = reflector.stats;
+    assertEquals([stats.kinds.corrupted, stats.kinds.ping, stats.replied], [6, 1, 1]);
+    assertEquals(events.map((e) => e.kind), [...damaged.map(() => "corrupted"), "ping"]);
+    assertEquals(events.map((e) => e.reply), [...damaged.map(() => "none"), "pong"]);
   });
 });
 
@@ -226,7 +261,7 @@ Deno.test("Reflector never answers PONG or ERROR frames (no reflection loops)", 
 
 Deno.test("Reflector handles the largest IPv4 datagrams and counts the ack that cannot fit", async () => {
   await withReflector({}, async (reflector, client) => {
-    const big = pingFrame({ payload: new Uint8Array(MAX_DATAGRAM_IPV4 - HEADER_SIZE) });
+    const big = pingFrame({ payload: new Uint8Array(maxPayloadSize("ipv4")) });
     await client.send(big, reflector.address);
     strictEqual((await client.next()).data.length, MAX_DATAGRAM_IPV4);
     // A maximal raw datagram: "ack:" + data exceeds the limit, so the send fails and is counted.
@@ -314,16 +349,28 @@ Deno.test("Reflector answers STATS_REQUEST with the session's counts, never long
       await client.send(pingFrame({ sequence }), reflector.address);
       await client.next();
     }
-    const request = pingFrame({ type: MessageType.STATS_REQUEST, sequence: 3 });
+    const request = pingFrame({
+      type: MessageType.STATS_REQUEST,
+      sequence: 3,
+      payload: new Uint8Array(STATS_PAYLOAD_SIZE),
+    });
     await client.send(request, reflector.address);
     const reply = await client.next();
     strictEqual(reply.data.length, request.length);
     const decoded = decodeFrame(reply.data);
     assert(decoded.kind === "frame" && decoded.frame.type === MessageType.STATS);
-    assertEquals(decodeStats(decoded.frame.payload), { received: 3, replied: 3 });
+    assertEquals(decodeStats(decoded.frame.payload), {
+      ...emptySessionCounts(),
+      received: 3,
+      replied: 3,
+      kernelDrops: reflector.stats.kernelDrops ?? UNKNOWN_COUNT,
+    });
     // Too short for the counts: no reply at all; the PING after it is answered first.
     await client.send(
-      pingFrame({ type: MessageType.STATS_REQUEST, payload: new Uint8Array(4) }),
+      pingFrame({
+        type: MessageType.STATS_REQUEST,
+        payload: new Uint8Array(STATS_PAYLOAD_SIZE - 1),
+      }),
       reflector.address,
     );
     await client.send(pingFrame({ session: 7, sequence: 9 }), reflector.address);

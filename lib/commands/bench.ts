@@ -5,18 +5,32 @@
  */
 
 import { DEFAULT_PORT, formatAddress, parseHostPort, resolveHost } from "../address.ts";
-import { expectPositionals, parseCommandArgs, parseSeconds, parseWholeNumber } from "../args.ts";
+import {
+  checkPayloadSize,
+  expectPositionals,
+  parseCommandArgs,
+  parsePayloadSize,
+  parseSeconds,
+} from "../args.ts";
 import { bench, type BenchInterval, type BenchSummary } from "../bench.ts";
 import { DEFAULT_PAYLOAD_SIZE } from "../client.ts";
 import { UsageError } from "../errors.ts";
 import { formatStat } from "../format.ts";
-import { HEADER_SIZE, maxPayloadSize } from "../protocol.ts";
+import { keyFromOptions } from "../keys.ts";
+import { printLine, toJson } from "../output.ts";
+import { frameOverhead } from "../protocol.ts";
+import {
+  describeReceiveBuffer,
+  parseReceiveBuffer,
+  requireReceiveBufferSupport,
+} from "../receive_buffer.ts";
 import { onInterrupt } from "../signals.ts";
 import { parsePercent, parseRate } from "./proxy.ts";
-import type { Command } from "./command.ts";
+import type { Command, RunContext } from "./command.ts";
 
 const HELP = `Usage: udp bench HOST[:PORT] [--rate PPS|Nk|NM|Nmbit|max] [--duration SEC] [-s BYTES]
-                 [--interval SEC] [--search [--max-loss P%]] [--json]
+                 [--interval SEC] [--search [--max-loss P%]] [--key-file F | --key-env]
+                 [--rcvbuf BYTES] [--json]
 
 Send paced datagrams to a udp serve, which reflects them, and report throughput, loss in each
 direction (the server's counts come from a final STATS exchange), duplicates, reordering
@@ -27,11 +41,17 @@ Options:
   -r, --rate R         datagrams/s (10000, 10k, 1M), bits/s of UDP payload (100mbit,
                        512kbit), or max: as fast as the socket takes them (default 1000)
   -t, --duration SEC   how long to send (default 10; with --search, per trial, default 2)
-  -s, --size BYTES     padding bytes per datagram (default ${DEFAULT_PAYLOAD_SIZE}; the header adds ${HEADER_SIZE})
+  -s, --size BYTES     padding bytes per datagram (default ${DEFAULT_PAYLOAD_SIZE}; header and check add ${
+  frameOverhead(false)
+},
+                       ${frameOverhead(true)} with a key)
   -i, --interval SEC   report every SEC seconds, 0 for none (default 1)
       --search         find the highest rate whose loss stays under --max-loss, by bisection
                        over short trials, starting at --rate
       --max-loss P%    loss allowed by --search (default 1%)
+      --key-file F     authenticated mode, as udp ping: PINGs and STATS requests are tagged
+      --key-env        authenticated mode with the key from $UDP_KEY
+      --rcvbuf BYTES   the socket's receive buffer (e.g. 4M); says what the kernel granted
       --json           NDJSON: interval objects and a summary
   -h, --help           show this help
 
@@ -42,7 +62,7 @@ export const benchCommand: Command = {
   name: "bench",
   summary: "throughput, per-direction loss and latency at a set rate (or the highest)",
   help: HELP,
-  async run(args: string[]): Promise<number> {
+  async run(args: string[], context: RunContext): Promise<number> {
     const { values, positionals } = parseCommandArgs("bench", args, {
       rate: { type: "string", short: "r" },
       duration: { type: "string", short: "t" },
@@ -50,10 +70,13 @@ export const benchCommand: Command = {
       interval: { type: "string", short: "i" },
       search: { type: "boolean" },
       "max-loss": { type: "string" },
+      "key-file": { type: "string" },
+      "key-env": { type: "boolean" },
+      rcvbuf: { type: "string" },
       json: { type: "boolean" },
     });
     if (values.help) {
-      console.log(HELP);
+      printLine(HELP);
       return 0;
     }
     const [destination] = expectPositionals("bench", positionals, 1, 1, "HOST[:PORT]");
@@ -61,8 +84,14 @@ export const benchCommand: Command = {
     const search = Boolean(values.search);
     const size = text("size") === undefined
       ? DEFAULT_PAYLOAD_SIZE
-      : parseWholeNumber("size", text("size")!, 0, maxPayloadSize("ipv6"));
-    const datagramBytes = size + HEADER_SIZE;
+      : parsePayloadSize(text("size")!);
+    const key = await keyFromOptions(text("key-file"), Boolean(values["key-env"]));
+    context.filesOpened();
+    const receiveBuffer = text("rcvbuf") === undefined
+      ? undefined
+      : parseReceiveBuffer(text("rcvbuf")!);
+    if (receiveBuffer !== undefined) requireReceiveBufferSupport();
+    const datagramBytes = size + frameOverhead(key !== null);
     const rate = parseBenchRate(text("rate") ?? "1000", datagramBytes);
     const durationMs = text("duration") === undefined
       ? (search ? 2000 : 10_000)
@@ -78,11 +107,7 @@ export const benchCommand: Command = {
       : parsePercent("--max-loss", text("max-loss")!);
     const { host, port } = parseHostPort(destination, DEFAULT_PORT);
     const target = await resolveHost(host, port);
-    if (size > maxPayloadSize(target.family)) {
-      throw new UsageError(
-        `invalid size '${size}': at most ${maxPayloadSize(target.family)} bytes of padding`,
-      );
-    }
+    checkPayloadSize(size, target.family, key !== null);
     const json = Boolean(values.json);
     const controller = new AbortController();
     const removeInterrupt = onInterrupt(() => controller.abort());
@@ -96,19 +121,29 @@ export const benchCommand: Command = {
           intervalMs: quiet ? 0 : intervalMs,
           graceMs: 300,
           signal: controller.signal,
+          key: key ?? undefined,
+          receiveBuffer,
+          onReceiveBuffer: (granted) => {
+            if (quiet) return;
+            printLine(
+              json
+                ? toJson({ type: "receive_buffer", asked: receiveBuffer, granted })
+                : describeReceiveBuffer(receiveBuffer!, granted),
+            );
+          },
           onInterval: (report) =>
-            console.log(json ? JSON.stringify(report) : intervalLine(report, datagramBytes)),
+            printLine(json ? toJson(report) : intervalLine(report, datagramBytes)),
         });
       if (!search) {
         if (!json) {
-          console.log(
+          printLine(
             `UDP BENCH ${formatAddress(target)}: ${datagramBytes}-byte datagrams at ${
               rate === "max" ? "the highest rate the socket takes" : `${rate} pps`
             } for ${durationMs / 1000} s`,
           );
         }
         const summary = await run(rate, false);
-        console.log(json ? JSON.stringify(summary) : summaryText(summary));
+        printLine(json ? toJson(summary) : summaryText(summary));
         return summary.received > 0 ? 0 : 1;
       }
       return await searchRate(run, rate, maxLoss, json, controller.signal);
@@ -132,7 +167,8 @@ async function searchRate(
   let rate = start === "max" ? 1000 : start;
   const trial = async (candidate: number) => {
     const summary = await run(Math.round(candidate), true);
-    const ok = summary.loss_percent / 100 <= maxLoss && summary.offered_pps >= 0.95 * candidate;
+    const ok = summary.loss_percent !== null && summary.loss_percent / 100 <= maxLoss &&
+      summary.offered_pps >= 0.95 * candidate;
     const line = {
       type: "trial",
       rate_pps: Math.round(candidate),
@@ -140,11 +176,11 @@ async function searchRate(
       loss_percent: summary.loss_percent,
       passed: ok,
     };
-    console.log(
+    printLine(
       json
-        ? JSON.stringify(line)
+        ? toJson(line)
         : `trial ${line.rate_pps} pps: offered ${line.offered_pps} pps, loss ${
-          formatPercent(line.loss_percent)
+          line.loss_percent === null ? "-" : formatPercent(line.loss_percent)
         } -> ${ok ? "ok" : "too much"}`,
     );
     if (ok && (best === null || candidate > low)) best = summary;
@@ -163,8 +199,8 @@ async function searchRate(
   }
   const found = best as BenchSummary | null;
   if (json) {
-    console.log(
-      JSON.stringify({
+    printLine(
+      toJson({
         type: "search",
         max_loss_percent: maxLoss * 100,
         best_pps: Math.round(low),
@@ -172,11 +208,11 @@ async function searchRate(
       }),
     );
   } else if (found) {
-    console.log(
+    printLine(
       `\nhighest rate with loss <= ${formatPercent(maxLoss * 100)}: ${Math.round(low)} pps`,
     );
-    console.log(summaryText(found));
-  } else console.log(`\nno rate tried kept loss <= ${formatPercent(maxLoss * 100)}`);
+    printLine(summaryText(found));
+  } else printLine(`\nno rate tried kept loss <= ${formatPercent(maxLoss * 100)}`);
   return found ? 0 : 1;
 }
 
@@ -216,6 +252,23 @@ function intervalLine(report: BenchInterval, datagramBytes: number): string {
   } not (yet) back`;
 }
 
+function lossLine(s: BenchSummary): string {
+  const loss = `loss ${s.loss_percent === null ? "-" : formatPercent(s.loss_percent)}`;
+  if (s.echo_server) return `${loss} (an echo server: no per-direction split)`;
+  if (s.loss_up === null || s.loss_down === null || s.server_refused === null) {
+    return `${loss} (the server's counts did not arrive: no per-direction split)`;
+  }
+  const reasons = Object.entries(s.server_refused).filter(([, count]) => count > 0);
+  const refusedTotal = reasons.reduce((sum, [, count]) => sum + count, 0);
+  const refused = refusedTotal === 0
+    ? ""
+    : `${refusedTotal} refused by the server (${
+      reasons.map(([reason, count]) => `${reason.replace("_", "-")} ${count}`).join(", ")
+    }), `;
+  return `${loss}: ${refused}${s.loss_up} lost on the way there, ${s.loss_down} on the way ` +
+    `back (server received ${s.server_received}, replied ${s.server_replied})`;
+}
+
 /**
  * The text summary of a bench run.
  *
@@ -233,15 +286,17 @@ export function summaryText(s: BenchSummary): string {
       ? ", as fast as possible)"
       : `, ${Math.round(s.requested_pps)} pps requested)`),
     `achieved ${s.achieved_pps} pps, ${formatBits(s.achieved_bps)} (${s.received} replies)`,
-    s.loss_up === null || s.loss_down === null
-      ? `loss ${
-        formatPercent(s.loss_percent)
-      } (the server's counts did not arrive: no per-direction split)`
-      : `loss ${
-        formatPercent(s.loss_percent)
-      }: ${s.loss_up} on the way there, ${s.loss_down} on the way back ` +
-        `(server received ${s.server_received}, replied ${s.server_replied})`,
+    lossLine(s),
   ];
+  if (s.server_kernel_drops !== null && s.server_kernel_drops > 0) {
+    lines.push(
+      `the server's kernel dropped ${s.server_kernel_drops} datagrams during the run (all ` +
+        "sources: its receive buffer was full; see udp serve --rcvbuf)",
+    );
+  }
+  if (s.corrupted > 0) {
+    lines.push(`${s.corrupted} corrupted replies (failed their check: not counted as received)`);
+  }
   if (s.received > 0) {
     lines.push(
       `rtt min/avg/max = ${formatStat(s.rtt_ms.min)}/${formatStat(s.rtt_ms.avg)}/${

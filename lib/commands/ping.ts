@@ -12,9 +12,11 @@ import {
   resolveHost,
 } from "../address.ts";
 import {
+  checkPayloadSize,
   expectPositionals,
   parseCommandArgs,
   type ParsedArgs,
+  parsePayloadSize,
   parseSeconds,
   parseWholeNumber,
 } from "../args.ts";
@@ -30,13 +32,19 @@ import {
 } from "../client.ts";
 import { UsageError } from "../errors.ts";
 import { formatRtt, formatStat } from "../format.ts";
-import { HEADER_SIZE, maxPayloadSize, TAG_SIZE } from "../protocol.ts";
+import { frameOverhead } from "../protocol.ts";
 import { keyFromOptions } from "../keys.ts";
+import { printJson, printLine, toJson } from "../output.ts";
+import {
+  describeReceiveBuffer,
+  parseReceiveBuffer,
+  requireReceiveBufferSupport,
+} from "../receive_buffer.ts";
 import { onInterrupt } from "../signals.ts";
-import type { Command } from "./command.ts";
+import type { Command, RunContext } from "./command.ts";
 
 const HELP = `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
-                [--linger SEC] [--key-file F | --key-env] [-q] [--json] [-4|-6]
+                [--linger SEC] [--key-file F | --key-env] [--rcvbuf BYTES] [-q] [--json] [-4|-6]
 
 Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
 reordering, duplicates and late replies. Options follow ping(8). The RTT is the network's: from
@@ -58,10 +66,13 @@ Options:
                      waits TIMEOUT x 2^k x (1 to 1.25); RTT is timed from the answered attempt
       --linger SEC   after the last probe, keep listening SEC seconds for late and duplicate
                      replies (default 0: stop at once, as ping(8))
-  -s, --size BYTES   padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds a ${HEADER_SIZE}-byte header
+  -s, --size BYTES   padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds ${
+  frameOverhead(false)
+} bytes (header and check; ${frameOverhead(true)} with a key)
       --key-file F   authenticated mode: tag PINGs with this key, reject PONGs without a
                      valid tag (hex or base64, in a file only its owner may read)
       --key-env      authenticated mode with the key from $UDP_KEY
+      --rcvbuf BYTES the socket's receive buffer (e.g. 4M); says what the kernel granted
   -q, --quiet        print only the summary
       --json         print NDJSON: start, one object per event, summary
   -4, -6             use IPv4 / IPv6 only when resolving HOST
@@ -75,7 +86,7 @@ export const pingCommand: Command = {
   name: "ping",
   summary: "measure loss, RTT, jitter, reordering and duplicates to a udp serve",
   help: HELP,
-  async run(args: string[]): Promise<number> {
+  async run(args: string[], context: RunContext): Promise<number> {
     const parsed = parseCommandArgs("ping", args, {
       count: { type: "string", short: "c" },
       interval: { type: "string", short: "i" },
@@ -85,6 +96,7 @@ export const pingCommand: Command = {
       linger: { type: "string" },
       "key-file": { type: "string" },
       "key-env": { type: "boolean" },
+      rcvbuf: { type: "string" },
       size: { type: "string", short: "s" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
@@ -92,10 +104,13 @@ export const pingCommand: Command = {
       ipv6: { type: "boolean", short: "6" },
     });
     if (parsed.values.help) {
-      console.log(HELP);
+      printLine(HELP);
       return 0;
     }
     const options = parseOptions(parsed);
+    const rcvbuf = parsed.values.rcvbuf as string | undefined;
+    const receiveBuffer = rcvbuf === undefined ? undefined : parseReceiveBuffer(rcvbuf);
+    if (receiveBuffer !== undefined) requireReceiveBufferSupport();
     const [destination] = expectPositionals("ping", parsed.positionals, 1, 1, "HOST[:PORT]");
     const { host, port } = parseHostPort(destination, DEFAULT_PORT);
     const target = await resolveHost(host, port, { family: familyOption(parsed) });
@@ -103,15 +118,10 @@ export const pingCommand: Command = {
       parsed.values["key-file"] as string | undefined,
       Boolean(parsed.values["key-env"]),
     );
-    const overhead = HEADER_SIZE + (key ? TAG_SIZE : 0);
+    context.filesOpened();
+    const overhead = frameOverhead(key !== null);
     const size = options.payloadSize ?? DEFAULT_PAYLOAD_SIZE;
-    if (size > maxPayloadSize(target.family) - (key ? TAG_SIZE : 0)) {
-      throw new UsageError(
-        `invalid size '${size}': over ${
-          target.family === "ipv6" ? "IPv6" : "IPv4"
-        } a probe carries 0 to ${maxPayloadSize(target.family) - (key ? TAG_SIZE : 0)} bytes`,
-      );
-    }
+    checkPayloadSize(size, target.family, key !== null);
     const targetText = formatAddress(target);
     const named = host === target.hostname ? targetText : `${host} (${targetText})`;
     const json = Boolean(parsed.values.json);
@@ -119,20 +129,20 @@ export const pingCommand: Command = {
     const controller = new AbortController();
     const removeInterrupt = onInterrupt(() => controller.abort());
     const print = json
-      ? (event: PingEvent) => console.log(JSON.stringify(event))
+      ? (event: PingEvent) => printJson(event)
       : (event: PingEvent) => printEvent(event);
     let result: PingResult;
     try {
       if (json) {
-        console.log(JSON.stringify({
+        printJson({
           type: "start",
           target: targetText,
           host,
           payload_bytes: size,
           datagram_bytes: size + overhead,
-        }));
+        });
       } else {
-        console.log(
+        printLine(
           `UDP PING ${named}: ${size} data bytes, ${size + overhead}-byte datagrams` +
             (key ? " (authenticated)" : ""),
         );
@@ -143,6 +153,13 @@ export const pingCommand: Command = {
         payloadSize: size,
         key: key ?? undefined,
         signal: controller.signal,
+        receiveBuffer,
+        onReceiveBuffer: (granted) => {
+          const text = describeReceiveBuffer(receiveBuffer!, granted);
+          if (json) {
+            printJson({ type: "receive_buffer", asked: receiveBuffer, granted });
+          } else if (!quiet) printLine(text);
+        },
         onEvent: (event) => {
           if (event.type === "error") console.error(`udp ping: ${event.message}`);
           if (!quiet || event.type === "error") print(event);
@@ -151,7 +168,7 @@ export const pingCommand: Command = {
     } finally {
       removeInterrupt();
     }
-    console.log(json ? JSON.stringify(result.summary) : summaryText(result));
+    printLine(json ? toJson(result.summary) : summaryText(result));
     return exitCode(result, options.count, options.deadlineMs);
   },
 };
@@ -183,7 +200,7 @@ function parseOptions({ values }: ParsedArgs): PingCliOptions {
     options.lingerMs = parseSeconds("linger", text("linger")!, true);
   }
   if (text("size") !== undefined) {
-    options.payloadSize = parseWholeNumber("size", text("size")!, 0, maxPayloadSize("ipv6"));
+    options.payloadSize = parsePayloadSize(text("size")!);
   }
   return options;
 }
@@ -196,35 +213,44 @@ function familyOption({ values }: ParsedArgs): Family | undefined {
 function printEvent(event: PingEvent): void {
   switch (event.type) {
     case "reply":
-      console.log(
+      printLine(
         `${replyPrefix(event)} time=${formatRtt(event.rtt_ms)} ms` +
           (event.reordered ? " (reordered)" : ""),
       );
       break;
     case "duplicate":
-      console.log(`${replyPrefix(event)} time=${formatRtt(event.rtt_ms)} ms (DUP!)`);
+      printLine(`${replyPrefix(event)} time=${formatRtt(event.rtt_ms)} ms (DUP!)`);
       break;
     case "late": {
       const time = event.rtt_ms === null ? "" : ` time=${formatRtt(event.rtt_ms)} ms`;
-      console.log(`${replyPrefix(event)}${time} (late: counted as lost)`);
+      printLine(`${replyPrefix(event)}${time} (late: counted as lost)`);
       break;
     }
     case "redundant":
-      console.log(
+      printLine(
         `${replyPrefix(event)} time=${formatRtt(event.rtt_ms)} ms (already answered)`,
       );
       break;
     case "timeout":
-      console.log(
+      printLine(
         `no reply to seq=${event.seq}` +
           (event.attempts > 1 ? ` after ${event.attempts} attempts` : ""),
       );
       break;
     case "retransmit":
-      console.log(`retransmit seq=${event.seq} attempt=${event.attempt}`);
+      printLine(`retransmit seq=${event.seq} attempt=${event.attempt}`);
       break;
     case "send_error":
       console.error(`udp ping: sending seq=${event.seq} failed: ${event.error}`);
+      break;
+    case "corrupted":
+      printLine(`${event.bytes} bytes from ${event.from}: corrupted (its check fails), ignored`);
+      break;
+    case "echo_server":
+      printLine(
+        `${event.from} is an echo server: it sends the probes back unchanged, without ` +
+          "timestamps, so each rtt includes its own time",
+      );
       break;
     case "foreign":
     case "error":
@@ -251,12 +277,13 @@ function formatPercent(percent: number): string {
  */
 export function summaryText(result: PingResult): string {
   const s = result.summary;
+  const unanswered = s.in_flight > 0 ? ` (${s.in_flight} unanswered when the run ended)` : "";
+  const loss = s.loss_percent === null ? "" : `, ${formatPercent(s.loss_percent)} packet loss`;
   const lines = [
     "",
     `--- ${s.target} udp ping statistics ---`,
-    `${s.transmitted} packets transmitted, ${s.received} received, ` +
-    `${formatPercent(s.loss_percent)} packet loss, time ${s.time_ms}ms` +
-    (result.inFlight > 0 ? ` (${result.inFlight} in flight at exit, not counted)` : ""),
+    `${s.transmitted} packets transmitted, ${s.received} received${loss}${unanswered}, ` +
+    `time ${s.time_ms}ms`,
   ];
   if (s.received > 0) {
     const rtt = s.rtt_ms;
@@ -290,6 +317,10 @@ export function summaryText(result: PingResult): string {
   ];
   const nonZero = counters.filter(([count]) => count > 0);
   if (nonZero.length > 0) lines.push(nonZero.map(([n, name]) => `${n} ${name}`).join(", "));
+  if (s.corrupted > 0) {
+    lines.push(`${s.corrupted} corrupted (damaged on the way: failed their check, not counted)`);
+  }
+  if (s.echo_server) lines.push("the target is an echo server: no reflector timestamps");
   return lines.join("\n");
 }
 

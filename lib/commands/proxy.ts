@@ -10,14 +10,14 @@ import { expectPositionals } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { describeFileError } from "../files.ts";
 import { type Impairments, NO_IMPAIRMENTS, type RateLimit } from "../impairment.ts";
+import { printJson, printLine, toJson } from "../output.ts";
 import { type DirectionStats, Proxy, type ProxyLogRecord } from "../proxy.ts";
 import { randomSeed } from "../random.ts";
 import { interrupted } from "../signals.ts";
-import type { Command } from "./command.ts";
+import type { Command, RunContext } from "./command.ts";
 
-const HELP =
-  `Usage: udp proxy --listen HOST:PORT --to HOST:PORT [impairments] [--seed N] [--log FILE]
-                 [--json]
+const HELP = `Usage: udp proxy --listen HOST:PORT --to HOST:PORT [impairments] [--seed N]
+                 [--log FILE [--append]] [--json]
 
 Forward datagrams both ways between clients and a target, and impair them on purpose: one
 upstream socket per client address; idle ones expire. Every random decision comes from --seed,
@@ -27,7 +27,9 @@ Options:
       --listen HOST:PORT   where clients send to (port 0 picks a free one)
       --to HOST:PORT       the target datagrams are forwarded to
       --seed N             seed of every random decision (default: random, printed)
-      --log FILE           write one NDJSON line per datagram with what was done to it
+      --log FILE           write one NDJSON line per datagram with what was done to it, to
+                           a new FILE (an existing one is refused unless --append)
+      --append             add to the end of an existing --log FILE
       --json               print the start line and the final counters as NDJSON
       --idle SEC           close a client's upstream socket after SEC idle (default 60)
       --max-clients N      clients at once; datagrams from more are dropped (default 1024)
@@ -74,12 +76,13 @@ export const proxyCommand: Command = {
   name: "proxy",
   summary: "forward datagrams and impair them: loss, bursts, duplication, reordering, delay",
   help: HELP,
-  async run(args: string[]): Promise<number> {
+  async run(args: string[], context: RunContext): Promise<number> {
     const options: Record<string, { type: "string" | "boolean" }> = {
       listen: { type: "string" },
       to: { type: "string" },
       seed: { type: "string" },
       log: { type: "string" },
+      append: { type: "boolean" },
       json: { type: "boolean" },
       idle: { type: "string" },
       "max-clients": { type: "string" },
@@ -90,7 +93,7 @@ export const proxyCommand: Command = {
     }
     const parsed = parseCommandArgs("proxy", args, options);
     if (parsed.values.help) {
-      console.log(HELP);
+      printLine(HELP);
       return 0;
     }
     expectPositionals("proxy", parsed.positionals, 0, 0, "");
@@ -118,7 +121,9 @@ export const proxyCommand: Command = {
       : parseMs("reorder-hold", text("reorder-hold")!);
     const target = await resolveHost(to.host, to.port);
     const listenAddress = await resolveHost(listen.host, listen.port);
-    const log = text("log") === undefined ? null : LogFile.open(text("log")!);
+    const append = Boolean(parsed.values.append);
+    if (append && text("log") === undefined) throw new UsageError("--append goes with --log FILE");
+    const log = text("log") === undefined ? null : LogFile.open(text("log")!, append);
     const json = Boolean(parsed.values.json);
     let proxy: Proxy;
     try {
@@ -134,19 +139,20 @@ export const proxyCommand: Command = {
         onLog: log ? (record) => log.write(record) : undefined,
       });
     } catch (error) {
-      log?.close();
-      throw error;
+      log?.discard();
+      throw adviseListen(error);
     }
+    // At once (no await since the bind): nothing has been received yet. Giving up file access
+    // after the bind, not before, lets a failed bind remove the log it has just created.
+    context.filesOpened();
     const where = formatAddress(proxy.address);
     const targetText = formatAddress(target);
     if (json) {
-      console.log(
-        JSON.stringify({ type: "listening", address: where, target: targetText, seed, up, down }),
-      );
+      printJson({ type: "listening", address: where, target: targetText, seed, up, down });
     } else {
-      console.log(`Proxying ${where} -> ${targetText} (seed ${seed})`);
-      console.log(`up:   ${describeImpairments(up)}`);
-      console.log(`down: ${describeImpairments(down)}`);
+      printLine(`Proxying ${where} -> ${targetText} (seed ${seed})`);
+      printLine(`up:   ${describeImpairments(up)}`);
+      printLine(`down: ${describeImpairments(down)}`);
     }
     const stop = interrupted();
     await stop.promise;
@@ -155,9 +161,9 @@ export const proxyCommand: Command = {
     log?.close();
     const stats = proxy.stats;
     if (json) {
-      console.log(JSON.stringify({ type: "stats", ...stats }));
+      printJson({ type: "stats", ...stats });
     } else {
-      console.log(
+      printLine(
         [
           "",
           "--- udp proxy statistics ---",
@@ -170,6 +176,18 @@ export const proxyCommand: Command = {
     return 0;
   },
 };
+
+/** The socket layer's advice for a port in use names serve's --port; the proxy's is --listen. */
+function adviseListen(error: unknown): unknown {
+  if (!(error instanceof UsageError)) return error;
+  const advice = error.message
+    .replace(
+      /choose another with --port, or --port 0 for any free port$/,
+      "choose another with --listen HOST:PORT, or port 0 for any free one (e.g. --listen 127.0.0.1:0)",
+    )
+    .replace(/use a higher --port$/, "use a higher port in --listen HOST:PORT");
+  return advice === error.message ? error : new UsageError(advice);
+}
 
 function impairmentsFor(parsed: ParsedArgs, direction: "up" | "down"): Impairments {
   const value = (name: ImpairmentOption) => {
@@ -318,31 +336,52 @@ function describeStats(s: DirectionStats): string {
     (s.sendErrors ? `, ${s.sendErrors} send errors` : "");
 }
 
-/** The --log file: NDJSON lines, written in batches. */
+/** The --log file: NDJSON lines (lib/output.ts's JSON style), written in batches. */
 class LogFile {
   readonly #file: Deno.FsFile;
+  readonly #path: string;
+  readonly #created: boolean;
   readonly #encoder = new TextEncoder();
   #lines: string[] = [];
   readonly #timer: ReturnType<typeof setInterval>;
 
-  private constructor(file: Deno.FsFile) {
+  private constructor(file: Deno.FsFile, path: string, created: boolean) {
     this.#file = file;
+    this.#path = path;
+    this.#created = created;
     this.#timer = setInterval(() => this.flush(), 200);
   }
 
-  static open(path: string): LogFile {
+  /** Creates `path`, which must not exist; with `append`, adds to it when it does. */
+  static open(path: string, append: boolean): LogFile {
     try {
-      return new LogFile(Deno.openSync(path, { write: true, create: true, truncate: true }));
+      try {
+        return new LogFile(Deno.openSync(path, { write: true, createNew: true }), path, true);
+      } catch (error) {
+        if (!(append && error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
+      return new LogFile(Deno.openSync(path, { append: true }), path, false);
     } catch (error) {
-      const why = error instanceof Deno.errors.NotFound
-        ? "its directory does not exist"
-        : describeFileError(error);
+      const why = error instanceof Deno.errors.AlreadyExists
+        ? "it exists already: add --append to add to it, or name a new file"
+        : describeFileError(error, "write");
       throw new UsageError(`cannot write --log '${path}': ${why}`);
     }
   }
 
+  /** Closes the file and removes it if this run created it (for a run that never started). */
+  discard(): void {
+    this.close();
+    if (!this.#created) return;
+    try {
+      Deno.removeSync(this.#path);
+    } catch {
+      // Nothing was written to it; an empty file left behind is harmless.
+    }
+  }
+
   write(record: ProxyLogRecord): void {
-    this.#lines.push(JSON.stringify(record));
+    this.#lines.push(toJson(record));
     if (this.#lines.length >= 1024) this.flush();
   }
 

@@ -18,9 +18,10 @@ import { DEFAULT_TIMEOUT_MS, MAX_RETRIES } from "../client.ts";
 import { UsageError } from "../errors.ts";
 import { describeFileError } from "../files.ts";
 import { hexDump, payloadText } from "../format.ts";
+import { printLine } from "../output.ts";
 import { MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6 } from "../protocol.ts";
 import { errorKind, UdpSocket } from "../socket.ts";
-import type { Command } from "./command.ts";
+import type { Command, RunContext } from "./command.ts";
 
 const HELP = `Usage: udp send HOST[:PORT] [MESSAGE] [--hex|--base64] [--file F] [--wait] [-W SEC]
                 [--retries N] [-q] [-4|-6]
@@ -31,7 +32,7 @@ neither is given; text is sent as UTF-8, or decoded from hex or base64.
 Options:
       --hex          MESSAGE (or the file / stdin) is hex, e.g. "de ad be ef"
       --base64       MESSAGE (or the file / stdin) is base64
-  -f, --file F       send the contents of file F ("-" for standard input)
+  -f, --file F       send the contents of file F, wherever it is ("-" for standard input)
       --wait         wait for a reply from HOST:PORT and print it
   -W, --timeout SEC  how long to wait for the reply (default ${DEFAULT_TIMEOUT_MS / 1000})
       --retries N    re-send up to N times (0..${MAX_RETRIES}) while no reply came; attempt k waits
@@ -48,7 +49,7 @@ export const sendCommand: Command = {
   name: "send",
   summary: "send one datagram (text, hex, base64, file or stdin); --wait prints the reply",
   help: HELP,
-  async run(args: string[]): Promise<number> {
+  async run(args: string[], context: RunContext): Promise<number> {
     const { values, positionals } = parseCommandArgs("send", args, {
       hex: { type: "boolean" },
       base64: { type: "boolean" },
@@ -61,7 +62,7 @@ export const sendCommand: Command = {
       ipv6: { type: "boolean", short: "6" },
     });
     if (values.help) {
-      console.log(HELP);
+      printLine(HELP);
       return 0;
     }
     const [destination, message] = expectPositionals(
@@ -89,6 +90,7 @@ export const sendCommand: Command = {
     const family: Family | undefined = values.ipv4 ? "ipv4" : values.ipv6 ? "ipv6" : undefined;
     const encoding = values.hex ? "hex" : values.base64 ? "base64" : "text";
     const data = decodeData(await readData(message, values.file as string | undefined), encoding);
+    context.filesOpened();
     const target = await resolveHost(host, port, { family });
     const limit = target.family === "ipv6" ? MAX_DATAGRAM_IPV6 : MAX_DATAGRAM_IPV4;
     if (data.length > limit) {
@@ -108,7 +110,7 @@ export const sendCommand: Command = {
         throw new UsageError(`cannot send to ${targetText}: ${errorKind(error)}`);
       }
       if (!values.quiet) {
-        console.log(
+        printLine(
           `Sent ${data.length} bytes to ${targetText}` +
             (attempt > 0 ? ` (attempt ${attempt + 1})` : ""),
         );
@@ -117,13 +119,13 @@ export const sendCommand: Command = {
       const wait = attempt === 0 ? timeoutMs : timeoutMs * 2 ** attempt * (1 + Math.random() / 4);
       const answer = await reply.within(wait);
       if (answer !== null) {
-        console.log(describeReply(answer, targetText));
+        printLine(describeReply(answer, targetText));
         socket.close();
         await reply.done;
         return 0;
       }
     }
-    console.log(
+    printLine(
       `No reply received in time (${retries + 1} attempt${retries > 0 ? "s" : ""})`,
     );
     socket.close();

@@ -14,6 +14,7 @@ import {
 } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { keyFromOptions } from "../keys.ts";
+import { printLine, toJson } from "../output.ts";
 import { describePayload, payloadText } from "../format.ts";
 import {
   type DatagramEvent,
@@ -22,12 +23,18 @@ import {
   Reflector,
   type ReflectorStats,
 } from "../server.ts";
+import {
+  describeReceiveBuffer,
+  parseReceiveBuffer,
+  requireReceiveBufferSupport,
+} from "../receive_buffer.ts";
 import { interrupted } from "../signals.ts";
-import type { Command } from "./command.ts";
+import type { Command, RunContext } from "./command.ts";
 
 const HELP =
   `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
-                 [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [-v] [--json]
+                 [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES]
+                 [-v] [--json]
 
 Answer udp pings: every PING frame gets a PONG of exactly its length. Datagrams that are not
 udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.
@@ -50,6 +57,9 @@ Options:
                     datagrams a source may send at once (default: PPS, at least 1)
       --global-limit PPS
                     answer at most PPS datagrams per second from all sources together
+      --rcvbuf BYTES
+                    the socket's receive buffer (e.g. 8M), for bursts; says what the kernel
+                    granted. Datagrams the kernel drops when it is full are counted
   -v, --verbose     log one line per datagram: source, size, kind, text or hex of raw data
       --json        print NDJSON: listening, final stats, and with -v one object per datagram
   -h, --help        show this help
@@ -63,7 +73,7 @@ export const serveCommand: Command = {
   name: "serve",
   summary: "answer udp pings (a reflector); ack or echo raw datagrams",
   help: HELP,
-  async run(args: string[]): Promise<number> {
+  async run(args: string[], context: RunContext): Promise<number> {
     const { values, positionals } = parseCommandArgs("serve", args, {
       host: { type: "string" },
       port: { type: "string", short: "p" },
@@ -76,9 +86,10 @@ export const serveCommand: Command = {
       "rate-limit": { type: "string" },
       "rate-burst": { type: "string" },
       "global-limit": { type: "string" },
+      rcvbuf: { type: "string" },
     });
     if (values.help) {
-      console.log(HELP);
+      printLine(HELP);
       return 0;
     }
     expectPositionals("serve", positionals, 0, 0, "");
@@ -94,7 +105,12 @@ export const serveCommand: Command = {
     const replayWindowMs = text("replay-window") === undefined
       ? undefined
       : parseSeconds("replay-window", text("replay-window")!, false);
+    const receiveBuffer = text("rcvbuf") === undefined
+      ? undefined
+      : parseReceiveBuffer(text("rcvbuf")!);
+    if (receiveBuffer !== undefined) requireReceiveBufferSupport();
     const key = await keyFromOptions(text("key-file"), Boolean(values["key-env"]));
+    context.filesOpened();
     if (replayWindowMs !== undefined && key === null) {
       throw new UsageError("--replay-window goes with --key-file or --key-env");
     }
@@ -106,8 +122,8 @@ export const serveCommand: Command = {
     const log = !values.verbose
       ? undefined
       : json
-      ? (event: DatagramEvent) => console.log(JSON.stringify(datagramJson(event)))
-      : (event: DatagramEvent) => console.log(datagramLine(event));
+      ? (event: DatagramEvent) => printLine(toJson(datagramJson(event)))
+      : (event: DatagramEvent) => printLine(datagramLine(event));
     const reflector = Reflector.listen({
       hostname: address.hostname,
       port: address.port,
@@ -117,6 +133,7 @@ export const serveCommand: Command = {
       replayWindowMs,
       rateLimit,
       globalLimit,
+      receiveBuffer,
     });
     const where = formatAddress(reflector.address);
     if (key === null && !isLoopback(reflector.address.hostname)) {
@@ -126,16 +143,24 @@ export const serveCommand: Command = {
       );
     }
     const stop = interrupted();
-    console.log(
+    printLine(
       json
-        ? JSON.stringify({ type: "listening", address: where, authenticated: key !== null })
+        ? toJson({ type: "listening", address: where, authenticated: key !== null })
         : `Listening on ${where}` + (key !== null ? " (authenticated mode)" : ""),
     );
+    if (receiveBuffer !== undefined) {
+      const granted = reflector.receiveBuffer;
+      printLine(
+        json
+          ? toJson({ type: "receive_buffer", asked: receiveBuffer, granted })
+          : describeReceiveBuffer(receiveBuffer, granted),
+      );
+    }
     await Promise.race([stop.promise, reflector.finished]);
     stop.dispose();
     await reflector.close();
     const stats = reflector.stats;
-    console.log(json ? JSON.stringify(statsJson(stats)) : statsText(stats));
+    printLine(json ? toJson(statsJson(stats)) : statsText(stats));
     return 0;
   },
 };
@@ -149,6 +174,9 @@ function datagramLine(event: DatagramEvent): string {
       break;
     case "malformed":
       what = `malformed (${event.malformed?.reason}: ${event.malformed?.detail})`;
+      break;
+    case "corrupted":
+      what = "corrupted (its check fails)";
       break;
     case "unsupported-version":
       what = `unsupported version ${event.frame?.version ?? "?"}`;
@@ -211,6 +239,7 @@ function statsJson(stats: ReflectorStats): Record<string, unknown> {
     kinds: stats.kinds,
     malformed: stats.malformed,
     refused: stats.refused,
+    kernel_drops: stats.kernelDrops,
     errors: stats.errors,
   };
 }
@@ -235,6 +264,15 @@ export function statsText(stats: ReflectorStats): string {
   if (malformed) lines.push(`malformed: ${malformed}`);
   const refused = nonZero(stats.refused);
   if (refused) lines.push(`refused: ${refused}`);
+  if (stats.kinds.corrupted > 0) {
+    lines.push(`corrupted: ${stats.kinds.corrupted} (failed their check: never answered)`);
+  }
+  lines.push(
+    stats.kernelDrops === null
+      ? "kernel drops: unknown (these sockets cannot tell)"
+      : `kernel drops: ${stats.kernelDrops}` +
+        (stats.kernelDrops > 0 ? " (the receive buffer was full: --rcvbuf raises it)" : ""),
+  );
   const errors = nonZero(stats.errors);
   lines.push(`errors: ${errors || "none"}`);
   return lines.join("\n");
