@@ -4,9 +4,9 @@
  * @module
  */
 
-import { main } from "./lib/cli.ts";
-import { enterStartDirectory } from "./lib/files.ts";
-import { giveUpFfiPermission } from "./lib/native_socket.ts";
+import { main } from "./lib/cli/main.ts";
+import { enterStartDirectory } from "./lib/cli/files.ts";
+import { giveUpFfiPermission } from "./lib/net/native_socket.ts";
 
 if (import.meta.main) {
   // The FFI permission is for the C library's socket calls only: bind them, then give it up.

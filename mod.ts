@@ -49,7 +49,7 @@ export {
   type Timestamp,
   timestampDiffMs,
   timestampFromMs,
-} from "./lib/protocol.ts";
+} from "./lib/wire/protocol.ts";
 export {
   ackReply,
   type DatagramEvent,
@@ -62,7 +62,7 @@ export {
   type ReflectorStats,
   type RefusalReason,
   type ReplyKind,
-} from "./lib/server.ts";
+} from "./lib/reflector/reflector.ts";
 export {
   type CopyRecord,
   type Direction,
@@ -70,7 +70,7 @@ export {
   Proxy,
   type ProxyLogRecord,
   type ProxyOptions,
-} from "./lib/proxy.ts";
+} from "./lib/proxy/proxy.ts";
 export {
   type BurstLoss,
   type Decision,
@@ -79,8 +79,8 @@ export {
   type Impairments,
   NO_IMPAIRMENTS,
   type RateLimit,
-} from "./lib/impairment.ts";
-export { type Random, randomSeed, seededRandom } from "./lib/random.ts";
+} from "./lib/proxy/impairment.ts";
+export { type Random, randomSeed, seededRandom } from "./lib/proxy/random.ts";
 export {
   computeTag,
   importKey,
@@ -88,10 +88,10 @@ export {
   MIN_KEY_BYTES,
   signFrame,
   verifyFrame,
-} from "./lib/auth.ts";
-export { KEY_ENV, parseKey, readKeyEnv, readKeyFile } from "./lib/keys.ts";
-export { ReplayGuard, type ReplayGuardOptions, type ReplayVerdict } from "./lib/replay.ts";
-export { SourceLimiter, type SourceLimiterOptions, TokenBucket } from "./lib/ratelimit.ts";
+} from "./lib/wire/auth.ts";
+export { KEY_ENV, parseKey, readKeyEnv, readKeyFile } from "./lib/cli/keys.ts";
+export { ReplayGuard, type ReplayGuardOptions, type ReplayVerdict } from "./lib/reflector/replay.ts";
+export { SourceLimiter, type SourceLimiterOptions, TokenBucket } from "./lib/reflector/ratelimit.ts";
 export {
   DEFAULT_INTERVAL_MS,
   DEFAULT_PAYLOAD_SIZE,
@@ -105,7 +105,7 @@ export {
   type PingSummary,
   PROBE_WINDOW,
   type StopReason,
-} from "./lib/client.ts";
+} from "./lib/probe/ping.ts";
 export {
   canonicalHost,
   DEFAULT_LISTEN_HOST,
@@ -121,7 +121,7 @@ export {
   resolveListenAddress,
   type ResolveOptions,
   sameAddress,
-} from "./lib/address.ts";
+} from "./lib/net/address.ts";
 export {
   type DatagramHandler,
   defaultBackend,
@@ -130,16 +130,16 @@ export {
   type SocketBackend,
   UdpSocket,
   yieldToEventLoop,
-} from "./lib/socket.ts";
-export { giveUpFfiPermission } from "./lib/native_socket.ts";
+} from "./lib/net/socket.ts";
+export { giveUpFfiPermission } from "./lib/net/native_socket.ts";
 export {
   EXACT_SAMPLE_LIMIT,
   JitterEstimator,
   LatencyStats,
   type LatencySummary,
   ReorderDetector,
-} from "./lib/stats.ts";
-export { measureRoundTrip, type RoundTrip } from "./lib/rtt.ts";
-export { Histogram } from "./lib/histogram.ts";
-export { UsageError } from "./lib/errors.ts";
-export { main, VERSION } from "./lib/cli.ts";
+} from "./lib/stats/latency.ts";
+export { measureRoundTrip, type RoundTrip } from "./lib/stats/rtt.ts";
+export { Histogram } from "./lib/stats/histogram.ts";
+export { UsageError } from "./lib/cli/errors.ts";
+export { main, VERSION } from "./lib/cli/main.ts";

@@ -8,8 +8,8 @@
  * @module
  */
 
-import type { BenchSummary } from "../lib/bench.ts";
-import type { PingSummary } from "../lib/client.ts";
+import type { BenchSummary } from "../lib/probe/bench.ts";
+import type { PingSummary } from "../lib/probe/ping.ts";
 import { runtimeFlags } from "./flags.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { decodeFrame, encodeFrame, makePong, MessageType, NO_TIMESTAMP } from "../lib/protocol.ts";
+import { decodeFrame, encodeFrame, makePong, MessageType, NO_TIMESTAMP } from "../lib/wire/protocol.ts";
 
 const frame = {
   version: 1,

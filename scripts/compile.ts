@@ -27,7 +27,7 @@ export const TARGETS = [
 /** Exit code for "the runtime download is unreachable". */
 export const EXIT_UNAVAILABLE = 3;
 
-const DIST = new URL("../dist/", import.meta.url);
+const DIST = new URL("../dist", import.meta.url);
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 async function compile(output: string, target?: string): Promise<void> {

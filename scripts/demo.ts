@@ -5,10 +5,10 @@
  * @module
  */
 
-import { main } from "../lib/cli.ts";
-import { statsText } from "../lib/commands/serve.ts";
-import { formatAddress } from "../lib/address.ts";
-import { Reflector } from "../lib/server.ts";
+import { main } from "../lib/cli/main.ts";
+import { statsText } from "../lib/cli/commands/serve.ts";
+import { formatAddress } from "../lib/net/address.ts";
+import { Reflector } from "../lib/reflector/reflector.ts";
 
 const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
 const address = formatAddress(reflector.address);

@@ -19,7 +19,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { ping, type PingEvent } from "../lib/client.ts";
+import { ping, type PingEvent } from "../lib/probe/ping.ts";
 import { runtimeFlags } from "./flags.ts";
 
 const { values } = parseArgs({

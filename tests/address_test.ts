@@ -8,8 +8,8 @@ import {
   resolveHost,
   sameAddress,
   validateHost,
-} from "../lib/address.ts";
-import { UsageError } from "../lib/errors.ts";
+} from "../lib/net/address.ts";
+import { UsageError } from "../lib/cli/errors.ts";
 
 Deno.test("parseHostPort() accepts names, IPv4, bracketed and bare IPv6, with and without port", () => {
   assertEquals(parseHostPort("127.0.0.1", 9999), { host: "127.0.0.1", port: 9999 });

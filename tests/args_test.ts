@@ -6,8 +6,8 @@ import {
   parseCommandArgs,
   parsePayloadSize,
   payloadSizeLimit,
-} from "../lib/args.ts";
-import { maxPayloadSize, TAG_SIZE } from "../lib/protocol.ts";
+} from "../lib/cli/args.ts";
+import { maxPayloadSize, TAG_SIZE } from "../lib/wire/protocol.ts";
 
 Deno.test("editDistance() is Damerau–Levenshtein: a swap of neighbours costs 1", () => {
   strictEqual(editDistance("ping", "ping"), 0);

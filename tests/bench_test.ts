@@ -1,8 +1,8 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import { bench } from "../lib/bench.ts";
-import { NO_IMPAIRMENTS } from "../lib/impairment.ts";
-import { Proxy, type ProxyLogRecord } from "../lib/proxy.ts";
-import { Reflector } from "../lib/server.ts";
+import { bench } from "../lib/probe/bench.ts";
+import { NO_IMPAIRMENTS } from "../lib/proxy/impairment.ts";
+import { Proxy, type ProxyLogRecord } from "../lib/proxy/proxy.ts";
+import { Reflector } from "../lib/reflector/reflector.ts";
 import { loopbackTarget, runUdp } from "./helpers.ts";
 
 const SUMMARY_KEYS = [

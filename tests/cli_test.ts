@@ -12,7 +12,7 @@ import {
   maxPayloadSize,
   TAG_SIZE,
   timestampFromMs,
-} from "../lib/protocol.ts";
+} from "../lib/wire/protocol.ts";
 import config from "../deno.json" with { type: "json" };
 
 const NOW = timestampFromMs(Date.now());

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import type { ResolvedAddress } from "../lib/address.ts";
-import { ping, type PingEvent, PROBE_WINDOW } from "../lib/client.ts";
+import type { ResolvedAddress } from "../lib/net/address.ts";
+import { ping, type PingEvent, PROBE_WINDOW } from "../lib/probe/ping.ts";
 import {
   decodeFrame,
   encodeError,
@@ -9,10 +9,10 @@ import {
   type Frame,
   makePong,
   timestampFromMs,
-} from "../lib/protocol.ts";
-import { Reflector } from "../lib/server.ts";
-import { wallClockAt, wallClockMs } from "../lib/clock.ts";
-import type { LatencySummary } from "../lib/stats.ts";
+} from "../lib/wire/protocol.ts";
+import { Reflector } from "../lib/reflector/reflector.ts";
+import { wallClockAt, wallClockMs } from "../lib/net/clock.ts";
+import type { LatencySummary } from "../lib/stats/latency.ts";
 import { Inbox, loopbackTarget, SUMMARY_KEYS } from "./helpers.ts";
 
 const NOW = timestampFromMs(Date.now());

@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import { DeadlineHeap, DeadlineQueue } from "../lib/deadlines.ts";
-import { monotonicMs } from "../lib/clock.ts";
+import { DeadlineHeap, DeadlineQueue } from "../lib/net/deadlines.ts";
+import { monotonicMs } from "../lib/net/clock.ts";
 
 Deno.test("DeadlineQueue: 500 deadlines in random order come due in time order, on one timer", async () => {
   const due: number[] = [];

@@ -4,13 +4,13 @@
  * that knows the truth: the proxy's log, the server's own counters, the kernel's.
  */
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import { bench } from "../lib/bench.ts";
-import { ping } from "../lib/client.ts";
-import { NO_IMPAIRMENTS } from "../lib/impairment.ts";
-import { encodeFrame, MessageType, NO_TIMESTAMP, STATS_PAYLOAD_SIZE } from "../lib/protocol.ts";
-import { Proxy, type ProxyLogRecord } from "../lib/proxy.ts";
-import { Reflector } from "../lib/server.ts";
-import { defaultBackend } from "../lib/socket.ts";
+import { bench } from "../lib/probe/bench.ts";
+import { ping } from "../lib/probe/ping.ts";
+import { NO_IMPAIRMENTS } from "../lib/proxy/impairment.ts";
+import { encodeFrame, MessageType, NO_TIMESTAMP, STATS_PAYLOAD_SIZE } from "../lib/wire/protocol.ts";
+import { Proxy, type ProxyLogRecord } from "../lib/proxy/proxy.ts";
+import { Reflector } from "../lib/reflector/reflector.ts";
+import { defaultBackend } from "../lib/net/socket.ts";
 import {
   freePort,
   Inbox,

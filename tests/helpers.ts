@@ -7,8 +7,8 @@
  */
 
 import { runtimeFlags } from "../scripts/flags.ts";
-import type { ResolvedAddress } from "../lib/address.ts";
-import { UdpSocket } from "../lib/socket.ts";
+import type { ResolvedAddress } from "../lib/net/address.ts";
+import { UdpSocket } from "../lib/net/socket.ts";
 
 /** The keys of `udp ping --json`'s summary, in order, as the README documents them. */
 export const SUMMARY_KEYS = [

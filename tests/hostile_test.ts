@@ -16,7 +16,7 @@ import {
   NO_TIMESTAMP,
   sealFrame,
   TAG_SIZE,
-} from "../lib/protocol.ts";
+} from "../lib/wire/protocol.ts";
 import { Inbox, startServe } from "./helpers.ts";
 
 const timestamp = fc.record({

@@ -12,11 +12,11 @@ import {
   openNativeSockets,
   osError,
   spinCounts,
-} from "../lib/native_socket.ts";
-import { ping } from "../lib/client.ts";
+} from "../lib/net/native_socket.ts";
+import { ping } from "../lib/probe/ping.ts";
 import { loopbackTarget, startServe } from "./helpers.ts";
-import { defaultBackend, UdpSocket } from "../lib/socket.ts";
-import { UsageError } from "../lib/errors.ts";
+import { defaultBackend, UdpSocket } from "../lib/net/socket.ts";
+import { UsageError } from "../lib/cli/errors.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const native = loadNativeUdp();

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
-import { snakeCase, toJson } from "../lib/output.ts";
+import { snakeCase, toJson } from "../lib/cli/output.ts";
 
 Deno.test("toJson(): every key in snake_case, at any depth", () => {
   strictEqual(

@@ -27,9 +27,9 @@ import {
   STATS_PAYLOAD_SIZE,
   timestampDiffMs,
   timestampFromMs,
-} from "../lib/protocol.ts";
-import { computeTag, importKey, signFrame, verifyFrame } from "../lib/auth.ts";
-import { crc32c } from "../lib/crc32c.ts";
+} from "../lib/wire/protocol.ts";
+import { computeTag, importKey, signFrame, verifyFrame } from "../lib/wire/auth.ts";
+import { crc32c } from "../lib/wire/crc32c.ts";
 
 const SENT = { seconds: 1_700_000_000, nanos: 123_500_000 };
 

@@ -4,11 +4,11 @@
  * and `udp ping --json` must report exactly the same numbers.
  */
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import { ImpairmentModel, type Impairments, NO_IMPAIRMENTS } from "../lib/impairment.ts";
-import { Proxy, type ProxyLogRecord } from "../lib/proxy.ts";
-import { seededRandom } from "../lib/random.ts";
-import { Reflector } from "../lib/server.ts";
-import { parseBurst, parseMs, parsePercent, parseRate } from "../lib/commands/proxy.ts";
+import { ImpairmentModel, type Impairments, NO_IMPAIRMENTS } from "../lib/proxy/impairment.ts";
+import { Proxy, type ProxyLogRecord } from "../lib/proxy/proxy.ts";
+import { seededRandom } from "../lib/proxy/random.ts";
+import { Reflector } from "../lib/reflector/reflector.ts";
+import { parseBurst, parseMs, parsePercent, parseRate } from "../lib/cli/commands/proxy.ts";
 import { Inbox, loopbackTarget, runUdp, UdpProcess } from "./helpers.ts";
 
 function impairments(fields: Partial<Impairments>): Impairments {

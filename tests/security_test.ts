@@ -9,11 +9,11 @@ import {
   strictEqual,
   throws,
 } from "node:assert/strict";
-import { importKey, signFrame, verifyFrame } from "../lib/auth.ts";
-import { ping } from "../lib/client.ts";
-import { UsageError } from "../lib/errors.ts";
-import { startDirectory } from "../lib/files.ts";
-import { parseKey, readKeyFile } from "../lib/keys.ts";
+import { importKey, signFrame, verifyFrame } from "../lib/wire/auth.ts";
+import { ping } from "../lib/probe/ping.ts";
+import { UsageError } from "../lib/cli/errors.ts";
+import { startDirectory } from "../lib/cli/files.ts";
+import { parseKey, readKeyFile } from "../lib/cli/keys.ts";
 import {
   decodeFrame,
   encodeFrame,
@@ -24,10 +24,10 @@ import {
   NO_TIMESTAMP,
   STATS_PAYLOAD_SIZE,
   timestampFromMs,
-} from "../lib/protocol.ts";
-import { SourceLimiter, TokenBucket } from "../lib/ratelimit.ts";
-import { ReplayGuard } from "../lib/replay.ts";
-import { type RawMode, Reflector } from "../lib/server.ts";
+} from "../lib/wire/protocol.ts";
+import { SourceLimiter, TokenBucket } from "../lib/reflector/ratelimit.ts";
+import { ReplayGuard } from "../lib/reflector/replay.ts";
+import { type RawMode, Reflector } from "../lib/reflector/reflector.ts";
 import { runtimeFlags } from "../scripts/flags.ts";
 import {
   childEnv,
@@ -438,7 +438,7 @@ Deno.test("least privilege: the binary's flags are exactly these", () => {
 /** An entry point that runs the CLI as main.ts does and, the moment write permission changes
  * (read is given up just before it), reports on stderr what a read and a write can still do. */
 const PERMISSION_PROBE = `
-  import { main } from "${new URL("../lib/cli.ts", import.meta.url)}";
+  import { main } from "${new URL("../lib/cli/main.ts", import.meta.url)}";
   const [probe, target, ...args] = Deno.args;
   const write = await Deno.permissions.query({ name: "write" });
   write.addEventListener("change", () => {
@@ -724,8 +724,8 @@ Deno.test({
   fn: async () => {
     // What main.ts does first, then what an attacker who got code running would try.
     const script = `
-      import { giveUpFfiPermission } from "${new URL("../lib/native_socket.ts", import.meta.url)}";
-      import { UdpSocket } from "${new URL("../lib/socket.ts", import.meta.url)}";
+      import { giveUpFfiPermission } from "${new URL("../lib/net/native_socket.ts", import.meta.url)}";
+      import { UdpSocket } from "${new URL("../lib/net/socket.ts", import.meta.url)}";
       giveUpFfiPermission();
       const out = [Deno.permissions.querySync({ name: "ffi" }).state];
       for (const attempt of [

@@ -23,12 +23,12 @@ import {
   STATS_PAYLOAD_SIZE,
   timestampDiffMs,
   UNKNOWN_COUNT,
-} from "../lib/protocol.ts";
-import { type DatagramEvent, Reflector } from "../lib/server.ts";
-import { UsageError } from "../lib/errors.ts";
+} from "../lib/wire/protocol.ts";
+import { type DatagramEvent, Reflector } from "../lib/reflector/reflector.ts";
+import { UsageError } from "../lib/cli/errors.ts";
 import { Inbox } from "./helpers.ts";
-import { wallClockMs } from "../lib/clock.ts";
-import { defaultBackend } from "../lib/socket.ts";
+import { wallClockMs } from "../lib/net/clock.ts";
+import { defaultBackend } from "../lib/net/socket.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const SENT = { seconds: 1_700_000_000, nanos: 500_000 };

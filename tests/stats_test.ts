@@ -1,11 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
-import { Histogram } from "../lib/histogram.ts";
+import { Histogram } from "../lib/stats/histogram.ts";
 import {
   EXACT_SAMPLE_LIMIT,
   JitterEstimator,
   LatencyStats,
   ReorderDetector,
-} from "../lib/stats.ts";
+} from "../lib/stats/latency.ts";
 
 Deno.test("LatencyStats is empty before the first sample", () => {
   const stats = new LatencyStats();

@@ -4,15 +4,15 @@
  * @module
  */
 
-import { formatAddress, parseHostPort, resolveHost } from "../address.ts";
+import { formatAddress, parseHostPort, resolveHost } from "../../net/address.ts";
 import { parseCommandArgs, type ParsedArgs, parseSeconds, parseWholeNumber } from "../args.ts";
 import { expectPositionals } from "../args.ts";
 import { UsageError } from "../errors.ts";
 import { describeFileError } from "../files.ts";
-import { type Impairments, NO_IMPAIRMENTS, type RateLimit } from "../impairment.ts";
+import { type Impairments, NO_IMPAIRMENTS, type RateLimit } from "../../proxy/impairment.ts";
 import { printJson, printLine, toJson } from "../output.ts";
-import { type DirectionStats, Proxy, type ProxyLogRecord } from "../proxy.ts";
-import { randomSeed } from "../random.ts";
+import { type DirectionStats, Proxy, type ProxyLogRecord } from "../../proxy/proxy.ts";
+import { randomSeed } from "../../proxy/random.ts";
 import { interrupted } from "../signals.ts";
 import type { Command, RunContext } from "./command.ts";
 

@@ -12,15 +12,15 @@ import {
   resolveHost,
   sameAddress,
   wildcardFor,
-} from "../address.ts";
+} from "../../net/address.ts";
 import { expectPositionals, parseCommandArgs, parseSeconds, parseWholeNumber } from "../args.ts";
-import { DEFAULT_TIMEOUT_MS, MAX_RETRIES } from "../client.ts";
+import { DEFAULT_TIMEOUT_MS, MAX_RETRIES } from "../../probe/ping.ts";
 import { UsageError } from "../errors.ts";
 import { describeFileError } from "../files.ts";
 import { hexDump, payloadText } from "../format.ts";
 import { printLine } from "../output.ts";
-import { MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6 } from "../protocol.ts";
-import { errorKind, UdpSocket } from "../socket.ts";
+import { MAX_DATAGRAM_IPV4, MAX_DATAGRAM_IPV6 } from "../../wire/protocol.ts";
+import { errorKind, UdpSocket } from "../../net/socket.ts";
 import type { Command, RunContext } from "./command.ts";
 
 const HELP = `Usage: udp send HOST[:PORT] [MESSAGE] [--hex|--base64] [--file F] [--wait] [-W SEC]

@@ -7,7 +7,7 @@
 
 import { parseWholeNumber } from "./args.ts";
 import { UsageError } from "./errors.ts";
-import { defaultBackend } from "./socket.ts";
+import { defaultBackend } from "../net/socket.ts";
 
 /** The largest value the kernel takes (an int). */
 const MAX_RECEIVE_BUFFER = 0x7fff_ffff;

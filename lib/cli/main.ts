@@ -6,13 +6,13 @@
  * @module
  */
 
-import config from "../deno.json" with { type: "json" };
+import config from "../../deno.json" with { type: "json" };
 import { closestMatch } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { giveUpFileAccess } from "./files.ts";
 import { printLine } from "./output.ts";
-import { PROTOCOL_VERSION } from "./protocol.ts";
-import { defaultBackend } from "./socket.ts";
+import { PROTOCOL_VERSION } from "../wire/protocol.ts";
+import { defaultBackend } from "../net/socket.ts";
 import type { Command, RunContext } from "./commands/command.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { keygenCommand } from "./commands/keygen.ts";
@@ -57,7 +57,7 @@ Example: udp serve   (on one host)    then   udp ping HOST -c 5   (on another)`;
  *
  * @example
  * ```ts
- * import { main } from "./cli.ts";
+ * import { main } from "./main.ts";
  * const code = await main(["--version"]);
  * console.log(code); // 0
  * ```

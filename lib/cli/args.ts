@@ -7,8 +7,8 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
-import type { Family } from "./address.ts";
-import { maxPayloadSize, TAG_SIZE } from "./protocol.ts";
+import type { Family } from "../net/address.ts";
+import { maxPayloadSize, TAG_SIZE } from "../wire/protocol.ts";
 
 /** One option of a command. */
 export interface OptionSpec {

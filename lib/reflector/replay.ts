@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Timestamp, timestampDiffMs } from "./protocol.ts";
+import { type Timestamp, timestampDiffMs } from "../wire/protocol.ts";
 
 /** Why a frame was refused. */
 export type ReplayVerdict = "ok" | "stale" | "replayed" | "full";

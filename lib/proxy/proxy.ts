@@ -8,13 +8,13 @@
  * @module
  */
 
-import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "./address.ts";
-import { monotonicMs } from "./clock.ts";
-import { DeadlineQueue } from "./deadlines.ts";
+import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "../net/address.ts";
+import { monotonicMs } from "../net/clock.ts";
+import { DeadlineQueue } from "../net/deadlines.ts";
 import { type DropReason, ImpairmentModel, type Impairments } from "./impairment.ts";
-import { decodeFrame, messageTypeName } from "./protocol.ts";
+import { decodeFrame, messageTypeName } from "../wire/protocol.ts";
 import { seededRandom } from "./random.ts";
-import { type PeerAddress, UdpSocket } from "./socket.ts";
+import { type PeerAddress, UdpSocket } from "../net/socket.ts";
 
 /** A proxy direction: up is client → target, down is target → client. */
 export type Direction = "up" | "down";
@@ -325,7 +325,7 @@ class Lane {
  * ```ts
  * import { Proxy } from "./proxy.ts";
  * import { NO_IMPAIRMENTS } from "./impairment.ts";
- * import { Reflector } from "./server.ts";
+ * import { Reflector } from "../reflector/reflector.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
  * const proxy = Proxy.listen({
  *   listen: { hostname: "127.0.0.1", port: 0 },

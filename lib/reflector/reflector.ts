@@ -6,9 +6,9 @@
  * @module
  */
 
-import { canonicalHost } from "./address.ts";
-import { signFrame, verifyFrame } from "./auth.ts";
-import { monotonicMs, wallClockAt, wallClockMs } from "./clock.ts";
+import { canonicalHost } from "../net/address.ts";
+import { signFrame, verifyFrame } from "../wire/auth.ts";
+import { monotonicMs, wallClockAt, wallClockMs } from "../net/clock.ts";
 import {
   decodeFrame,
   emptySessionCounts,
@@ -28,10 +28,10 @@ import {
   type Timestamp,
   timestampFromMs,
   UNKNOWN_COUNT,
-} from "./protocol.ts";
+} from "../wire/protocol.ts";
 import { SourceLimiter, TokenBucket } from "./ratelimit.ts";
 import { ReplayGuard } from "./replay.ts";
-import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
+import { errorKind, type PeerAddress, UdpSocket } from "../net/socket.ts";
 
 /** What the reflector does with raw (non-`udp`) datagrams. */
 export type RawMode = "ack" | "echo" | "ignore";
@@ -149,7 +149,7 @@ const ACK_PREFIX = new TextEncoder().encode("ack:");
  *
  * @example Start a reflector on a free loopback port and stop it
  * ```ts
- * import { Reflector } from "./server.ts";
+ * import { Reflector } from "./reflector.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
  * console.log(reflector.address.port > 0); // true
  * await reflector.close();
@@ -559,7 +559,7 @@ function peekSession(data: Uint8Array): number | null {
  *
  * @example
  * ```ts
- * import { ackReply } from "./server.ts";
+ * import { ackReply } from "./reflector.ts";
  * console.log(new TextDecoder().decode(ackReply(new TextEncoder().encode("hi")))); // ack:hi
  * ```
  */

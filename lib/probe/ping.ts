@@ -6,10 +6,10 @@
  * @module
  */
 
-import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "./address.ts";
-import { signFrame, verifyFrame } from "./auth.ts";
-import { monotonicMs, wallClockMs } from "./clock.ts";
-import { DeadlineQueue } from "./deadlines.ts";
+import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "../net/address.ts";
+import { signFrame, verifyFrame } from "../wire/auth.ts";
+import { monotonicMs, wallClockMs } from "../net/clock.ts";
+import { DeadlineQueue } from "../net/deadlines.ts";
 import {
   decodeErrorDetail,
   decodeFrame,
@@ -22,10 +22,10 @@ import {
   NO_TIMESTAMP,
   PROTOCOL_VERSION,
   timestampFromMs,
-} from "./protocol.ts";
-import { measureRoundTrip } from "./rtt.ts";
-import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "./stats.ts";
-import { errorKind, type PeerAddress, UdpSocket } from "./socket.ts";
+} from "../wire/protocol.ts";
+import { measureRoundTrip } from "../stats/rtt.ts";
+import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "../stats/latency.ts";
+import { errorKind, type PeerAddress, UdpSocket } from "../net/socket.ts";
 
 /** Default payload (padding) size in bytes, as ping(8). */
 export const DEFAULT_PAYLOAD_SIZE = 56;
@@ -243,8 +243,8 @@ const enum ProbeState {
  *
  * @example Ping a local reflector three times
  * ```ts
- * import { Reflector } from "./server.ts";
- * import { ping } from "./client.ts";
+ * import { Reflector } from "../reflector/reflector.ts";
+ * import { ping } from "./ping.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
  * const result = await ping({
  *   target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, parseHostPort, resolveHost } from "../address.ts";
+import { DEFAULT_PORT, formatAddress, parseHostPort, resolveHost } from "../../net/address.ts";
 import {
   checkPayloadSize,
   expectPositionals,
@@ -12,13 +12,13 @@ import {
   parsePayloadSize,
   parseSeconds,
 } from "../args.ts";
-import { bench, type BenchInterval, type BenchSummary } from "../bench.ts";
-import { DEFAULT_PAYLOAD_SIZE } from "../client.ts";
+import { bench, type BenchInterval, type BenchSummary } from "../../probe/bench.ts";
+import { DEFAULT_PAYLOAD_SIZE } from "../../probe/ping.ts";
 import { UsageError } from "../errors.ts";
 import { formatStat } from "../format.ts";
 import { keyFromOptions } from "../keys.ts";
 import { printLine, toJson } from "../output.ts";
-import { frameOverhead } from "../protocol.ts";
+import { frameOverhead } from "../../wire/protocol.ts";
 import {
   describeReceiveBuffer,
   parseReceiveBuffer,

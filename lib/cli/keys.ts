@@ -5,7 +5,7 @@
  * @module
  */
 
-import { importKey, MAX_KEY_BYTES, MIN_KEY_BYTES } from "./auth.ts";
+import { importKey, MAX_KEY_BYTES, MIN_KEY_BYTES } from "../wire/auth.ts";
 import { UsageError } from "./errors.ts";
 import { describeFileError } from "./files.ts";
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { isTimestampSet, type Timestamp, timestampDiffMs } from "./protocol.ts";
+import { isTimestampSet, type Timestamp, timestampDiffMs } from "../wire/protocol.ts";
 
 /** One reply's round trip, in milliseconds. */
 export interface RoundTrip {

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "./address.ts";
-import { monotonicMs, wallClockMs } from "./clock.ts";
-import { signFrame, verifyFrame } from "./auth.ts";
+import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "../net/address.ts";
+import { monotonicMs, wallClockMs } from "../net/clock.ts";
+import { signFrame, verifyFrame } from "../wire/auth.ts";
 import {
   decodeFrame,
   decodeStats,
@@ -23,10 +23,10 @@ import {
   STATS_PAYLOAD_SIZE,
   timestampFromMs,
   UNKNOWN_COUNT,
-} from "./protocol.ts";
-import { type PeerAddress, UdpSocket, yieldToEventLoop } from "./socket.ts";
-import { measureRoundTrip } from "./rtt.ts";
-import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "./stats.ts";
+} from "../wire/protocol.ts";
+import { type PeerAddress, UdpSocket, yieldToEventLoop } from "../net/socket.ts";
+import { measureRoundTrip } from "../stats/rtt.ts";
+import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "../stats/latency.ts";
 
 /** Replies to probes this many sequence numbers old are still timed and deduplicated. */
 export const BENCH_WINDOW = 65_536;
@@ -139,7 +139,7 @@ export interface BenchSummary {
  * @example
  * ```ts
  * import { bench } from "./bench.ts";
- * import { Reflector } from "./server.ts";
+ * import { Reflector } from "../reflector/reflector.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
  * const summary = await bench({
  *   target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },

@@ -10,7 +10,7 @@ import {
   formatAddress,
   parseHostPort,
   resolveHost,
-} from "../address.ts";
+} from "../../net/address.ts";
 import {
   checkPayloadSize,
   expectPositionals,
@@ -29,10 +29,10 @@ import {
   type PingEvent,
   type PingOptions,
   type PingResult,
-} from "../client.ts";
+} from "../../probe/ping.ts";
 import { UsageError } from "../errors.ts";
 import { formatRtt, formatStat } from "../format.ts";
-import { frameOverhead } from "../protocol.ts";
+import { frameOverhead } from "../../wire/protocol.ts";
 import { keyFromOptions } from "../keys.ts";
 import { printJson, printLine, toJson } from "../output.ts";
 import {

@@ -17,7 +17,7 @@ export const EXACT_SAMPLE_LIMIT = 4096;
  *
  * @example
  * ```ts
- * import { LatencyStats } from "./stats.ts";
+ * import { LatencyStats } from "./latency.ts";
  * const stats = new LatencyStats();
  * for (const ms of [1, 2, 3, 4, 5]) stats.record(ms);
  * console.log(stats.mean, stats.quantile(0.9)); // 3 5
@@ -129,7 +129,7 @@ export interface LatencySummary {
  *
  * @example
  * ```ts
- * import { JitterEstimator } from "./stats.ts";
+ * import { JitterEstimator } from "./latency.ts";
  * const jitter = new JitterEstimator();
  * jitter.update(10);
  * jitter.update(26);
@@ -161,7 +161,7 @@ export class JitterEstimator {
  *
  * @example
  * ```ts
- * import { ReorderDetector } from "./stats.ts";
+ * import { ReorderDetector } from "./latency.ts";
  * const detector = new ReorderDetector();
  * console.log([0, 2, 1, 3].map((index) => detector.observe(index))); // [false, false, true, false]
  * ```

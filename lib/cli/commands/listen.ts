@@ -4,18 +4,18 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../address.ts";
+import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../../net/address.ts";
 import { expectPositionals, parseChoice, parseCommandArgs, parseWholeNumber } from "../args.ts";
 import { hexDump, payloadText } from "../format.ts";
 import { printJson, printLine } from "../output.ts";
-import { ackReply } from "../server.ts";
+import { ackReply } from "../../reflector/reflector.ts";
 import { interrupted } from "../signals.ts";
 import {
   describeReceiveBuffer,
   parseReceiveBuffer,
   requireReceiveBufferSupport,
 } from "../receive_buffer.ts";
-import { errorKind, UdpSocket } from "../socket.ts";
+import { errorKind, UdpSocket } from "../../net/socket.ts";
 import type { Command, RunContext } from "./command.ts";
 
 const REPLY_MODES = ["none", "ack", "echo"] as const;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../address.ts";
+import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../../net/address.ts";
 import {
   expectPositionals,
   parseChoice,
@@ -22,7 +22,7 @@ import {
   type RawMode,
   Reflector,
   type ReflectorStats,
-} from "../server.ts";
+} from "../../reflector/reflector.ts";
 import {
   describeReceiveBuffer,
   parseReceiveBuffer,

@@ -5,7 +5,7 @@
  */
 
 import { lookup } from "node:dns/promises";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../cli/errors.ts";
 
 /** The port `udp serve` listens on and `udp ping` sends to unless told otherwise. */
 export const DEFAULT_PORT = 9999;

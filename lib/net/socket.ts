@@ -9,7 +9,7 @@
 
 import { canonicalHost, formatAddress } from "./address.ts";
 import { monotonicMs } from "./clock.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../cli/errors.ts";
 import {
   eventLoopTimerAt,
   loadNativeUdp,
