@@ -4,9 +4,8 @@
  * @module
  */
 
-import { main } from "./lib/cli/main.ts";
-import { enterStartDirectory } from "./lib/cli/files.ts";
-import { giveUpFfiPermission } from "./lib/net/native_socket.ts";
+import { enterStartDirectory, main } from "./lib/cli/mod.ts";
+import { giveUpFfiPermission } from "./lib/net/mod.ts";
 
 if (import.meta.main) {
   // The FFI permission is for the C library's socket calls only: bind them, then give it up.
@@ -17,6 +16,6 @@ if (import.meta.main) {
     console.error(`udp: ${problem}`);
     Deno.exit(2);
   }
-  // Read and write permission end once the command's files are open (lib/cli.ts).
+  // Read and write permission end once the command's files are open (lib/cli/main.ts).
   Deno.exit(await main(Deno.args));
 }

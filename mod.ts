@@ -1,9 +1,12 @@
 /**
- * `udp` as a library: the framed, versioned protocol codec, a reflector, a pinger that
- * accounts for loss, duplicates, reordering and late replies, and the statistics behind them.
+ * `udp` as a library: the framed, versioned wire format and its probe-format interface, a
+ * reflector, a pinger that accounts for loss, duplicates, reordering, corruption and late
+ * replies, a throughput tester, an impairment proxy, the statistics behind them and the sockets
+ * they run on. Everything here comes from the faces of lib/'s folders (docs/architecture.md).
  *
  * @example Ping a local reflector
  * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { ping, Reflector } from "./mod.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
  * const { summary } = await ping({
@@ -12,16 +15,20 @@
  *   intervalMs: 0,
  * });
  * await reflector.close();
- * console.log(summary.received, summary.loss_percent); // 3 0
+ * assertEquals([summary.received, summary.loss_percent], [3, 0]);
  * ```
  *
  * @module
  */
 
 export {
+  checkFrame,
+  computeTag,
   type Decoded,
   decodeErrorDetail,
   decodeFrame,
+  decodeStats,
+  emptySessionCounts,
   encodeError,
   encodeFrame,
   type EncodeOptions,
@@ -29,27 +36,80 @@ export {
   type ErrorDetail,
   Flags,
   type Frame,
-  HEADER_SIZE,
-  INVARIANT_SIZE,
+  frameOverhead,
+  importKey,
   type Invariants,
   isTimestampSet,
   MAGIC,
   makePong,
+  makeStats,
   type MalformedReason,
   MAX_DATAGRAM_IPV4,
   MAX_DATAGRAM_IPV6,
+  MAX_KEY_BYTES,
   maxPayloadSize,
   MessageType,
   messageTypeName,
+  MIN_KEY_BYTES,
   NO_TIMESTAMP,
-  peekSentAt,
+  type NotAReply,
+  type ProbeError,
+  type ProbeFormat,
+  type ProbeRequest,
   PROTOCOL_VERSION,
+  type ReplyReading,
+  type ReplyReadingKind,
+  type RequestHeader,
+  type RequestKind,
+  type RequestReading,
+  type RequestType,
+  sealFrame,
+  type SessionCounts,
+  signFrame,
+  STATS_PAYLOAD_SIZE,
   SUPPORTED_VERSIONS,
-  TAG_SIZE,
   type Timestamp,
   timestampDiffMs,
   timestampFromMs,
-} from "./lib/wire/protocol.ts";
+  udpFormat,
+  UNKNOWN_COUNT,
+  verifyFrame,
+} from "./lib/wire/mod.ts";
+export {
+  canonicalHost,
+  type DatagramHandler,
+  type DatagramSocket,
+  DEFAULT_LISTEN_HOST,
+  DEFAULT_PORT,
+  defaultBackend,
+  errorKind,
+  type Family,
+  familyOf,
+  formatAddress,
+  type HostPort,
+  NetError,
+  parseHostPort,
+  parsePort,
+  type PeerAddress,
+  type ResolvedAddress,
+  resolveHost,
+  resolveListenAddress,
+  type ResolveOptions,
+  sameAddress,
+  type SocketBackend,
+  UdpSocket,
+} from "./lib/net/mod.ts";
+export {
+  EXACT_SAMPLE_LIMIT,
+  Histogram,
+  JitterEstimator,
+  LatencyStats,
+  type LatencySummary,
+  latencySummaryJson,
+  measureRoundTrip,
+  ReorderDetector,
+  type RoundTrip,
+} from "./lib/stats/mod.ts";
 export {
   ackReply,
   type DatagramEvent,
@@ -60,39 +120,25 @@ export {
   Reflector,
   type ReflectorOptions,
   type ReflectorStats,
+  type ReflectorStatsJson,
+  reflectorStatsJson,
   type RefusalReason,
+  ReplayGuard,
+  type ReplayGuardOptions,
+  type ReplayVerdict,
   type ReplyKind,
-} from "./lib/reflector/reflector.ts";
+  SourceLimiter,
+  type SourceLimiterOptions,
+  TokenBucket,
+} from "./lib/reflector/mod.ts";
 export {
-  type CopyRecord,
-  type Direction,
-  type DirectionStats,
-  Proxy,
-  type ProxyLogRecord,
-  type ProxyOptions,
-} from "./lib/proxy/proxy.ts";
-export {
-  type BurstLoss,
-  type Decision,
-  type DropReason,
-  ImpairmentModel,
-  type Impairments,
-  NO_IMPAIRMENTS,
-  type RateLimit,
-} from "./lib/proxy/impairment.ts";
-export { type Random, randomSeed, seededRandom } from "./lib/proxy/random.ts";
-export {
-  computeTag,
-  importKey,
-  MAX_KEY_BYTES,
-  MIN_KEY_BYTES,
-  signFrame,
-  verifyFrame,
-} from "./lib/wire/auth.ts";
-export { KEY_ENV, parseKey, readKeyEnv, readKeyFile } from "./lib/cli/keys.ts";
-export { ReplayGuard, type ReplayGuardOptions, type ReplayVerdict } from "./lib/reflector/replay.ts";
-export { SourceLimiter, type SourceLimiterOptions, TokenBucket } from "./lib/reflector/ratelimit.ts";
-export {
+  bench,
+  type BenchInterval,
+  benchIntervalJson,
+  type BenchOptions,
+  type BenchRefusals,
+  type BenchSummary,
+  benchSummaryJson,
   DEFAULT_INTERVAL_MS,
   DEFAULT_PAYLOAD_SIZE,
   DEFAULT_TIMEOUT_MS,
@@ -103,43 +149,28 @@ export {
   type PingOptions,
   type PingResult,
   type PingSummary,
+  pingSummaryJson,
   PROBE_WINDOW,
   type StopReason,
-} from "./lib/probe/ping.ts";
+} from "./lib/probe/mod.ts";
 export {
-  canonicalHost,
-  DEFAULT_LISTEN_HOST,
-  DEFAULT_PORT,
-  type Family,
-  familyOf,
-  formatAddress,
-  type HostPort,
-  parseHostPort,
-  parsePort,
-  type ResolvedAddress,
-  resolveHost,
-  resolveListenAddress,
-  type ResolveOptions,
-  sameAddress,
-} from "./lib/net/address.ts";
-export {
-  type DatagramHandler,
-  defaultBackend,
-  errorKind,
-  type PeerAddress,
-  type SocketBackend,
-  UdpSocket,
-  yieldToEventLoop,
-} from "./lib/net/socket.ts";
-export { giveUpFfiPermission } from "./lib/net/native_socket.ts";
-export {
-  EXACT_SAMPLE_LIMIT,
-  JitterEstimator,
-  LatencyStats,
-  type LatencySummary,
-  ReorderDetector,
-} from "./lib/stats/latency.ts";
-export { measureRoundTrip, type RoundTrip } from "./lib/stats/rtt.ts";
-export { Histogram } from "./lib/stats/histogram.ts";
-export { UsageError } from "./lib/cli/errors.ts";
-export { main, VERSION } from "./lib/cli/main.ts";
+  type BurstLoss,
+  type CopyRecord,
+  type Decision,
+  type Direction,
+  type DirectionStats,
+  type DropReason,
+  ImpairmentModel,
+  type Impairments,
+  NO_IMPAIRMENTS,
+  Proxy,
+  type ProxyLogRecord,
+  type ProxyOptions,
+  type ProxyStats,
+  type ProxyStatsJson,
+  proxyStatsJson,
+  type Random,
+  randomSeed,
+  type RateLimit,
+  seededRandom,
+} from "./lib/proxy/mod.ts";

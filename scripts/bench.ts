@@ -368,7 +368,7 @@ log("rows are scripts/deno_floor.ts: the same job as a bare Deno loop (one `rece
 log("`send()` per datagram, nothing else), the best a program can do with Deno's datagram API.");
 log('The "native floor" rows are the same script with `--native`: blocking `recvfrom()` and');
 log("`sendto()` of the C library through FFI, nothing else on the thread: the floor for udp's");
-log("native backend (lib/native_socket.ts), which udp uses here (`udp --version` says which).");
+log("native backend (lib/net/), which udp uses here (`udp --version` says which).");
 log();
 log(`- Date: ${new Date().toISOString()}`);
 log(
@@ -609,7 +609,7 @@ const limits = [
   "way (no batching, no way to wait in the kernel): the Deno floor's round trip here is " +
   `${ratio(floorRtt.p50_ms, sockperfP50)}× sockperf's and its send rate ` +
   `${ratio(floorSender.pps, iperfPps)}× iperf3's. udp therefore moves datagrams with the C ` +
-  "library's calls through FFI on Linux x86-64 (lib/native_socket.ts): `recvmmsg()` and " +
+  "library's calls through FFI on Linux x86-64 (lib/net/): `recvmmsg()` and " +
   "`sendmmsg()` batches into memory laid out once, a wait in `recvmmsg()` itself when one " +
   "reply is due, `ppoll()` otherwise. The FFI permission is given up at start " +
   "(docs/security.md).",

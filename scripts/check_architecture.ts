@@ -39,7 +39,8 @@ export function longFunctions(source: string, max: number): { line: number; leng
   const found: { line: number; length: number }[] = [];
   const start = new RegExp(
     String.raw`^(\s*)(?:export\s+)?(?:default\s+)?(?:async\s+)?(?:function\b|` +
-      String.raw`(?:(?:static|private|public|protected|readonly|get|set|async)\s+)*[#\w]+\s*(?:<[^>]*>)?\(.*\)\s*(?::[^{]*)?\{\s*$|` +
+      String
+        .raw`(?:(?:static|private|public|protected|readonly|get|set|async)\s+)*[#\w]+\s*(?:<[^>]*>)?\(.*\)\s*(?::[^{]*)?\{\s*$|` +
       String.raw`(?:const|let)\s+\w+\s*=\s*(?:async\s+)?\(.*\)\s*(?::[^=]*)?=>\s*\{\s*$)`,
   );
   for (let i = 0; i < lines.length; i++) {
@@ -111,7 +112,9 @@ export async function violations(): Promise<string[]> {
     const lines = source.split("\n").length - (source.endsWith("\n") ? 1 : 0);
     if (lines > MAX_FILE_LINES) found.push(`${where}: ${lines} lines, more than ${MAX_FILE_LINES}`);
     for (const { line, length } of longFunctions(source, MAX_FUNCTION_LINES)) {
-      found.push(`${where}:${line}: a function of ${length} lines, more than ${MAX_FUNCTION_LINES}`);
+      found.push(
+        `${where}:${line}: a function of ${length} lines, more than ${MAX_FUNCTION_LINES}`,
+      );
     }
   }
   return found;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { decodeFrame, encodeFrame, makePong, MessageType, NO_TIMESTAMP } from "../lib/wire/protocol.ts";
+import { decodeFrame, encodeFrame, makePong, MessageType, NO_TIMESTAMP } from "../lib/wire/mod.ts";
 
 const frame = {
   version: 1,

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { main } from "../lib/cli/main.ts";
-import { statsText } from "../lib/cli/commands/serve.ts";
+import { main, statsText } from "../lib/cli/mod.ts";
 import { formatAddress } from "../lib/net/address.ts";
 import { Reflector } from "../lib/reflector/reflector.ts";
 

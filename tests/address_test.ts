@@ -9,7 +9,7 @@ import {
   sameAddress,
   validateHost,
 } from "../lib/net/address.ts";
-import { UsageError } from "../lib/cli/errors.ts";
+import { NetError } from "../lib/net/mod.ts";
 
 Deno.test("parseHostPort() accepts names, IPv4, bracketed and bare IPv6, with and without port", () => {
   assertEquals(parseHostPort("127.0.0.1", 9999), { host: "127.0.0.1", port: 9999 });
@@ -39,7 +39,7 @@ Deno.test("parseHostPort() rejects bad hosts and ports with one line saying what
   ];
   for (const [input, message] of cases) {
     throws(() => parseHostPort(input, 9999), (error: Error) => {
-      assert(error instanceof UsageError, `${input}: ${error}`);
+      assert(error instanceof NetError, `${input}: ${error}`);
       assert(message.test(error.message), `${input}: ${error.message}`);
       assert(!error.message.includes("\n"));
       return true;
@@ -50,9 +50,9 @@ Deno.test("parseHostPort() rejects bad hosts and ports with one line saying what
 Deno.test("parsePort() admits 0 only when asked", () => {
   assertEquals(parsePort("0", true), 0);
   assertEquals(parsePort("65535", false), 65535);
-  throws(() => parsePort("0", false), UsageError);
-  throws(() => parsePort("-1", true), UsageError);
-  throws(() => parsePort("1e3", true), UsageError);
+  throws(() => parsePort("0", false), NetError);
+  throws(() => parsePort("-1", true), NetError);
+  throws(() => parsePort("1e3", true), NetError);
 });
 
 Deno.test("validateHost() accepts plausible names and literals", () => {
@@ -100,7 +100,7 @@ Deno.test("resolveHost() resolves literals and localhost, and fails in one line"
   const local = await resolveHost("localhost", 3);
   assert(local.hostname === "127.0.0.1" || local.hostname === "::1");
   await rejects(resolveHost("no-such-host.invalid", 1), (error: Error) => {
-    assert(error instanceof UsageError);
+    assert(error instanceof NetError);
     assertEquals(error.message, "cannot resolve host 'no-such-host.invalid': no such host");
     return true;
   });

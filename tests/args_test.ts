@@ -1,12 +1,6 @@
 import { strictEqual, throws } from "node:assert/strict";
-import {
-  checkPayloadSize,
-  closestMatch,
-  editDistance,
-  parseCommandArgs,
-  parsePayloadSize,
-  payloadSizeLimit,
-} from "../lib/cli/args.ts";
+import { closestMatch, editDistance, parseCommandArgs } from "../lib/cli/args.ts";
+import { checkPayloadSize, parsePayloadSize, payloadSizeLimit } from "../lib/cli/parse.ts";
 import { maxPayloadSize, TAG_SIZE } from "../lib/wire/protocol.ts";
 
 Deno.test("editDistance() is Damerau–Levenshtein: a swap of neighbours costs 1", () => {

@@ -12,7 +12,7 @@ import {
   maxPayloadSize,
   TAG_SIZE,
   timestampFromMs,
-} from "../lib/wire/protocol.ts";
+} from "../lib/wire/mod.ts";
 import config from "../deno.json" with { type: "json" };
 
 const NOW = timestampFromMs(Date.now());

@@ -9,7 +9,7 @@ import {
   type Frame,
   makePong,
   timestampFromMs,
-} from "../lib/wire/protocol.ts";
+} from "../lib/wire/mod.ts";
 import { Reflector } from "../lib/reflector/reflector.ts";
 import { wallClockAt, wallClockMs } from "../lib/net/clock.ts";
 import type { LatencySummary } from "../lib/stats/latency.ts";

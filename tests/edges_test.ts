@@ -7,7 +7,7 @@ import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node
 import { bench } from "../lib/probe/bench.ts";
 import { ping } from "../lib/probe/ping.ts";
 import { NO_IMPAIRMENTS } from "../lib/proxy/impairment.ts";
-import { encodeFrame, MessageType, NO_TIMESTAMP, STATS_PAYLOAD_SIZE } from "../lib/wire/protocol.ts";
+import { encodeFrame, MessageType, NO_TIMESTAMP, STATS_PAYLOAD_SIZE } from "../lib/wire/mod.ts";
 import { Proxy, type ProxyLogRecord } from "../lib/proxy/proxy.ts";
 import { Reflector } from "../lib/reflector/reflector.ts";
 import { defaultBackend } from "../lib/net/socket.ts";

@@ -5,7 +5,6 @@
 import fc from "fast-check";
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import {
-  CHECK_SIZE,
   decodeFrame,
   encodeFrame,
   Flags,
@@ -14,9 +13,9 @@ import {
   HEADER_SIZE,
   MessageType,
   NO_TIMESTAMP,
-  sealFrame,
   TAG_SIZE,
-} from "../lib/wire/protocol.ts";
+} from "../lib/wire/mod.ts";
+import { CHECK_SIZE, sealFrame } from "../lib/wire/protocol.ts";
 import { Inbox, startServe } from "./helpers.ts";
 
 const timestamp = fc.record({

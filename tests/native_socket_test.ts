@@ -12,11 +12,10 @@ import {
   openNativeSockets,
   osError,
   spinCounts,
-} from "../lib/net/native_socket.ts";
+} from "../lib/net/native/mod.ts";
 import { ping } from "../lib/probe/ping.ts";
 import { loopbackTarget, startServe } from "./helpers.ts";
-import { defaultBackend, UdpSocket } from "../lib/net/socket.ts";
-import { UsageError } from "../lib/cli/errors.ts";
+import { defaultBackend, NetError, UdpSocket } from "../lib/net/mod.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const native = loadNativeUdp();
@@ -189,13 +188,13 @@ Deno.test("native: bind and send errors read as Deno's do", nativeOnly, async ()
     throws(
       () => UdpSocket.bind("127.0.0.1", taken.address.port, backend),
       (error: unknown) =>
-        error instanceof UsageError &&
+        error instanceof NetError &&
         /the port is already in use; choose another with --port/.test(error.message),
     );
     throws(
       () => UdpSocket.bind("192.0.2.1", 0, backend),
       (error: unknown) =>
-        error instanceof UsageError && /is not an address of this machine/.test(error.message),
+        error instanceof NetError && /is not an address of this machine/.test(error.message),
     );
   }
   await throwsAsync(

@@ -23,11 +23,11 @@ import {
   messageTypeName,
   NO_TIMESTAMP,
   peekSentAt,
-  sealFrame,
   STATS_PAYLOAD_SIZE,
   timestampDiffMs,
   timestampFromMs,
-} from "../lib/wire/protocol.ts";
+} from "../lib/wire/mod.ts";
+import { sealFrame } from "../lib/wire/protocol.ts";
 import { computeTag, importKey, signFrame, verifyFrame } from "../lib/wire/auth.ts";
 import { crc32c } from "../lib/wire/crc32c.ts";
 

@@ -8,7 +8,7 @@ import { ImpairmentModel, type Impairments, NO_IMPAIRMENTS } from "../lib/proxy/
 import { Proxy, type ProxyLogRecord } from "../lib/proxy/proxy.ts";
 import { seededRandom } from "../lib/proxy/random.ts";
 import { Reflector } from "../lib/reflector/reflector.ts";
-import { parseBurst, parseMs, parsePercent, parseRate } from "../lib/cli/commands/proxy.ts";
+import { parseBurst, parseMs, parsePercent, parseRate } from "../lib/cli/parse.ts";
 import { Inbox, loopbackTarget, runUdp, UdpProcess } from "./helpers.ts";
 
 function impairments(fields: Partial<Impairments>): Impairments {

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { NO_TIMESTAMP, type Timestamp } from "../lib/wire/protocol.ts";
+import { NO_TIMESTAMP, type Timestamp } from "../lib/wire/mod.ts";
 import { measureRoundTrip } from "../lib/stats/rtt.ts";
 
 const at = (ms: number): Timestamp => ({ seconds: 1_700_000_000, nanos: ms * 1_000_000 });

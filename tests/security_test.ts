@@ -24,7 +24,7 @@ import {
   NO_TIMESTAMP,
   STATS_PAYLOAD_SIZE,
   timestampFromMs,
-} from "../lib/wire/protocol.ts";
+} from "../lib/wire/mod.ts";
 import { SourceLimiter, TokenBucket } from "../lib/reflector/ratelimit.ts";
 import { ReplayGuard } from "../lib/reflector/replay.ts";
 import { type RawMode, Reflector } from "../lib/reflector/reflector.ts";
@@ -724,7 +724,7 @@ Deno.test({
   fn: async () => {
     // What main.ts does first, then what an attacker who got code running would try.
     const script = `
-      import { giveUpFfiPermission } from "${new URL("../lib/net/native_socket.ts", import.meta.url)}";
+      import { giveUpFfiPermission } from "${new URL("../lib/net/mod.ts", import.meta.url)}";
       import { UdpSocket } from "${new URL("../lib/net/socket.ts", import.meta.url)}";
       giveUpFfiPermission();
       const out = [Deno.permissions.querySync({ name: "ffi" }).state];

@@ -5,7 +5,6 @@ import {
   throws,
 } from "node:assert/strict";
 import {
-  CHECK_SIZE,
   decodeErrorDetail,
   decodeFrame,
   decodeStats,
@@ -19,13 +18,13 @@ import {
   maxPayloadSize,
   MessageType,
   NO_TIMESTAMP,
-  sealFrame,
   STATS_PAYLOAD_SIZE,
   timestampDiffMs,
   UNKNOWN_COUNT,
-} from "../lib/wire/protocol.ts";
+} from "../lib/wire/mod.ts";
+import { CHECK_SIZE, sealFrame } from "../lib/wire/protocol.ts";
 import { type DatagramEvent, Reflector } from "../lib/reflector/reflector.ts";
-import { UsageError } from "../lib/cli/errors.ts";
+import { NetError } from "../lib/net/mod.ts";
 import { Inbox } from "./helpers.ts";
 import { wallClockMs } from "../lib/net/clock.ts";
 import { defaultBackend } from "../lib/net/socket.ts";
@@ -326,7 +325,7 @@ Deno.test("Reflector.listen() fails in one line when the port is taken", () => {
     throws(
       () => Reflector.listen({ hostname: "127.0.0.1", port: first.address.port }),
       (e: Error) => {
-        assert(e instanceof UsageError);
+        assert(e instanceof NetError);
         assert(/already in use/.test(e.message) && !e.message.includes("\n"), e.message);
         return true;
       },

@@ -1,14 +1,14 @@
 /**
- * Command-line parsing on top of `node:util` parseArgs, with one-line errors for every bad
- * option or value.
+ * Command-line syntax on top of `node:util` parseArgs: options and positionals, with one-line
+ * errors for every unknown option, missing value or stray argument, and the "did you mean"
+ * guess for a mistyped name. The options each command takes are declared in lib/cli/options.ts;
+ * their values are parsed by lib/cli/parse.ts.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
-import type { Family } from "../net/address.ts";
-import { maxPayloadSize, TAG_SIZE } from "../wire/protocol.ts";
 
 /** One option of a command. */
 export interface OptionSpec {
@@ -32,11 +32,13 @@ export interface ParsedArgs {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
  * import { parseCommandArgs } from "./args.ts";
  * const parsed = parseCommandArgs("ping", ["-c", "3", "127.0.0.1"], {
  *   count: { type: "string", short: "c" },
  * });
- * console.log(parsed.values.count, parsed.positionals); // 3 [ "127.0.0.1" ]
+ * strictEqual(parsed.values.count, "3");
+ * assertEquals(parsed.positionals, ["127.0.0.1"]);
  * ```
  */
 export function parseCommandArgs(
@@ -84,69 +86,16 @@ function describeParseError(error: unknown, options: Record<string, OptionSpec>)
 }
 
 /**
- * Parses a whole number within [min, max] for option `name`.
+ * Returns the positional arguments when there are `min` to `max` of them, or throws.
  *
  * @example
  * ```ts
- * import { parseWholeNumber } from "./args.ts";
- * console.log(parseWholeNumber("count", "5", 1, 100)); // 5
- * ```
- */
-export function parseWholeNumber(name: string, text: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(
-      `invalid ${name} '${text}': use a whole number from ${min} to ${max.toLocaleString("en")}`,
-    );
-  }
-  return Number(text);
-}
-
-/**
- * Parses a duration in seconds (decimals allowed, e.g. 0.2) and returns milliseconds.
- *
- * @example
- * ```ts
- * import { parseSeconds } from "./args.ts";
- * console.log(parseSeconds("interval", "0.2", true)); // 200
- * ```
- */
-export function parseSeconds(name: string, text: string, allowZero: boolean): number {
-  const value = /^\d+(\.\d+)?$|^\.\d+$/.test(text) ? Number(text) : NaN;
-  const limit = 86400 * 365;
-  if (!Number.isFinite(value) || value > limit || (!allowZero && value === 0)) {
-    const range = allowZero ? "0 or more" : "more than 0";
-    throw new UsageError(`invalid ${name} '${text}': use a number of seconds, ${range}`);
-  }
-  return value * 1000;
-}
-
-/**
- * Checks that `text` is one of `choices`.
- *
- * @example
- * ```ts
- * import { parseChoice } from "./args.ts";
- * console.log(parseChoice("raw", "echo", ["ack", "echo", "ignore"] as const)); // echo
- * ```
- */
-export function parseChoice<T extends string>(
-  name: string,
-  text: string,
-  choices: readonly T[],
-): T {
-  if (!(choices as readonly string[]).includes(text)) {
-    throw new UsageError(`invalid ${name} '${text}': use one of ${choices.join(", ")}`);
-  }
-  return text as T;
-}
-
-/**
- * Returns the single positional argument a command expects, or throws.
- *
- * @example
- * ```ts
+ * import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
  * import { expectPositionals } from "./args.ts";
- * console.log(expectPositionals("ping", ["h"], 1, 1, "HOST[:PORT]")); // [ "h" ]
+ * assertEquals(expectPositionals("ping", ["h"], 1, 1, "HOST[:PORT]"), ["h"]);
+ * throws(() => expectPositionals("ping", [], 1, 1, "HOST[:PORT]"), {
+ *   message: "missing HOST[:PORT] (usage: udp ping HOST[:PORT])",
+ * });
  * ```
  */
 export function expectPositionals(
@@ -174,9 +123,11 @@ export function expectPositionals(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { editDistance } from "./args.ts";
- * console.log(editDistance("pnig", "ping"), editDistance("cuont", "count")); // 1 1
- * console.log(editDistance("serve", "send")); // 3
+ * strictEqual(editDistance("pnig", "ping"), 1);
+ * strictEqual(editDistance("cuont", "count"), 1);
+ * strictEqual(editDistance("serve", "send"), 3);
  * ```
  */
 export function editDistance(a: string, b: string): number {
@@ -206,10 +157,11 @@ export function editDistance(a: string, b: string): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { closestMatch } from "./args.ts";
- * console.log(closestMatch("pnig", ["serve", "ping", "send"])); // ping
- * console.log(closestMatch("--cuont", ["--count", "--interval"])); // --count
- * console.log(closestMatch("bogus", ["serve", "ping", "send"])); // null
+ * strictEqual(closestMatch("pnig", ["serve", "ping", "send"]), "ping");
+ * strictEqual(closestMatch("--cuont", ["--count", "--interval"]), "--count");
+ * strictEqual(closestMatch("bogus", ["serve", "ping", "send"]), null);
  * ```
  */
 export function closestMatch(word: string, candidates: readonly string[]): string | null {
@@ -222,60 +174,4 @@ export function closestMatch(word: string, candidates: readonly string[]): strin
   const close = best.distance <= 2 && best.distance * 3 <= bare(best.candidate).length;
   const clear = second === undefined || second.distance > best.distance;
   return close && clear ? best.candidate : null;
-}
-
-/**
- * What a probe's padding may be, said one way wherever a size is refused: "use 0 to 65,459
- * (IPv4) or 65,479 (IPv6)", from {@linkcode maxPayloadSize} (less the tag with a key).
- *
- * @example
- * ```ts
- * import { payloadSizeLimit } from "./args.ts";
- * console.log(payloadSizeLimit(false).startsWith("use 0 to ")); // true
- * ```
- */
-export function payloadSizeLimit(authenticated: boolean): string {
-  const most = (family: Family) => largestPayload(family, authenticated).toLocaleString("en");
-  return `use 0 to ${most("ipv4")} (IPv4) or ${most("ipv6")} (IPv6)` +
-    (authenticated ? " with a key" : "");
-}
-
-/**
- * Parses `-s BYTES`, the padding of a probe: a whole number no larger than the largest over
- * any family (the address family is checked by {@linkcode checkPayloadSize} once known).
- *
- * @example
- * ```ts
- * import { parsePayloadSize } from "./args.ts";
- * console.log(parsePayloadSize("56")); // 56
- * ```
- */
-export function parsePayloadSize(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) > maxPayloadSize("ipv6")) {
-    throw new UsageError(`invalid size '${text}': ${payloadSizeLimit(false)}`);
-  }
-  return Number(text);
-}
-
-/**
- * Checks a padding size against the target's address family (and the tag, with a key).
- *
- * @example
- * ```ts
- * import { checkPayloadSize } from "./args.ts";
- * checkPayloadSize(56, "ipv4", false); // fine
- * ```
- */
-export function checkPayloadSize(size: number, family: Family, authenticated: boolean): void {
-  if (size > largestPayload(family, authenticated)) {
-    throw new UsageError(
-      `invalid size '${size}': ${payloadSizeLimit(authenticated)}; the target is ${
-        family === "ipv6" ? "IPv6" : "IPv4"
-      }`,
-    );
-  }
-}
-
-function largestPayload(family: Family, authenticated: boolean): number {
-  return maxPayloadSize(family) - (authenticated ? TAG_SIZE : 0);
 }

@@ -10,12 +10,12 @@
  *
  * @example
  * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
  * import { UsageError } from "./errors.ts";
- * try {
- *   throw new UsageError("count must be a positive whole number, got '0'");
- * } catch (error) {
- *   console.log(error instanceof UsageError); // true
- * }
+ * throws(() => {
+ *   throw new UsageError("invalid count '0': use a whole number from 1 to 4,294,967,295");
+ * }, UsageError);
+ * strictEqual(new UsageError("bad").name, "UsageError");
  * ```
  */
 export class UsageError extends Error {

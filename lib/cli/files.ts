@@ -21,10 +21,13 @@ export type FileAccess = "read" | "write";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { describeFileError } from "./files.ts";
- * console.log(describeFileError(new Deno.errors.NotFound("x"))); // no such file
- * console.log(describeFileError(new Deno.errors.NotFound("x"), "write"));
- * // its directory does not exist
+ * strictEqual(describeFileError(new Deno.errors.NotFound("x")), "no such file");
+ * strictEqual(
+ *   describeFileError(new Deno.errors.NotFound("x"), "write"),
+ *   "its directory does not exist",
+ * );
  * ```
  */
 export function describeFileError(error: unknown, access: FileAccess = "read"): string {
@@ -45,15 +48,18 @@ export function describeFileError(error: unknown, access: FileAccess = "read"): 
 /**
  * Gives up read and write permission for the rest of the process's life. The CLI calls it
  * once a command's files are open (`RunContext.filesOpened()` in
- * lib/commands/command.ts); afterwards every file access
+ * lib/cli/command.ts); afterwards every file access
  * is refused by the runtime (`Deno.errors.NotCapable`). Giving up what was never held does
  * nothing.
  *
  * @example
+ * Not run as a test: it would end file access for every test after it.
+ *
  * ```ts ignore
+ * import { strictEqual } from "node:assert/strict";
  * import { giveUpFileAccess } from "./files.ts";
  * giveUpFileAccess();
- * console.log(Deno.permissions.querySync({ name: "read" }).state); // prompt
+ * strictEqual(Deno.permissions.querySync({ name: "read" }).state, "prompt");
  * ```
  */
 export function giveUpFileAccess(): void {
@@ -83,11 +89,12 @@ export interface StartPlace {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { startDirectory } from "./files.ts";
  * const task = { taskDirectory: "/src/udp", initCwd: "/home/me", standalone: false };
- * console.log(startDirectory({ ...task, cwd: "/src/udp" })); // /home/me
- * console.log(startDirectory({ ...task, cwd: "/tmp" })); // /tmp
- * console.log(startDirectory({ ...task, cwd: "/src/udp", standalone: true })); // /src/udp
+ * strictEqual(startDirectory({ ...task, cwd: "/src/udp" }), "/home/me");
+ * strictEqual(startDirectory({ ...task, cwd: "/tmp" }), "/tmp");
+ * strictEqual(startDirectory({ ...task, cwd: "/src/udp", standalone: true }), "/src/udp");
  * ```
  */
 export function startDirectory(place: StartPlace): string {
@@ -102,6 +109,8 @@ export function startDirectory(place: StartPlace): string {
  * main.ts's `import.meta.url`. Returns a one-line problem, or null.
  *
  * @example
+ * Not run as a test: it may change the working directory of every test after it.
+ *
  * ```ts ignore
  * import { enterStartDirectory } from "./files.ts";
  * const problem = enterStartDirectory(import.meta.url);

@@ -12,8 +12,11 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { formatRtt } from "./format.ts";
- * console.log(formatRtt(0.04512), formatRtt(12.34), formatRtt(123.4)); // 0.045 12.3 123
+ * strictEqual(formatRtt(0.04512), "0.045");
+ * strictEqual(formatRtt(12.34), "12.3");
+ * strictEqual(formatRtt(123.4), "123");
  * ```
  */
 export function formatRtt(ms: number): string {
@@ -28,8 +31,10 @@ export function formatRtt(ms: number): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { formatStat } from "./format.ts";
- * console.log(formatStat(0.0449), formatStat(null)); // 0.045 -
+ * strictEqual(formatStat(0.0449), "0.045");
+ * strictEqual(formatStat(null), "-");
  * ```
  */
 export function formatStat(ms: number | null): string {
@@ -42,9 +47,10 @@ export function formatStat(ms: number | null): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { payloadText } from "./format.ts";
- * console.log(payloadText(new TextEncoder().encode("hé\n"))); // "hé\n"
- * console.log(payloadText(new Uint8Array([0, 1]))); // null
+ * strictEqual(payloadText(new TextEncoder().encode("hé\n")), "hé\n");
+ * strictEqual(payloadText(new Uint8Array([0, 1])), null);
  * ```
  */
 export function payloadText(data: Uint8Array): string | null {
@@ -64,9 +70,10 @@ export function payloadText(data: Uint8Array): string | null {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { describePayload } from "./format.ts";
- * console.log(describePayload(new TextEncoder().encode("hi"))); // "hi" (quoted)
- * console.log(describePayload(new Uint8Array([222, 173]))); // hex:dead
+ * strictEqual(describePayload(new TextEncoder().encode("hi")), '"hi"');
+ * strictEqual(describePayload(new Uint8Array([0xde, 0xad, 0xbe, 0xef])), "hex:deadbeef");
  * ```
  */
 export function describePayload(data: Uint8Array, maxBytes = 64): string {
@@ -84,9 +91,12 @@ export function describePayload(data: Uint8Array, maxBytes = 64): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { hexDump } from "./format.ts";
- * console.log(hexDump(new Uint8Array([0x68, 0x69, 0x00])));
- * // 00000000  68 69 00                                          |hi.|
+ * strictEqual(
+ *   hexDump(new Uint8Array([0x68, 0x69, 0x00])),
+ *   "00000000  68 69 00                                          |hi.|",
+ * );
  * ```
  */
 export function hexDump(data: Uint8Array): string {

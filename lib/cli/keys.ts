@@ -18,8 +18,11 @@ export const KEY_ENV = "UDP_KEY";
  *
  * @example
  * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
  * import { parseKey } from "./keys.ts";
- * console.log(parseKey("00".repeat(32), "test").length); // 32
+ * strictEqual(parseKey("00".repeat(32), "test").length, 32);
+ * strictEqual(parseKey(btoa("k".repeat(16)), "test").length, 16);
+ * throws(() => parseKey("00", "test"), /^UsageError: test holds a 1-byte key/);
  * ```
  */
 export function parseKey(text: string, source: string): Uint8Array {
@@ -46,9 +49,16 @@ export function parseKey(text: string, source: string): Uint8Array {
  * Reads a key file. Refuses one that other users may read (on systems with POSIX modes).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { readKeyFile } from "./keys.ts";
- * const key = await readKeyFile("udp.key");
+ * const path = await Deno.makeTempFile(); // mode 600
+ * try {
+ *   await Deno.writeTextFile(path, "ab".repeat(32) + "\n");
+ *   strictEqual((await readKeyFile(path)).length, 32);
+ * } finally {
+ *   await Deno.remove(path);
+ * }
  * ```
  */
 export async function readKeyFile(path: string): Promise<Uint8Array> {
@@ -74,9 +84,18 @@ export async function readKeyFile(path: string): Promise<Uint8Array> {
  * Reads the key from $UDP_KEY.
  *
  * @example
- * ```ts ignore
- * import { readKeyEnv } from "./keys.ts";
- * const key = readKeyEnv();
+ * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
+ * import { KEY_ENV, readKeyEnv } from "./keys.ts";
+ * const before = Deno.env.get(KEY_ENV);
+ * try {
+ *   Deno.env.set(KEY_ENV, "ab".repeat(32));
+ *   strictEqual(readKeyEnv().length, 32);
+ *   Deno.env.delete(KEY_ENV);
+ *   throws(() => readKeyEnv(), { message: "--key-env: $UDP_KEY is not set" });
+ * } finally {
+ *   if (before !== undefined) Deno.env.set(KEY_ENV, before);
+ * }
  * ```
  */
 export function readKeyEnv(): Uint8Array {
@@ -90,24 +109,21 @@ export function readKeyEnv(): Uint8Array {
   return parseKey(text, `$${KEY_ENV}`);
 }
 
+/** Where the key comes from: a file (`--key-file F`), $UDP_KEY (`--key-env`), or nowhere. */
+export type KeySource = { readonly file: string } | { readonly env: true } | null;
+
 /**
- * The key named by `--key-file F` or `--key-env`, imported for HMAC, or null when neither was
- * given. Both at once is an error.
+ * The key of `source`, imported for HMAC, or null when there is none (no key, no
+ * authentication).
  *
  * @example
  * ```ts
- * import { keyFromOptions } from "./keys.ts";
- * console.log(await keyFromOptions(undefined, false)); // null
+ * import { strictEqual } from "node:assert/strict";
+ * import { loadKey } from "./keys.ts";
+ * strictEqual(await loadKey(null), null);
  * ```
  */
-export async function keyFromOptions(
-  keyFile: string | undefined,
-  keyEnv: boolean,
-): Promise<CryptoKey | null> {
-  if (keyFile !== undefined && keyEnv) {
-    throw new UsageError("give either --key-file or --key-env, not both");
-  }
-  if (keyFile !== undefined) return await importKey(await readKeyFile(keyFile));
-  if (keyEnv) return await importKey(readKeyEnv());
-  return null;
+export async function loadKey(source: KeySource): Promise<CryptoKey | null> {
+  if (source === null) return null;
+  return await importKey("file" in source ? await readKeyFile(source.file) : readKeyEnv());
 }

@@ -1,6 +1,6 @@
 /**
  * The `udp` command line: dispatches to a subcommand and turns every failure into one line
- * on stderr with exit code 2. Standard output goes through lib/output.ts (a closed pipe ends
+ * on stderr with exit code 2. Standard output goes through lib/cli/output.ts (a closed pipe ends
  * the run quietly with exit code 141); file access ends where the command's files are open.
  *
  * @module
@@ -13,7 +13,8 @@ import { giveUpFileAccess } from "./files.ts";
 import { printLine } from "./output.ts";
 import { PROTOCOL_VERSION } from "../wire/protocol.ts";
 import { defaultBackend } from "../net/socket.ts";
-import type { Command, RunContext } from "./commands/command.ts";
+import { NetError } from "../net/mod.ts";
+import type { Command, RunContext } from "./command.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { keygenCommand } from "./commands/keygen.ts";
 import { listenCommand } from "./commands/listen.ts";
@@ -57,9 +58,9 @@ Example: udp serve   (on one host)    then   udp ping HOST -c 5   (on another)`;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { main } from "./main.ts";
- * const code = await main(["--version"]);
- * console.log(code); // 0
+ * strictEqual(await main(["--version"]), 0);
  * ```
  */
 export async function main(args: string[]): Promise<number> {
@@ -108,7 +109,7 @@ function describeBackend(): string {
 }
 
 function describeError(error: unknown): string {
-  if (error instanceof UsageError) return error.message;
+  if (error instanceof UsageError || error instanceof NetError) return error.message;
   if (error instanceof Deno.errors.NotCapable) {
     return `a permission is missing (${
       firstLine(error)

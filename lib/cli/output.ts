@@ -35,8 +35,11 @@ export function printLine(text: string): void {
  *
  * @example
  * ```ts
- * import { printJson } from "./output.ts";
- * printJson({ type: "reply", rtt_ms: 0.5487010000000019 }); // {"type":"reply","rtt_ms":0.548701}
+ * import { strictEqual } from "node:assert/strict";
+ * import { printJson, toJson } from "./output.ts";
+ * const reply = { type: "reply", rtt_ms: 0.5487010000000019 };
+ * strictEqual(toJson(reply), '{"type":"reply","rtt_ms":0.548701}'); // the line printed:
+ * printJson(reply);
  * ```
  */
 export function printJson(value: unknown): void {
@@ -53,9 +56,12 @@ export function printJson(value: unknown): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { toJson } from "./output.ts";
- * console.log(toJson({ sendErrors: 2, rtt_ms: { min: 0.10227100000000378 }, end_s: 1.0000000004 }));
- * // {"send_errors":2,"rtt_ms":{"min":0.102271},"end_s":1}
+ * strictEqual(
+ *   toJson({ sendErrors: 2, rtt_ms: { min: 0.10227100000000378 }, end_s: 1.0000000004 }),
+ *   '{"send_errors":2,"rtt_ms":{"min":0.102271},"end_s":1}',
+ * );
  * ```
  */
 export function toJson(value: unknown): string {
@@ -101,8 +107,10 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { snakeCase } from "./output.ts";
- * console.log(snakeCase("reorderGap"), snakeCase("too-many-clients")); // reorder_gap too_many_clients
+ * strictEqual(snakeCase("reorderGap"), "reorder_gap");
+ * strictEqual(snakeCase("too-many-clients"), "too_many_clients");
  * ```
  */
 export function snakeCase(key: string): string {

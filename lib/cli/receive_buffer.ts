@@ -1,46 +1,25 @@
 /**
  * `--rcvbuf BYTES` on serve, listen, ping and bench: the socket's receive buffer, which decides
- * how big a burst the kernel holds before it drops datagrams (counted as kernel drops).
+ * how big a burst the kernel holds before it drops datagrams (counted as kernel drops). The
+ * option is declared in lib/cli/shared_options.ts and its value parsed by lib/cli/parse.ts.
  *
  * @module
  */
 
-import { parseWholeNumber } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { defaultBackend } from "../net/socket.ts";
-
-/** The largest value the kernel takes (an int). */
-const MAX_RECEIVE_BUFFER = 0x7fff_ffff;
-
-/**
- * Parses `--rcvbuf BYTES`: a whole number of bytes, with an optional k or M (×1024).
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { parseReceiveBuffer } from "./receive_buffer.ts";
- * strictEqual(parseReceiveBuffer("4M"), 4 * 1024 * 1024);
- * strictEqual(parseReceiveBuffer("212992"), 212_992);
- * ```
- */
-export function parseReceiveBuffer(text: string): number {
-  const match = /^(\d+)([kKmM]?)$/.exec(text);
-  const scale = match?.[2] === "" ? 1 : /k/i.test(match?.[2] ?? "") ? 1024 : 1024 * 1024;
-  const bytes = match ? Number(match[1]) * scale : NaN;
-  if (!(bytes >= 1024 && bytes <= MAX_RECEIVE_BUFFER)) {
-    return parseWholeNumber("rcvbuf", text, 1024, MAX_RECEIVE_BUFFER); // throws, with the range
-  }
-  return bytes;
-}
 
 /**
  * Throws a UsageError where `--rcvbuf` cannot be honoured: Deno's own sockets have no such
  * option. Call it before opening the socket.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { throws } from "node:assert/strict";
+ * import { defaultBackend } from "../net/socket.ts";
  * import { requireReceiveBufferSupport } from "./receive_buffer.ts";
- * requireReceiveBufferSupport();
+ * if (defaultBackend() === "native") requireReceiveBufferSupport(); // fine
+ * else throws(() => requireReceiveBufferSupport(), /^UsageError: --rcvbuf needs the native/);
  * ```
  */
 export function requireReceiveBufferSupport(): void {

@@ -5,7 +5,7 @@
  */
 
 import { lookup } from "node:dns/promises";
-import { UsageError } from "../cli/errors.ts";
+import { NetError } from "./errors.ts";
 
 /** The port `udp serve` listens on and `udp ping` sends to unless told otherwise. */
 export const DEFAULT_PORT = 9999;
@@ -35,30 +35,36 @@ export interface ResolvedAddress {
 }
 
 /**
- * Parses a port number; `allowZero` admits 0 (bind to any free port).
+ * Parses a port number; `allowZero` admits 0 (bind to any free port). Throws a
+ * {@linkcode NetError} with one line for anything else.
  *
  * @example
  * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
+ * import { NetError } from "./errors.ts";
  * import { parsePort } from "./address.ts";
- * console.log(parsePort("9999", false)); // 9999
+ * strictEqual(parsePort("9999", false), 9999);
+ * throws(() => parsePort("0", false), NetError);
  * ```
  */
 export function parsePort(text: string, allowZero: boolean): number {
   const lowest = allowZero ? 0 : 1;
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535 || Number(text) < lowest) {
-    throw new UsageError(`invalid port '${text}': use a whole number from ${lowest} to 65535`);
+    throw new NetError(`invalid port '${text}': use a whole number from ${lowest} to 65535`);
   }
   return Number(text);
 }
 
 /**
- * Parses `HOST`, `HOST:PORT`, `[IPV6]`, `[IPV6]:PORT` or a bare IPv6 literal.
+ * Parses `HOST`, `HOST:PORT`, `[IPV6]`, `[IPV6]:PORT` or a bare IPv6 literal; throws a
+ * {@linkcode NetError} with one line when it cannot.
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { parseHostPort } from "./address.ts";
- * console.log(parseHostPort("[::1]:7", 9999)); // { host: "::1", port: 7 }
- * console.log(parseHostPort("example.net", 9999)); // { host: "example.net", port: 9999 }
+ * assertEquals(parseHostPort("[::1]:7", 9999), { host: "::1", port: 7 });
+ * assertEquals(parseHostPort("example.net", 9999), { host: "example.net", port: 9999 });
  * ```
  */
 export function parseHostPort(text: string, defaultPort: number, allowPortZero = false): HostPort {
@@ -68,9 +74,9 @@ export function parseHostPort(text: string, defaultPort: number, allowPortZero =
   if (bracketed) {
     host = bracketed[1];
     if (bracketed[2] !== undefined) port = parsePort(bracketed[2], allowPortZero);
-    if (!host.includes(":")) throw new UsageError(`'[${host}]' is not an IPv6 address`);
+    if (!host.includes(":")) throw new NetError(`'[${host}]' is not an IPv6 address`);
   } else if (text.includes("[") || text.includes("]")) {
-    throw new UsageError(`invalid address '${text}': write IPv6 as [ADDRESS]:PORT`);
+    throw new NetError(`invalid address '${text}': write IPv6 as [ADDRESS]:PORT`);
   } else if ((text.match(/:/g) ?? []).length === 1) {
     const colon = text.indexOf(":");
     host = text.slice(0, colon);
@@ -82,29 +88,32 @@ export function parseHostPort(text: string, defaultPort: number, allowPortZero =
 
 /**
  * Checks that a host is a plausible name or IP literal, so that typos get a precise message
- * before any lookup.
+ * before any lookup (a {@linkcode NetError} says which).
  *
  * @example
  * ```ts
+ * import { doesNotThrow, throws } from "node:assert/strict";
+ * import { NetError } from "./errors.ts";
  * import { validateHost } from "./address.ts";
- * validateHost("127.0.0.1"); // ok
+ * doesNotThrow(() => validateHost("127.0.0.1"));
+ * throws(() => validateHost("999.1.1.1"), NetError);
  * ```
  */
 export function validateHost(host: string, original = host): void {
-  if (host === "") throw new UsageError(`missing host in '${original}': e.g. 127.0.0.1:9999`);
+  if (host === "") throw new NetError(`missing host in '${original}': e.g. 127.0.0.1:9999`);
   if (/^[\d.]+$/.test(host)) {
     const parts = host.split(".");
     const valid = parts.length === 4 &&
       parts.every((part) => /^\d{1,3}$/.test(part) && Number(part) <= 255);
-    if (!valid) throw new UsageError(`invalid IPv4 address '${host}'`);
+    if (!valid) throw new NetError(`invalid IPv4 address '${host}'`);
     return;
   }
   if (host.includes(":")) {
-    if (canonicalIpv6(host) === null) throw new UsageError(`invalid IPv6 address '${host}'`);
+    if (canonicalIpv6(host) === null) throw new NetError(`invalid IPv6 address '${host}'`);
     return;
   }
   if (!/^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/.test(host) || host.length > 253) {
-    throw new UsageError(`invalid host name '${host}'`);
+    throw new NetError(`invalid host name '${host}'`);
   }
 }
 
@@ -113,8 +122,9 @@ export function validateHost(host: string, original = host): void {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { familyOf } from "./address.ts";
- * console.log(familyOf("::1")); // "ipv6"
+ * strictEqual(familyOf("::1"), "ipv6");
  * ```
  */
 export function familyOf(address: string): Family | null {
@@ -131,13 +141,14 @@ export interface ResolveOptions {
 
 /**
  * Resolves a host name or literal to one numeric address (the system resolver's first
- * answer, /etc/hosts included). Throws a UsageError with one line when it cannot.
+ * answer, /etc/hosts included). Throws a {@linkcode NetError} with one line when it cannot.
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { resolveHost } from "./address.ts";
  * const address = await resolveHost("127.0.0.1", 9999);
- * console.log(address.family); // "ipv4"
+ * strictEqual(address.family, "ipv4");
  * ```
  */
 export async function resolveHost(
@@ -149,7 +160,7 @@ export async function resolveHost(
   const literal = familyOf(host);
   if (literal !== null) {
     if (options.family && options.family !== literal) {
-      throw new UsageError(`'${host}' is an ${literal} address but ${options.family} was asked`);
+      throw new NetError(`'${host}' is an ${literal} address but ${options.family} was asked`);
     }
     return { hostname: canonicalHost(host), port, family: literal };
   }
@@ -165,7 +176,7 @@ export async function resolveHost(
       : code === "EAI_AGAIN"
       ? "the resolver did not answer (try again, or use an IP address)"
       : (error as Error).message;
-    throw new UsageError(`cannot resolve host '${host}': ${why}`);
+    throw new NetError(`cannot resolve host '${host}': ${why}`, { cause: error });
   }
   return {
     hostname: canonicalHost(answer.address),
@@ -180,9 +191,13 @@ export async function resolveHost(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { resolveListenAddress } from "./address.ts";
- * console.log(await resolveListenAddress(undefined, "0"));
- * // { hostname: "127.0.0.1", port: 0, family: "ipv4" }
+ * assertEquals(await resolveListenAddress(undefined, "0"), {
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   family: "ipv4",
+ * });
  * ```
  */
 export async function resolveListenAddress(
@@ -199,9 +214,10 @@ export async function resolveListenAddress(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { canonicalHost } from "./address.ts";
- * console.log(canonicalHost("::ffff:127.0.0.1")); // "127.0.0.1"
- * console.log(canonicalHost("0:0:0:0:0:0:0:1")); // "::1"
+ * strictEqual(canonicalHost("::ffff:127.0.0.1"), "127.0.0.1");
+ * strictEqual(canonicalHost("0:0:0:0:0:0:0:1"), "::1");
  * ```
  */
 export function canonicalHost(address: string): string {
@@ -224,8 +240,9 @@ export function canonicalHost(address: string): string {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { formatAddress } from "./address.ts";
- * console.log(formatAddress({ hostname: "::1", port: 9999 })); // "[::1]:9999"
+ * strictEqual(formatAddress({ hostname: "::1", port: 9999 }), "[::1]:9999");
  * ```
  */
 export function formatAddress(address: { hostname: string; port: number }): string {
@@ -238,11 +255,12 @@ export function formatAddress(address: { hostname: string; port: number }): stri
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { sameAddress } from "./address.ts";
- * console.log(sameAddress(
- *   { hostname: "::ffff:127.0.0.1", port: 1 },
- *   { hostname: "127.0.0.1", port: 1 },
- * )); // true
+ * strictEqual(
+ *   sameAddress({ hostname: "::ffff:127.0.0.1", port: 1 }, { hostname: "127.0.0.1", port: 1 }),
+ *   true,
+ * );
  * ```
  */
 export function sameAddress(
@@ -257,8 +275,9 @@ export function sameAddress(
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { wildcardFor } from "./address.ts";
- * console.log(wildcardFor("ipv6")); // "::"
+ * strictEqual(wildcardFor("ipv6"), "::");
  * ```
  */
 export function wildcardFor(family: Family): string {

@@ -1,5 +1,6 @@
 /**
- * Clocks. RTTs are measured on the monotonic clock; the wall clock only stamps frames.
+ * Clocks, and the event loop's timer on them. RTTs are measured on the monotonic clock; the wall
+ * clock only stamps frames.
  *
  * @module
  */
@@ -9,9 +10,10 @@
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { monotonicMs } from "./clock.ts";
  * const start = monotonicMs();
- * console.log(monotonicMs() >= start); // true
+ * strictEqual(monotonicMs() >= start, true);
  * ```
  */
 export function monotonicMs(): number {
@@ -24,8 +26,9 @@ export function monotonicMs(): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { wallClockMs } from "./clock.ts";
- * console.log(Math.abs(wallClockMs() - Date.now()) < 1000); // true
+ * strictEqual(Math.abs(wallClockMs() - Date.now()) < 1000, true);
  * ```
  */
 export function wallClockMs(): number {
@@ -38,10 +41,28 @@ export function wallClockMs(): number {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { monotonicMs, wallClockAt } from "./clock.ts";
- * console.log(Math.abs(wallClockAt(monotonicMs()) - Date.now()) < 1000); // true
+ * strictEqual(Math.abs(wallClockAt(monotonicMs()) - Date.now()) < 1000, true);
  * ```
  */
 export function wallClockAt(monotonic: number): number {
   return performance.timeOrigin + monotonic;
+}
+
+/**
+ * An event loop timer that fires once `performance.now()` reaches `at`: the delay is rounded
+ * up to whole milliseconds, as a timer given a fraction fires up to a millisecond early.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { eventLoopTimerAt } from "./clock.ts";
+ * const at = performance.now() + 1.5;
+ * await new Promise<void>((resolve) => eventLoopTimerAt(at, resolve));
+ * strictEqual(performance.now() >= at, true);
+ * ```
+ */
+export function eventLoopTimerAt(at: number, fire: () => void): ReturnType<typeof setTimeout> {
+  return setTimeout(fire, Math.max(0, Math.ceil(at - performance.now())));
 }

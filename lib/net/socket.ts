@@ -1,21 +1,19 @@
 /**
- * UDP sockets for the rest of udp: binding with one-line errors, a single receive loop per
- * socket, and sending in call order. Two backends sit behind one class: the native one
- * (lib/native_socket.ts: the C library's calls through FFI, on Linux when the FFI permission
- * is granted), and `Deno.listenDatagram` (everywhere else, with a reused 64 KiB buffer).
+ * UDP sockets for the rest of udp: one interface, {@linkcode DatagramSocket}, with one
+ * implementation per backend, and {@linkcode UdpSocket.bind} to choose one and bind it with
+ * one-line errors. The native backend (_native_socket.ts over native/: the C library's calls
+ * through FFI, on Linux when the FFI permission is granted) batches its system calls and stamps
+ * arrivals by the kernel's clock; Deno's (_deno_socket.ts: `Deno.listenDatagram`) runs
+ * everywhere. Either way a socket has a single receive loop and sends in call order.
  *
  * @module
  */
 
-import { canonicalHost, formatAddress } from "./address.ts";
-import { monotonicMs } from "./clock.ts";
-import { UsageError } from "../cli/errors.ts";
-import {
-  eventLoopTimerAt,
-  loadNativeUdp,
-  NativeUdpSocket,
-  yieldToEventLoop,
-} from "./native_socket.ts";
+import { formatAddress } from "./address.ts";
+import { DenoDatagramSocket } from "./_deno_socket.ts";
+import { NetError } from "./errors.ts";
+import { NativeDatagramSocket } from "./_native_socket.ts";
+import { loadNativeUdp, yieldToEventLoop } from "./native/mod.ts";
 
 /**
  * Lets the event loop run (receive loops, timers, signals) from a loop that would otherwise
@@ -40,8 +38,6 @@ export type DatagramHandler = (
   arrivedAt: number,
 ) => void | Promise<void>;
 
-const RECEIVE_BUFFER_SIZE = 65536;
-
 /** Which implementation carries a socket's datagrams. */
 export type SocketBackend = "native" | "deno";
 
@@ -51,147 +47,63 @@ export type SocketBackend = "native" | "deno";
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { defaultBackend } from "./socket.ts";
- * console.log(["native", "deno"].includes(defaultBackend())); // true
+ * strictEqual(["native", "deno"].includes(defaultBackend()), true);
  * ```
  */
 export function defaultBackend(): SocketBackend {
   return loadNativeUdp() ? "native" : "deno";
 }
 
-/**
- * A bound UDP socket.
- *
- * @example Echo one datagram on loopback
- * ```ts
- * import { UdpSocket } from "./socket.ts";
- * const server = UdpSocket.bind("127.0.0.1", 0);
- * const client = UdpSocket.bind("127.0.0.1", 0);
- * const served = server.receiveEach(async (data, from) => {
- *   await server.send(data, from);
- *   server.close();
- * });
- * await client.send(new TextEncoder().encode("hi"), server.address);
- * await served;
- * client.close();
- * ```
- */
-export class UdpSocket {
-  readonly #conn: Deno.DatagramConn | null;
-  readonly #native: NativeUdpSocket | null;
-  readonly #buffer: Uint8Array;
-  #closed = false;
-  #lastSend: Promise<unknown> = Promise.resolve();
-
-  private constructor(conn: Deno.DatagramConn | null, native: NativeUdpSocket | null) {
-    this.#conn = conn;
-    this.#native = native;
-    this.#buffer = conn === null ? new Uint8Array(0) : new Uint8Array(RECEIVE_BUFFER_SIZE);
-  }
-
-  /**
-   * Binds a socket. `hostname` must be a numeric address (resolve names first); port 0 picks
-   * a free port. Throws a UsageError whose message says what went wrong and what to do.
-   * `backend` defaults to {@linkcode defaultBackend}.
-   */
-  static bind(hostname: string, port: number, backend = defaultBackend()): UdpSocket {
-    try {
-      if (backend === "native" && loadNativeUdp()) {
-        return new UdpSocket(null, NativeUdpSocket.bind(hostname, port));
-      }
-      return new UdpSocket(Deno.listenDatagram({ transport: "udp", hostname, port }), null);
-    } catch (error) {
-      throw new UsageError(describeBindError(error, hostname, port));
-    }
-  }
-
+/** A bound UDP socket: what every backend's socket does. */
+export interface DatagramSocket extends Disposable {
   /** The backend carrying this socket's datagrams. */
-  get backend(): SocketBackend {
-    return this.#native === null ? "deno" : "native";
-  }
+  readonly backend: SocketBackend;
 
   /** The local address, with the real port when bound to port 0. */
-  get address(): PeerAddress {
-    if (this.#native !== null) return { ...this.#native.address };
-    const addr = (this.#conn as Deno.DatagramConn).addr as Deno.NetAddr;
-    return { transport: "udp", hostname: canonicalHost(addr.hostname), port: addr.port };
-  }
+  readonly address: PeerAddress;
 
-  /** Whether {@linkcode UdpSocket.close} was called. */
-  get closed(): boolean {
-    return this.#closed;
-  }
+  /** Whether {@linkcode DatagramSocket.close} was called. */
+  readonly closed: boolean;
 
   /**
    * How many datagrams the kernel dropped on this socket because its receive buffer was full,
    * as of the last datagram received; null where the backend cannot tell (Deno's sockets).
    */
-  get kernelDrops(): number | null {
-    return this.#native?.kernelDrops ?? null;
-  }
+  readonly kernelDrops: number | null;
 
   /**
    * Asks the kernel for a receive buffer of `bytes` and returns what it granted, as it reports
    * it (Linux doubles the request for its bookkeeping); null where the backend cannot set it
    * (Deno's sockets have no such option).
    */
-  setReceiveBuffer(bytes: number): number | null {
-    return this.#native?.setReceiveBuffer(bytes) ?? null;
-  }
+  setReceiveBuffer(bytes: number): number | null;
 
   /**
    * Sends one datagram; resolves with the number of bytes sent. Sends leave in the order they
    * were called even when the caller does not await them (Deno runs concurrent sends in no
    * guaranteed order), so `data` must stay unchanged until the promise settles.
    */
-  send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
-    if (this.#native !== null) {
-      try {
-        return Promise.resolve(this.sendSoon(data, to));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
-    const conn = this.#conn as Deno.DatagramConn;
-    const address: Deno.NetAddr = { transport: "udp", hostname: to.hostname, port: to.port };
-    const sent = this.#lastSend.then(() => conn.send(data, address));
-    this.#lastSend = sent.catch(() => {});
-    return sent;
-  }
+  send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number>;
 
   /**
-   * Sends one datagram as {@linkcode UdpSocket.send} does, but returns the number of bytes
+   * Sends one datagram as {@linkcode DatagramSocket.send} does, but returns the number of bytes
    * itself when the datagram left at once (the native backend, outside a concurrent batch), so
    * that a caller counting its sends makes no promise per datagram; then a failure throws at
    * once too. Otherwise it returns `send`'s promise.
    */
-  sendSoon(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
-    if (this.#native !== null) return this.#native.send(data, to);
-    return this.send(data, to);
-  }
+  sendSoon(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number>;
 
   /**
    * Sends datagrams to one destination, in order, with as few system calls as the backend
    * allows (`sendmmsg()` on the native one); resolves with how many were sent, which is fewer
    * than asked only if sending failed part way. Rejects if not even the first could be sent.
    */
-  async sendBatch(
+  sendBatch(
     datagrams: readonly Uint8Array[],
     to: { hostname: string; port: number },
-  ): Promise<number> {
-    if (this.#native !== null) return this.#native.sendBatchNow(datagrams, to);
-    let sent = 0;
-    for (const datagram of datagrams) {
-      try {
-        await this.send(datagram, to);
-      } catch (error) {
-        if (sent === 0) throw error;
-        return sent;
-      }
-      sent++;
-    }
-    return sent;
-  }
+  ): Promise<number>;
 
   /**
    * Runs the socket's single receive loop until the socket is closed, calling `handler` for
@@ -205,25 +117,11 @@ export class UdpSocket {
    * until all of them are done. Replies leave in the order the handlers sent them, so a
    * handler that awaits something of varying length (a crypto operation) should not use it.
    */
-  async receiveEach(
+  receiveEach(
     handler: DatagramHandler,
-    onError: (error: unknown) => void = () => {},
-    options: { concurrent?: boolean } = {},
-  ): Promise<void> {
-    if (this.#native !== null) return await this.#native.receiveEach(handler, onError, options);
-    const conn = this.#conn as Deno.DatagramConn;
-    while (!this.#closed) {
-      let datagram: [Uint8Array, Deno.Addr];
-      try {
-        datagram = await conn.receive(this.#buffer);
-      } catch (error) {
-        if (this.#closed || error instanceof Deno.errors.BadResource) return;
-        onError(error);
-        continue;
-      }
-      await handler(datagram[0], datagram[1] as Deno.NetAddr, monotonicMs());
-    }
-  }
+    onError?: (error: unknown) => void,
+    options?: { concurrent?: boolean },
+  ): Promise<void>;
 
   /**
    * Calls `fire` once the monotonic clock (`performance.now()`) reaches `at`; returns a
@@ -232,23 +130,56 @@ export class UdpSocket {
    * add a turn of the loop, tens of microseconds, between a probe and the wait for its reply);
    * otherwise it is an event loop timer.
    */
-  wakeAt(at: number, fire: () => void): () => void {
-    if (this.#native !== null) return this.#native.wakeAt(at, fire);
-    const timer = eventLoopTimerAt(at, fire);
-    return () => clearTimeout(timer);
-  }
+  wakeAt(at: number, fire: () => void): () => void;
 
   /** Closes the socket; the receive loop ends. Safe to call more than once. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#native?.close();
-    this.#conn?.close();
-  }
+  close(): void;
 
   /** Closes the socket at the end of a `using` block. */
-  [Symbol.dispose](): void {
-    this.close();
+  [Symbol.dispose](): void;
+}
+
+/** A bound UDP socket: the name the rest of udp knows a {@linkcode DatagramSocket} by. */
+export type UdpSocket = DatagramSocket;
+
+/**
+ * Binds UDP sockets: `UdpSocket.bind(hostname, port, backend?)`.
+ *
+ * @example Echo one datagram on loopback
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { UdpSocket } from "./socket.ts";
+ * const server = UdpSocket.bind("127.0.0.1", 0);
+ * const client = UdpSocket.bind("127.0.0.1", 0);
+ * const served = server.receiveEach(async (data, from) => {
+ *   await server.send(data, from);
+ *   server.close();
+ * });
+ * const echoed = Promise.withResolvers<string>();
+ * const receiving = client.receiveEach((data) => echoed.resolve(new TextDecoder().decode(data)));
+ * strictEqual(await client.send(new TextEncoder().encode("hi"), server.address), 2);
+ * await served;
+ * strictEqual(await echoed.promise, "hi");
+ * client.close();
+ * await receiving;
+ * ```
+ */
+export const UdpSocket: {
+  /**
+   * Binds a socket. `hostname` must be a numeric address (resolve names first); port 0 picks
+   * a free port. Throws a {@linkcode NetError} whose message says what went wrong and what to
+   * do, with the system's error as its cause. `backend` defaults to
+   * {@linkcode defaultBackend}; "native" where it is not available gets Deno's.
+   */
+  bind(hostname: string, port: number, backend?: SocketBackend): UdpSocket;
+} = { bind };
+
+function bind(hostname: string, port: number, backend = defaultBackend()): UdpSocket {
+  try {
+    if (backend === "native" && loadNativeUdp()) return NativeDatagramSocket.bind(hostname, port);
+    return DenoDatagramSocket.bind(hostname, port);
+  } catch (error) {
+    throw new NetError(describeBindError(error, hostname, port), { cause: error });
   }
 }
 
@@ -257,8 +188,9 @@ export class UdpSocket {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { errorKind } from "./socket.ts";
- * console.log(errorKind(new Error("Message too long (os error 90)"))); // "Message too long"
+ * strictEqual(errorKind(new Error("Message too long (os error 90)")), "Message too long");
  * ```
  */
 export function errorKind(error: unknown): string {

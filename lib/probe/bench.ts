@@ -6,27 +6,20 @@
  * @module
  */
 
-import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "../net/address.ts";
-import { monotonicMs, wallClockMs } from "../net/clock.ts";
-import { signFrame, verifyFrame } from "../wire/auth.ts";
+import type { PeerAddress, ResolvedAddress, UdpSocket } from "../net/mod.ts";
+import { formatAddress, monotonicMs, wallClockMs, yieldToEventLoop } from "../net/mod.ts";
+import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
 import {
-  decodeFrame,
-  decodeStats,
-  encodeFrame,
-  Flags,
-  type Frame,
-  frameOverhead,
-  MessageType,
-  NO_TIMESTAMP,
-  PROTOCOL_VERSION,
+  type ProbeFormat,
   type SessionCounts,
-  STATS_PAYLOAD_SIZE,
   timestampFromMs,
   UNKNOWN_COUNT,
-} from "../wire/protocol.ts";
-import { type PeerAddress, UdpSocket, yieldToEventLoop } from "../net/socket.ts";
-import { measureRoundTrip } from "../stats/rtt.ts";
-import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "../stats/latency.ts";
+} from "../wire/mod.ts";
+import { ProbeSender } from "./_sender.ts";
+import type { BenchInterval, BenchSummary } from "./bench_report.ts";
+
+// What a bench run reports, also from here (where lib/cli imports it from).
+export type * from "./bench_report.ts";
 
 /** Replies to probes this many sequence numbers old are still timed and deduplicated. */
 export const BENCH_WINDOW = 65_536;
@@ -51,6 +44,8 @@ export interface BenchOptions {
   signal?: AbortSignal;
   /** Receives each interval report. */
   onInterval?: (report: BenchInterval) => void;
+  /** The wire format of the probes; default the `udp` frame format. */
+  format?: ProbeFormat;
   /** Authenticated mode: PINGs and STATS requests are tagged, replies without a valid tag are
    * not counted. */
   key?: CryptoKey;
@@ -60,84 +55,12 @@ export interface BenchOptions {
   onReceiveBuffer?: (granted: number | null) => void;
 }
 
-/** What the reflector refused of this session, by reason (from its STATS reply). */
-export interface BenchRefusals {
-  /** By the per-source rate limit. */
-  rate_limit: number;
-  /** By the global rate limit. */
-  global_limit: number;
-  /** For a missing or wrong tag. */
-  auth: number;
-  /** As stale or replayed. */
-  replay: number;
-}
-
-/** One interval report (counts within the interval). */
-export interface BenchInterval {
-  type: "interval";
-  /** Interval start and end, seconds since the start. */
-  start_s: number;
-  end_s: number;
-  sent: number;
-  received: number;
-  sent_pps: number;
-  received_pps: number;
-  /** Bits per second of UDP payload received. */
-  received_bps: number;
-}
-
-/** The result of a run; `--json` prints exactly these keys. */
-export interface BenchSummary {
-  type: "summary";
-  target: string;
-  /** Bytes per datagram (header + padding). */
-  datagram_bytes: number;
-  /** Time spent sending, seconds. */
-  duration_s: number;
-  /** Datagrams sent, and replies received (each probe counted once). */
-  sent: number;
-  received: number;
-  /** What was asked for (null for "max") and what the sender achieved. */
-  requested_pps: number | null;
-  offered_pps: number;
-  offered_bps: number;
-  /** Replies per second and bits per second of reply payload over the sending time. */
-  achieved_pps: number;
-  achieved_bps: number;
-  /** The reflector's counts for this session (null when its STATS reply never came). */
-  server_received: number | null;
-  server_replied: number | null;
-  /** What the reflector refused of this session (its limits and checks: not the network's
-   * loss); null without its STATS reply. */
-  server_refused: BenchRefusals | null;
-  /** Datagrams the reflector's kernel dropped on its socket during the run (receive buffer
-   * full), from any source; null when it cannot say or its STATS replies did not come. */
-  server_kernel_drops: number | null;
-  /** Lost on the way there (sent − server_received − refused; the server kernel's drops
-   * included) and back (server_replied − received); null without the server's counts. */
-  loss_up: number | null;
-  loss_down: number | null;
-  /** (sent − received) / sent × 100: everything not back, refusals included; null when
-   * nothing was sent. */
-  loss_percent: number | null;
-  /** Replies that failed their check (damaged on the way): not counted as received. */
-  corrupted: number;
-  /** Whether the target answered as a plain echo server (no STATS, no timestamps). */
-  echo_server: boolean;
-  duplicates: number;
-  reordered: number;
-  /** RTTs as `udp ping` counts them: the reflector's time left out when it says (lib/rtt.ts). */
-  rtt_ms: LatencySummary;
-  /** The same round trips with the reflector's time in. */
-  round_trip_ms: LatencySummary;
-  jitter_ms: number | null;
-}
-
 /**
  * Runs one throughput trial against a `udp serve`.
  *
  * @example
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { bench } from "./bench.ts";
  * import { Reflector } from "../reflector/reflector.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
@@ -149,7 +72,10 @@ export interface BenchSummary {
  *   graceMs: 100,
  * });
  * await reflector.close();
- * console.log(summary.sent, summary.loss_up); // 200 0
+ * ok(summary.sent > 150 && summary.sent <= 200); // 1000 pps for 200 ms, paced
+ * strictEqual(summary.loss_up, 0);
+ * strictEqual(summary.server_received, summary.sent);
+ * strictEqual(summary.echo_server, false);
  * ```
  */
 export async function bench(options: BenchOptions): Promise<BenchSummary> {
@@ -171,9 +97,7 @@ class BenchRun {
   readonly #options: BenchOptions;
   readonly #socket: UdpSocket;
   readonly #receiving: Promise<void>;
-  readonly #session = crypto.getRandomValues(new Uint32Array(1))[0];
-  readonly #key: CryptoKey | null;
-  readonly #payload: Uint8Array;
+  readonly #sender: ProbeSender;
   readonly #datagramBytes: number;
   readonly #sendTimes = new Float64Array(BENCH_WINDOW);
   readonly #seenTags = new Float64Array(BENCH_WINDOW); // sequence + 1 of the last reply per slot
@@ -194,17 +118,20 @@ class BenchRun {
 
   constructor(options: BenchOptions) {
     this.#options = options;
-    this.#key = options.key ?? null;
-    this.#payload = new Uint8Array(options.payloadSize);
-    this.#datagramBytes = frameOverhead(this.#key !== null) + options.payloadSize;
+    this.#sender = new ProbeSender({
+      target: options.target,
+      format: options.format,
+      key: options.key,
+      payloadSize: options.payloadSize,
+      receiveBuffer: options.receiveBuffer,
+      onReceiveBuffer: options.onReceiveBuffer,
+    });
+    this.#datagramBytes = this.#sender.datagramBytes;
     this.#batchBuffers = Array.from(
       { length: SEND_BATCH },
       () => new Uint8Array(this.#datagramBytes),
     );
-    this.#socket = UdpSocket.bind(wildcardFor(options.target.family), 0);
-    if (options.receiveBuffer !== undefined) {
-      options.onReceiveBuffer?.(this.#socket.setReceiveBuffer(options.receiveBuffer));
-    }
+    this.#socket = this.#sender.bind();
     this.#receiving = this.#socket.receiveEach((data, from, arrivedAt) =>
       this.#onDatagram(data, from, arrivedAt)
     );
@@ -255,13 +182,13 @@ class BenchRun {
    * it took to send, never under-stated.
    */
   async #sendBatch(due: number): Promise<void> {
+    const sender = this.#sender;
     const batch: Uint8Array[] = [];
     const sentAt = timestampFromMs(wallClockMs()); // the batch's frames say when it started
     for (let sequence = this.#sent; sequence < due && batch.length < SEND_BATCH; sequence++) {
-      const into = this.#batchBuffers[batch.length];
-      batch.push(this.#frame(sequence, MessageType.PING, this.#payload, sentAt, into));
+      batch.push(sender.encode("ping", sequence, 0, sentAt, this.#batchBuffers[batch.length]));
     }
-    if (this.#key !== null) await Promise.all(batch.map((frame) => signFrame(frame, this.#key!)));
+    if (sender.key !== null) await Promise.all(batch.map((frame) => sender.sign(frame)));
     const batchStart = monotonicMs();
     for (let sequence = this.#sent; sequence < this.#sent + batch.length; sequence++) {
       this.#sendTimes[sequence % BENCH_WINDOW] = batchStart;
@@ -269,41 +196,17 @@ class BenchRun {
     this.#sent += await this.#socket.sendBatch(batch, this.#options.target);
   }
 
-  #frame(
-    sequence: number,
-    type: number,
-    padding: Uint8Array,
-    sentAt = timestampFromMs(wallClockMs()),
-    into?: Uint8Array,
-  ): Uint8Array {
-    return encodeFrame({
-      version: PROTOCOL_VERSION,
-      type: type as MessageType,
-      flags: this.#key === null ? 0 : Flags.AUTHENTICATED,
-      attempt: 0,
-      session: this.#session,
-      sequence,
-      sentAt,
-      receivedAt: NO_TIMESTAMP,
-      repliedAt: NO_TIMESTAMP,
-      payload: padding,
-    }, { into });
-  }
-
   /**
    * Asks the reflector for this session's counts (and its own), re-asking as UDP may lose the
    * question; null when no answer came. Requests are numbered from `first`.
    */
   async #askStats(first: number): Promise<SessionCounts | null> {
+    const sender = this.#sender;
     this.#stats = { first, last: first + STATS_ATTEMPTS - 1, counts: null };
     this.#statsArrived = Promise.withResolvers<void>();
     for (let attempt = 0; attempt < STATS_ATTEMPTS; attempt++) {
-      const request = this.#frame(
-        first + attempt,
-        MessageType.STATS_REQUEST,
-        new Uint8Array(STATS_PAYLOAD_SIZE),
-      );
-      if (this.#key !== null) await signFrame(request, this.#key);
+      const request = sender.encode("stats", first + attempt, 0, timestampFromMs(wallClockMs()));
+      if (sender.key !== null) await sender.sign(request);
       await this.#socket.send(request, this.#options.target);
       await within(this.#statsArrived.promise, 250);
       if (this.#stats.counts !== null || this.#echoServer) break;
@@ -313,62 +216,53 @@ class BenchRun {
 
   #onDatagram(data: Uint8Array, from: PeerAddress, arrivedAt: number): void | Promise<void> {
     const now = monotonicMs();
-    if (!sameAddress(from, this.#options.target)) return;
-    const decoded = decodeFrame(data);
-    if (decoded.kind === "corrupted") {
-      this.#corrupted++;
-      return;
-    }
-    if (decoded.kind !== "frame" || decoded.frame.session !== this.#session) return;
-    if (this.#key === null) return this.#onFrame(decoded.frame, data, arrivedAt, now);
-    const key = this.#key;
+    const sender = this.#sender;
+    const stranger = sender.read(data, from);
+    if (stranger === "corrupted") this.#corrupted++;
+    if (stranger !== null) return;
+    if (sender.key === null) return this.#onReading(data.length, arrivedAt, now);
     // Authenticated: only a reply with a right tag counts (a plain echo of a tagged PING
     // would pass the check without the key, so an echo is never taken for one).
-    if ((decoded.frame.flags & Flags.AUTHENTICATED) === 0) return;
-    return verifyFrame(data, key).then((valid) => {
-      if (valid) this.#onFrame(decoded.frame, data, arrivedAt, now);
+    if (!sender.reply.authenticated) return;
+    return sender.verify(data).then((valid) => {
+      if (valid) this.#onReading(data.length, arrivedAt, now);
     });
   }
 
-  #onFrame(frame: Frame, data: Uint8Array, arrivedAt: number, now: number): void {
+  /** What the datagram just read (of this session, and tagged right under a key) counts as. */
+  #onReading(bytes: number, arrivedAt: number, now: number): void {
+    const reply = this.#sender.reply;
     const stats = this.#stats;
-    if (frame.type === MessageType.STATS) {
-      if (stats === null || frame.sequence < stats.first || frame.sequence > stats.last) return;
-      stats.counts ??= decodeStats(frame.payload);
+    if (reply.kind === "reply" && reply.request === "stats") {
+      if (stats === null || reply.sequence < stats.first || reply.sequence > stats.last) return;
+      stats.counts ??= reply.counts;
       this.#statsArrived.resolve();
       return;
     }
     // Our own request back unchanged: a plain echo server (udp bench measures those too).
-    const echoed = this.#key === null &&
-      (frame.type === MessageType.PING || frame.type === MessageType.STATS_REQUEST);
+    const echoed = this.#sender.key === null && reply.kind === "echo";
     if (echoed) this.#echoServer = true;
-    if (frame.type === MessageType.STATS_REQUEST) {
+    if (reply.kind === "echo" && reply.request === "stats") {
       this.#statsArrived.resolve();
       return;
     }
-    if (frame.type !== MessageType.PONG && !echoed) return;
-    if (frame.sequence >= this.#sent || data.length !== this.#datagramBytes) return;
-    this.#countReply(frame, arrivedAt, now);
+    if (reply.kind !== "reply" && !echoed) return;
+    if (reply.sequence >= this.#sent || bytes !== this.#datagramBytes) return;
+    this.#countReply(reply.sequence, arrivedAt, now);
   }
 
-  #countReply(frame: Frame, arrivedAt: number, now: number): void {
-    const slot = frame.sequence % BENCH_WINDOW;
-    const recent = this.#sent - frame.sequence <= BENCH_WINDOW;
-    if (recent && this.#seenTags[slot] === frame.sequence + 1) {
+  #countReply(sequence: number, arrivedAt: number, now: number): void {
+    const slot = sequence % BENCH_WINDOW;
+    const recent = this.#sent - sequence <= BENCH_WINDOW;
+    if (recent && this.#seenTags[slot] === sequence + 1) {
       this.#duplicates++;
       return;
     }
-    if (recent) this.#seenTags[slot] = frame.sequence + 1;
+    if (recent) this.#seenTags[slot] = sequence + 1;
     this.#received++;
-    this.#reorder.observe(frame.sequence);
+    this.#reorder.observe(sequence);
     if (!recent) return;
-    const trip = measureRoundTrip(
-      this.#sendTimes[slot],
-      arrivedAt,
-      now,
-      frame.receivedAt,
-      frame.repliedAt,
-    );
+    const trip = this.#sender.roundTrip(this.#sendTimes[slot], arrivedAt, now);
     this.#rtt.record(trip.rttMs);
     this.#roundTrip.record(trip.totalMs);
     this.#jitter.update(trip.rttMs);

@@ -6,26 +6,22 @@
  * @module
  */
 
-import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "../net/address.ts";
-import { signFrame, verifyFrame } from "../wire/auth.ts";
-import { monotonicMs, wallClockMs } from "../net/clock.ts";
-import { DeadlineQueue } from "../net/deadlines.ts";
-import {
-  decodeErrorDetail,
-  decodeFrame,
-  encodeFrame,
-  ErrorCode,
-  Flags,
-  type Frame,
-  frameOverhead,
-  MessageType,
-  NO_TIMESTAMP,
-  PROTOCOL_VERSION,
-  timestampFromMs,
-} from "../wire/protocol.ts";
-import { measureRoundTrip } from "../stats/rtt.ts";
-import { JitterEstimator, LatencyStats, type LatencySummary, ReorderDetector } from "../stats/latency.ts";
-import { errorKind, type PeerAddress, UdpSocket } from "../net/socket.ts";
+import type { PeerAddress, ResolvedAddress, UdpSocket } from "../net/mod.ts";
+import { DeadlineQueue, errorKind, formatAddress, monotonicMs, wallClockMs } from "../net/mod.ts";
+import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
+import { type ProbeError, type ProbeFormat, timestampFromMs } from "../wire/mod.ts";
+import { ProbeSender } from "./_sender.ts";
+import { LoopWaiter } from "./_waiter.ts";
+import type {
+  ForeignReason,
+  PingEvent,
+  PingResult,
+  PingSummary,
+  StopReason,
+} from "./ping_report.ts";
+
+// What a ping run reports, also from here (where lib/cli imports it from).
+export type * from "./ping_report.ts";
 
 /** Default payload (padding) size in bytes, as ping(8). */
 export const DEFAULT_PAYLOAD_SIZE = 56;
@@ -62,6 +58,8 @@ export interface PingOptions {
   lingerMs?: number;
   /** Padding bytes after the header. Default 56. */
   payloadSize?: number;
+  /** The wire format of the probes; default the `udp` frame format. */
+  format?: ProbeFormat;
   /** Authenticated mode: PINGs carry an HMAC tag, and PONGs without a valid one are rejected
    * (counted as foreign, reason "bad-tag"). */
   key?: CryptoKey;
@@ -79,155 +77,6 @@ export interface PingOptions {
   onReceiveBuffer?: (granted: number | null) => void;
 }
 
-/** Why a datagram that reached the pinger was not a reply to it. */
-export type ForeignReason =
-  | "wrong-source"
-  | "raw"
-  | "malformed"
-  | "unsupported-version"
-  | "other-session"
-  | "not-a-reply"
-  | "unknown-probe"
-  | "wrong-length"
-  | "corrupted-request"
-  | "bad-tag";
-
-/** Events of a ping run; `--json` prints each as one NDJSON line. */
-export type PingEvent =
-  | {
-    /** The first reply to a probe, within its timeout. */
-    type: "reply";
-    seq: number;
-    attempt: number;
-    bytes: number;
-    from: string;
-    /** The network's round trip: the reflector's time (`server_ms`) left out (see lib/rtt.ts). */
-    rtt_ms: number;
-    /** How long the reflector held the probe (its reply minus its arrival timestamp), when given. */
-    server_ms: number | null;
-    /** Whether it arrived after a later-sent probe's reply (RFC 4737). */
-    reordered: boolean;
-  }
-  | {
-    /** A further reply to the same attempt of a probe: the network duplicated a datagram. */
-    type: "duplicate";
-    seq: number;
-    attempt: number;
-    bytes: number;
-    from: string;
-    rtt_ms: number;
-  }
-  | {
-    /** The first reply to a probe that had already timed out; the probe stays lost. */
-    type: "late";
-    seq: number;
-    attempt: number;
-    bytes: number;
-    from: string;
-    /** null when the probe is too old for its send time to be remembered. */
-    rtt_ms: number | null;
-  }
-  | {
-    /** A reply to another attempt of a probe that already has its first reply. */
-    type: "redundant";
-    seq: number;
-    attempt: number;
-    bytes: number;
-    from: string;
-    rtt_ms: number;
-  }
-  | { type: "timeout"; seq: number; attempts: number }
-  | { type: "retransmit"; seq: number; attempt: number }
-  | { type: "foreign"; from: string; bytes: number; reason: ForeignReason }
-  | {
-    /** A datagram from the target that failed its check: damaged on the way, not a reply. */
-    type: "corrupted";
-    from: string;
-    bytes: number;
-  }
-  | {
-    /** Once, at the first echoed PING: the target is a plain echo server, not a reflector. */
-    type: "echo_server";
-    from: string;
-  }
-  | { type: "send_error"; seq: number; attempt: number; error: string }
-  | {
-    /** The reflector answered with an ERROR frame; the run stops. */
-    type: "error";
-    from: string;
-    code: number;
-    message: string;
-  };
-
-/** The final numbers of a run; `--json` prints exactly these keys. */
-export interface PingSummary {
-  /** Always "summary". */
-  type: "summary";
-  /** The target as HOST:PORT (IPv6 in brackets). */
-  target: string;
-  /** Probes sent (retransmissions not counted). */
-  transmitted: number;
-  /** Probes answered within their timeout. */
-  received: number;
-  /** Probes whose timeout (after all retries) expired without a reply. */
-  lost: number;
-  /** Probes sent whose timeout had not expired when the run ended (Ctrl-C, -w): neither
-   * received nor lost; transmitted = received + lost + in_flight. */
-  in_flight: number;
-  /** (transmitted − received) / transmitted × 100, as ping(8): a probe without a reply is
-   * never counted as delivered, however the run ended; null when nothing was transmitted. */
-  loss_percent: number | null;
-  /** Further replies to an attempt that was already answered (network duplication). */
-  duplicates: number;
-  /** Received replies that arrived after a later-sent transmission's reply (RFC 4737). */
-  reordered: number;
-  /** Probes first answered after their timeout (they stay lost). */
-  late: number;
-  /** Datagrams that were not replies to this run. */
-  foreign: number;
-  /** Datagrams from the target that failed their check (damaged on the way): not replies. */
-  corrupted: number;
-  /** Whether the target answered as a plain echo server (the PINGs back unchanged, without
-   * reflector timestamps) rather than a reflector. */
-  echo_server: boolean;
-  /** Retransmissions sent (`--retries`). */
-  retransmitted: number;
-  /** Run time in milliseconds. */
-  time_ms: number;
-  /**
-   * RTTs of received probes in milliseconds: from the probe's send to its reply's arrival at
-   * the socket, minus the time the reflector held it when it said (as irtt and TWAMP count).
-   */
-  rtt_ms: LatencySummary;
-  /** The same round trips with the reflector's time in (what sockperf reports). */
-  round_trip_ms: LatencySummary;
-  /** How long the reflector held each probe, when it said (udp serve does; an echo does not). */
-  server_ms: LatencySummary;
-  /** RFC 3550 jitter of the RTTs; null until two replies were received. */
-  jitter_ms: number | null;
-}
-
-/** Why a run ended. */
-export type StopReason = "count" | "deadline" | "interrupted" | "protocol-error";
-
-/** Everything a run measured: the summary plus what the text report adds to it. */
-export interface PingResult {
-  /** The summary (the JSON object). */
-  summary: PingSummary;
-  /** Replies to retransmissions of probes that were already answered. */
-  redundant: number;
-  /** Transmissions that failed locally (not counted as transmitted). */
-  sendErrors: number;
-  /** Replies rejected for a missing or wrong tag (authenticated mode; also in `foreign`). */
-  authFailures: number;
-  /** Whether the quantiles are exact (few samples) rather than from the histogram. */
-  exactQuantiles: boolean;
-  /** Why the run ended. */
-  stopReason: StopReason;
-  /** The reflector's ERROR, when stopReason is "protocol-error". */
-  protocolError?: string;
-}
-
 const enum ProbeState {
   None = 0,
   Pending = 1,
@@ -243,6 +92,7 @@ const enum ProbeState {
  *
  * @example Ping a local reflector three times
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { Reflector } from "../reflector/reflector.ts";
  * import { ping } from "./ping.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
@@ -252,7 +102,9 @@ const enum ProbeState {
  *   intervalMs: 0,
  * });
  * await reflector.close();
- * console.log(result.summary.received); // 3
+ * strictEqual(result.summary.received, 3);
+ * strictEqual(result.summary.loss_percent, 0);
+ * strictEqual(result.stopReason, "count");
  * ```
  */
 export function ping(options: PingOptions): Promise<PingResult> {
@@ -262,21 +114,17 @@ export function ping(options: PingOptions): Promise<PingResult> {
 class Pinger {
   readonly #target: ResolvedAddress;
   readonly #targetText: string;
+  readonly #sender: ProbeSender;
   readonly #count?: number;
   readonly #intervalMs: number;
   readonly #timeoutMs: number;
   readonly #deadlineMs?: number;
   readonly #retries: number;
   readonly #lingerMs: number;
-  readonly #payload: Uint8Array;
   readonly #signal?: AbortSignal;
   readonly #emit: (event: PingEvent) => void;
-  readonly #session: number;
   readonly #random: () => number;
   readonly #attemptsPerProbe: number;
-  readonly #key: CryptoKey | null;
-  readonly #receiveBuffer?: number;
-  readonly #onReceiveBuffer?: (granted: number | null) => void;
   #outbox: Promise<void> = Promise.resolve();
   #authFailures = 0;
 
@@ -300,7 +148,7 @@ class Pinger {
   #stopped = false;
   #stopReason: StopReason = "count";
   #protocolError?: string;
-  #waiter: { ready: () => boolean; resolve: () => void; cancel?: () => void } | null = null;
+  #waiter: LoopWaiter | null = null;
 
   #transmitted = 0;
   #received = 0;
@@ -328,25 +176,27 @@ class Pinger {
     this.#deadlineMs = options.deadlineMs;
     this.#retries = Math.min(options.retries ?? 0, MAX_RETRIES);
     this.#lingerMs = options.lingerMs ?? 0;
-    this.#payload = new Uint8Array(options.payloadSize ?? DEFAULT_PAYLOAD_SIZE);
+    this.#sender = new ProbeSender({
+      target: options.target,
+      format: options.format,
+      key: options.key,
+      session: options.session,
+      payloadSize: options.payloadSize ?? DEFAULT_PAYLOAD_SIZE,
+      receiveBuffer: options.receiveBuffer,
+      onReceiveBuffer: options.onReceiveBuffer,
+    });
     this.#signal = options.signal;
     this.#emit = options.onEvent ?? (() => {});
-    this.#session = options.session ?? crypto.getRandomValues(new Uint32Array(1))[0];
     this.#random = options.random ?? Math.random;
     this.#attemptsPerProbe = this.#retries + 1;
-    this.#key = options.key ?? null;
-    this.#receiveBuffer = options.receiveBuffer;
-    this.#onReceiveBuffer = options.onReceiveBuffer;
     this.#sendTimes = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
     this.#transmissionIndex = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
   }
 
   async run(): Promise<PingResult> {
-    const socket = UdpSocket.bind(wildcardFor(this.#target.family), 0);
+    const socket = this.#sender.bind();
     this.#socket = socket;
-    if (this.#receiveBuffer !== undefined) {
-      this.#onReceiveBuffer?.(socket.setReceiveBuffer(this.#receiveBuffer));
-    }
+    this.#waiter = new LoopWaiter(socket, () => this.#stopped);
     const receiving = socket.receiveEach((data, from, arrivedAt) =>
       this.#onDatagram(data, from, arrivedAt)
     );
@@ -404,19 +254,8 @@ class Pinger {
   #transmit(sequence: number, attempt: number): void {
     const slot = sequence % PROBE_WINDOW;
     const index = slot * this.#attemptsPerProbe + attempt;
-    const frame: Frame = {
-      version: PROTOCOL_VERSION,
-      type: MessageType.PING,
-      flags: this.#key ? Flags.AUTHENTICATED : 0,
-      attempt,
-      session: this.#session,
-      sequence,
-      sentAt: timestampFromMs(wallClockMs()),
-      receivedAt: NO_TIMESTAMP,
-      repliedAt: NO_TIMESTAMP,
-      payload: this.#payload,
-    };
-    const bytes = encodeFrame(frame);
+    const sender = this.#sender;
+    const bytes = sender.encode("ping", sequence, attempt, timestampFromMs(wallClockMs()));
     this.#attemptsSent[slot] = attempt + 1;
     this.#transmissionIndex[index] = this.#transmissions++;
     const wait = attempt === 0
@@ -424,8 +263,7 @@ class Pinger {
       : this.#timeoutMs * 2 ** attempt * (1 + this.#random() / 4);
     this.#timeouts.add(monotonicMs() + wait, sequence * ATTEMPT_KEYS + attempt);
     const socket = this.#socket as UdpSocket;
-    const key = this.#key;
-    if (key === null) {
+    if (sender.key === null) {
       // Timed as it is handed to the socket: what udp does before that is not network.
       this.#sendTimes[index] = monotonicMs();
       socket.send(bytes, this.#target).catch((error) =>
@@ -436,7 +274,7 @@ class Pinger {
     // Signing is asynchronous: chained, so probes still leave in the order they were made,
     // and timed from the moment the signed frame is handed to the socket.
     this.#outbox = this.#outbox.then(async () => {
-      await signFrame(bytes, key);
+      await sender.sign(bytes);
       this.#sendTimes[index] = monotonicMs();
       await socket.send(bytes, this.#target);
     }).catch((error) => this.#onSendError(sequence, attempt, error));
@@ -484,35 +322,29 @@ class Pinger {
   async #onDatagram(data: Uint8Array, from: PeerAddress, arrivedAt: number): Promise<void> {
     const now = monotonicMs();
     if (this.#stopped) return;
-    if (!sameAddress(from, this.#target)) return this.#foreign(from, data, "wrong-source");
-    const decoded = decodeFrame(data);
-    if (decoded.kind === "corrupted") {
+    const sender = this.#sender;
+    const stranger = sender.read(data, from);
+    if (stranger === "corrupted") {
       this.#corrupted++;
       this.#emit({ type: "corrupted", from: formatAddress(from), bytes: data.length });
       return;
     }
-    if (decoded.kind !== "frame") {
-      return this.#foreign(from, data, decoded.kind === "raw" ? "raw" : decoded.kind);
-    }
-    const frame = decoded.frame;
-    if (frame.session !== this.#session) return this.#foreign(from, data, "other-session");
+    if (stranger !== null) return this.#foreign(from, data, stranger);
+    const reply = sender.reply;
     // Our own PING back unchanged is a plain echo server's answer: a reply without reflector
     // timestamps. Not under a key: anyone can send a tagged PING back without it.
-    const echoed = frame.type === MessageType.PING && this.#key === null;
-    if (frame.type !== MessageType.PONG && frame.type !== MessageType.ERROR && !echoed) {
+    const echoed = reply.kind === "echo" && reply.request === "ping" && sender.key === null;
+    const pong = reply.kind === "reply" && reply.request === "ping";
+    if (!pong && reply.kind !== "error" && !echoed) {
       return this.#foreign(from, data, "not-a-reply");
     }
-    const sequence = frame.sequence;
+    const sequence = reply.sequence;
     if (sequence >= this.#nextSequence) return this.#foreign(from, data, "unknown-probe");
-    if (this.#key !== null) {
-      // In authenticated mode nothing untagged counts as late, duplicate or anything else, and
-      // a forged ERROR cannot stop the run.
-      const valid = (frame.flags & Flags.AUTHENTICATED) !== 0 &&
-        await verifyFrame(data, this.#key);
-      if (!valid) {
-        this.#authFailures++;
-        return this.#foreign(from, data, "bad-tag");
-      }
+    // In authenticated mode nothing untagged counts as late, duplicate or anything else, and
+    // a forged ERROR cannot stop the run.
+    if (sender.key !== null && !(reply.authenticated && await sender.verify(data))) {
+      this.#authFailures++;
+      return this.#foreign(from, data, "bad-tag");
     }
     const slot = sequence % PROBE_WINDOW;
     const fromText = formatAddress(from);
@@ -522,35 +354,34 @@ class Pinger {
       this.#emit({
         type: "late",
         seq: sequence,
-        attempt: frame.attempt,
+        attempt: reply.attempt,
         bytes: data.length,
         from: fromText,
         rtt_ms: null,
       });
       return;
     }
-    if (frame.attempt >= this.#attemptsSent[slot]) {
+    if (reply.attempt >= this.#attemptsSent[slot]) {
       return this.#foreign(from, data, "unknown-probe");
     }
-    if (frame.type === MessageType.ERROR) return this.#onError(frame, from, data);
-    if (data.length !== frameOverhead(this.#key !== null) + this.#payload.length) {
-      return this.#foreign(from, data, "wrong-length");
-    }
+    if (reply.kind === "error") return this.#onError(reply.error!, from, data);
+    if (data.length !== sender.datagramBytes) return this.#foreign(from, data, "wrong-length");
     if (echoed && !this.#echoServer) {
       this.#echoServer = true;
       this.#emit({ type: "echo_server", from: fromText });
     }
-    const index = slot * this.#attemptsPerProbe + frame.attempt;
-    const trip = measureRoundTrip(
-      this.#sendTimes[index],
-      arrivedAt,
-      now,
-      frame.receivedAt,
-      frame.repliedAt,
-    );
+    this.#onReply(slot, data.length, fromText, arrivedAt, now);
+  }
+
+  /** Accounts for the reply just read, to a probe in the window: received, duplicate, late or
+   * redundant. */
+  #onReply(slot: number, bytes: number, fromText: string, arrivedAt: number, now: number): void {
+    const { sequence, attempt } = this.#sender.reply;
+    const index = slot * this.#attemptsPerProbe + attempt;
+    const trip = this.#sender.roundTrip(this.#sendTimes[index], arrivedAt, now);
     const rtt = trip.rttMs;
-    const bit = 1 << frame.attempt;
-    const base = { seq: sequence, attempt: frame.attempt, bytes: data.length, from: fromText };
+    const bit = 1 << attempt;
+    const base = { seq: sequence, attempt, bytes, from: fromText };
     if (this.#answered[slot] & bit) {
       this.#duplicates++;
       this.#emit({ type: "duplicate", ...base, rtt_ms: rtt });
@@ -581,26 +412,12 @@ class Pinger {
     }
   }
 
-  #onError(frame: Frame, fromAddress: PeerAddress, data: Uint8Array): void {
-    const detail = decodeErrorDetail(frame.payload);
-    // An ERROR that names what we sent as supported answers a request that was corrupted on
-    // the way (a flipped version or type byte): not the reflector's verdict on us.
-    if (
-      (detail?.code === ErrorCode.UNSUPPORTED_VERSION &&
-        detail.values.includes(PROTOCOL_VERSION)) ||
-      (detail?.code === ErrorCode.UNSUPPORTED_TYPE && detail.values.includes(MessageType.PING))
-    ) {
-      return this.#foreign(fromAddress, data, "corrupted-request");
-    }
+  #onError(error: ProbeError, fromAddress: PeerAddress, data: Uint8Array): void {
+    if (error.damagedRequest) return this.#foreign(fromAddress, data, "corrupted-request");
     const from = formatAddress(fromAddress);
-    const values = detail?.values.join(", ") ?? "";
-    const message = detail?.code === ErrorCode.UNSUPPORTED_VERSION
-      ? `${from} does not speak protocol version ${PROTOCOL_VERSION} (it speaks: ${values})`
-      : detail?.code === ErrorCode.UNSUPPORTED_TYPE
-      ? `${from} does not serve PING (it serves types: ${values})`
-      : `${from} answered with error code ${detail?.code}`;
+    const message = `${from} ${error.message}`;
     this.#protocolError = message;
-    this.#emit({ type: "error", from, code: detail?.code ?? 0, message });
+    this.#emit({ type: "error", from, code: error.code, message });
     this.#stop("protocol-error");
   }
 
@@ -622,36 +439,13 @@ class Pinger {
     this.#notify();
   }
 
-  /** Resolves when `ready()` holds, the time `untilMs` (monotonic) is reached, or the run
-   * stops. Only the sending loop waits, so one waiter is enough. */
+  /** See {@linkcode LoopWaiter.waitFor}: the sending loop's one wait. */
   #waitFor(ready: () => boolean, untilMs?: number): Promise<void> {
-    if (this.#stopped || ready()) return Promise.resolve();
-    if (untilMs !== undefined && untilMs <= monotonicMs()) return Promise.resolve();
-    return new Promise((resolve) => {
-      const waiter: { ready: () => boolean; resolve: () => void; cancel?: () => void } = {
-        ready,
-        resolve,
-      };
-      if (untilMs !== undefined) {
-        // The socket's timer: on the native backend, the probe this lets out is followed at
-        // once by the wait for its reply, with no turn of the event loop in the RTT.
-        waiter.cancel = (this.#socket as UdpSocket).wakeAt(untilMs, () => this.#wake());
-        waiter.ready = () => ready() || monotonicMs() >= untilMs;
-      }
-      this.#waiter = waiter;
-    });
-  }
-
-  #wake(): void {
-    const waiter = this.#waiter;
-    if (waiter === null) return;
-    this.#waiter = null;
-    waiter.cancel?.();
-    waiter.resolve();
+    return (this.#waiter as LoopWaiter).waitFor(ready, untilMs);
   }
 
   #notify(): void {
-    if (this.#waiter !== null && (this.#stopped || this.#waiter.ready())) this.#wake();
+    this.#waiter?.notify();
   }
 
   #result(elapsedMs: number): PingResult {

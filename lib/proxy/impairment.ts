@@ -86,11 +86,15 @@ export interface Decision {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals, ok } from "node:assert/strict";
  * import { ImpairmentModel, NO_IMPAIRMENTS } from "./impairment.ts";
  * import { seededRandom } from "./random.ts";
  * const model = new ImpairmentModel({ ...NO_IMPAIRMENTS, loss: 0.5 }, seededRandom(1));
  * const decisions = Array.from({ length: 1000 }, () => model.decide(100));
- * console.log(decisions.filter((d) => d.drop).length); // about 500
+ * const dropped = decisions.filter((d) => d.drop).length;
+ * ok(dropped > 400 && dropped < 600); // about 500
+ * const unimpaired = new ImpairmentModel(NO_IMPAIRMENTS, seededRandom(1));
+ * assertEquals(unimpaired.decide(100), { drop: null, corrupt: null, hold: false, delaysMs: [0] });
  * ```
  */
 export class ImpairmentModel {

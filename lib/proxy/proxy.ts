@@ -8,70 +8,34 @@
  * @module
  */
 
-import { formatAddress, type ResolvedAddress, sameAddress, wildcardFor } from "../net/address.ts";
-import { monotonicMs } from "../net/clock.ts";
-import { DeadlineQueue } from "../net/deadlines.ts";
-import { type DropReason, ImpairmentModel, type Impairments } from "./impairment.ts";
-import { decodeFrame, messageTypeName } from "../wire/protocol.ts";
+import {
+  DeadlineQueue,
+  formatAddress,
+  monotonicMs,
+  type PeerAddress,
+  type ResolvedAddress,
+  sameAddress,
+  UdpSocket,
+  wildcardFor,
+} from "../net/mod.ts";
+import { ImpairmentModel, type Impairments } from "./impairment.ts";
+import {
+  newRequestReading,
+  type ProbeFormat,
+  type RequestReading,
+  udpFormat,
+} from "../wire/mod.ts";
 import { seededRandom } from "./random.ts";
-import { type PeerAddress, UdpSocket } from "../net/socket.ts";
+import type {
+  CopyRecord,
+  Direction,
+  DirectionStats,
+  ProxyLogRecord,
+  ProxyStats,
+} from "./proxy_report.ts";
 
-/** A proxy direction: up is client → target, down is target → client. */
-export type Direction = "up" | "down";
-
-/** What happened to one copy of a datagram. */
-export interface CopyRecord {
-  /** Position in the direction's send order (0, 1, …); null when the copy was not sent. */
-  order: number | null;
-  /** Delay drawn for this copy (before any rate-limit queueing). */
-  delay_ms: number;
-  /** Why the copy was not sent, if it was not. */
-  dropped: "queue-full" | "shutdown" | null;
-}
-
-/** One log line: one datagram that reached the proxy, and its fate. */
-export interface ProxyLogRecord {
-  /** Arrival time in ms since the proxy started. */
-  t_ms: number;
-  /** Direction. */
-  dir: Direction;
-  /** The client the datagram came from or goes to. */
-  client: string;
-  /** Arrival position within the direction (0, 1, …). */
-  index: number;
-  /** Size in bytes. */
-  bytes: number;
-  /** The `udp` frame it carried, if any (as it arrived, before corruption). */
-  frame: { type: string; session: number; seq: number; attempt: number } | null;
-  /** "dropped" (no copy sent), "duplicated" (two copies decided) or "forwarded". */
-  action: "forwarded" | "dropped" | "duplicated";
-  /** Why it was dropped by the loss models, if it was. */
-  drop: "loss" | "burst-loss" | "too-many-clients" | null;
-  /** Whether one bit was flipped, and where. */
-  corrupted: { index: number; mask: number } | null;
-  /** Whether it was held back behind later datagrams. */
-  held: boolean;
-  /** Each copy decided (none when dropped by loss). */
-  copies: CopyRecord[];
-}
-
-/** Counters of one direction. */
-export interface DirectionStats {
-  /** Datagrams that reached the proxy in this direction. */
-  received: number;
-  /** Copies handed to the socket. */
-  forwarded: number;
-  /** Datagrams or copies dropped, by reason. */
-  dropped: Record<DropReason | "too-many-clients" | "shutdown", number>;
-  /** Datagrams sent twice. */
-  duplicated: number;
-  /** Datagrams held back for reordering. */
-  reordered: number;
-  /** Datagrams with a flipped bit. */
-  corrupted: number;
-  /** Copies the operating system refused to send. */
-  sendErrors: number;
-}
+// What the proxy reports, also from here (where lib/cli imports it from).
+export type * from "./proxy_report.ts";
 
 /** Options of {@linkcode Proxy.listen}. */
 export interface ProxyOptions {
@@ -85,6 +49,8 @@ export interface ProxyOptions {
   down: Impairments;
   /** Seed of every random decision. */
   seed: number;
+  /** The wire format whose frames the log names; default the `udp` frame format. */
+  format?: ProbeFormat;
   /** A held datagram is released after this long even if nothing overtook it (default 100). */
   reorderHoldMs?: number;
   /** Upstream sockets of clients idle this long are closed (default 60 s). */
@@ -129,6 +95,8 @@ class Lane {
   readonly #log: (record: ProxyLogRecord) => void;
   readonly #holdMs: number;
   readonly #started: number;
+  readonly #format: ProbeFormat;
+  readonly #reading: RequestReading = newRequestReading();
   #arrivals = 0;
   #sends = 0;
   #held: { item: InFlight; remaining: number; timer: ReturnType<typeof setTimeout> } | null = null;
@@ -145,10 +113,12 @@ class Lane {
     seed: number,
     started: number,
     holdMs: number,
+    format: ProbeFormat,
     send: (item: InFlight) => Promise<number>,
     log: (record: ProxyLogRecord) => void,
   ) {
     this.#direction = direction;
+    this.#format = format;
     this.#config = config;
     this.#model = new ImpairmentModel(config, seededRandom(seed, direction === "up" ? 0 : 1));
     this.#started = started;
@@ -222,21 +192,25 @@ class Lane {
   }
 
   #record(data: Uint8Array, client: Client | null, now: number, key?: string): ProxyLogRecord {
-    const decoded = decodeFrame(data);
+    const reading = this.#reading;
+    this.#format.readRequest(data, reading);
+    // A valid frame: a request, or a reply (which a reflector would not answer).
+    const header = reading.kind === "ping" || reading.kind === "stats" ||
+        reading.kind === "unexpected"
+      ? reading.header
+      : null;
     return {
       t_ms: Number((now - this.#started).toFixed(3)),
       dir: this.#direction,
       client: client?.key ?? key ?? "",
       index: this.#arrivals++,
       bytes: data.length,
-      frame: decoded.kind === "frame"
-        ? {
-          type: messageTypeName(decoded.frame.type),
-          session: decoded.frame.session,
-          seq: decoded.frame.sequence,
-          attempt: decoded.frame.attempt,
-        }
-        : null,
+      frame: header === null ? null : {
+        type: header.type,
+        session: header.session,
+        seq: header.sequence,
+        attempt: header.attempt,
+      },
       action: "forwarded",
       drop: null,
       corrupted: null,
@@ -323,19 +297,33 @@ class Lane {
  *
  * @example Forward unimpaired between a client and a reflector
  * ```ts
- * import { Proxy } from "./proxy.ts";
+ * import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
+ * import { Proxy, type ProxyLogRecord } from "./proxy.ts";
  * import { NO_IMPAIRMENTS } from "./impairment.ts";
+ * import { ping } from "../probe/ping.ts";
  * import { Reflector } from "../reflector/reflector.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * const log: ProxyLogRecord[] = [];
  * const proxy = Proxy.listen({
  *   listen: { hostname: "127.0.0.1", port: 0 },
  *   target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
  *   up: NO_IMPAIRMENTS,
  *   down: NO_IMPAIRMENTS,
  *   seed: 1,
+ *   onLog: (record) => log.push(record),
+ * });
+ * const { summary } = await ping({
+ *   target: { hostname: "127.0.0.1", port: proxy.address.port, family: "ipv4" },
+ *   count: 2,
+ *   intervalMs: 0,
  * });
  * await proxy.close();
  * await reflector.close();
+ * strictEqual(summary.received, 2);
+ * assertEquals([proxy.stats.up.forwarded, proxy.stats.down.forwarded], [2, 2]);
+ * assertEquals(log.map((record) => `${record.dir} ${record.frame?.type}`), [
+ *   "up PING", "down PONG", "up PING", "down PONG",
+ * ]);
  * ```
  */
 export class Proxy {
@@ -361,12 +349,14 @@ export class Proxy {
     const started = monotonicMs();
     const log = options.onLog ?? (() => {});
     const holdMs = options.reorderHoldMs ?? 100;
+    const format = options.format ?? udpFormat;
     this.#up = new Lane(
       "up",
       options.up,
       options.seed,
       started,
       holdMs,
+      format,
       (item) => item.client.upstream.send(item.data, this.#target),
       log,
     );
@@ -376,6 +366,7 @@ export class Proxy {
       options.seed,
       started,
       holdMs,
+      format,
       (item) => this.#socket.send(item.data, item.client.address),
       log,
     );
@@ -394,7 +385,7 @@ export class Proxy {
   }
 
   /** Counters per direction, clients seen, and datagrams from strangers to upstreams. */
-  get stats(): { up: DirectionStats; down: DirectionStats; clients: number; foreign: number } {
+  get stats(): ProxyStats {
     return structuredClone({
       up: this.#up.stats,
       down: this.#down.stats,

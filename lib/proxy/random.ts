@@ -15,10 +15,14 @@ export type Random = () => number;
  *
  * @example
  * ```ts
+ * import { notStrictEqual, ok, strictEqual } from "node:assert/strict";
  * import { seededRandom } from "./random.ts";
  * const a = seededRandom(42);
  * const b = seededRandom(42);
- * console.log(a() === b()); // true
+ * const first = a();
+ * strictEqual(first, b());
+ * ok(first >= 0 && first < 1);
+ * notStrictEqual(seededRandom(42, 1)(), first); // another stream
  * ```
  */
 export function seededRandom(seed: number, stream = 0): Random {
@@ -49,8 +53,10 @@ export function seededRandom(seed: number, stream = 0): Random {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { randomSeed } from "./random.ts";
- * console.log(Number.isInteger(randomSeed())); // true
+ * const seed = randomSeed();
+ * ok(Number.isInteger(seed) && seed >= 0 && seed <= 0xffff_ffff);
  * ```
  */
 export function randomSeed(): number {

@@ -9,10 +9,11 @@
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
  * import { TokenBucket } from "./ratelimit.ts";
  * const bucket = new TokenBucket(10, 2, 0);
- * console.log([bucket.take(0), bucket.take(0), bucket.take(0)]); // [true, true, false]
- * console.log(bucket.take(100)); // true (one token refilled after 100 ms)
+ * assertEquals([bucket.take(0), bucket.take(0), bucket.take(0)], [true, true, false]);
+ * strictEqual(bucket.take(100), true); // one token refilled after 100 ms
  * ```
  */
 export class TokenBucket {
@@ -68,10 +69,12 @@ export interface SourceLimiterOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
  * import { SourceLimiter } from "./ratelimit.ts";
  * const limiter = new SourceLimiter({ rate: 1, burst: 1 });
- * console.log(limiter.allow("10.0.0.1", 0), limiter.allow("10.0.0.1", 0)); // true false
- * console.log(limiter.allow("10.0.0.2", 0)); // true
+ * assertEquals([limiter.allow("10.0.0.1", 0), limiter.allow("10.0.0.1", 0)], [true, false]);
+ * strictEqual(limiter.allow("10.0.0.2", 0), true);
+ * strictEqual(limiter.size, 2);
  * ```
  */
 export class SourceLimiter {

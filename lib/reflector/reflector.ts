@@ -6,32 +6,35 @@
  * @module
  */
 
-import { canonicalHost } from "../net/address.ts";
-import { signFrame, verifyFrame } from "../wire/auth.ts";
-import { monotonicMs, wallClockAt, wallClockMs } from "../net/clock.ts";
 import {
-  decodeFrame,
+  canonicalHost,
+  errorKind,
+  monotonicMs,
+  type PeerAddress,
+  UdpSocket,
+  wallClockAt,
+  wallClockMs,
+} from "../net/mod.ts";
+import {
   emptySessionCounts,
-  encodeError,
-  ErrorCode,
-  Flags,
-  type Frame,
-  makePong,
-  makeStats,
-  type MalformedReason,
-  MessageType,
-  messageTypeName,
-  peekSentAt,
-  REQUEST_TYPES,
+  newRequestReading,
+  type ProbeFormat,
+  type RequestReading,
   type SessionCounts,
-  SUPPORTED_VERSIONS,
   type Timestamp,
   timestampFromMs,
+  udpFormat,
   UNKNOWN_COUNT,
-} from "../wire/protocol.ts";
+} from "../wire/mod.ts";
 import { SourceLimiter, TokenBucket } from "./ratelimit.ts";
+import {
+  type DatagramEvent,
+  emptyStats,
+  type ReflectorStats,
+  type RefusalReason,
+  type ReplyKind,
+} from "./reflector_stats.ts";
 import { ReplayGuard } from "./replay.ts";
-import { errorKind, type PeerAddress, UdpSocket } from "../net/socket.ts";
 
 /** What the reflector does with raw (non-`udp`) datagrams. */
 export type RawMode = "ack" | "echo" | "ignore";
@@ -39,77 +42,8 @@ export type RawMode = "ack" | "echo" | "ignore";
 /** Every raw mode, for option validation. */
 export const RAW_MODES: readonly RawMode[] = ["ack", "echo", "ignore"];
 
-/** How the reflector classified a datagram: "refused" covers datagrams dropped by a rate
- * limit and, with a key, PINGs without a valid tag or replayed or stale ones. */
-export type DatagramKind =
-  | "ping"
-  | "corrupted"
-  | "raw"
-  | "malformed"
-  | "unsupported-version"
-  | "unexpected"
-  | "refused"
-  | "stats";
-
-/** Why a datagram was refused without a reply. */
-export type RefusalReason =
-  | "rate-limit"
-  | "global-limit"
-  | "auth-missing"
-  | "auth-failed"
-  | "stale"
-  | "replayed"
-  | "replay-cache-full";
-
-/** What the reflector sent back. */
-export type ReplyKind = "pong" | "error" | "stats" | "ack" | "echo" | "none";
-
-/** One datagram as the reflector saw and answered it (for `-v` and `--json` logs). */
-export interface DatagramEvent {
-  /** The sender. */
-  from: PeerAddress;
-  /** Size of the datagram. */
-  bytes: number;
-  /** Its classification. */
-  kind: DatagramKind;
-  /** For frames: type, session, sequence and attempt as far as they could be read. */
-  frame?: { type: string; session: number; sequence: number; attempt: number; version: number };
-  /** For malformed frames: the reason and a one-line detail. */
-  malformed?: { reason: MalformedReason; detail: string };
-  /** For raw datagrams: the data, a view valid only during the callback. */
-  payload?: Uint8Array;
-  /** For refused datagrams: why. */
-  refused?: RefusalReason;
-  /** The reply sent, if any. */
-  reply: ReplyKind;
-  /** Size of the reply (0 when none was sent). */
-  replyBytes: number;
-  /** Why sending the reply failed, if it did. */
-  sendError?: string;
-}
-
-/** Counters of everything the reflector received and sent. */
-export interface ReflectorStats {
-  /** Datagrams received. */
-  received: number;
-  /** Bytes received (UDP payload). */
-  bytesReceived: number;
-  /** Replies sent successfully. */
-  replied: number;
-  /** Bytes sent in replies. */
-  bytesReplied: number;
-  /** Datagrams by classification. */
-  kinds: Record<DatagramKind, number>;
-  /** Malformed frames by reason. */
-  malformed: Record<MalformedReason, number>;
-  /** Refused datagrams by reason. */
-  refused: Record<RefusalReason, number>;
-  /** Errors by kind: replies that could not be sent, receive errors, internal errors. */
-  errors: Record<string, number>;
-  /** Datagrams the kernel dropped on the socket before the reflector could read them (its
-   * receive buffer was full), as of the last one read; null where the kernel does not say. */
-  kernelDrops: number | null;
-}
+// What a reflector reports, also from here (where lib/cli imports it from).
+export type * from "./reflector_stats.ts";
 
 /** Options of {@linkcode Reflector.listen}. */
 export interface ReflectorOptions {
@@ -117,6 +51,8 @@ export interface ReflectorOptions {
   hostname: string;
   /** Port to bind; 0 picks a free one. */
   port: number;
+  /** The wire format of the probes it answers; default the `udp` frame format. */
+  format?: ProbeFormat;
   /** Raw datagram handling; default "ack". */
   raw?: RawMode;
   /** Called after each datagram has been handled. */
@@ -145,56 +81,25 @@ export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
 const ACK_PREFIX = new TextEncoder().encode("ack:");
 
 /**
- * A running reflector.
+ * A running reflector: limits, authentication, counting and sending; what a datagram is and
+ * what answers it are its wire format's ({@linkcode ReflectorOptions.format}).
  *
  * @example Start a reflector on a free loopback port and stop it
  * ```ts
+ * import { ok, strictEqual } from "node:assert/strict";
  * import { Reflector } from "./reflector.ts";
  * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
- * console.log(reflector.address.port > 0); // true
+ * ok(reflector.address.port > 0);
  * await reflector.close();
- * console.log(reflector.stats.received); // 0
+ * strictEqual(reflector.stats.received, 0);
  * ```
  */
 export class Reflector {
   readonly #socket: UdpSocket;
+  readonly #format: ProbeFormat;
   readonly #raw: RawMode;
   readonly #onDatagram?: (event: DatagramEvent) => void;
-  readonly #stats: ReflectorStats = {
-    received: 0,
-    bytesReceived: 0,
-    replied: 0,
-    bytesReplied: 0,
-    kinds: {
-      ping: 0,
-      corrupted: 0,
-      raw: 0,
-      malformed: 0,
-      "unsupported-version": 0,
-      unexpected: 0,
-      refused: 0,
-      stats: 0,
-    },
-    malformed: {
-      "too-short": 0,
-      "length-mismatch": 0,
-      "unknown-type": 0,
-      "bad-timestamp": 0,
-      "bad-error-payload": 0,
-      "bad-stats-payload": 0,
-    },
-    refused: {
-      "rate-limit": 0,
-      "global-limit": 0,
-      "auth-missing": 0,
-      "auth-failed": 0,
-      stale: 0,
-      replayed: 0,
-      "replay-cache-full": 0,
-    },
-    errors: {},
-    kernelDrops: null,
-  };
+  readonly #stats: ReflectorStats;
   readonly #key: CryptoKey | null;
   readonly #replay: ReplayGuard | null;
   readonly #sourceLimiter: SourceLimiter | null;
@@ -202,11 +107,17 @@ export class Reflector {
   /** PINGs received and answered per session, for STATS_REQUEST; the oldest session is
    * forgotten when the table is full. */
   readonly #sessions = new Map<number, SessionCounts>();
+  /** The format's reading of the datagram being handled, one for all: a datagram is read and
+   * answered before the next is, but under a key, whose datagrams are handled one at a time
+   * (see the constructor), so it still holds the datagram's reading after its awaits. */
+  readonly #request: RequestReading = newRequestReading();
   readonly #finished: Promise<void>;
   readonly #receiveBuffer: number | null;
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
+    this.#format = options.format ?? udpFormat;
+    this.#stats = emptyStats(this.#format);
     this.#receiveBuffer = options.receiveBuffer === undefined
       ? null
       : socket.setReceiveBuffer(options.receiveBuffer);
@@ -291,7 +202,7 @@ export class Reflector {
       reply = refusal === null ? this.#classify(data, event, receivedAt) : null;
       if (refusal !== null) {
         this.#refuse(event, refusal);
-        this.#countRefusal(peekSession(data), refusal);
+        this.#countRefusal(this.#format.peekSession(data), refusal);
       }
     } catch (error) {
       return this.#classifyFailed(error, event, from);
@@ -362,79 +273,57 @@ export class Reflector {
   }
 
   /**
-   * Fills in the event's classification and returns the reply to send, if any: at once,
-   * or, with a key (whose checks are asynchronous), as a promise.
+   * Has the wire format read the datagram, fills in the event's classification and returns
+   * the reply to send, if any: at once, or, with a key (whose checks are asynchronous), as a
+   * promise. No ERROR is ever sent under a key.
    */
   #classify(
     data: Uint8Array,
     event: DatagramEvent,
     receivedAt: Timestamp,
   ): Uint8Array | null | Promise<Uint8Array | null> {
-    const decoded = decodeFrame(data);
+    const request = this.#request;
+    this.#format.readRequest(data, request);
     const key = this.#key;
-    switch (decoded.kind) {
+    switch (request.kind) {
+      case "ping":
+      case "stats":
+        event.frame = request.header!;
+        if (key !== null) return this.#classifyAuthenticated(data, event, receivedAt, key);
+        return this.#replyTo(data, event, receivedAt);
+      case "unexpected":
+        // Replies are never answered, so two reflectors can never bounce frames forever.
+        event.kind = "unexpected";
+        event.frame = request.header!;
+        return null;
+      case "raw":
+        return this.#rawReply(data, event);
+      case "malformed":
+        event.kind = "malformed";
+        event.malformed = { reason: request.reason, detail: request.detail };
+        this.#stats.malformed[request.reason]++;
+        if (!request.answerable || key !== null) return null;
+        event.frame = request.header!;
+        return this.#build(data, event, receivedAt, "error", null);
+      case "unsupported-version":
+        event.kind = "unsupported-version";
+        if (request.header !== null) event.frame = request.header;
+        if (!request.answerable || key !== null) return null;
+        return this.#build(data, event, receivedAt, "error", null);
       case "corrupted":
         // Damaged on the way: no field of it can be trusted, so it is never answered.
         event.kind = "corrupted";
         return null;
-      case "frame": {
-        const { frame } = decoded;
-        event.frame = {
-          type: messageTypeName(frame.type),
-          session: frame.session,
-          sequence: frame.sequence,
-          attempt: frame.attempt,
-          version: frame.version,
-        };
-        if (frame.type !== MessageType.PING && frame.type !== MessageType.STATS_REQUEST) {
-          // Replies are never answered, so two reflectors can never bounce frames forever.
-          event.kind = "unexpected";
-          return null;
-        }
-        if (key !== null) return this.#classifyAuthenticated(data, frame, event, receivedAt, key);
-        return this.#replyTo(data, frame, event, receivedAt);
-      }
-      case "raw":
-        event.kind = "raw";
-        event.payload = data;
-        if (this.#raw === "ignore") return null;
-        event.reply = this.#raw;
-        if (this.#raw === "echo") return data;
-        return ackReply(data);
-      case "unsupported-version": {
-        event.kind = "unsupported-version";
-        const invariants = decoded.invariants;
-        if (invariants === null) return null;
-        event.frame = { ...invariants, type: `type ${invariants.type}`, version: decoded.version };
-        if (key !== null || !REQUEST_TYPES.includes(invariants.type)) return null;
-        return this.#error(
-          data,
-          invariants,
-          ErrorCode.UNSUPPORTED_VERSION,
-          [
-            ...SUPPORTED_VERSIONS,
-          ],
-          event,
-          receivedAt,
-        );
-      }
-      case "malformed": {
-        event.kind = "malformed";
-        event.malformed = { reason: decoded.reason, detail: decoded.detail };
-        this.#stats.malformed[decoded.reason]++;
-        const invariants = decoded.invariants;
-        if (decoded.reason !== "unknown-type" || invariants === null || key !== null) return null;
-        event.frame = { ...invariants, type: `type ${invariants.type}`, version: 1 };
-        return this.#error(
-          data,
-          invariants,
-          ErrorCode.UNSUPPORTED_TYPE,
-          [...REQUEST_TYPES],
-          event,
-          receivedAt,
-        );
-      }
     }
+  }
+
+  #rawReply(data: Uint8Array, event: DatagramEvent): Uint8Array | null {
+    event.kind = "raw";
+    event.payload = data;
+    if (this.#raw === "ignore") return null;
+    event.reply = this.#raw;
+    if (this.#raw === "echo") return data;
+    return ackReply(data);
   }
 
   /**
@@ -443,77 +332,66 @@ export class Reflector {
    */
   async #classifyAuthenticated(
     data: Uint8Array,
-    frame: Frame,
     event: DatagramEvent,
     receivedAt: Timestamp,
     key: CryptoKey,
   ): Promise<Uint8Array | null> {
-    if ((frame.flags & Flags.AUTHENTICATED) === 0) {
-      this.#countRefusal(frame.session, "auth-missing");
+    const header = event.frame!;
+    const { authenticated, sentAt } = this.#request;
+    if (!authenticated) {
+      this.#countRefusal(header.session, "auth-missing");
       return this.#refuse(event, "auth-missing");
     }
-    if (!(await verifyFrame(data, key))) {
-      this.#countRefusal(frame.session, "auth-failed");
+    if (!(await this.#format.verify(data, key))) {
+      this.#countRefusal(header.session, "auth-failed");
       return this.#refuse(event, "auth-failed");
     }
-    const verdict = (this.#replay as ReplayGuard).check(
-      frame.session,
-      frame.sequence,
-      frame.attempt,
-      frame.sentAt,
+    const replay = this.#replay as ReplayGuard;
+    const verdict = replay.check(
+      header.session,
+      header.sequence,
+      header.attempt,
+      sentAt,
       receivedAt,
     );
     if (verdict !== "ok") {
       const reason = verdict === "full" ? "replay-cache-full" : verdict;
-      this.#countRefusal(frame.session, reason);
+      this.#countRefusal(header.session, reason);
       return this.#refuse(event, reason);
     }
-    const reply = this.#replyTo(data, frame, event, receivedAt);
-    if (reply !== null) await signFrame(reply, key);
+    const reply = this.#replyTo(data, event, receivedAt);
+    if (reply !== null) await this.#format.sign(reply, key);
     return reply;
   }
 
-  /** The PONG or STATS answering a request that passed every check. */
-  #replyTo(
-    data: Uint8Array,
-    frame: Frame,
-    event: DatagramEvent,
-    receivedAt: Timestamp,
-  ): Uint8Array | null {
-    if (frame.type === MessageType.PING) {
+  /** The answer to a request that passed every check: a PONG, or the session's STATS. */
+  #replyTo(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp): Uint8Array | null {
+    const session = event.frame!.session;
+    if (this.#request.kind === "ping") {
       event.kind = "ping";
-      event.reply = "pong";
-      this.#countsFor(frame.session).received++;
-      // In place: the receive buffer is not reused before this reply has been sent.
-      return makePong(data, data, receivedAt, timestampFromMs(wallClockMs()));
+      this.#countsFor(session).received++;
+      return this.#build(data, event, receivedAt, "pong", null);
     }
     event.kind = "stats";
     const counts = {
-      ...(this.#sessions.get(frame.session) ?? emptySessionCounts()),
+      ...(this.#sessions.get(session) ?? emptySessionCounts()),
       kernelDrops: this.#socket.kernelDrops ?? UNKNOWN_COUNT,
       corrupted: this.#stats.kinds.corrupted,
     };
-    const reply = makeStats(data, counts, receivedAt, timestampFromMs(wallClockMs()));
-    if (reply !== null) event.reply = "stats";
-    return reply;
+    return this.#build(data, event, receivedAt, "stats", counts);
   }
 
-  #error(
+  /** The wire format's reply to the datagram just read, stamped as sent now. */
+  #build(
     data: Uint8Array,
-    request: { attempt: number; session: number; sequence: number },
-    code: ErrorCode,
-    values: number[],
     event: DatagramEvent,
     receivedAt: Timestamp,
+    kind: ReplyKind,
+    counts: SessionCounts | null,
   ): Uint8Array | null {
-    const reply = encodeError(
-      { ...request, sentAt: peekSentAt(data) },
-      { code, values },
-      data.length,
-      receivedAt,
-      timestampFromMs(wallClockMs()),
-    );
-    if (reply !== null) event.reply = "error";
+    const repliedAt = timestampFromMs(wallClockMs());
+    const reply = this.#format.answer(data, this.#request, receivedAt, repliedAt, counts);
+    if (reply !== null) event.reply = kind;
     return reply;
   }
 
@@ -547,20 +425,14 @@ export class Reflector {
   }
 }
 
-/** The session of a datagram that starts like a frame, read without decoding it; else null. */
-function peekSession(data: Uint8Array): number | null {
-  if (data.length < 16 || data[0] !== 0xda || data[1] !== 0x7a || data[2] !== 0x55) return null;
-  if (data[3] !== 0x50) return null;
-  return ((data[12] << 24) | (data[13] << 16) | (data[14] << 8) | data[15]) >>> 0;
-}
-
 /**
  * The classic tutorial server's answer to a raw datagram: `ack:` followed by the data.
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ackReply } from "./reflector.ts";
- * console.log(new TextDecoder().decode(ackReply(new TextEncoder().encode("hi")))); // ack:hi
+ * strictEqual(new TextDecoder().decode(ackReply(new TextEncoder().encode("hi"))), "ack:hi");
  * ```
  */
 export function ackReply(data: Uint8Array): Uint8Array {

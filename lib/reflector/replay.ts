@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Timestamp, timestampDiffMs } from "../wire/protocol.ts";
+import { type Timestamp, timestampDiffMs } from "../wire/mod.ts";
 
 /** Why a frame was refused. */
 export type ReplayVerdict = "ok" | "stale" | "replayed" | "full";
@@ -29,11 +29,13 @@ export interface ReplayGuardOptions {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { ReplayGuard } from "./replay.ts";
  * const guard = new ReplayGuard({ windowMs: 30_000 });
  * const now = { seconds: 1_700_000_000, nanos: 0 };
- * console.log(guard.check(1, 2, 0, now, now)); // "ok"
- * console.log(guard.check(1, 2, 0, now, now)); // "replayed"
+ * strictEqual(guard.check(1, 2, 0, now, now), "ok");
+ * strictEqual(guard.check(1, 2, 0, now, now), "replayed");
+ * strictEqual(guard.check(1, 3, 0, { seconds: 1_699_999_000, nanos: 0 }, now), "stale");
  * ```
  */
 export class ReplayGuard {

@@ -17,10 +17,12 @@ export const EXACT_SAMPLE_LIMIT = 4096;
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { LatencyStats } from "./latency.ts";
  * const stats = new LatencyStats();
  * for (const ms of [1, 2, 3, 4, 5]) stats.record(ms);
- * console.log(stats.mean, stats.quantile(0.9)); // 3 5
+ * strictEqual(stats.mean, 3);
+ * strictEqual(stats.quantile(0.9), 5);
  * ```
  */
 export class LatencyStats {
@@ -123,17 +125,48 @@ export interface LatencySummary {
 }
 
 /**
+ * The JSON of a latency summary, as every `--json` output has it (under a key ending in
+ * `_ms`): `min`, `avg`, `max`, `mdev`, `p50`, `p90`, `p99`, in that order, each null when
+ * there was no sample. Numbers are as measured; the writer rounds them to the nanosecond.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { LatencyStats, latencySummaryJson } from "./latency.ts";
+ * const stats = new LatencyStats();
+ * stats.record(2);
+ * strictEqual(
+ *   JSON.stringify(latencySummaryJson(stats.summary())),
+ *   '{"min":2,"avg":2,"max":2,"mdev":0,"p50":2,"p90":2,"p99":2}',
+ * );
+ * ```
+ */
+export function latencySummaryJson(summary: LatencySummary): LatencySummary {
+  return {
+    min: summary.min,
+    avg: summary.avg,
+    max: summary.max,
+    mdev: summary.mdev,
+    p50: summary.p50,
+    p90: summary.p90,
+    p99: summary.p99,
+  };
+}
+
+/**
  * The RFC 3550 §6.4.1 interarrival jitter estimator, fed with one transit time per packet in
  * arrival order: J += (|D| − J) / 16, where D is the difference of consecutive transit times.
  * Applied to round-trip times it measures RTT variation.
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { JitterEstimator } from "./latency.ts";
  * const jitter = new JitterEstimator();
  * jitter.update(10);
+ * strictEqual(jitter.value, null);
  * jitter.update(26);
- * console.log(jitter.value); // 1
+ * strictEqual(jitter.value, 1);
  * ```
  */
 export class JitterEstimator {
@@ -161,9 +194,11 @@ export class JitterEstimator {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
  * import { ReorderDetector } from "./latency.ts";
  * const detector = new ReorderDetector();
- * console.log([0, 2, 1, 3].map((index) => detector.observe(index))); // [false, false, true, false]
+ * assertEquals([0, 2, 1, 3].map((index) => detector.observe(index)), [false, false, true, false]);
+ * strictEqual(detector.reordered, 1);
  * ```
  */
 export class ReorderDetector {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { isTimestampSet, type Timestamp, timestampDiffMs } from "../wire/protocol.ts";
+import { isTimestampSet, type Timestamp, timestampDiffMs } from "../wire/mod.ts";
 
 /** One reply's round trip, in milliseconds. */
 export interface RoundTrip {
@@ -33,11 +33,19 @@ export interface RoundTrip {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { measureRoundTrip } from "./rtt.ts";
  * const receivedAt = { seconds: 1700000000, nanos: 0 };
  * const repliedAt = { seconds: 1700000000, nanos: 250_000 }; // held 0.25 ms
  * const trip = measureRoundTrip(10, 11, 11.1, receivedAt, repliedAt);
- * console.log(trip.totalMs, trip.serverMs, trip.rttMs); // 1 0.25 0.75
+ * assertEquals(trip, { totalMs: 1, serverMs: 0.25, rttMs: 0.75 });
+ * // An echo server gives no timestamps: nothing is left out.
+ * const noTime = { seconds: 0, nanos: 0 };
+ * assertEquals(measureRoundTrip(10, 11, 11.1, noTime, noTime), {
+ *   totalMs: 1,
+ *   serverMs: null,
+ *   rttMs: 1,
+ * });
  * ```
  */
 export function measureRoundTrip(

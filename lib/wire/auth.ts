@@ -17,9 +17,11 @@ export const MAX_KEY_BYTES = 64;
  *
  * @example
  * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
  * import { importKey } from "./auth.ts";
  * const key = await importKey(new Uint8Array(32));
- * console.log(key.algorithm.name); // HMAC
+ * strictEqual(key.algorithm.name, "HMAC");
+ * throws(() => importKey(new Uint8Array(8)), RangeError);
  * ```
  */
 export function importKey(raw: Uint8Array): Promise<CryptoKey> {

@@ -4,12 +4,15 @@
  * docs/protocol.md is the specification; this module implements it and the tests check the
  * spec's hex test vectors against it. Decoding never throws: every input is classified as a
  * frame, a raw (non-`udp`) datagram, a frame of an unsupported version, or a malformed frame
- * with a precise reason.
+ * with a precise reason. Timestamps are in `timestamp.ts`, the STATS payload in
+ * `session_counts.ts` and the replies a reflector builds from a request in `replies.ts`.
  *
  * @module
  */
 
 import { crc32c } from "./crc32c.ts";
+import { STATS_PAYLOAD_SIZE } from "./session_counts.ts";
+import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
 
 /** The four bytes every frame starts with: `DA 7A 55 50`. The first byte is not valid UTF-8 on
  * its own, so no text datagram is ever mistaken for a frame. */
@@ -84,72 +87,6 @@ export const MessageType = {
 /** The message types a reflector answers. */
 export const REQUEST_TYPES: readonly number[] = [MessageType.PING, MessageType.STATS_REQUEST];
 
-/**
- * The payload of a STATS frame: the reflector's counts for one session, and two of its own
- * (all sources), so that a client can tell the server's refusals and its kernel's drops from
- * loss on the path. Counts are modulo 2^32.
- */
-export interface SessionCounts {
-  /** PINGs of the session the reflector received and accepted. */
-  received: number;
-  /** PONGs it sent for them. */
-  replied: number;
-  /** The session's datagrams refused by the per-source rate limit. */
-  refusedRateLimit: number;
-  /** The session's datagrams refused by the global rate limit. */
-  refusedGlobalLimit: number;
-  /** The session's requests refused for a missing or wrong tag (authenticated mode). */
-  refusedAuth: number;
-  /** The session's requests refused as stale or replayed (authenticated mode). */
-  refusedReplay: number;
-  /** Datagrams its kernel dropped on the socket (receive buffer full), all sources, since it
-   * started; {@linkcode UNKNOWN_COUNT} where the kernel does not say. */
-  kernelDrops: number;
-  /** Datagrams that failed their check (corrupted), all sources, since it started. */
-  corrupted: number;
-}
-
-/** The fields of a STATS payload, in their order on the wire (each a big-endian u32). */
-const STATS_FIELDS = [
-  "received",
-  "replied",
-  "refusedRateLimit",
-  "refusedGlobalLimit",
-  "refusedAuth",
-  "refusedReplay",
-  "kernelDrops",
-  "corrupted",
-] as const satisfies readonly (keyof SessionCounts)[];
-
-/** Bytes of a STATS payload: eight big-endian u32. */
-export const STATS_PAYLOAD_SIZE = 4 * STATS_FIELDS.length;
-
-/** A count the reflector cannot know (`kernelDrops` where the kernel does not say). */
-export const UNKNOWN_COUNT = 0xffff_ffff;
-
-/**
- * A session's counts before anything arrived.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { emptySessionCounts } from "./protocol.ts";
- * strictEqual(emptySessionCounts().received, 0);
- * ```
- */
-export function emptySessionCounts(): SessionCounts {
-  return {
-    received: 0,
-    replied: 0,
-    refusedRateLimit: 0,
-    refusedGlobalLimit: 0,
-    refusedAuth: 0,
-    refusedReplay: 0,
-    kernelDrops: 0,
-    corrupted: 0,
-  };
-}
-
 /** A message type number defined by version 1. */
 export type MessageType = typeof MessageType[keyof typeof MessageType];
 
@@ -163,18 +100,6 @@ export const ErrorCode = {
 
 /** An error code number defined by version 1. */
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];
-
-/** A point in time as the wire carries it: whole seconds since the Unix epoch and
- * nanoseconds (0..999,999,999). All zero means "not set". */
-export interface Timestamp {
-  /** Whole seconds since 1970-01-01T00:00:00Z (0..4,294,967,295). */
-  seconds: number;
-  /** Nanoseconds within the second (0..999,999,999). */
-  nanos: number;
-}
-
-/** The "not set" timestamp. */
-export const NO_TIMESTAMP: Timestamp = Object.freeze({ seconds: 0, nanos: 0 });
 
 /** A decoded (or to-be-encoded) frame. */
 export interface Frame {
@@ -199,8 +124,8 @@ export interface Frame {
   /** Bytes after the header (and before the tag): padding in PING and PONG, the error detail
    * in ERROR. */
   payload: Uint8Array;
-  /** The last 16 bytes of an AUTHENTICATED frame. Encoding writes zeros when it is absent:
-   * sign the frame afterwards (lib/auth.ts). */
+  /** The 16 bytes before the check of an AUTHENTICATED frame. Encoding writes zeros when it
+   * is absent: sign the frame afterwards (`auth.ts`). */
   tag?: Uint8Array;
 }
 
@@ -212,6 +137,16 @@ export type MalformedReason =
   | "bad-timestamp"
   | "bad-error-payload"
   | "bad-stats-payload";
+
+/** Every {@linkcode MalformedReason}, in the order a reflector lists its counts. */
+export const MALFORMED_REASONS: readonly MalformedReason[] = [
+  "too-short",
+  "length-mismatch",
+  "unknown-type",
+  "bad-timestamp",
+  "bad-error-payload",
+  "bad-stats-payload",
+];
 
 /** The fields every version carries at fixed offsets (see {@linkcode INVARIANT_SIZE}). */
 export interface Invariants {
@@ -258,61 +193,6 @@ export interface ErrorDetail {
   values: number[];
 }
 
-const NANOS_PER_MS = 1_000_000;
-const MAX_NANOS = 999_999_999;
-const MAX_U32 = 0xffff_ffff;
-
-/**
- * The timestamp of a time in milliseconds since the Unix epoch (as `Date.now()` or
- * `performance.timeOrigin + performance.now()` give it), rounded to the nanosecond.
- *
- * @example
- * ```ts
- * import { timestampFromMs } from "./protocol.ts";
- * console.log(timestampFromMs(1_700_000_000_123.5)); // { seconds: 1700000000, nanos: 123500000 }
- * ```
- */
-export function timestampFromMs(ms: number): Timestamp {
-  if (!(ms > 0)) return NO_TIMESTAMP;
-  let seconds = Math.floor(ms / 1000);
-  let nanos = Math.round((ms - seconds * 1000) * NANOS_PER_MS);
-  if (nanos > MAX_NANOS) {
-    seconds += 1;
-    nanos -= 1_000_000_000;
-  }
-  return { seconds: Math.min(seconds, MAX_U32), nanos };
-}
-
-/**
- * The difference `later − earlier` in milliseconds, computed without losing the nanoseconds.
- *
- * @example
- * ```ts
- * import { timestampDiffMs } from "./protocol.ts";
- * const a = { seconds: 10, nanos: 999_000_000 };
- * const b = { seconds: 11, nanos: 1_000 };
- * console.log(timestampDiffMs(b, a)); // 1.001
- * ```
- */
-export function timestampDiffMs(later: Timestamp, earlier: Timestamp): number {
-  // Integer nanoseconds stay exact for differences up to about 104 days.
-  const nanos = (later.seconds - earlier.seconds) * 1_000_000_000 + (later.nanos - earlier.nanos);
-  return nanos / NANOS_PER_MS;
-}
-
-/**
- * Whether a timestamp is set (not all zero).
- *
- * @example
- * ```ts
- * import { isTimestampSet, NO_TIMESTAMP } from "./protocol.ts";
- * console.log(isTimestampSet(NO_TIMESTAMP)); // false
- * ```
- */
-export function isTimestampSet(timestamp: Timestamp): boolean {
-  return timestamp.seconds !== 0 || timestamp.nanos !== 0;
-}
-
 /** Options of {@linkcode encodeFrame}. */
 export interface EncodeOptions {
   /** Write into this buffer (from offset 0) instead of allocating; it must be large enough. */
@@ -324,13 +204,15 @@ export interface EncodeOptions {
  *
  * @example Encode a PING with 8 bytes of padding
  * ```ts
- * import { encodeFrame, MessageType, NO_TIMESTAMP } from "./protocol.ts";
+ * import { strictEqual } from "node:assert/strict";
+ * import { encodeFrame, MessageType } from "./protocol.ts";
+ * import { NO_TIMESTAMP } from "./timestamp.ts";
  * const bytes = encodeFrame({
  *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 1, sequence: 0,
  *   sentAt: { seconds: 1_700_000_000, nanos: 0 }, receivedAt: NO_TIMESTAMP,
  *   repliedAt: NO_TIMESTAMP, payload: new Uint8Array(8),
  * });
- * console.log(bytes.length); // 52
+ * strictEqual(bytes.length, 56);
  * ```
  */
 export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Array {
@@ -407,9 +289,10 @@ function isDamagedMagic(word: number): boolean {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { decodeFrame } from "./protocol.ts";
  * const result = decodeFrame(new TextEncoder().encode("hello"));
- * console.log(result.kind); // "raw"
+ * strictEqual(result.kind, "raw");
  * ```
  */
 export function decodeFrame(bytes: Uint8Array): Decoded {
@@ -453,6 +336,16 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
       invariants: lengthField === bytes.length ? invariants : null,
     };
   }
+  return decodeVersion1(bytes, view, lengthField, invariants);
+}
+
+/** The rest of {@linkcode decodeFrame} for a frame of version 1 whose check is right. */
+function decodeVersion1(
+  bytes: Uint8Array,
+  view: DataView,
+  lengthField: number,
+  invariants: Invariants,
+): Decoded {
   if (bytes.length < HEADER_SIZE + CHECK_SIZE) {
     return malformed(
       "too-short",
@@ -495,7 +388,7 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
     );
   }
   const frame: Frame = {
-    version,
+    version: PROTOCOL_VERSION,
     type: type as MessageType,
     flags,
     attempt: invariants.attempt,
@@ -511,160 +404,19 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
 }
 
 /**
- * Turns a valid PING (as received) into its PONG, written into `out`: the same bytes with the
- * type changed and the reflector's timestamps filled in, so the PONG is exactly as long as
- * the PING and the reflector never amplifies.
- *
- * @example
- * ```ts
- * import { encodeFrame, makePong, MessageType, NO_TIMESTAMP } from "./protocol.ts";
- * const ping = encodeFrame({
- *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 7, sequence: 3,
- *   sentAt: { seconds: 1, nanos: 0 }, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
- *   payload: new Uint8Array(4),
- * });
- * const pong = makePong(ping, new Uint8Array(ping.length), { seconds: 2, nanos: 0 }, {
- *   seconds: 2,
- *   nanos: 500,
- * });
- * console.log(pong.length === ping.length); // true
- * ```
- */
-export function makePong(
-  ping: Uint8Array,
-  out: Uint8Array,
-  receivedAt: Timestamp,
-  repliedAt: Timestamp,
-): Uint8Array {
-  const pong = out.subarray(0, ping.length);
-  if (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset) pong.set(ping);
-  const view = new DataView(pong.buffer, pong.byteOffset, pong.byteLength);
-  view.setUint8(5, MessageType.PONG);
-  writeTimestamp(view, 28, receivedAt);
-  writeTimestamp(view, 36, repliedAt);
-  sealFrame(pong);
-  return pong;
-}
-
-/**
- * Builds the ERROR reply to a request, or returns null when the ERROR would be longer than the
- * request (the reflector never amplifies). Session, sequence, attempt and the client's
- * timestamp are copied from the request so the client can match the reply. An ERROR is always
- * laid out as version 1, whatever versions the server speaks, so every client can read it.
- *
- * @example
- * ```ts
- * import { encodeError, ErrorCode } from "./protocol.ts";
- * const now = { seconds: 1_700_000_000, nanos: 0 };
- * const reply = encodeError(
- *   { attempt: 0, session: 1, sequence: 0, sentAt: now },
- *   { code: ErrorCode.UNSUPPORTED_VERSION, values: [1] },
- *   100, now, now,
- * );
- * console.log(reply?.length); // 47
- * ```
- */
-export function encodeError(
-  request: Pick<Frame, "attempt" | "session" | "sequence" | "sentAt">,
-  detail: ErrorDetail,
-  requestLength: number,
-  receivedAt: Timestamp,
-  repliedAt: Timestamp,
-): Uint8Array | null {
-  const payload = new Uint8Array(2 + detail.values.length);
-  payload[0] = detail.code;
-  payload[1] = detail.values.length;
-  payload.set(detail.values, 2);
-  if (frameOverhead(false) + payload.length > requestLength) return null;
-  return encodeFrame({
-    version: PROTOCOL_VERSION,
-    type: MessageType.ERROR,
-    flags: 0,
-    attempt: request.attempt,
-    session: request.session,
-    sequence: request.sequence,
-    sentAt: request.sentAt,
-    receivedAt,
-    repliedAt,
-    payload,
-  });
-}
-
-/**
  * Reads the payload of an ERROR frame; null when it is too short for its own count.
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { decodeErrorDetail } from "./protocol.ts";
- * console.log(decodeErrorDetail(new Uint8Array([1, 1, 1]))); // { code: 1, values: [ 1 ] }
+ * assertEquals(decodeErrorDetail(new Uint8Array([1, 1, 1])), { code: 1, values: [1] });
+ * assertEquals(decodeErrorDetail(new Uint8Array([1, 2, 1])), null);
  * ```
  */
 export function decodeErrorDetail(payload: Uint8Array): ErrorDetail | null {
   if (payload.length < 2 || payload.length < 2 + payload[1]) return null;
   return { code: payload[0], values: Array.from(payload.subarray(2, 2 + payload[1])) };
-}
-
-/**
- * Builds the STATS reply to a STATS_REQUEST (given as received) in place: the same bytes with
- * the type changed, the reflector's timestamps and the counts in the first
- * {@linkcode STATS_PAYLOAD_SIZE} payload bytes, sealed again. Returns null when the request has
- * no room for them (the reply is never longer).
- *
- * @example
- * ```ts
- * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- * import {
- *   decodeFrame, emptySessionCounts, encodeFrame, makeStats, MessageType, NO_TIMESTAMP,
- *   STATS_PAYLOAD_SIZE,
- * } from "./protocol.ts";
- * const request = encodeFrame({
- *   version: 1, type: MessageType.STATS_REQUEST, flags: 0, attempt: 0, session: 7, sequence: 9,
- *   sentAt: NO_TIMESTAMP, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
- *   payload: new Uint8Array(STATS_PAYLOAD_SIZE),
- * });
- * const counts = { ...emptySessionCounts(), received: 5, replied: 4, refusedRateLimit: 2 };
- * const reply = makeStats(request, counts, NO_TIMESTAMP, NO_TIMESTAMP)!;
- * const decoded = decodeFrame(reply);
- * assertEquals(decoded.kind === "frame" && decoded.frame.type, MessageType.STATS);
- * ```
- */
-export function makeStats(
-  request: Uint8Array,
-  counts: SessionCounts,
-  receivedAt: Timestamp,
-  repliedAt: Timestamp,
-): Uint8Array | null {
-  const view = new DataView(request.buffer, request.byteOffset, request.byteLength);
-  const tagged = (view.getUint16(6) & Flags.AUTHENTICATED) !== 0;
-  const room = request.length - frameOverhead(tagged);
-  if (room < STATS_PAYLOAD_SIZE) return null;
-  const reply = makePong(request, request, receivedAt, repliedAt);
-  view.setUint8(5, MessageType.STATS);
-  STATS_FIELDS.forEach((field, i) => view.setUint32(HEADER_SIZE + 4 * i, counts[field] >>> 0));
-  sealFrame(reply);
-  return reply;
-}
-
-/**
- * Reads the counts from a STATS payload; null when it is too short.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { decodeStats, STATS_PAYLOAD_SIZE } from "./protocol.ts";
- * const payload = new Uint8Array(STATS_PAYLOAD_SIZE);
- * payload[3] = 2; // received
- * payload[7] = 1; // replied
- * strictEqual(decodeStats(payload)?.received, 2);
- * strictEqual(decodeStats(payload.subarray(0, 8)), null);
- * ```
- */
-export function decodeStats(payload: Uint8Array): SessionCounts | null {
-  if (payload.length < STATS_PAYLOAD_SIZE) return null;
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const counts = emptySessionCounts();
-  STATS_FIELDS.forEach((field, i) => counts[field] = view.getUint32(4 * i));
-  return counts;
 }
 
 /**
@@ -674,8 +426,9 @@ export function decodeStats(payload: Uint8Array): SessionCounts | null {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { peekSentAt } from "./protocol.ts";
- * console.log(peekSentAt(new Uint8Array(10))); // { seconds: 0, nanos: 0 }
+ * assertEquals(peekSentAt(new Uint8Array(10)), { seconds: 0, nanos: 0 });
  * ```
  */
 export function peekSentAt(bytes: Uint8Array): Timestamp {
@@ -689,8 +442,10 @@ export function peekSentAt(bytes: Uint8Array): Timestamp {
  *
  * @example
  * ```ts
+ * import { strictEqual } from "node:assert/strict";
  * import { messageTypeName } from "./protocol.ts";
- * console.log(messageTypeName(2)); // "PONG"
+ * strictEqual(messageTypeName(2), "PONG");
+ * strictEqual(messageTypeName(9), "type 9");
  * ```
  */
 export function messageTypeName(type: number): string {
@@ -733,16 +488,4 @@ function malformed(
   invariants: Invariants | null,
 ): Decoded {
   return { kind: "malformed", reason, detail, invariants };
-}
-
-/** Timestamps are two big-endian u32: whole seconds since the Unix epoch, then nanoseconds. */
-function writeTimestamp(view: DataView, offset: number, timestamp: Timestamp): void {
-  view.setUint32(offset, timestamp.seconds);
-  view.setUint32(offset + 4, timestamp.nanos);
-}
-
-function readTimestamp(view: DataView, offset: number): Timestamp | null {
-  const seconds = view.getUint32(offset);
-  const nanos = view.getUint32(offset + 4);
-  return nanos > MAX_NANOS ? null : { seconds, nanos };
 }

@@ -4,158 +4,189 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, parseHostPort, resolveHost } from "../../net/address.ts";
+import { benchIntervalJson, benchSummaryJson } from "../../probe/mod.ts";
 import {
-  checkPayloadSize,
-  expectPositionals,
-  parseCommandArgs,
-  parsePayloadSize,
-  parseSeconds,
-} from "../args.ts";
+  DEFAULT_PORT,
+  formatAddress,
+  parseHostPort,
+  type ResolvedAddress,
+  resolveHost,
+} from "../../net/address.ts";
 import { bench, type BenchInterval, type BenchSummary } from "../../probe/bench.ts";
 import { DEFAULT_PAYLOAD_SIZE } from "../../probe/ping.ts";
+import type { RateLimit } from "../../proxy/impairment.ts";
+import { defineCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { formatStat } from "../format.ts";
-import { keyFromOptions } from "../keys.ts";
+import { loadKey } from "../keys.ts";
+import { flag, option, type OptionValues, section } from "../options.ts";
 import { printLine, toJson } from "../output.ts";
-import { frameOverhead } from "../../wire/protocol.ts";
 import {
-  describeReceiveBuffer,
-  parseReceiveBuffer,
-  requireReceiveBufferSupport,
-} from "../receive_buffer.ts";
+  checkPayloadSize,
+  parsePayloadSize,
+  parsePercent,
+  parseRate,
+  parseSeconds,
+} from "../parse.ts";
+import { frameOverhead } from "../../wire/protocol.ts";
+import { describeReceiveBuffer } from "../receive_buffer.ts";
+import { jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
-import { parsePercent, parseRate } from "./proxy.ts";
-import type { Command, RunContext } from "./command.ts";
 
-const HELP = `Usage: udp bench HOST[:PORT] [--rate PPS|Nk|NM|Nmbit|max] [--duration SEC] [-s BYTES]
+/** `--rate`: as fast as the socket takes them, or a rate as written (turned into datagrams/s
+ * once the datagram's size is known). */
+type BenchRate = "max" | { readonly text: string; readonly limit: RateLimit };
+
+const OPTIONS = {
+  rate: option<BenchRate>({
+    long: "rate",
+    short: "r",
+    value: "R",
+    help: `datagrams/s (10000, 10k, 1M), bits/s of UDP payload (100mbit,
+512kbit), or max: as fast as the socket takes them (default 1000)`,
+    parse: (text) => text === "max" ? "max" : { text, limit: parseRate("--rate", text) },
+    default: { text: "1000", limit: { unit: "pps", value: 1000 } },
+  }),
+  durationMs: option({
+    long: "duration",
+    short: "t",
+    value: "SEC",
+    help: "how long to send (default 10; with --search, per trial, default 2)",
+    parse: (text) => parseSeconds("duration", text, false),
+  }),
+  size: option({
+    long: "size",
+    short: "s",
+    value: "BYTES",
+    help: `padding bytes per datagram (default ${DEFAULT_PAYLOAD_SIZE}; header and check add ${
+      frameOverhead(false)
+    },
+${frameOverhead(true)} with a key)`,
+    parse: parsePayloadSize,
+    default: DEFAULT_PAYLOAD_SIZE,
+  }),
+  intervalMs: option({
+    long: "interval",
+    short: "i",
+    value: "SEC",
+    help: "report every SEC seconds, 0 for none (default 1)",
+    parse: (text) => parseSeconds("interval", text, true),
+    default: 1000,
+  }),
+  search: flag({
+    long: "search",
+    help: `find the highest rate whose loss stays under --max-loss, by bisection
+over short trials, starting at --rate`,
+  }),
+  maxLoss: option({
+    long: "max-loss",
+    value: "P%",
+    help: "loss allowed by --search (default 1%)",
+    parse: (text) => parsePercent("--max-loss", text),
+  }),
+  key: keyOptions("authenticated mode, as udp ping: PINGs and STATS requests are tagged"),
+  receiveBuffer: receiveBufferOption(),
+  json: jsonOption("NDJSON: interval objects and a summary"),
+};
+
+type BenchValues = OptionValues<typeof OPTIONS>;
+
+/** One run of `bench()` at `rate`; `quiet` for a trial of --search (no interval lines). */
+type Trial = (rate: number | "max", quiet: boolean) => Promise<BenchSummary>;
+
+/** The `udp bench` command. */
+export const benchCommand = defineCommand({
+  name: "bench",
+  summary: "throughput, per-direction loss and latency at a set rate (or the highest)",
+  help: [
+    `Usage: udp bench HOST[:PORT] [--rate PPS|Nk|NM|Nmbit|max] [--duration SEC] [-s BYTES]
                  [--interval SEC] [--search [--max-loss P%]] [--key-file F | --key-env]
                  [--rcvbuf BYTES] [--json]
 
 Send paced datagrams to a udp serve, which reflects them, and report throughput, loss in each
 direction (the server's counts come from a final STATS exchange), duplicates, reordering
 (RFC 4737), jitter (RFC 3550) and RTT percentiles. Any UDP echo server works too (without
-the per-direction split).
-
-Options:
-  -r, --rate R         datagrams/s (10000, 10k, 1M), bits/s of UDP payload (100mbit,
-                       512kbit), or max: as fast as the socket takes them (default 1000)
-  -t, --duration SEC   how long to send (default 10; with --search, per trial, default 2)
-  -s, --size BYTES     padding bytes per datagram (default ${DEFAULT_PAYLOAD_SIZE}; header and check add ${
-  frameOverhead(false)
-},
-                       ${frameOverhead(true)} with a key)
-  -i, --interval SEC   report every SEC seconds, 0 for none (default 1)
-      --search         find the highest rate whose loss stays under --max-loss, by bisection
-                       over short trials, starting at --rate
-      --max-loss P%    loss allowed by --search (default 1%)
-      --key-file F     authenticated mode, as udp ping: PINGs and STATS requests are tagged
-      --key-env        authenticated mode with the key from $UDP_KEY
-      --rcvbuf BYTES   the socket's receive buffer (e.g. 4M); says what the kernel granted
-      --json           NDJSON: interval objects and a summary
-  -h, --help           show this help
-
-Exit status: 0 when replies came, 1 when none did, 2 on errors.`;
-
-/** The `udp bench` command. */
-export const benchCommand: Command = {
-  name: "bench",
-  summary: "throughput, per-direction loss and latency at a set rate (or the highest)",
-  help: HELP,
-  async run(args: string[], context: RunContext): Promise<number> {
-    const { values, positionals } = parseCommandArgs("bench", args, {
-      rate: { type: "string", short: "r" },
-      duration: { type: "string", short: "t" },
-      size: { type: "string", short: "s" },
-      interval: { type: "string", short: "i" },
-      search: { type: "boolean" },
-      "max-loss": { type: "string" },
-      "key-file": { type: "string" },
-      "key-env": { type: "boolean" },
-      rcvbuf: { type: "string" },
-      json: { type: "boolean" },
-    });
-    if (values.help) {
-      printLine(HELP);
-      return 0;
-    }
-    const [destination] = expectPositionals("bench", positionals, 1, 1, "HOST[:PORT]");
-    const text = (name: string) => values[name] as string | undefined;
-    const search = Boolean(values.search);
-    const size = text("size") === undefined
-      ? DEFAULT_PAYLOAD_SIZE
-      : parsePayloadSize(text("size")!);
-    const key = await keyFromOptions(text("key-file"), Boolean(values["key-env"]));
+the per-direction split).`,
+    section("Options:", OPTIONS, 23),
+    "Exit status: 0 when replies came, 1 when none did, 2 on errors.",
+  ],
+  options: OPTIONS,
+  positionals: { min: 1, max: 1, usage: "HOST[:PORT]" },
+  async run(options, [destination], context) {
+    const { search, size, json } = options;
+    const key = await loadKey(options.key);
     context.filesOpened();
-    const receiveBuffer = text("rcvbuf") === undefined
-      ? undefined
-      : parseReceiveBuffer(text("rcvbuf")!);
-    if (receiveBuffer !== undefined) requireReceiveBufferSupport();
     const datagramBytes = size + frameOverhead(key !== null);
-    const rate = parseBenchRate(text("rate") ?? "1000", datagramBytes);
-    const durationMs = text("duration") === undefined
-      ? (search ? 2000 : 10_000)
-      : parseSeconds("duration", text("duration")!, false);
-    const intervalMs = text("interval") === undefined
-      ? 1000
-      : parseSeconds("interval", text("interval")!, true);
-    if (text("max-loss") !== undefined && !search) {
+    const rate = datagramRate(options.rate, datagramBytes);
+    const durationMs = options.durationMs ?? (search ? 2000 : 10_000);
+    if (options.maxLoss !== undefined && !search) {
       throw new UsageError("--max-loss goes with --search");
     }
-    const maxLoss = text("max-loss") === undefined
-      ? 0.01
-      : parsePercent("--max-loss", text("max-loss")!);
     const { host, port } = parseHostPort(destination, DEFAULT_PORT);
     const target = await resolveHost(host, port);
     checkPayloadSize(size, target.family, key !== null);
-    const json = Boolean(values.json);
     const controller = new AbortController();
     const removeInterrupt = onInterrupt(() => controller.abort());
     try {
-      const run = (trialRate: number | "max", quiet: boolean) =>
-        bench({
-          target,
-          rate: trialRate,
-          durationMs,
-          payloadSize: size,
-          intervalMs: quiet ? 0 : intervalMs,
-          graceMs: 300,
-          signal: controller.signal,
-          key: key ?? undefined,
-          receiveBuffer,
-          onReceiveBuffer: (granted) => {
-            if (quiet) return;
-            printLine(
-              json
-                ? toJson({ type: "receive_buffer", asked: receiveBuffer, granted })
-                : describeReceiveBuffer(receiveBuffer!, granted),
-            );
-          },
-          onInterval: (report) =>
-            printLine(json ? toJson(report) : intervalLine(report, datagramBytes)),
-        });
-      if (!search) {
-        if (!json) {
-          printLine(
-            `UDP BENCH ${formatAddress(target)}: ${datagramBytes}-byte datagrams at ${
-              rate === "max" ? "the highest rate the socket takes" : `${rate} pps`
-            } for ${durationMs / 1000} s`,
-          );
-        }
-        const summary = await run(rate, false);
-        printLine(json ? toJson(summary) : summaryText(summary));
-        return summary.received > 0 ? 0 : 1;
+      const run = trialRunner(options, { target, key, durationMs, signal: controller.signal });
+      if (search) {
+        return await searchRate(run, rate, options.maxLoss ?? 0.01, json, controller.signal);
       }
-      return await searchRate(run, rate, maxLoss, json, controller.signal);
+      if (!json) {
+        printLine(
+          `UDP BENCH ${formatAddress(target)}: ${datagramBytes}-byte datagrams at ${
+            rate === "max" ? "the highest rate the socket takes" : `${rate} pps`
+          } for ${durationMs / 1000} s`,
+        );
+      }
+      const summary = await run(rate, false);
+      printLine(json ? toJson(benchSummaryJson(summary)) : summaryText(summary));
+      return summary.received > 0 ? 0 : 1;
     } finally {
       removeInterrupt();
     }
   },
-};
+});
+
+/** What every run of one `udp bench` shares, whatever its rate. */
+interface TrialSetting {
+  target: ResolvedAddress;
+  key: CryptoKey | null;
+  durationMs: number;
+  signal: AbortSignal;
+}
+
+/** Runs `bench()` with the options, printing its interval lines (unless quiet). */
+function trialRunner(options: BenchValues, setting: TrialSetting): Trial {
+  const { json, receiveBuffer, size } = options;
+  const datagramBytes = size + frameOverhead(setting.key !== null);
+  return (rate, quiet) =>
+    bench({
+      target: setting.target,
+      rate,
+      durationMs: setting.durationMs,
+      payloadSize: size,
+      intervalMs: quiet ? 0 : options.intervalMs,
+      graceMs: 300,
+      signal: setting.signal,
+      key: setting.key ?? undefined,
+      receiveBuffer,
+      onReceiveBuffer: (granted) => {
+        if (quiet) return;
+        printLine(
+          json
+            ? toJson({ type: "receive_buffer", asked: receiveBuffer, granted })
+            : describeReceiveBuffer(receiveBuffer!, granted),
+        );
+      },
+      onInterval: (report) =>
+        printLine(json ? toJson(benchIntervalJson(report)) : intervalLine(report, datagramBytes)),
+    });
+}
 
 /** Bisection: double from the start rate until loss exceeds the limit, then narrow to 5%. */
 async function searchRate(
-  run: (rate: number | "max", quiet: boolean) => Promise<BenchSummary>,
+  run: Trial,
   start: number | "max",
   maxLoss: number,
   json: boolean,
@@ -204,7 +235,7 @@ async function searchRate(
         type: "search",
         max_loss_percent: maxLoss * 100,
         best_pps: Math.round(low),
-        summary: found,
+        summary: found && benchSummaryJson(found),
       }),
     );
   } else if (found) {
@@ -216,10 +247,11 @@ async function searchRate(
   return found ? 0 : 1;
 }
 
-function parseBenchRate(text: string, datagramBytes: number): number | "max" {
-  if (text === "max") return "max";
-  const rate = parseRate("--rate", text);
-  const pps = rate.unit === "pps" ? rate.value : rate.value / (datagramBytes * 8);
+/** The datagrams per second of `--rate` (a bit rate counts `datagramBytes` a datagram). */
+function datagramRate(rate: BenchRate, datagramBytes: number): number | "max" {
+  if (rate === "max") return "max";
+  const { text, limit } = rate;
+  const pps = limit.unit === "pps" ? limit.value : limit.value / (datagramBytes * 8);
   if (pps < 1 || pps > 10_000_000) {
     throw new UsageError(
       `invalid --rate '${text}': that is ${Math.round(pps)} datagrams/s; use 1 to 10M, or max`,
@@ -273,8 +305,25 @@ function lossLine(s: BenchSummary): string {
  * The text summary of a bench run.
  *
  * @example
- * ```ts ignore
- * console.log(summaryText(summary));
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { bench } from "../../probe/bench.ts";
+ * import { Reflector } from "../../reflector/reflector.ts";
+ * import { summaryText } from "./bench.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * const port = reflector.address.port;
+ * const summary = await bench({
+ *   target: { hostname: "127.0.0.1", port, family: "ipv4" },
+ *   rate: 100,
+ *   durationMs: 100,
+ *   payloadSize: 56,
+ *   graceMs: 100,
+ * });
+ * await reflector.close();
+ * const lines = summaryText(summary).split("\n");
+ * const heading = `--- 127.0.0.1:${port} udp bench (104-byte datagrams, `;
+ * strictEqual(lines[1].startsWith(heading), true); // then the time it took, e.g. "0.101 s) ---"
+ * strictEqual(lines.at(-1), "0 duplicates, 0 reordered");
  * ```
  */
 export function summaryText(s: BenchSummary): string {

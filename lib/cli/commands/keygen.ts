@@ -4,33 +4,27 @@
  * @module
  */
 
-import { expectPositionals, parseCommandArgs } from "../args.ts";
+import { defineCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { describeFileError } from "../files.ts";
+import { section } from "../options.ts";
 import { printLine } from "../output.ts";
-import type { Command, RunContext } from "./command.ts";
 
-const HELP = `Usage: udp keygen [FILE]
+/** The `udp keygen` command. */
+export const keygenCommand = defineCommand({
+  name: "keygen",
+  summary: "make a random key for authenticated mode (--key-file)",
+  help: [
+    `Usage: udp keygen [FILE]
 
 Make a random 256-bit key for authenticated mode (udp serve / udp ping --key-file), written
 as 64 hex digits to FILE (created with mode 600, never overwritten; anywhere you may write)
-or to standard output.
-
-Options:
-  -h, --help   show this help`;
-
-/** The `udp keygen` command. */
-export const keygenCommand: Command = {
-  name: "keygen",
-  summary: "make a random key for authenticated mode (--key-file)",
-  help: HELP,
-  async run(args: string[], context: RunContext): Promise<number> {
-    const { values, positionals } = parseCommandArgs("keygen", args, {});
-    if (values.help) {
-      printLine(HELP);
-      return 0;
-    }
-    const [file] = expectPositionals("keygen", positionals, 0, 1, "[FILE]");
+or to standard output.`,
+    section("Options:", {}, 15),
+  ],
+  options: {},
+  positionals: { min: 0, max: 1, usage: "[FILE]" },
+  async run(_options, [file], context) {
     const key = crypto.getRandomValues(new Uint8Array(32)).toHex() + "\n";
     if (file === undefined) {
       context.filesOpened();
@@ -49,4 +43,4 @@ export const keygenCommand: Command = {
     printLine(`Wrote a 256-bit key to ${file} (mode 600)`);
     return 0;
   },
-};
+});

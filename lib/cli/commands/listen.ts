@@ -4,74 +4,61 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../../net/address.ts";
-import { expectPositionals, parseChoice, parseCommandArgs, parseWholeNumber } from "../args.ts";
+import { formatAddress, resolveListenAddress } from "../../net/address.ts";
+import { defineCommand } from "../command.ts";
 import { hexDump, payloadText } from "../format.ts";
+import { option, section } from "../options.ts";
 import { printJson, printLine } from "../output.ts";
+import { parseChoice, parseWholeNumber } from "../parse.ts";
 import { ackReply } from "../../reflector/reflector.ts";
 import { interrupted } from "../signals.ts";
-import {
-  describeReceiveBuffer,
-  parseReceiveBuffer,
-  requireReceiveBufferSupport,
-} from "../receive_buffer.ts";
-import { errorKind, UdpSocket } from "../../net/socket.ts";
-import type { Command, RunContext } from "./command.ts";
+import { describeReceiveBuffer } from "../receive_buffer.ts";
+import { jsonOption, listenAddressOptions, receiveBufferOption } from "../shared_options.ts";
+import { errorKind, type PeerAddress, UdpSocket } from "../../net/socket.ts";
 
 const REPLY_MODES = ["none", "ack", "echo"] as const;
 
-const HELP =
-  `Usage: udp listen [--host ADDR] [--port PORT] [--reply none|ack|echo] [-c N] [--rcvbuf BYTES]
+type ReplyMode = typeof REPLY_MODES[number];
+
+const OPTIONS = {
+  address: listenAddressOptions(),
+  reply: option<ReplyMode>({
+    long: "reply",
+    value: "MODE",
+    help: `none (default), ack ("ack:" + the data) or echo (the data)`,
+    parse: (text) => parseChoice("--reply mode", text, REPLY_MODES),
+    default: "none",
+  }),
+  count: option({
+    long: "count",
+    short: "c",
+    value: "N",
+    help: "exit after N datagrams",
+    parse: (text) => parseWholeNumber("count", text, 1, Number.MAX_SAFE_INTEGER),
+    default: Infinity,
+  }),
+  receiveBuffer: receiveBufferOption(),
+  json: jsonOption("print NDJSON: listening, then one object per datagram"),
+};
+
+/** The `udp listen` command. */
+export const listenCommand = defineCommand({
+  name: "listen",
+  summary: "print datagrams received (text or hex dump); optionally ack or echo them",
+  help: [
+    `Usage: udp listen [--host ADDR] [--port PORT] [--reply none|ack|echo] [-c N] [--rcvbuf BYTES]
                   [--json]
 
 Print every datagram received, with its source: text as a quoted string, anything else as a
-hex dump. Optionally answer each one.
-
-Options:
-      --host ADDR    address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
-  -p, --port PORT    port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
-      --reply MODE   none (default), ack ("ack:" + the data) or echo (the data)
-  -c, --count N      exit after N datagrams
-      --rcvbuf BYTES the socket's receive buffer (e.g. 4M); says what the kernel granted
-      --json         print NDJSON: listening, then one object per datagram
-  -h, --help         show this help
-
-Ctrl-C or SIGTERM exits 0. Exit 2 on bad options or bind errors.`;
-
-/** The `udp listen` command. */
-export const listenCommand: Command = {
-  name: "listen",
-  summary: "print datagrams received (text or hex dump); optionally ack or echo them",
-  help: HELP,
-  async run(args: string[], context: RunContext): Promise<number> {
-    const { values, positionals } = parseCommandArgs("listen", args, {
-      host: { type: "string" },
-      port: { type: "string", short: "p" },
-      reply: { type: "string" },
-      count: { type: "string", short: "c" },
-      rcvbuf: { type: "string" },
-      json: { type: "boolean" },
-    });
-    if (values.help) {
-      printLine(HELP);
-      return 0;
-    }
-    expectPositionals("listen", positionals, 0, 0, "");
-    const reply = parseChoice("--reply mode", (values.reply as string) ?? "none", REPLY_MODES);
-    const count = values.count === undefined
-      ? Infinity
-      : parseWholeNumber("count", values.count as string, 1, Number.MAX_SAFE_INTEGER);
-    const address = await resolveListenAddress(
-      values.host as string | undefined,
-      values.port as string | undefined,
-    );
-    const json = Boolean(values.json);
-    const receiveBuffer = values.rcvbuf === undefined
-      ? undefined
-      : parseReceiveBuffer(values.rcvbuf as string);
-    if (receiveBuffer !== undefined) requireReceiveBufferSupport();
+hex dump. Optionally answer each one.`,
+    section("Options:", OPTIONS, 21),
+    "Ctrl-C or SIGTERM exits 0. Exit 2 on bad options or bind errors.",
+  ],
+  options: OPTIONS,
+  async run({ address, reply, count, receiveBuffer, json }, _positionals, context) {
+    const { hostname, port } = await resolveListenAddress(address.host, address.port);
     context.filesOpened();
-    const socket = UdpSocket.bind(address.hostname, address.port);
+    const socket = UdpSocket.bind(hostname, port);
     const granted = receiveBuffer === undefined ? null : socket.setReceiveBuffer(receiveBuffer);
     const where = formatAddress(socket.address);
     if (json) printJson({ type: "listening", address: where });
@@ -84,24 +71,8 @@ export const listenCommand: Command = {
     const stop = interrupted();
     const loop = socket.receiveEach(async (data, from) => {
       received++;
-      const source = formatAddress(from);
-      const text = payloadText(data);
-      if (json) {
-        const body = text === null ? { hex: data.toHex() } : { text };
-        printJson({ type: "datagram", from: source, bytes: data.length, ...body });
-      } else if (text !== null) {
-        printLine(`From ${source} (${data.length} bytes): ${JSON.stringify(text)}`);
-      } else {
-        printLine(`From ${source} (${data.length} bytes):\n${hexDump(data)}`);
-      }
-      if (reply !== "none") {
-        const answer = reply === "echo" ? data : ackReply(data);
-        try {
-          await socket.send(answer, from);
-        } catch (error) {
-          console.error(`udp listen: reply to ${source} failed: ${errorKind(error)}`);
-        }
-      }
+      printDatagram(data, formatAddress(from), json);
+      if (reply !== "none") await answer(socket, reply, data, from);
       if (received >= count) socket.close();
     });
     await Promise.race([loop, stop.promise]);
@@ -110,4 +81,31 @@ export const listenCommand: Command = {
     await loop;
     return 0;
   },
-};
+});
+
+/** One datagram, as text or a hex dump (or one NDJSON object). */
+function printDatagram(data: Uint8Array, source: string, json: boolean): void {
+  const text = payloadText(data);
+  if (json) {
+    const body = text === null ? { hex: data.toHex() } : { text };
+    printJson({ type: "datagram", from: source, bytes: data.length, ...body });
+  } else if (text !== null) {
+    printLine(`From ${source} (${data.length} bytes): ${JSON.stringify(text)}`);
+  } else {
+    printLine(`From ${source} (${data.length} bytes):\n${hexDump(data)}`);
+  }
+}
+
+/** Sends the --reply answer to a datagram; a failure is one line on stderr. */
+async function answer(
+  socket: UdpSocket,
+  reply: Exclude<ReplyMode, "none">,
+  data: Uint8Array,
+  from: PeerAddress,
+): Promise<void> {
+  try {
+    await socket.send(reply === "echo" ? data : ackReply(data), from);
+  } catch (error) {
+    console.error(`udp listen: reply to ${formatAddress(from)} failed: ${errorKind(error)}`);
+  }
+}

@@ -4,22 +4,14 @@
  * @module
  */
 
+import { pingSummaryJson } from "../../probe/mod.ts";
 import {
   DEFAULT_PORT,
-  type Family,
   formatAddress,
   parseHostPort,
+  type ResolvedAddress,
   resolveHost,
 } from "../../net/address.ts";
-import {
-  checkPayloadSize,
-  expectPositionals,
-  parseCommandArgs,
-  type ParsedArgs,
-  parsePayloadSize,
-  parseSeconds,
-  parseWholeNumber,
-} from "../args.ts";
 import {
   DEFAULT_INTERVAL_MS,
   DEFAULT_PAYLOAD_SIZE,
@@ -27,187 +19,179 @@ import {
   MAX_RETRIES,
   ping,
   type PingEvent,
-  type PingOptions,
   type PingResult,
 } from "../../probe/ping.ts";
-import { UsageError } from "../errors.ts";
+import { defineCommand } from "../command.ts";
 import { formatRtt, formatStat } from "../format.ts";
 import { frameOverhead } from "../../wire/protocol.ts";
-import { keyFromOptions } from "../keys.ts";
+import { loadKey } from "../keys.ts";
+import { flag, option, type OptionValues, section } from "../options.ts";
 import { printJson, printLine, toJson } from "../output.ts";
-import {
-  describeReceiveBuffer,
-  parseReceiveBuffer,
-  requireReceiveBufferSupport,
-} from "../receive_buffer.ts";
+import { checkPayloadSize, parsePayloadSize, parseSeconds, parseWholeNumber } from "../parse.ts";
+import { describeReceiveBuffer } from "../receive_buffer.ts";
+import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
-import type { Command, RunContext } from "./command.ts";
 
-const HELP = `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
+const OPTIONS = {
+  count: option({
+    long: "count",
+    short: "c",
+    value: "N",
+    help: "stop after N probes (default: until Ctrl-C); with -w, after N replies",
+    parse: (text) => parseWholeNumber("count", text, 1, 0xffff_ffff),
+  }),
+  intervalMs: option({
+    long: "interval",
+    short: "i",
+    value: "SEC",
+    help: `time between probes (default ${DEFAULT_INTERVAL_MS / 1000}); 0 sends the next probe as
+soon as the previous one is answered or timed out`,
+    parse: (text) => parseSeconds("interval", text, true),
+  }),
+  timeoutMs: option({
+    long: "timeout",
+    short: "W",
+    value: "SEC",
+    help: `time to wait for a reply (default ${
+      DEFAULT_TIMEOUT_MS / 1000
+    }); a reply after that is "late"
+and the probe stays lost`,
+    parse: (text) => parseSeconds("timeout", text, false),
+  }),
+  deadlineMs: option({
+    long: "deadline",
+    short: "w",
+    value: "SEC",
+    help: "stop after SEC seconds whatever was sent or received",
+    parse: (text) => parseSeconds("deadline", text, false),
+  }),
+  retries: option({
+    long: "retries",
+    value: "N",
+    help: `re-send an unanswered probe up to N times (0..${MAX_RETRIES}, default 0); attempt k
+waits TIMEOUT x 2^k x (1 to 1.25); RTT is timed from the answered attempt`,
+    parse: (text) => parseWholeNumber("retries", text, 0, MAX_RETRIES),
+  }),
+  lingerMs: option({
+    long: "linger",
+    value: "SEC",
+    help: `after the last probe, keep listening SEC seconds for late and duplicate
+replies (default 0: stop at once, as ping(8))`,
+    parse: (text) => parseSeconds("linger", text, true),
+  }),
+  payloadSize: option({
+    long: "size",
+    short: "s",
+    value: "BYTES",
+    help: `padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds ${
+      frameOverhead(false)
+    } bytes (header and check; ${frameOverhead(true)} with a key)`,
+    parse: parsePayloadSize,
+    default: DEFAULT_PAYLOAD_SIZE,
+  }),
+  key: keyOptions(`authenticated mode: tag PINGs with this key, reject PONGs without a
+valid tag (hex or base64, in a file only its owner may read)`),
+  receiveBuffer: receiveBufferOption(),
+  quiet: flag({ long: "quiet", short: "q", help: "print only the summary" }),
+  json: jsonOption("print NDJSON: start, one object per event, summary"),
+  family: familyOption(),
+};
+
+type PingValues = OptionValues<typeof OPTIONS>;
+
+/** The `udp ping` command. */
+export const pingCommand = defineCommand({
+  name: "ping",
+  summary: "measure loss, RTT, jitter, reordering and duplicates to a udp serve",
+  help: [
+    `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
                 [--linger SEC] [--key-file F | --key-env] [--rcvbuf BYTES] [-q] [--json] [-4|-6]
 
 Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
 reordering, duplicates and late replies. Options follow ping(8). The RTT is the network's: from
 the probe's hand-over to the kernel to its reply's arrival (the kernel's timestamp), minus the
-time the reflector says it held the probe (as irtt counts it); the summary gives both.
-
-Options:
-  -c, --count N      stop after N probes (default: until Ctrl-C); with -w, after N replies
-  -i, --interval SEC time between probes (default ${
-  DEFAULT_INTERVAL_MS / 1000
-}); 0 sends the next probe as
-                     soon as the previous one is answered or timed out
-  -W, --timeout SEC  time to wait for a reply (default ${
-  DEFAULT_TIMEOUT_MS / 1000
-}); a reply after that is "late"
-                     and the probe stays lost
-  -w, --deadline SEC stop after SEC seconds whatever was sent or received
-      --retries N    re-send an unanswered probe up to N times (0..${MAX_RETRIES}, default 0); attempt k
-                     waits TIMEOUT x 2^k x (1 to 1.25); RTT is timed from the answered attempt
-      --linger SEC   after the last probe, keep listening SEC seconds for late and duplicate
-                     replies (default 0: stop at once, as ping(8))
-  -s, --size BYTES   padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds ${
-  frameOverhead(false)
-} bytes (header and check; ${frameOverhead(true)} with a key)
-      --key-file F   authenticated mode: tag PINGs with this key, reject PONGs without a
-                     valid tag (hex or base64, in a file only its owner may read)
-      --key-env      authenticated mode with the key from $UDP_KEY
-      --rcvbuf BYTES the socket's receive buffer (e.g. 4M); says what the kernel granted
-  -q, --quiet        print only the summary
-      --json         print NDJSON: start, one object per event, summary
-  -4, -6             use IPv4 / IPv6 only when resolving HOST
-  -h, --help         show this help
-
-Exit status: 0 if any reply was received (with -c and -w: if N replies were), 1 if not,
-2 on errors. Ctrl-C prints the summary.`;
-
-/** The `udp ping` command. */
-export const pingCommand: Command = {
-  name: "ping",
-  summary: "measure loss, RTT, jitter, reordering and duplicates to a udp serve",
-  help: HELP,
-  async run(args: string[], context: RunContext): Promise<number> {
-    const parsed = parseCommandArgs("ping", args, {
-      count: { type: "string", short: "c" },
-      interval: { type: "string", short: "i" },
-      timeout: { type: "string", short: "W" },
-      deadline: { type: "string", short: "w" },
-      retries: { type: "string" },
-      linger: { type: "string" },
-      "key-file": { type: "string" },
-      "key-env": { type: "boolean" },
-      rcvbuf: { type: "string" },
-      size: { type: "string", short: "s" },
-      quiet: { type: "boolean", short: "q" },
-      json: { type: "boolean" },
-      ipv4: { type: "boolean", short: "4" },
-      ipv6: { type: "boolean", short: "6" },
-    });
-    if (parsed.values.help) {
-      printLine(HELP);
-      return 0;
-    }
-    const options = parseOptions(parsed);
-    const rcvbuf = parsed.values.rcvbuf as string | undefined;
-    const receiveBuffer = rcvbuf === undefined ? undefined : parseReceiveBuffer(rcvbuf);
-    if (receiveBuffer !== undefined) requireReceiveBufferSupport();
-    const [destination] = expectPositionals("ping", parsed.positionals, 1, 1, "HOST[:PORT]");
+time the reflector says it held the probe (as irtt counts it); the summary gives both.`,
+    section("Options:", OPTIONS, 21),
+    `Exit status: 0 if any reply was received (with -c and -w: if N replies were), 1 if not,
+2 on errors. Ctrl-C prints the summary.`,
+  ],
+  options: OPTIONS,
+  positionals: { min: 1, max: 1, usage: "HOST[:PORT]" },
+  async run(options, [destination], context) {
     const { host, port } = parseHostPort(destination, DEFAULT_PORT);
-    const target = await resolveHost(host, port, { family: familyOption(parsed) });
-    const key = await keyFromOptions(
-      parsed.values["key-file"] as string | undefined,
-      Boolean(parsed.values["key-env"]),
-    );
+    const target = await resolveHost(host, port, { family: options.family });
+    const key = await loadKey(options.key);
     context.filesOpened();
-    const overhead = frameOverhead(key !== null);
-    const size = options.payloadSize ?? DEFAULT_PAYLOAD_SIZE;
-    checkPayloadSize(size, target.family, key !== null);
+    checkPayloadSize(options.payloadSize, target.family, key !== null);
     const targetText = formatAddress(target);
-    const named = host === target.hostname ? targetText : `${host} (${targetText})`;
-    const json = Boolean(parsed.values.json);
-    const quiet = Boolean(parsed.values.quiet);
-    const controller = new AbortController();
-    const removeInterrupt = onInterrupt(() => controller.abort());
-    const print = json
-      ? (event: PingEvent) => printJson(event)
-      : (event: PingEvent) => printEvent(event);
-    let result: PingResult;
-    try {
-      if (json) {
-        printJson({
-          type: "start",
-          target: targetText,
-          host,
-          payload_bytes: size,
-          datagram_bytes: size + overhead,
-        });
-      } else {
-        printLine(
-          `UDP PING ${named}: ${size} data bytes, ${size + overhead}-byte datagrams` +
-            (key ? " (authenticated)" : ""),
-        );
-      }
-      result = await ping({
-        ...options,
-        target,
-        payloadSize: size,
-        key: key ?? undefined,
-        signal: controller.signal,
-        receiveBuffer,
-        onReceiveBuffer: (granted) => {
-          const text = describeReceiveBuffer(receiveBuffer!, granted);
-          if (json) {
-            printJson({ type: "receive_buffer", asked: receiveBuffer, granted });
-          } else if (!quiet) printLine(text);
-        },
-        onEvent: (event) => {
-          if (event.type === "error") console.error(`udp ping: ${event.message}`);
-          if (!quiet || event.type === "error") print(event);
-        },
-      });
-    } finally {
-      removeInterrupt();
-    }
-    printLine(json ? toJson(result.summary) : summaryText(result));
+    printStart(options, host === target.hostname ? targetText : `${host} (${targetText})`, {
+      target: targetText,
+      host,
+      authenticated: key !== null,
+    });
+    const result = await runPing(options, target, key);
+    printLine(options.json ? toJson(pingSummaryJson(result.summary)) : summaryText(result));
     return exitCode(result, options.count, options.deadlineMs);
   },
-};
+});
 
-type PingCliOptions = Pick<
-  PingOptions,
-  "count" | "intervalMs" | "timeoutMs" | "deadlineMs" | "retries" | "lingerMs" | "payloadSize"
->;
-
-function parseOptions({ values }: ParsedArgs): PingCliOptions {
-  const text = (name: string) => values[name] as string | undefined;
-  const options: PingCliOptions = {};
-  if (text("count") !== undefined) {
-    options.count = parseWholeNumber("count", text("count")!, 1, 0xffff_ffff);
+/** The first line: what is pinged, with datagrams of what size. */
+function printStart(
+  options: PingValues,
+  named: string,
+  { target, host, authenticated }: { target: string; host: string; authenticated: boolean },
+): void {
+  const size = options.payloadSize;
+  const datagramBytes = size + frameOverhead(authenticated);
+  if (options.json) {
+    printJson({ type: "start", target, host, payload_bytes: size, datagram_bytes: datagramBytes });
+  } else {
+    printLine(
+      `UDP PING ${named}: ${size} data bytes, ${datagramBytes}-byte datagrams` +
+        (authenticated ? " (authenticated)" : ""),
+    );
   }
-  if (text("interval") !== undefined) {
-    options.intervalMs = parseSeconds("interval", text("interval")!, true);
-  }
-  if (text("timeout") !== undefined) {
-    options.timeoutMs = parseSeconds("timeout", text("timeout")!, false);
-  }
-  if (text("deadline") !== undefined) {
-    options.deadlineMs = parseSeconds("deadline", text("deadline")!, false);
-  }
-  if (text("retries") !== undefined) {
-    options.retries = parseWholeNumber("retries", text("retries")!, 0, MAX_RETRIES);
-  }
-  if (text("linger") !== undefined) {
-    options.lingerMs = parseSeconds("linger", text("linger")!, true);
-  }
-  if (text("size") !== undefined) {
-    options.payloadSize = parsePayloadSize(text("size")!);
-  }
-  return options;
 }
 
-function familyOption({ values }: ParsedArgs): Family | undefined {
-  if (values.ipv4 && values.ipv6) throw new UsageError("-4 and -6 exclude each other");
-  return values.ipv4 ? "ipv4" : values.ipv6 ? "ipv6" : undefined;
+/** Pings until done or Ctrl-C, printing each event as it comes. */
+async function runPing(
+  options: PingValues,
+  target: ResolvedAddress,
+  key: CryptoKey | null,
+): Promise<PingResult> {
+  const { json, quiet, receiveBuffer } = options;
+  const controller = new AbortController();
+  const removeInterrupt = onInterrupt(() => controller.abort());
+  const print = json
+    ? (event: PingEvent) => printJson(event)
+    : (event: PingEvent) => printEvent(event);
+  try {
+    return await ping({
+      count: options.count,
+      intervalMs: options.intervalMs,
+      timeoutMs: options.timeoutMs,
+      deadlineMs: options.deadlineMs,
+      retries: options.retries,
+      lingerMs: options.lingerMs,
+      target,
+      payloadSize: options.payloadSize,
+      key: key ?? undefined,
+      signal: controller.signal,
+      receiveBuffer,
+      onReceiveBuffer: (granted) => {
+        const text = describeReceiveBuffer(receiveBuffer!, granted);
+        if (json) {
+          printJson({ type: "receive_buffer", asked: receiveBuffer, granted });
+        } else if (!quiet) printLine(text);
+      },
+      onEvent: (event) => {
+        if (event.type === "error") console.error(`udp ping: ${event.message}`);
+        if (!quiet || event.type === "error") print(event);
+      },
+    });
+  } finally {
+    removeInterrupt();
+  }
 }
 
 function printEvent(event: PingEvent): void {
@@ -271,8 +255,22 @@ function formatPercent(percent: number): string {
  * The text summary, ping(8)'s layout plus udp's extra lines.
  *
  * @example
- * ```ts ignore
- * console.log(summaryText(result));
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ping } from "../../probe/ping.ts";
+ * import { Reflector } from "../../reflector/reflector.ts";
+ * import { summaryText } from "./ping.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * const port = reflector.address.port;
+ * const result = await ping({
+ *   target: { hostname: "127.0.0.1", port, family: "ipv4" },
+ *   count: 2,
+ *   intervalMs: 0,
+ * });
+ * await reflector.close();
+ * const lines = summaryText(result).split("\n");
+ * strictEqual(lines[1], `--- 127.0.0.1:${port} udp ping statistics ---`);
+ * strictEqual(lines[2].startsWith("2 packets transmitted, 2 received, 0% packet loss"), true);
  * ```
  */
 export function summaryText(result: PingResult): string {

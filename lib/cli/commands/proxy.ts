@@ -4,138 +4,216 @@
  * @module
  */
 
-import { formatAddress, parseHostPort, resolveHost } from "../../net/address.ts";
-import { parseCommandArgs, type ParsedArgs, parseSeconds, parseWholeNumber } from "../args.ts";
-import { expectPositionals } from "../args.ts";
+import { proxyStatsJson } from "../../proxy/mod.ts";
+import {
+  formatAddress,
+  type HostPort,
+  parseHostPort,
+  type ResolvedAddress,
+  resolveHost,
+} from "../../net/address.ts";
+import { NetError } from "../../net/mod.ts";
+import { defineCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { describeFileError } from "../files.ts";
-import { type Impairments, NO_IMPAIRMENTS, type RateLimit } from "../../proxy/impairment.ts";
+import { type Impairments, NO_IMPAIRMENTS } from "../../proxy/impairment.ts";
+import {
+  flag,
+  type HelpRow,
+  helpRow,
+  label,
+  type Option,
+  option,
+  type OptionValues,
+  type RawValues,
+  section,
+  text,
+} from "../options.ts";
 import { printJson, printLine, toJson } from "../output.ts";
+import {
+  parseBurst,
+  parseMs,
+  parsePercent,
+  parseRate,
+  parseSeconds,
+  parseWholeNumber,
+} from "../parse.ts";
 import { type DirectionStats, Proxy, type ProxyLogRecord } from "../../proxy/proxy.ts";
 import { randomSeed } from "../../proxy/random.ts";
+import { jsonOption } from "../shared_options.ts";
 import { interrupted } from "../signals.ts";
-import type { Command, RunContext } from "./command.ts";
 
-const HELP = `Usage: udp proxy --listen HOST:PORT --to HOST:PORT [impairments] [--seed N]
+/** The two directions: up from the clients to the target, down from the target back. */
+type Direction = "up" | "down";
+
+/** An impairment's value in each direction (undefined: not given for it). */
+type PerDirection<T> = { readonly [D in Direction]: T | undefined };
+
+/**
+ * An impairment option: `--NAME` for both directions, and `--up-NAME` and `--down-NAME`
+ * (accepted, not listed in the help) for one, which take precedence. `parse` is given the
+ * option the value came from, for its message.
+ */
+function impairment<T>(
+  name: string,
+  value: string,
+  help: string,
+  parse: (option: string, text: string) => T,
+): Option<PerDirection<T>> {
+  const row: HelpRow = helpRow(label(name, undefined, value), help);
+  const read = (raw: RawValues, dir: Direction) => {
+    const specific = raw[`${dir}-${name}`];
+    const given = specific ?? raw[name];
+    if (typeof given !== "string") return undefined;
+    return parse(specific !== undefined ? `--${dir}-${name}` : `--${name}`, given);
+  };
+  return {
+    flags: ["", "up-", "down-"].map((prefix) => ({ long: prefix + name, type: "string" })),
+    rows: [row],
+    read: (raw) => ({ up: read(raw, "up"), down: read(raw, "down") }),
+  };
+}
+
+const OPTIONS = {
+  listen: option({
+    long: "listen",
+    value: "HOST:PORT",
+    help: "where clients send to (port 0 picks a free one)",
+    // No default port: -1 marks an address given without one (port 0 is a choice here).
+    parse: (text) => parseHostPort(text, -1, true),
+    required: true,
+  }),
+  to: option({
+    long: "to",
+    value: "HOST:PORT",
+    help: "the target datagrams are forwarded to",
+    parse: (text) => parseHostPort(text, -1),
+    required: true,
+  }),
+  seed: option({
+    long: "seed",
+    value: "N",
+    help: "seed of every random decision (default: random, printed)",
+    parse: (text) => parseWholeNumber("seed", text, 0, 0xffff_ffff),
+  }),
+  log: option({
+    long: "log",
+    value: "FILE",
+    help: `write one NDJSON line per datagram with what was done to it, to
+a new FILE (an existing one is refused unless --append)`,
+    parse: text,
+  }),
+  append: flag({ long: "append", help: "add to the end of an existing --log FILE" }),
+  json: jsonOption("print the start line and the final counters as NDJSON"),
+  idleMs: option({
+    long: "idle",
+    value: "SEC",
+    help: "close a client's upstream socket after SEC idle (default 60)",
+    parse: (text) => parseSeconds("idle", text, false),
+    default: 60_000,
+  }),
+  maxClients: option({
+    long: "max-clients",
+    value: "N",
+    help: "clients at once; datagrams from more are dropped (default 1024)",
+    parse: (text) => parseWholeNumber("max-clients", text, 1, 1_000_000),
+    default: 1024,
+  }),
+};
+
+const IMPAIRMENTS = {
+  loss: impairment("loss", "P%", "drop datagrams at random", parsePercent),
+  burst: impairment(
+    "burst-loss",
+    "ENTER%,EXIT%[,BAD%[,GOOD%]]",
+    `Gilbert-Elliott bursts: chance per datagram of entering and
+leaving the bad state, loss in the bad (default 100%) and
+good (default 0%) states`,
+    parseBurst,
+  ),
+  duplicate: impairment("dup", "P%", "send datagrams twice", parsePercent),
+  reorder: impairment(
+    "reorder",
+    "P%",
+    "hold a datagram back until the next one(s) have gone",
+    parsePercent,
+  ),
+  reorderGap: impairment(
+    "reorder-gap",
+    "N",
+    "how many later datagrams overtake a held one (default 1)",
+    (option, text) => parseWholeNumber(option, text, 1, 1000),
+  ),
+  reorderHoldMs: option({
+    long: "reorder-hold",
+    value: "MS",
+    help: "release a held datagram after MS anyway (default 100)",
+    parse: (text) => parseMs("reorder-hold", text),
+    default: 100,
+  }),
+  delayMs: impairment("delay", "MS", "delay every datagram", parseMs),
+  jitterMs: impairment("jitter", "MS", "add uniform(-MS, +MS) to each datagram's delay", parseMs),
+  corrupt: impairment("corrupt", "P%", "flip one random bit of one random byte", parsePercent),
+  rate: impairment(
+    "rate",
+    "R",
+    `limit to R datagrams/s (1000, 5k, 1000pps) or bits/s of
+payload (10mbit, 512kbit, 64000bit)`,
+    parseRate,
+  ),
+  queue: impairment(
+    "queue",
+    "N",
+    `datagrams that may wait for --rate; more are dropped
+(default 1000)`,
+    (option, text) => parseWholeNumber(option, text, 1, 1_000_000),
+  ),
+};
+
+type ProxyValues = OptionValues<typeof OPTIONS & typeof IMPAIRMENTS>;
+
+/** The `udp proxy` command. */
+export const proxyCommand = defineCommand({
+  name: "proxy",
+  summary: "forward datagrams and impair them: loss, bursts, duplication, reordering, delay",
+  help: [
+    `Usage: udp proxy --listen HOST:PORT --to HOST:PORT [impairments] [--seed N]
                  [--log FILE [--append]] [--json]
 
 Forward datagrams both ways between clients and a target, and impair them on purpose: one
 upstream socket per client address; idle ones expire. Every random decision comes from --seed,
-each direction from its own stream, so a run can be repeated exactly.
-
-Options:
-      --listen HOST:PORT   where clients send to (port 0 picks a free one)
-      --to HOST:PORT       the target datagrams are forwarded to
-      --seed N             seed of every random decision (default: random, printed)
-      --log FILE           write one NDJSON line per datagram with what was done to it, to
-                           a new FILE (an existing one is refused unless --append)
-      --append             add to the end of an existing --log FILE
-      --json               print the start line and the final counters as NDJSON
-      --idle SEC           close a client's upstream socket after SEC idle (default 60)
-      --max-clients N      clients at once; datagrams from more are dropped (default 1024)
-  -h, --help               show this help
-
-Impairments (each applies to both directions; --up-NAME / --down-NAME set one direction and
-take precedence):
-      --loss P%                     drop datagrams at random
-      --burst-loss ENTER%,EXIT%[,BAD%[,GOOD%]]
-                                    Gilbert-Elliott bursts: chance per datagram of entering and
-                                    leaving the bad state, loss in the bad (default 100%) and
-                                    good (default 0%) states
-      --dup P%                      send datagrams twice
-      --reorder P%                  hold a datagram back until the next one(s) have gone
-      --reorder-gap N               how many later datagrams overtake a held one (default 1)
-      --reorder-hold MS             release a held datagram after MS anyway (default 100)
-      --delay MS                    delay every datagram
-      --jitter MS                   add uniform(-MS, +MS) to each datagram's delay
-      --corrupt P%                  flip one random bit of one random byte
-      --rate R                      limit to R datagrams/s (1000, 5k, 1000pps) or bits/s of
-                                    payload (10mbit, 512kbit, 64000bit)
-      --queue N                     datagrams that may wait for --rate; more are dropped
-                                    (default 1000)
-
-Ctrl-C or SIGTERM prints the counters per direction and exits 0. Exit 2 on bad options.`;
-
-const IMPAIRMENT_OPTIONS = [
-  "loss",
-  "burst-loss",
-  "dup",
-  "reorder",
-  "reorder-gap",
-  "delay",
-  "jitter",
-  "corrupt",
-  "rate",
-  "queue",
-] as const;
-
-type ImpairmentOption = typeof IMPAIRMENT_OPTIONS[number];
-
-/** The `udp proxy` command. */
-export const proxyCommand: Command = {
-  name: "proxy",
-  summary: "forward datagrams and impair them: loss, bursts, duplication, reordering, delay",
-  help: HELP,
-  async run(args: string[], context: RunContext): Promise<number> {
-    const options: Record<string, { type: "string" | "boolean" }> = {
-      listen: { type: "string" },
-      to: { type: "string" },
-      seed: { type: "string" },
-      log: { type: "string" },
-      append: { type: "boolean" },
-      json: { type: "boolean" },
-      idle: { type: "string" },
-      "max-clients": { type: "string" },
-      "reorder-hold": { type: "string" },
-    };
-    for (const name of IMPAIRMENT_OPTIONS) {
-      for (const prefix of ["", "up-", "down-"]) options[prefix + name] = { type: "string" };
+each direction from its own stream, so a run can be repeated exactly.`,
+    section("Options:", OPTIONS, 27),
+    section(
+      `Impairments (each applies to both directions; --up-NAME / --down-NAME set one direction and
+take precedence):`,
+      IMPAIRMENTS,
+      36,
+      false,
+    ),
+    "Ctrl-C or SIGTERM prints the counters per direction and exits 0. Exit 2 on bad options.",
+  ],
+  options: { ...OPTIONS, ...IMPAIRMENTS },
+  async run(options, _positionals, context) {
+    const { listen, target } = await addresses(options.listen, options.to);
+    const up = impairmentsFor(options, "up");
+    const down = impairmentsFor(options, "down");
+    const seed = options.seed ?? randomSeed();
+    if (options.append && options.log === undefined) {
+      throw new UsageError("--append goes with --log FILE");
     }
-    const parsed = parseCommandArgs("proxy", args, options);
-    if (parsed.values.help) {
-      printLine(HELP);
-      return 0;
-    }
-    expectPositionals("proxy", parsed.positionals, 0, 0, "");
-    const text = (name: string) => parsed.values[name] as string | undefined;
-    if (text("listen") === undefined) throw new UsageError("missing --listen HOST:PORT");
-    if (text("to") === undefined) throw new UsageError("missing --to HOST:PORT");
-    // No default port: -1 marks an address given without one (port 0 is a choice for --listen).
-    const listen = parseHostPort(text("listen")!, -1, true);
-    const to = parseHostPort(text("to")!, -1);
-    if (to.port === -1) throw new UsageError("--to needs a port, e.g. 127.0.0.1:9999");
-    if (listen.port === -1) {
-      throw new UsageError("--listen needs a port, e.g. 127.0.0.1:9998 (0 for any free one)");
-    }
-    const up = impairmentsFor(parsed, "up");
-    const down = impairmentsFor(parsed, "down");
-    const seed = text("seed") === undefined
-      ? randomSeed()
-      : parseWholeNumber("seed", text("seed")!, 0, 0xffff_ffff);
-    const idleMs = text("idle") === undefined ? 60_000 : parseSeconds("idle", text("idle")!, false);
-    const maxClients = text("max-clients") === undefined
-      ? 1024
-      : parseWholeNumber("max-clients", text("max-clients")!, 1, 1_000_000);
-    const reorderHoldMs = text("reorder-hold") === undefined
-      ? 100
-      : parseMs("reorder-hold", text("reorder-hold")!);
-    const target = await resolveHost(to.host, to.port);
-    const listenAddress = await resolveHost(listen.host, listen.port);
-    const append = Boolean(parsed.values.append);
-    if (append && text("log") === undefined) throw new UsageError("--append goes with --log FILE");
-    const log = text("log") === undefined ? null : LogFile.open(text("log")!, append);
-    const json = Boolean(parsed.values.json);
+    const log = options.log === undefined ? null : LogFile.open(options.log, options.append);
     let proxy: Proxy;
     try {
       proxy = Proxy.listen({
-        listen: listenAddress,
+        listen,
         target,
         up,
         down,
         seed,
-        idleMs,
-        maxClients,
-        reorderHoldMs,
+        idleMs: options.idleMs,
+        maxClients: options.maxClients,
+        reorderHoldMs: options.reorderHoldMs,
         onLog: log ? (record) => log.write(record) : undefined,
       });
     } catch (error) {
@@ -145,41 +223,84 @@ export const proxyCommand: Command = {
     // At once (no await since the bind): nothing has been received yet. Giving up file access
     // after the bind, not before, lets a failed bind remove the log it has just created.
     context.filesOpened();
-    const where = formatAddress(proxy.address);
-    const targetText = formatAddress(target);
-    if (json) {
-      printJson({ type: "listening", address: where, target: targetText, seed, up, down });
-    } else {
-      printLine(`Proxying ${where} -> ${targetText} (seed ${seed})`);
-      printLine(`up:   ${describeImpairments(up)}`);
-      printLine(`down: ${describeImpairments(down)}`);
-    }
+    printStart(options.json, proxy, { target: formatAddress(target), seed, up, down });
     const stop = interrupted();
     await stop.promise;
     stop.dispose();
     await proxy.close();
     log?.close();
-    const stats = proxy.stats;
-    if (json) {
-      printJson({ type: "stats", ...stats });
-    } else {
-      printLine(
-        [
-          "",
-          "--- udp proxy statistics ---",
-          `up:   ${describeStats(stats.up)}`,
-          `down: ${describeStats(stats.down)}`,
-          `clients: ${stats.clients}; datagrams from others to upstream sockets: ${stats.foreign}`,
-        ].join("\n"),
-      );
-    }
+    printStats(options.json, proxy);
     return 0;
   },
-};
+});
+
+/** `--listen` and `--to`, which must have a port, resolved. */
+async function addresses(
+  listen: HostPort,
+  to: HostPort,
+): Promise<{ listen: ResolvedAddress; target: ResolvedAddress }> {
+  if (to.port === -1) throw new UsageError("--to needs a port, e.g. 127.0.0.1:9999");
+  if (listen.port === -1) {
+    throw new UsageError("--listen needs a port, e.g. 127.0.0.1:9998 (0 for any free one)");
+  }
+  const target = await resolveHost(to.host, to.port);
+  return { target, listen: await resolveHost(listen.host, listen.port) };
+}
+
+/** The impairments of one direction: its own options, else those for both, else none. */
+function impairmentsFor(options: ProxyValues, dir: Direction): Impairments {
+  return {
+    ...NO_IMPAIRMENTS,
+    loss: options.loss[dir] ?? NO_IMPAIRMENTS.loss,
+    burst: options.burst[dir] ?? NO_IMPAIRMENTS.burst,
+    duplicate: options.duplicate[dir] ?? NO_IMPAIRMENTS.duplicate,
+    reorder: options.reorder[dir] ?? NO_IMPAIRMENTS.reorder,
+    reorderGap: options.reorderGap[dir] ?? NO_IMPAIRMENTS.reorderGap,
+    delayMs: options.delayMs[dir] ?? NO_IMPAIRMENTS.delayMs,
+    jitterMs: options.jitterMs[dir] ?? NO_IMPAIRMENTS.jitterMs,
+    corrupt: options.corrupt[dir] ?? NO_IMPAIRMENTS.corrupt,
+    rate: options.rate[dir] ?? NO_IMPAIRMENTS.rate,
+    queue: options.queue[dir] ?? NO_IMPAIRMENTS.queue,
+  };
+}
+
+/** The start line: where, to where, the seed and the impairments each way. */
+function printStart(
+  json: boolean,
+  proxy: Proxy,
+  start: { target: string; seed: number; up: Impairments; down: Impairments },
+): void {
+  const where = formatAddress(proxy.address);
+  if (json) {
+    printJson({ type: "listening", address: where, ...start });
+  } else {
+    printLine(`Proxying ${where} -> ${start.target} (seed ${start.seed})`);
+    printLine(`up:   ${describeImpairments(start.up)}`);
+    printLine(`down: ${describeImpairments(start.down)}`);
+  }
+}
+
+/** The final counters, per direction. */
+function printStats(json: boolean, proxy: Proxy): void {
+  const stats = proxy.stats;
+  if (json) {
+    printJson(proxyStatsJson(stats));
+  } else {
+    printLine(
+      [
+        "",
+        "--- udp proxy statistics ---",
+        `up:   ${describeStats(stats.up)}`,
+        `down: ${describeStats(stats.down)}`,
+        `clients: ${stats.clients}; datagrams from others to upstream sockets: ${stats.foreign}`,
+      ].join("\n"),
+    );
+  }
+}
 
 /** The socket layer's advice for a port in use names serve's --port; the proxy's is --listen. */
 function adviseListen(error: unknown): unknown {
-  if (!(error instanceof UsageError)) return error;
+  if (!(error instanceof UsageError || error instanceof NetError)) return error;
   const advice = error.message
     .replace(
       /choose another with --port, or --port 0 for any free port$/,
@@ -187,121 +308,6 @@ function adviseListen(error: unknown): unknown {
     )
     .replace(/use a higher --port$/, "use a higher port in --listen HOST:PORT");
   return advice === error.message ? error : new UsageError(advice);
-}
-
-function impairmentsFor(parsed: ParsedArgs, direction: "up" | "down"): Impairments {
-  const value = (name: ImpairmentOption) => {
-    const specific = parsed.values[`${direction}-${name}`] as string | undefined;
-    return specific ?? (parsed.values[name] as string | undefined);
-  };
-  const option = (name: ImpairmentOption) =>
-    parsed.values[`${direction}-${name}`] !== undefined ? `--${direction}-${name}` : `--${name}`;
-  const percent = (name: ImpairmentOption) => {
-    const text = value(name);
-    return text === undefined ? 0 : parsePercent(option(name), text);
-  };
-  const impairments: Impairments = {
-    ...NO_IMPAIRMENTS,
-    loss: percent("loss"),
-    duplicate: percent("dup"),
-    reorder: percent("reorder"),
-    corrupt: percent("corrupt"),
-  };
-  const burst = value("burst-loss");
-  if (burst !== undefined) impairments.burst = parseBurst(option("burst-loss"), burst);
-  const gap = value("reorder-gap");
-  if (gap !== undefined) {
-    impairments.reorderGap = parseWholeNumber(option("reorder-gap"), gap, 1, 1000);
-  }
-  const delay = value("delay");
-  if (delay !== undefined) impairments.delayMs = parseMs(option("delay"), delay);
-  const jitter = value("jitter");
-  if (jitter !== undefined) impairments.jitterMs = parseMs(option("jitter"), jitter);
-  const rate = value("rate");
-  if (rate !== undefined) impairments.rate = parseRate(option("rate"), rate);
-  const queue = value("queue");
-  if (queue !== undefined) {
-    impairments.queue = parseWholeNumber(option("queue"), queue, 1, 1_000_000);
-  }
-  return impairments;
-}
-
-/**
- * Parses "10%", "10" (percent) or "0.5%" into a probability 0..1.
- *
- * @example
- * ```ts
- * import { parsePercent } from "./proxy.ts";
- * console.log(parsePercent("--loss", "12.5%")); // 0.125
- * ```
- */
-export function parsePercent(option: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)%?$/.exec(text);
-  if (!match || Number(match[1]) > 100) {
-    throw new UsageError(`invalid ${option} '${text}': use a percentage from 0% to 100%, e.g. 10%`);
-  }
-  return Number(match[1]) / 100;
-}
-
-/**
- * Parses milliseconds: "20", "20ms" or "0.5".
- *
- * @example
- * ```ts
- * import { parseMs } from "./proxy.ts";
- * console.log(parseMs("--delay", "20ms")); // 20
- * ```
- */
-export function parseMs(option: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms)?$/.exec(text);
-  if (!match || Number(match[1]) > 3_600_000) {
-    throw new UsageError(`invalid ${option} '${text}': use milliseconds, e.g. 20 or 20ms`);
-  }
-  return Number(match[1]);
-}
-
-/**
- * Parses a rate: datagrams per second ("1000", "5k", "1000pps") or bits per second of
- * payload ("10mbit", "512kbit", "64000bit").
- *
- * @example
- * ```ts
- * import { parseRate } from "./proxy.ts";
- * console.log(parseRate("--rate", "10mbit")); // { unit: "bps", value: 10000000 }
- * ```
- */
-export function parseRate(option: string, text: string): RateLimit {
-  const match = /^(\d+(?:\.\d+)?)([kmg]?)(pps|bit|bps)?$/i.exec(text);
-  const scale = { "": 1, k: 1e3, m: 1e6, g: 1e9 }[(match?.[2] ?? "").toLowerCase()] ?? 1;
-  const value = match ? Number(match[1]) * scale : NaN;
-  if (!match || !(value > 0)) {
-    throw new UsageError(
-      `invalid ${option} '${text}': use datagrams/s (1000, 5k, 1000pps) or bits/s (10mbit, 512kbit)`,
-    );
-  }
-  const unit = (match[3] ?? "pps").toLowerCase() === "pps" ? "pps" : "bps";
-  return { unit, value };
-}
-
-/**
- * Parses Gilbert–Elliott parameters "ENTER%,EXIT%[,BAD%[,GOOD%]]".
- *
- * @example
- * ```ts
- * import { parseBurst } from "./proxy.ts";
- * console.log(parseBurst("--burst-loss", "1%,25%"));
- * // { enter: 0.01, exit: 0.25, badLoss: 1, goodLoss: 0 }
- * ```
- */
-export function parseBurst(option: string, text: string): NonNullable<Impairments["burst"]> {
-  const parts = text.split(",");
-  if (parts.length < 2 || parts.length > 4) {
-    throw new UsageError(
-      `invalid ${option} '${text}': use ENTER%,EXIT%[,BAD%[,GOOD%]], e.g. 1%,25%`,
-    );
-  }
-  const [enter, exit, bad, good] = parts.map((part) => parsePercent(option, part));
-  return { enter, exit, badLoss: bad ?? 1, goodLoss: good ?? 0 };
 }
 
 function describeImpairments(i: Impairments): string {

@@ -4,137 +4,126 @@
  * @module
  */
 
-import { DEFAULT_PORT, formatAddress, resolveListenAddress } from "../../net/address.ts";
-import {
-  expectPositionals,
-  parseChoice,
-  parseCommandArgs,
-  parseSeconds,
-  parseWholeNumber,
-} from "../args.ts";
+import { reflectorStatsJson } from "../../reflector/mod.ts";
+import { formatAddress, resolveListenAddress } from "../../net/address.ts";
+import { defineCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
-import { keyFromOptions } from "../keys.ts";
+import { loadKey } from "../keys.ts";
+import { flag, group, option, type OptionValues, section, text } from "../options.ts";
 import { printLine, toJson } from "../output.ts";
+import { parseChoice, parseSeconds, parseWholeNumber } from "../parse.ts";
 import { describePayload, payloadText } from "../format.ts";
+import { type DatagramEvent, RAW_MODES, Reflector } from "../../reflector/reflector.ts";
+import { describeReceiveBuffer } from "../receive_buffer.ts";
 import {
-  type DatagramEvent,
-  RAW_MODES,
-  type RawMode,
-  Reflector,
-  type ReflectorStats,
-} from "../../reflector/reflector.ts";
-import {
-  describeReceiveBuffer,
-  parseReceiveBuffer,
-  requireReceiveBufferSupport,
-} from "../receive_buffer.ts";
+  jsonOption,
+  keyOptions,
+  listenAddressOptions,
+  receiveBufferOption,
+} from "../shared_options.ts";
 import { interrupted } from "../signals.ts";
-import type { Command, RunContext } from "./command.ts";
 
-const HELP =
-  `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
+/** A token bucket's rate and burst, as the reflector takes them. */
+interface Limit {
+  rate: number;
+  burst: number;
+}
+
+const OPTIONS = {
+  address: listenAddressOptions(),
+  raw: option({
+    long: "raw",
+    value: "MODE",
+    help: `raw datagrams: ack (reply "ack:" + data, 4 bytes longer than the
+request), echo (reply the data), ignore (no reply) (default ack; with
+a key, ignore)`,
+    parse: (text) => parseChoice("--raw mode", text, RAW_MODES),
+  }),
+  key: keyOptions(`authenticated mode: answer only PINGs tagged with this key (hex or
+base64, in a file only its owner may read; udp keygen makes one)`),
+  replayWindowMs: option({
+    long: "replay-window",
+    value: "SEC",
+    help: `with a key: how far a PING's clock may be from ours, and how long it
+is remembered against replays (default 30)`,
+    parse: (text) => parseSeconds("replay-window", text, false),
+  }),
+  rateLimit: group(
+    {
+      rate: option({
+        long: "rate-limit",
+        value: "PPS",
+        help: "answer at most PPS datagrams per second per source address",
+        parse: text,
+      }),
+      burst: option({
+        long: "rate-burst",
+        value: "N",
+        help: "datagrams a source may send at once (default: PPS, at least 1)",
+        parse: text,
+      }),
+    },
+    ({ rate, burst }): Limit | undefined => {
+      if (rate === undefined) {
+        if (burst !== undefined) throw new UsageError("--rate-burst goes with --rate-limit");
+        return undefined;
+      }
+      const perSecond = parseLimit("--rate-limit", rate);
+      return {
+        rate: perSecond,
+        burst: burst === undefined ? perSecond : parseLimit("--rate-burst", burst),
+      };
+    },
+  ),
+  globalLimit: option({
+    long: "global-limit",
+    value: "PPS",
+    help: "answer at most PPS datagrams per second from all sources together",
+    parse: (text): Limit => {
+      const perSecond = parseLimit("--global-limit", text);
+      return { rate: perSecond, burst: perSecond };
+    },
+  }),
+  receiveBuffer: receiveBufferOption(
+    `the socket's receive buffer (e.g. 8M), for bursts; says what the kernel
+granted. Datagrams the kernel drops when it is full are counted`,
+  ),
+  verbose: flag({
+    long: "verbose",
+    short: "v",
+    help: "log one line per datagram: source, size, kind, text or hex of raw data",
+  }),
+  json: jsonOption("print NDJSON: listening, final stats, and with -v one object per datagram"),
+};
+
+function parseLimit(name: string, text: string): number {
+  return parseWholeNumber(name, text, 1, 10_000_000);
+}
+
+/** The `udp serve` command. */
+export const serveCommand = defineCommand({
+  name: "serve",
+  summary: "answer udp pings (a reflector); ack or echo raw datagrams",
+  help: [
+    `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
                  [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES]
                  [-v] [--json]
 
 Answer udp pings: every PING frame gets a PONG of exactly its length. Datagrams that are not
-udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.
-
-Options:
-      --host ADDR   address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
-  -p, --port PORT   port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
-      --raw MODE    raw datagrams: ack (reply "ack:" + data, 4 bytes longer than the
-                    request), echo (reply the data), ignore (no reply) (default ack; with
-                    a key, ignore)
-      --key-file F  authenticated mode: answer only PINGs tagged with this key (hex or
-                    base64, in a file only its owner may read; udp keygen makes one)
-      --key-env     authenticated mode with the key from $UDP_KEY
-      --replay-window SEC
-                    with a key: how far a PING's clock may be from ours, and how long it
-                    is remembered against replays (default 30)
-      --rate-limit PPS
-                    answer at most PPS datagrams per second per source address
-      --rate-burst N
-                    datagrams a source may send at once (default: PPS, at least 1)
-      --global-limit PPS
-                    answer at most PPS datagrams per second from all sources together
-      --rcvbuf BYTES
-                    the socket's receive buffer (e.g. 8M), for bursts; says what the kernel
-                    granted. Datagrams the kernel drops when it is full are counted
-  -v, --verbose     log one line per datagram: source, size, kind, text or hex of raw data
-      --json        print NDJSON: listening, final stats, and with -v one object per datagram
-  -h, --help        show this help
-
-Nothing is ever answered with more bytes than it carried, except "ack:" (+4 bytes). Refused
+udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.`,
+    section("Options:", OPTIONS, 20),
+    `Nothing is ever answered with more bytes than it carried, except "ack:" (+4 bytes). Refused
 datagrams (rate limits, missing or wrong tags, replays) get no reply and are counted.
-Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind errors.`;
-
-/** The `udp serve` command. */
-export const serveCommand: Command = {
-  name: "serve",
-  summary: "answer udp pings (a reflector); ack or echo raw datagrams",
-  help: HELP,
-  async run(args: string[], context: RunContext): Promise<number> {
-    const { values, positionals } = parseCommandArgs("serve", args, {
-      host: { type: "string" },
-      port: { type: "string", short: "p" },
-      raw: { type: "string" },
-      verbose: { type: "boolean", short: "v" },
-      json: { type: "boolean" },
-      "key-file": { type: "string" },
-      "key-env": { type: "boolean" },
-      "replay-window": { type: "string" },
-      "rate-limit": { type: "string" },
-      "rate-burst": { type: "string" },
-      "global-limit": { type: "string" },
-      rcvbuf: { type: "string" },
-    });
-    if (values.help) {
-      printLine(HELP);
-      return 0;
-    }
-    expectPositionals("serve", positionals, 0, 0, "");
-    const raw = values.raw === undefined
-      ? undefined
-      : parseChoice("--raw mode", values.raw as string, RAW_MODES) as RawMode;
-    const text = (name: string) => values[name] as string | undefined;
-    const rateLimit = limitOption("--rate-limit", text("rate-limit"), text("rate-burst"));
-    if (text("rate-burst") !== undefined && rateLimit === undefined) {
-      throw new UsageError("--rate-burst goes with --rate-limit");
-    }
-    const globalLimit = limitOption("--global-limit", text("global-limit"), undefined);
-    const replayWindowMs = text("replay-window") === undefined
-      ? undefined
-      : parseSeconds("replay-window", text("replay-window")!, false);
-    const receiveBuffer = text("rcvbuf") === undefined
-      ? undefined
-      : parseReceiveBuffer(text("rcvbuf")!);
-    if (receiveBuffer !== undefined) requireReceiveBufferSupport();
-    const key = await keyFromOptions(text("key-file"), Boolean(values["key-env"]));
+Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind errors.`,
+  ],
+  options: OPTIONS,
+  async run(options, _positionals, context) {
+    const key = await loadKey(options.key);
     context.filesOpened();
-    if (replayWindowMs !== undefined && key === null) {
+    if (options.replayWindowMs !== undefined && key === null) {
       throw new UsageError("--replay-window goes with --key-file or --key-env");
     }
-    const address = await resolveListenAddress(
-      values.host as string | undefined,
-      values.port as string | undefined,
-    );
-    const json = Boolean(values.json);
-    const log = !values.verbose
-      ? undefined
-      : json
-      ? (event: DatagramEvent) => printLine(toJson(datagramJson(event)))
-      : (event: DatagramEvent) => printLine(datagramLine(event));
-    const reflector = Reflector.listen({
-      hostname: address.hostname,
-      port: address.port,
-      raw,
-      onDatagram: log,
-      key: key ?? undefined,
-      replayWindowMs,
-      rateLimit,
-      globalLimit,
-      receiveBuffer,
-    });
+    const reflector = await startReflector(options, key);
     const where = formatAddress(reflector.address);
     if (key === null && !isLoopback(reflector.address.hostname)) {
       console.error(
@@ -143,27 +132,57 @@ export const serveCommand: Command = {
       );
     }
     const stop = interrupted();
-    printLine(
-      json
-        ? toJson({ type: "listening", address: where, authenticated: key !== null })
-        : `Listening on ${where}` + (key !== null ? " (authenticated mode)" : ""),
-    );
-    if (receiveBuffer !== undefined) {
-      const granted = reflector.receiveBuffer;
-      printLine(
-        json
-          ? toJson({ type: "receive_buffer", asked: receiveBuffer, granted })
-          : describeReceiveBuffer(receiveBuffer, granted),
-      );
-    }
+    printListening(options, reflector, key !== null);
     await Promise.race([stop.promise, reflector.finished]);
     stop.dispose();
     await reflector.close();
     const stats = reflector.stats;
-    printLine(json ? toJson(statsJson(stats)) : statsText(stats));
+    printLine(options.json ? toJson(reflectorStatsJson(stats)) : statsText(stats));
     return 0;
   },
-};
+});
+
+type ServeValues = OptionValues<typeof OPTIONS>;
+
+/** Binds the reflector where the options say, with their limits and the key. */
+async function startReflector(options: ServeValues, key: CryptoKey | null): Promise<Reflector> {
+  const address = await resolveListenAddress(options.address.host, options.address.port);
+  const log = !options.verbose
+    ? undefined
+    : options.json
+    ? (event: DatagramEvent) => printLine(toJson(datagramJson(event)))
+    : (event: DatagramEvent) => printLine(datagramLine(event));
+  return Reflector.listen({
+    hostname: address.hostname,
+    port: address.port,
+    raw: options.raw,
+    onDatagram: log,
+    key: key ?? undefined,
+    replayWindowMs: options.replayWindowMs,
+    rateLimit: options.rateLimit,
+    globalLimit: options.globalLimit,
+    receiveBuffer: options.receiveBuffer,
+  });
+}
+
+/** "Listening on …", and what the kernel granted for --rcvbuf. */
+function printListening(options: ServeValues, reflector: Reflector, authenticated: boolean): void {
+  const where = formatAddress(reflector.address);
+  printLine(
+    options.json
+      ? toJson({ type: "listening", address: where, authenticated })
+      : `Listening on ${where}` + (authenticated ? " (authenticated mode)" : ""),
+  );
+  const asked = options.receiveBuffer;
+  if (asked !== undefined) {
+    const granted = reflector.receiveBuffer;
+    printLine(
+      options.json
+        ? toJson({ type: "receive_buffer", asked, granted })
+        : describeReceiveBuffer(asked, granted),
+    );
+  }
+}
 
 function datagramLine(event: DatagramEvent): string {
   const from = formatAddress(event.from);
@@ -229,30 +248,50 @@ function datagramJson(event: DatagramEvent): Record<string, unknown> {
   return json;
 }
 
-function statsJson(stats: ReflectorStats): Record<string, unknown> {
-  return {
-    type: "stats",
-    received: stats.received,
-    bytes_received: stats.bytesReceived,
-    replied: stats.replied,
-    bytes_replied: stats.bytesReplied,
-    kinds: stats.kinds,
-    malformed: stats.malformed,
-    refused: stats.refused,
-    kernel_drops: stats.kernelDrops,
-    errors: stats.errors,
-  };
+/** Counts by name (kind of datagram, reason, error). */
+export type Counts = Readonly<Record<string, number>>;
+
+/**
+ * The counters {@linkcode statsText} prints: those of a reflector (its `stats`, lib/reflector/).
+ */
+export interface ServeStats {
+  /** Datagrams received. */
+  readonly received: number;
+  /** Bytes received (UDP payload). */
+  readonly bytesReceived: number;
+  /** Replies sent. */
+  readonly replied: number;
+  /** Bytes sent in replies. */
+  readonly bytesReplied: number;
+  /** Datagrams by kind, `corrupted` among them. */
+  readonly kinds: Counts;
+  /** Malformed frames by reason. */
+  readonly malformed: Counts;
+  /** Refused datagrams by reason. */
+  readonly refused: Counts;
+  /** Errors by kind. */
+  readonly errors: Counts;
+  /** Datagrams the kernel dropped on the socket; null where it does not say. */
+  readonly kernelDrops: number | null;
 }
 
 /**
  * The counters as `udp serve` prints them on exit.
  *
  * @example
- * ```ts ignore
- * console.log(statsText(reflector.stats));
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { Reflector } from "../../reflector/reflector.ts";
+ * import { statsText } from "./serve.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * await reflector.close();
+ * const lines = statsText(reflector.stats).split("\n");
+ * strictEqual(lines[1], "--- udp serve statistics ---");
+ * strictEqual(lines[2], "0 datagrams received (0 bytes), 0 replies sent (0 bytes)");
+ * strictEqual(lines.at(-1), "errors: none");
  * ```
  */
-export function statsText(stats: ReflectorStats): string {
+export function statsText(stats: ServeStats): string {
   const lines = [
     "",
     "--- udp serve statistics ---",
@@ -276,19 +315,6 @@ export function statsText(stats: ReflectorStats): string {
   const errors = nonZero(stats.errors);
   lines.push(`errors: ${errors || "none"}`);
   return lines.join("\n");
-}
-
-function limitOption(
-  option: string,
-  rate: string | undefined,
-  burst: string | undefined,
-): { rate: number; burst: number } | undefined {
-  if (rate === undefined) return undefined;
-  const perSecond = parseWholeNumber(option, rate, 1, 10_000_000);
-  const size = burst === undefined
-    ? perSecond
-    : parseWholeNumber("--rate-burst", burst, 1, 10_000_000);
-  return { rate: perSecond, burst: size };
 }
 
 function isLoopback(hostname: string): boolean {

@@ -1,0 +1,127 @@
+/**
+ * The {@linkcode DatagramSocket} on Deno's own API (`Deno.listenDatagram`): everywhere the
+ * native backend is not (another platform, or no FFI permission). One reused 64 KiB receive
+ * buffer; sends chained so that they leave in call order.
+ *
+ * @module
+ */
+
+import { canonicalHost } from "./address.ts";
+import { eventLoopTimerAt, monotonicMs } from "./clock.ts";
+import type { DatagramHandler, DatagramSocket, PeerAddress, SocketBackend } from "./socket.ts";
+
+/** The receive buffer's size: more than the largest datagram. */
+const RECEIVE_BUFFER_SIZE = 65536;
+
+/** A bound socket of `Deno.listenDatagram`. */
+export class DenoDatagramSocket implements DatagramSocket {
+  readonly #conn: Deno.DatagramConn;
+  readonly #buffer = new Uint8Array(RECEIVE_BUFFER_SIZE);
+  #closed = false;
+  #lastSend: Promise<unknown> = Promise.resolve();
+
+  private constructor(conn: Deno.DatagramConn) {
+    this.#conn = conn;
+  }
+
+  /** Binds a socket; throws what `Deno.listenDatagram` throws. */
+  static bind(hostname: string, port: number): DenoDatagramSocket {
+    return new DenoDatagramSocket(Deno.listenDatagram({ transport: "udp", hostname, port }));
+  }
+
+  /** "deno". */
+  get backend(): SocketBackend {
+    return "deno";
+  }
+
+  /** The local address, with the real port when bound to port 0. */
+  get address(): PeerAddress {
+    const addr = this.#conn.addr as Deno.NetAddr;
+    return { transport: "udp", hostname: canonicalHost(addr.hostname), port: addr.port };
+  }
+
+  /** Whether {@linkcode DenoDatagramSocket.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Unknown: Deno's sockets cannot tell. */
+  get kernelDrops(): number | null {
+    return null;
+  }
+
+  /** Not possible: Deno's sockets have no such option. */
+  setReceiveBuffer(_bytes: number): number | null {
+    return null;
+  }
+
+  /** Sends one datagram after those sent before it (Deno runs concurrent sends in any order). */
+  send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
+    const conn = this.#conn;
+    const address: Deno.NetAddr = { transport: "udp", hostname: to.hostname, port: to.port };
+    const sent = this.#lastSend.then(() => conn.send(data, address));
+    this.#lastSend = sent.catch(() => {});
+    return sent;
+  }
+
+  /** As {@linkcode DenoDatagramSocket.send}: a datagram never leaves at once here. */
+  sendSoon(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
+    return this.send(data, to);
+  }
+
+  /** Sends the datagrams one by one, in order; stops at the first that fails. */
+  async sendBatch(
+    datagrams: readonly Uint8Array[],
+    to: { hostname: string; port: number },
+  ): Promise<number> {
+    let sent = 0;
+    for (const datagram of datagrams) {
+      try {
+        await this.send(datagram, to);
+      } catch (error) {
+        if (sent === 0) throw error;
+        return sent;
+      }
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Receives into the one buffer, one datagram at a time; `concurrent` changes nothing here. */
+  async receiveEach(
+    handler: DatagramHandler,
+    onError: (error: unknown) => void = () => {},
+    _options: { concurrent?: boolean } = {},
+  ): Promise<void> {
+    const conn = this.#conn;
+    while (!this.#closed) {
+      let datagram: [Uint8Array, Deno.Addr];
+      try {
+        datagram = await conn.receive(this.#buffer);
+      } catch (error) {
+        if (this.#closed || error instanceof Deno.errors.BadResource) return;
+        onError(error);
+        continue;
+      }
+      await handler(datagram[0], datagram[1] as Deno.NetAddr, monotonicMs());
+    }
+  }
+
+  /** An event loop timer. */
+  wakeAt(at: number, fire: () => void): () => void {
+    const timer = eventLoopTimerAt(at, fire);
+    return () => clearTimeout(timer);
+  }
+
+  /** Closes the socket; the receive loop ends. Safe to call more than once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+
+  /** Closes the socket at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The {@linkcode DatagramSocket} on the native backend (native/: the C library's calls through
+ * FFI, on Linux on x86-64 when the FFI permission is granted): sends are system calls made at
+ * once, receiving and timers run from the process's one reactor.
+ *
+ * @module
+ */
+
+import { NativeUdpSocket } from "./native/mod.ts";
+import type { DatagramHandler, DatagramSocket, PeerAddress, SocketBackend } from "./socket.ts";
+
+/** A bound native socket, as a {@linkcode DatagramSocket}. */
+export class NativeDatagramSocket implements DatagramSocket {
+  readonly #socket: NativeUdpSocket;
+
+  private constructor(socket: NativeUdpSocket) {
+    this.#socket = socket;
+  }
+
+  /** Binds a socket; throws the error Deno would (`Deno.errors.AddrInUse`, …). */
+  static bind(hostname: string, port: number): NativeDatagramSocket {
+    return new NativeDatagramSocket(NativeUdpSocket.bind(hostname, port));
+  }
+
+  /** "native". */
+  get backend(): SocketBackend {
+    return "native";
+  }
+
+  /** The local address, with the real port when bound to port 0 (a copy). */
+  get address(): PeerAddress {
+    return { ...this.#socket.address };
+  }
+
+  /** Whether {@linkcode NativeDatagramSocket.close} was called. */
+  get closed(): boolean {
+    return this.#socket.closed;
+  }
+
+  /** The kernel's drops on this socket, as of the last datagram read (SO_RXQ_OVFL). */
+  get kernelDrops(): number | null {
+    return this.#socket.kernelDrops;
+  }
+
+  /** Asks for a receive buffer of `bytes`; what the kernel granted. */
+  setReceiveBuffer(bytes: number): number | null {
+    return this.#socket.setReceiveBuffer(bytes);
+  }
+
+  /** Sends one datagram at once (or into a concurrent batch's replies); a failure rejects. */
+  send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
+    try {
+      return Promise.resolve(this.#socket.send(data, to));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Sends one datagram; the number of bytes itself when it left at once, else a promise. */
+  sendSoon(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
+    return this.#socket.send(data, to);
+  }
+
+  /** Sends the datagrams with `sendmmsg()`, up to a batch at a time; a failure rejects. */
+  sendBatch(
+    datagrams: readonly Uint8Array[],
+    to: { hostname: string; port: number },
+  ): Promise<number> {
+    try {
+      return Promise.resolve(this.#socket.sendBatchNow(datagrams, to));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Runs the socket's receive loop on the reactor. */
+  async receiveEach(
+    handler: DatagramHandler,
+    onError: (error: unknown) => void = () => {},
+    options: { concurrent?: boolean } = {},
+  ): Promise<void> {
+    return await this.#socket.receiveEach(handler, onError, options);
+  }
+
+  /** A timer of the reactor's. */
+  wakeAt(at: number, fire: () => void): () => void {
+    return this.#socket.wakeAt(at, fire);
+  }
+
+  /** Closes the socket; the receive loop ends. Safe to call more than once. */
+  close(): void {
+    this.#socket.close();
+  }
+
+  /** Closes the socket at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The batch arenas: memory laid out once for `sendmmsg()` and `recvmmsg()`, so that a batch
+ * later needs no pointer (and no FFI permission), only its slots' bytes and lengths.
+ *
+ * @module
+ */
+
+import {
+  IOVEC_BASE,
+  IOVEC_LEN,
+  IOVEC_SIZE,
+  MMSGHDR_SIZE,
+  MSGHDR_CONTROL,
+  MSGHDR_CONTROLLEN,
+  MSGHDR_IOV,
+  MSGHDR_IOVLEN,
+  MSGHDR_NAME,
+  MSGHDR_NAMELEN,
+  SOCKADDR_SIZE,
+} from "./_layout.ts";
+
+/** Datagrams per `sendmmsg()` or `recvmmsg()` call. */
+export const BATCH_SIZE = 64;
+/** The room for one datagram: 64 KiB, more than the largest one. */
+export const SLOT_SIZE = 65536;
+/**
+ * Room for each datagram's control messages: two, each a cmsghdr (16 bytes) and its
+ * data padded to 8 bytes: the arrival timestamp (a struct timespec, 16 bytes) and the
+ * socket's drop count (a u32), 56 bytes in all, rounded up.
+ */
+export const CONTROL_SIZE = 64;
+
+/**
+ * Memory laid out for `sendmmsg()` or `recvmmsg()`: {@linkcode BATCH_SIZE} slots of data (64 KiB,
+ * the largest datagram), their `iovec`s, their `mmsghdr`s, their addresses and, to receive,
+ * room for each one's arrival timestamp (a control message). Its internal pointers are written
+ * once, at load, so a batch later needs no pointer (and no FFI permission): only the slots'
+ * bytes and lengths change. Off the V8 heap (megabytes), so it never moves.
+ */
+export interface BatchArena {
+  /** The slots' data, {@linkcode SLOT_SIZE} bytes each. */
+  data: Uint8Array;
+  /** The `mmsghdr`s, one per slot: what `sendmmsg()` and `recvmmsg()` are given. */
+  headers: Uint8Array;
+  /** The same bytes, to read and write their fields. */
+  headerView: DataView;
+  /** The `iovec`s, one per slot. */
+  iovecView: DataView;
+  /** The peers' sockaddrs, {@linkcode SOCKADDR_SIZE} bytes each. */
+  names: Uint8Array;
+  /** The control messages, {@linkcode CONTROL_SIZE} bytes each (receive arenas only). */
+  controlView: DataView;
+}
+
+/** Lays out an arena; needs the FFI permission (it takes the memory's address). */
+export function makeBatchArena(purpose: "send" | "receive"): BatchArena {
+  // One allocation (far too large for the V8 heap, so it never moves), cut into its parts.
+  const dataSize = BATCH_SIZE * SLOT_SIZE;
+  const headersSize = BATCH_SIZE * MMSGHDR_SIZE;
+  const iovecsSize = BATCH_SIZE * IOVEC_SIZE;
+  const namesSize = BATCH_SIZE * SOCKADDR_SIZE;
+  const controlsSize = BATCH_SIZE * CONTROL_SIZE;
+  const memory = new ArrayBuffer(dataSize + headersSize + iovecsSize + namesSize + controlsSize);
+  const data = new Uint8Array(memory, 0, dataSize);
+  const headers = new Uint8Array(memory, dataSize, headersSize);
+  const iovecs = new Uint8Array(memory, dataSize + headersSize, iovecsSize);
+  const names = new Uint8Array(memory, dataSize + headersSize + iovecsSize, namesSize);
+  const controls = new Uint8Array(memory, names.byteOffset + namesSize, controlsSize);
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(memory)));
+  const [dataAt, iovecsAt, namesAt] = [data, iovecs, names].map((part) =>
+    base + BigInt(part.byteOffset)
+  );
+  const headerView = new DataView(memory, headers.byteOffset, headersSize);
+  const iovecView = new DataView(memory, iovecs.byteOffset, iovecsSize);
+  const controlView = new DataView(memory, controls.byteOffset, controlsSize);
+  for (let i = 0; i < BATCH_SIZE; i++) {
+    const iovec = i * IOVEC_SIZE;
+    iovecView.setBigUint64(iovec + IOVEC_BASE, dataAt + BigInt(i * SLOT_SIZE), true);
+    iovecView.setBigUint64(iovec + IOVEC_LEN, BigInt(SLOT_SIZE), true);
+    const header = i * MMSGHDR_SIZE;
+    headerView.setBigUint64(header + MSGHDR_NAME, namesAt + BigInt(i * SOCKADDR_SIZE), true);
+    headerView.setUint32(header + MSGHDR_NAMELEN, SOCKADDR_SIZE, true);
+    headerView.setBigUint64(header + MSGHDR_IOV, iovecsAt + BigInt(iovec), true);
+    headerView.setBigUint64(header + MSGHDR_IOVLEN, 1n, true);
+    if (purpose === "receive") {
+      const controlAt = base + BigInt(controls.byteOffset + i * CONTROL_SIZE);
+      headerView.setBigUint64(header + MSGHDR_CONTROL, controlAt, true);
+      headerView.setBigUint64(header + MSGHDR_CONTROLLEN, BigInt(CONTROL_SIZE), true);
+    }
+  }
+  return { data, headers, headerView, iovecView, names, controlView };
+}
+
+/** Puts a datagram and its destination (a sockaddr of `nameLength` bytes) into a slot. */
+export function fillSlot(
+  arena: BatchArena,
+  slot: number,
+  datagram: Uint8Array,
+  name: Uint8Array,
+  nameLength: number,
+): void {
+  arena.data.set(datagram, slot * SLOT_SIZE);
+  arena.names.set(name.subarray(0, nameLength), slot * SOCKADDR_SIZE);
+  arena.iovecView.setUint32(slot * IOVEC_SIZE + IOVEC_LEN, datagram.byteLength, true);
+  arena.headerView.setUint32(slot * MMSGHDR_SIZE + MSGHDR_NAMELEN, nameLength, true);
+}

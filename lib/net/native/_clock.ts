@@ -1,0 +1,46 @@
+/**
+ * From the kernel's arrival stamps to the monotonic clock. The kernel stamps arrivals
+ * (`SO_TIMESTAMPNS`) on the real-time clock; RTTs are measured on the monotonic one
+ * (`performance.now()`). Both clocks are read together as a batch is read, and each arrival is
+ * converted through its age (how long before that reading it came), so the clocks' offset,
+ * which drifts while NTP slews the real-time one, never enters.
+ *
+ * @module
+ */
+
+import { monotonicMs } from "../clock.ts";
+import { native } from "./_ffi.ts";
+import { CLOCK_REALTIME, TIMESPEC_NSEC, TIMESPEC_SEC, TIMESPEC_SIZE } from "./_layout.ts";
+
+const realNow = new DataView(new ArrayBuffer(TIMESPEC_SIZE)); // struct timespec
+const realNowBytes = new Uint8Array(realNow.buffer);
+
+/** When the batch read last was read, on the monotonic clock (see {@linkcode readClocks}). */
+export let batchReadAt = 0;
+
+/** Reads both clocks, as a batch has just been read. */
+export function readClocks(): void {
+  native().symbols.clock_gettime(CLOCK_REALTIME, realNowBytes);
+  batchReadAt = monotonicMs();
+}
+
+/** Where the high 32 bits of a little-endian 64-bit field are. */
+const INT64_HIGH_HALF = 4;
+
+/** A 64-bit field of a struct timespec, without a BigInt (both fit in 53 bits). */
+function int64At(view: DataView, offset: number): number {
+  return view.getUint32(offset, true) + view.getInt32(offset + INT64_HIGH_HALF, true) * 2 ** 32;
+}
+
+/**
+ * The moment on the monotonic clock of the real-time struct timespec at `offset` in `view` (an
+ * arrival stamp of the batch read last): its age at {@linkcode readClocks}, before
+ * {@linkcode batchReadAt}.
+ */
+export function monotonicOfRealtime(view: DataView, offset: number): number {
+  // Seconds and nanoseconds apart: as one number of milliseconds each would lose a µs.
+  const ageMs = (int64At(realNow, TIMESPEC_SEC) - int64At(view, offset + TIMESPEC_SEC)) * 1000 +
+    (int64At(realNow, TIMESPEC_NSEC) - int64At(view, offset + TIMESPEC_NSEC)) / 1e6;
+  // A real-time clock stepped back since the arrival would make the age negative.
+  return batchReadAt - Math.max(0, ageMs);
+}

@@ -1,0 +1,128 @@
+/**
+ * The C library's structures and constants as the native backend reads and writes them, for
+ * Linux on x86-64 (the one platform it is used and tested on): every offset a name, so that no
+ * `header + 40` needs a comment to be read. Pointers, `size_t` and `time_t` are 64-bit there;
+ * `socklen_t` and `int` are 32-bit. Offsets are in bytes from the start of the structure.
+ *
+ * @module
+ */
+
+// Socket families, types and options (<sys/socket.h>, <asm-generic/socket.h>).
+/** `AF_INET`: IPv4. */
+export const AF_INET = 2;
+/** `AF_INET6`: IPv6. */
+export const AF_INET6 = 10;
+/** `SOCK_DGRAM`: a datagram socket. */
+export const SOCK_DGRAM = 2;
+/** `SOCK_CLOEXEC`: closed on exec(), so no child inherits it. */
+export const SOCK_CLOEXEC = 0o2000000;
+/** `MSG_DONTWAIT`: return at once when nothing waits. */
+export const MSG_DONTWAIT = 0x40;
+/** `MSG_WAITFORONE`: `recvmmsg()` waits (up to `SO_RCVTIMEO`) for the first datagram only. */
+export const MSG_WAITFORONE = 0x10000;
+/** `SOL_SOCKET`: the level of the socket options below, and of their control messages. */
+export const SOL_SOCKET = 1;
+/** `SO_RCVBUF`: the receive buffer's size. */
+export const SO_RCVBUF = 8;
+/** `SO_RCVTIMEO`: how long a blocking receive waits (a struct timeval). */
+export const SO_RCVTIMEO = 20;
+/** `SO_RCVBUFFORCE`: `SO_RCVBUF` past `net.core.rmem_max`, with CAP_NET_ADMIN. */
+export const SO_RCVBUFFORCE = 33;
+/** `SO_TIMESTAMPNS`: stamp arrivals; its control message, SCM_TIMESTAMPNS, has the same number. */
+export const SO_TIMESTAMPNS = 35;
+/** `SO_RXQ_OVFL`: each datagram's control messages then say how many the socket dropped. */
+export const SO_RXQ_OVFL = 40;
+/** `POLLIN`: `ppoll()` reports data to read. */
+export const POLLIN = 0x001;
+/** `CLOCK_REALTIME`: the clock `SO_TIMESTAMPNS` stamps with. */
+export const CLOCK_REALTIME = 0;
+
+// struct sockaddr_in { sa_family_t sin_family; in_port_t sin_port; struct in_addr sin_addr; … }
+// struct sockaddr_in6 { sa_family_t sin6_family; in_port_t sin6_port; uint32_t sin6_flowinfo;
+//                       struct in6_addr sin6_addr; uint32_t sin6_scope_id; }
+/** `sin_family`/`sin6_family`: a u16 in the host's byte order (little-endian). */
+export const SOCKADDR_FAMILY = 0;
+/** `sin_port`/`sin6_port`: a u16 in network byte order. */
+export const SOCKADDR_PORT = 2;
+/** `sin_addr`: 4 bytes. */
+export const SOCKADDR_IN_ADDR = 4;
+/** `sizeof(struct sockaddr_in)`. */
+export const SOCKADDR_IN_SIZE = 16;
+/** `sin6_addr`: 16 bytes. */
+export const SOCKADDR_IN6_ADDR = 8;
+/** `sin6_scope_id`: what follows the address. */
+export const SOCKADDR_IN6_SCOPE_ID = 24;
+/** `sizeof(struct sockaddr_in6)`. */
+export const SOCKADDR_IN6_SIZE = 28;
+/** Room for either: `sockaddr_in6`, the larger. */
+export const SOCKADDR_SIZE = SOCKADDR_IN6_SIZE;
+
+// struct iovec { void *iov_base; size_t iov_len; }
+/** `iov_base`: where the data is. */
+export const IOVEC_BASE = 0;
+/** `iov_len`: how many bytes. */
+export const IOVEC_LEN = 8;
+/** `sizeof(struct iovec)`. */
+export const IOVEC_SIZE = 16;
+
+// struct msghdr { void *msg_name; socklen_t msg_namelen; struct iovec *msg_iov;
+//                 size_t msg_iovlen; void *msg_control; size_t msg_controllen; int msg_flags; }
+/** `msg_name`: the peer's sockaddr. */
+export const MSGHDR_NAME = 0;
+/** `msg_namelen`: its room going in, its length coming out. */
+export const MSGHDR_NAMELEN = 8;
+/** `msg_iov`: the data's iovecs. */
+export const MSGHDR_IOV = 16;
+/** `msg_iovlen`: how many. */
+export const MSGHDR_IOVLEN = 24;
+/** `msg_control`: room for control messages. */
+export const MSGHDR_CONTROL = 32;
+/** `msg_controllen`: its size going in, the control messages' length coming out. */
+export const MSGHDR_CONTROLLEN = 40;
+/** `sizeof(struct msghdr)`. */
+export const MSGHDR_SIZE = 56;
+
+// struct mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; }: the msghdr comes first, so
+// its fields have the offsets above within an mmsghdr too.
+/** `msg_len`: the bytes sent or received. */
+export const MMSGHDR_LEN = MSGHDR_SIZE;
+/** `sizeof(struct mmsghdr)`: the msghdr, msg_len and padding to 8 bytes. */
+export const MMSGHDR_SIZE = 64;
+
+// struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; } then the data.
+/** `cmsg_len`: the header and the data (a size_t: its high half is 0). */
+export const CMSGHDR_LEN = 0;
+/** `cmsg_level`: `SOL_SOCKET` for the messages read here. */
+export const CMSGHDR_LEVEL = 8;
+/** `cmsg_type`: which option it is for. */
+export const CMSGHDR_TYPE = 12;
+/** `sizeof(struct cmsghdr)`, where the data starts (`CMSG_DATA`). */
+export const CMSGHDR_SIZE = 16;
+/** `CMSG_ALIGN` rounds to 8 bytes: `(length + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK`. */
+export const CMSG_ALIGN_MASK = 7;
+
+// struct timespec { time_t tv_sec; long tv_nsec; }
+/** `tv_sec`. */
+export const TIMESPEC_SEC = 0;
+/** `tv_nsec`. */
+export const TIMESPEC_NSEC = 8;
+/** `sizeof(struct timespec)`. */
+export const TIMESPEC_SIZE = 16;
+
+// struct timeval { time_t tv_sec; suseconds_t tv_usec; }
+/** `tv_sec`. */
+export const TIMEVAL_SEC = 0;
+/** `tv_usec`. */
+export const TIMEVAL_USEC = 8;
+/** `sizeof(struct timeval)`. */
+export const TIMEVAL_SIZE = 16;
+
+// struct pollfd { int fd; short events; short revents; }
+/** `fd`. */
+export const POLLFD_FD = 0;
+/** `events`: what to wait for. */
+export const POLLFD_EVENTS = 4;
+/** `revents`: what happened (a u16: two bytes, both 0 when nothing did). */
+export const POLLFD_REVENTS = 6;
+/** `sizeof(struct pollfd)`. */
+export const POLLFD_SIZE = 8;

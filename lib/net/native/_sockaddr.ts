@@ -1,0 +1,110 @@
+/**
+ * The sockaddr codec: numeric IPv4 and IPv6 addresses and ports to and from the kernel's
+ * `sockaddr_in` and `sockaddr_in6`.
+ *
+ * @module
+ */
+
+import { canonicalHost } from "../address.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  SOCKADDR_FAMILY,
+  SOCKADDR_IN6_ADDR,
+  SOCKADDR_IN6_SIZE,
+  SOCKADDR_IN_ADDR,
+  SOCKADDR_IN_SIZE,
+  SOCKADDR_PORT,
+  SOCKADDR_SIZE,
+} from "./_layout.ts";
+
+/**
+ * Writes a numeric IPv4 or IPv6 address and a port into `into` as a `sockaddr_in` or
+ * `sockaddr_in6`; returns its length. `into` must hold 28 bytes.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { encodeSockaddr } from "./mod.ts";
+ * const bytes = new Uint8Array(28);
+ * strictEqual(encodeSockaddr("127.0.0.1", 9999, bytes), 16);
+ * strictEqual(bytes.subarray(0, 8).toHex(), "0200270f7f000001");
+ * ```
+ */
+export function encodeSockaddr(hostname: string, port: number, into: Uint8Array): number {
+  const view = new DataView(into.buffer, into.byteOffset, into.byteLength);
+  into.fill(0, 0, SOCKADDR_SIZE);
+  view.setUint16(SOCKADDR_PORT, port, false);
+  const v4 = parseIpv4(hostname);
+  if (v4 !== null) {
+    view.setUint16(SOCKADDR_FAMILY, AF_INET, true);
+    into.set(v4, SOCKADDR_IN_ADDR);
+    return SOCKADDR_IN_SIZE;
+  }
+  const v6 = parseIpv6(hostname);
+  if (v6 === null) throw new TypeError(`not a numeric IP address: ${hostname}`);
+  view.setUint16(SOCKADDR_FAMILY, AF_INET6, true);
+  into.set(v6, SOCKADDR_IN6_ADDR);
+  return SOCKADDR_IN6_SIZE;
+}
+
+/**
+ * Reads a `sockaddr_in` or `sockaddr_in6` back into a hostname (canonical text, IPv4-mapped
+ * IPv6 shown as IPv4, as Deno reports peers) and a port.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { decodeSockaddr } from "./mod.ts";
+ * const bytes = Uint8Array.fromHex("0200270f7f0000010000000000000000");
+ * assertEquals(decodeSockaddr(bytes), { hostname: "127.0.0.1", port: 9999 });
+ * ```
+ */
+export function decodeSockaddr(bytes: Uint8Array): { hostname: string; port: number } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const port = view.getUint16(SOCKADDR_PORT, false);
+  if (view.getUint16(SOCKADDR_FAMILY, true) === AF_INET) {
+    const a = SOCKADDR_IN_ADDR;
+    return { hostname: `${bytes[a]}.${bytes[a + 1]}.${bytes[a + 2]}.${bytes[a + 3]}`, port };
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    groups.push(view.getUint16(SOCKADDR_IN6_ADDR + 2 * i, false).toString(16));
+  }
+  return { hostname: canonicalHost(groups.join(":")), port };
+}
+
+function parseIpv4(hostname: string): Uint8Array | null {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(hostname);
+  if (!match) return null;
+  const bytes = match.slice(1).map(Number);
+  return bytes.every((byte) => byte <= 255) ? new Uint8Array(bytes) : null;
+}
+
+function parseIpv6(hostname: string): Uint8Array | null {
+  if (!/^[0-9A-Fa-f:.]+$/.test(hostname)) return null;
+  let text = hostname;
+  const embedded = /(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+  if (embedded) {
+    const v4 = parseIpv4(embedded[1]);
+    if (v4 === null) return null;
+    const high = ((v4[0] << 8) | v4[1]).toString(16);
+    const low = ((v4[2] << 8) | v4[3]).toString(16);
+    text = `${text.slice(0, -embedded[1].length)}${high}:${low}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const head = halves[0] === "" ? [] : halves[0].split(":");
+  const tail = halves.length === 2 && halves[1] !== "" ? halves[1].split(":") : [];
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const groups = [...head, ...Array(halves.length === 2 ? missing : 0).fill("0"), ...tail];
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    if (!/^[0-9A-Fa-f]{1,4}$/.test(groups[i])) return null;
+    const value = parseInt(groups[i], 16);
+    bytes[2 * i] = value >> 8;
+    bytes[2 * i + 1] = value & 255;
+  }
+  return bytes;
+}

@@ -1,0 +1,467 @@
+/**
+ * The native socket: a UDP socket through the C library's own `socket`, `sendto`, `sendmmsg`
+ * and `recvmmsg` (via Deno's FFI), for the latency and rates `Deno.listenDatagram` cannot reach
+ * (an async op per datagram each way, no batching). Sends are synchronous system calls, so
+ * they leave in call order; receiving runs through the process's one reactor (_reactor.ts),
+ * which reads what waits in batches of up to {@linkcode BATCH_SIZE} datagrams into one arena,
+ * and awaits each batch's handlers before it reads the next, which keeps their data valid. Each
+ * handler is told when its datagram arrived by the kernel's clock (`SO_TIMESTAMPNS`), not when
+ * the process got round to it: an RTT should not include how long the reader took to wake up.
+ *
+ * @module
+ */
+
+import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
+import { readClocks } from "./_clock.ts";
+import { control, readControl } from "./_control.ts";
+import { EAGAIN, EINTR, EMSGSIZE, osError } from "./_errno.ts";
+import { native } from "./_ffi.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  MMSGHDR_LEN,
+  MMSGHDR_SIZE,
+  MSG_DONTWAIT,
+  MSG_WAITFORONE,
+  MSGHDR_NAMELEN,
+  SO_RCVBUF,
+  SO_RCVBUFFORCE,
+  SO_RCVTIMEO,
+  SO_RXQ_OVFL,
+  SO_TIMESTAMPNS,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCKADDR_FAMILY,
+  SOCKADDR_IN6_SCOPE_ID,
+  SOCKADDR_IN_ADDR,
+  SOCKADDR_IN_SIZE,
+  SOCKADDR_PORT,
+  SOCKADDR_SIZE,
+  SOL_SOCKET,
+  TIMEVAL_SEC,
+  TIMEVAL_SIZE,
+  TIMEVAL_USEC,
+} from "./_layout.ts";
+import type { DatagramHandler, PeerAddress } from "../socket.ts";
+import { MICROTASK_ROUNDS } from "./_policy.ts";
+import { policy, reactor, type ReactorSocket } from "./_reactor.ts";
+import { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
+
+/** A UDP peer address as Deno reports it (the socket interface's own type). */
+export type NativePeerAddress = PeerAddress;
+
+/** Called once per datagram, as the socket interface says (`arrivedAt` by the kernel's stamp). */
+export type NativeDatagramHandler = DatagramHandler;
+
+// SO_RCVTIMEO's struct timeval, as 64-bit words.
+const TIMEVAL_SECONDS = TIMEVAL_SEC / BigInt64Array.BYTES_PER_ELEMENT;
+const TIMEVAL_MICROSECONDS = TIMEVAL_USEC / BigInt64Array.BYTES_PER_ELEMENT;
+
+/** The most peers a socket remembers by their sockaddr bytes before it starts afresh. */
+const PEER_CACHE_SIZE = 4096;
+
+// Deno's resource sanitizer cannot see these file descriptors, so the tests count them.
+let openSockets = 0;
+
+/**
+ * How many native sockets are open: the tests check it is back to 0, as Deno's resource
+ * sanitizer does for its own sockets.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { openNativeSockets } from "./mod.ts";
+ * strictEqual(openNativeSockets(), 0);
+ * ```
+ */
+export function openNativeSockets(): number {
+  return openSockets;
+}
+
+/**
+ * `sendmmsg()` of `count` slots from `first`, again if a signal interrupts it: how many left
+ * (it stops at the first that fails), or minus the errno if not even the first did.
+ */
+function sendSlots(fd: number, arena: BatchArena, first: number, count: number): number {
+  const { symbols, errno } = native();
+  const headers = first === 0 ? arena.headers : arena.headers.subarray(first * MMSGHDR_SIZE);
+  for (;;) {
+    const sent = symbols.sendmmsg(fd, headers, count, 0);
+    if (sent >= 0) return sent;
+    const code = errno();
+    if (code !== EINTR) return -code;
+  }
+}
+
+/** A socket option's value: an int, as bytes. */
+function intOption(value: number): Uint8Array {
+  return new Uint8Array(new Int32Array([value]).buffer);
+}
+
+/**
+ * A UDP socket on the native backend. Sends are synchronous system calls (so they leave in
+ * call order); receiving runs through the shared reactor.
+ *
+ * @example Echo one datagram on loopback
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { loadNativeUdp, NativeUdpSocket } from "./mod.ts";
+ * if (loadNativeUdp()) { // Linux on x86-64, with the FFI permission
+ *   const server = NativeUdpSocket.bind("127.0.0.1", 0);
+ *   const client = NativeUdpSocket.bind("127.0.0.1", 0);
+ *   const served = server.receiveEach((data, from) => {
+ *     server.sendNow(data, from);
+ *     server.close();
+ *   });
+ *   const echoed = Promise.withResolvers<string>();
+ *   const receiving = client.receiveEach((data) => echoed.resolve(new TextDecoder().decode(data)));
+ *   strictEqual(client.sendNow(new TextEncoder().encode("hi"), server.address), 2);
+ *   await served;
+ *   strictEqual(await echoed.promise, "hi");
+ *   client.close();
+ *   await receiving;
+ * }
+ * ```
+ */
+export class NativeUdpSocket implements ReactorSocket {
+  /** The socket's file descriptor. */
+  readonly fd: number;
+  /** The local address, with the real port when bound to port 0. */
+  readonly address: NativePeerAddress;
+  // The last destination, encoded: most sockets send to one peer, or answer the last one.
+  readonly #to = new Uint8Array(SOCKADDR_SIZE);
+  #toHost = "";
+  #toPort = -1;
+  #toLength = 0;
+  // Peers by their sockaddr bytes, so a busy peer costs no string work per datagram.
+  readonly #peers = new Map<string | number, NativePeerAddress>();
+  #handler: NativeDatagramHandler | null = null;
+  #onError: (error: unknown) => void = () => {};
+  #finished: PromiseWithResolvers<void> | null = null;
+  #closed = false;
+  #concurrent = false; // the handlers of one batch may run together (receiveEach's option)
+  #queueing = false; // they are running: sends go into the reply batch
+  #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
+  #receiveTimeoutMs = 0; // SO_RCVTIMEO as last set; 0: none (a waiting read would never end)
+  #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
+
+  private constructor(fd: number, address: NativePeerAddress, countsDrops: boolean) {
+    this.fd = fd;
+    this.address = address;
+    this.#kernelDrops = countsDrops ? 0 : null;
+  }
+
+  /** Binds a socket; throws the error Deno would (see {@linkcode osError}). */
+  static bind(hostname: string, port: number): NativeUdpSocket {
+    const { symbols, errno } = native();
+    const sockaddr = new Uint8Array(SOCKADDR_SIZE);
+    const length = encodeSockaddr(hostname, port, sockaddr);
+    const family = length === SOCKADDR_IN_SIZE ? AF_INET : AF_INET6;
+    const fd = symbols.socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw osError(errno());
+    if (symbols.bind(fd, sockaddr, length) !== 0) {
+      const error = osError(errno());
+      symbols.close(fd);
+      throw error;
+    }
+    // Arrival timestamps (see readControl): without them RTTs would still be right, only less
+    // exact, so a refusal is not an error.
+    const one = intOption(1);
+    symbols.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, one, one.byteLength);
+    // The kernel's drops (receive buffer full) told with each datagram: loss that is this
+    // host's, not the network's, and that no other counter of the socket shows.
+    const countsDrops = symbols.setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, one, one.byteLength) === 0;
+    const bound = new Uint8Array(SOCKADDR_SIZE);
+    const boundLength = new Uint32Array([SOCKADDR_SIZE]);
+    symbols.getsockname(fd, bound, new Uint8Array(boundLength.buffer));
+    const { hostname: boundHost, port: boundPort } = decodeSockaddr(bound);
+    openSockets++;
+    const address: NativePeerAddress = { transport: "udp", hostname: boundHost, port: boundPort };
+    return new NativeUdpSocket(fd, address, countsDrops);
+  }
+
+  /**
+   * How many datagrams the kernel dropped on this socket because its receive buffer was full,
+   * as of the last datagram read (the kernel tells it with each one); null where it does not.
+   */
+  get kernelDrops(): number | null {
+    return this.#kernelDrops;
+  }
+
+  /**
+   * Asks for a receive buffer of `bytes` (past `net.core.rmem_max` where the process may) and
+   * returns what the kernel granted, as it reports it (Linux doubles the request for its own
+   * bookkeeping); throws the error Deno would.
+   */
+  setReceiveBuffer(bytes: number): number {
+    const { symbols, errno } = native();
+    const value = intOption(bytes);
+    if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, value, value.byteLength) !== 0) {
+      if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUF, value, value.byteLength) !== 0) {
+        throw osError(errno());
+      }
+    }
+    const granted = new Int32Array(1);
+    const length = new Uint32Array([granted.byteLength]);
+    const status = symbols.getsockopt(
+      this.fd,
+      SOL_SOCKET,
+      SO_RCVBUF,
+      new Uint8Array(granted.buffer),
+      new Uint8Array(length.buffer),
+    );
+    if (status !== 0) throw osError(errno());
+    return granted[0];
+  }
+
+  /** Whether {@linkcode NativeUdpSocket.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends one datagram now; returns the bytes sent or throws the error Deno would. */
+  sendNow(data: Uint8Array, to: { hostname: string; port: number }): number {
+    if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
+    const { symbols, errno } = native();
+    const length = this.#encodeDestination(to);
+    policy.noteSend(1);
+    for (;;) {
+      const sent = symbols.sendto(this.fd, data, BigInt(data.byteLength), 0, this.#to, length);
+      if (sent >= 0) return sent;
+      const code = errno();
+      if (code !== EINTR) throw osError(code);
+    }
+  }
+
+  /** Encodes `to` into the destination buffer, unless it is there already; its length. */
+  #encodeDestination(to: { hostname: string; port: number }): number {
+    if (to.hostname !== this.#toHost || to.port !== this.#toPort) {
+      this.#toLength = encodeSockaddr(to.hostname, to.port, this.#to);
+      this.#toHost = to.hostname;
+      this.#toPort = to.port;
+    }
+    return this.#toLength;
+  }
+
+  /**
+   * Sends datagrams to one destination with as few system calls as it can: `sendmmsg()` for
+   * up to {@linkcode BATCH_SIZE} at a time. Returns how many were sent, in order; throws the
+   * error Deno would if not even the first could be.
+   */
+  sendBatchNow(datagrams: readonly Uint8Array[], to: { hostname: string; port: number }): number {
+    if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
+    const arena = native().sendBatch;
+    const nameLength = this.#encodeDestination(to);
+    let sent = 0;
+    while (sent < datagrams.length) {
+      let count = 0;
+      for (; count < BATCH_SIZE && sent + count < datagrams.length; count++) {
+        const datagram = datagrams[sent + count];
+        if (datagram.byteLength > SLOT_SIZE) break; // longer than any datagram can be
+        fillSlot(arena, count, datagram, this.#to, nameLength);
+      }
+      if (count === 0) {
+        if (sent === 0) throw osError(EMSGSIZE);
+        return sent;
+      }
+      const result = sendSlots(this.fd, arena, 0, count);
+      if (result < 0) {
+        if (sent === 0) throw osError(-result);
+        return sent;
+      }
+      sent += result;
+      policy.noteSend(result);
+      if (result < count) return sent;
+    }
+    return sent;
+  }
+
+  /**
+   * Calls `handler` for each datagram until the socket is closed; the promise settles then.
+   * Only one receive loop per socket. With `concurrent`, the handlers of one received batch
+   * start together and what they send leaves with one `sendmmsg()` (see
+   * {@linkcode NativeUdpSocket.send}).
+   */
+  receiveEach(
+    handler: NativeDatagramHandler,
+    onError: (error: unknown) => void = () => {},
+    options: { concurrent?: boolean } = {},
+  ): Promise<void> {
+    if (this.#handler !== null) throw new Error("a receive loop is already running");
+    if (this.#closed) return Promise.resolve();
+    this.#handler = handler;
+    this.#onError = onError;
+    this.#concurrent = options.concurrent ?? false;
+    this.#finished = Promise.withResolvers<void>();
+    reactor.add(this);
+    return this.#finished.promise;
+  }
+
+  /** Ends the receive loop because its handler failed: the loop's promise rejects. */
+  #stopLoop(error: unknown): void {
+    reactor.remove(this);
+    this.#handler = null;
+    this.#finished?.reject(error);
+  }
+
+  /**
+   * Reads the datagrams waiting, up to {@linkcode BATCH_SIZE}, with one `recvmmsg()`, into the
+   * receive arena, where they stay until {@linkcode NativeUdpSocket.handleBatch} is done with
+   * them (the reactor reads nothing else meanwhile). With `waitMs` > 0 it first waits up to
+   * that long for one, in `recvmmsg()` itself: one system call, but the kernel rounds the wait
+   * up to clock ticks (several milliseconds), so the reactor waits this way only when a reply
+   * is due at once. Returns how many datagrams were read.
+   */
+  readBatch(waitMs: number): number {
+    if (this.#closed) return 0;
+    const { symbols, errno, receiveBatch: arena } = native();
+    if (waitMs > 0 && waitMs !== this.#receiveTimeoutMs) {
+      const timeval = new BigInt64Array(TIMEVAL_SIZE / BigInt64Array.BYTES_PER_ELEMENT);
+      timeval[TIMEVAL_SECONDS] = BigInt(Math.floor(waitMs / 1000));
+      timeval[TIMEVAL_MICROSECONDS] = BigInt((waitMs % 1000) * 1000);
+      const timevalBytes = new Uint8Array(timeval.buffer);
+      if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timevalBytes, TIMEVAL_SIZE) !== 0) {
+        return 0; // cannot happen with a valid timeout; never risk waiting for ever
+      }
+      this.#receiveTimeoutMs = waitMs;
+    }
+    const flags = waitMs > 0 ? MSG_WAITFORONE : MSG_DONTWAIT;
+    const count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, flags, null);
+    if (count < 0) {
+      const code = errno();
+      if (code !== EAGAIN && code !== EINTR) this.#onError(osError(code));
+      return 0;
+    }
+    if (count > 0) readClocks();
+    return count;
+  }
+
+  /**
+   * Hands the `count` datagrams {@linkcode NativeUdpSocket.readBatch} just read to the handler,
+   * in turn (awaiting each, so its data stays valid), or, for a concurrent receive loop,
+   * together (see {@linkcode NativeUdpSocket.receiveEach}).
+   */
+  async handleBatch(count: number): Promise<void> {
+    const arena = native().receiveBatch;
+    const handler = this.#handler as NativeDatagramHandler;
+    const concurrent = this.#concurrent && count > 1;
+    const started: Promise<void>[] = [];
+    if (concurrent) this.#queueing = true;
+    try {
+      for (let i = 0; i < count && !this.#closed; i++) {
+        const header = i * MMSGHDR_SIZE;
+        const length = arena.headerView.getUint32(header + MMSGHDR_LEN, true);
+        const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
+        const peer = this.#peer(name);
+        arena.headerView.setUint32(header + MSGHDR_NAMELEN, SOCKADDR_SIZE, true); // next time
+        readControl(arena, i);
+        const arrivedAt = control.arrivedAt;
+        if (control.drops >= 0) this.#kernelDrops = control.drops;
+        policy.noteTraffic();
+        const data = arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length);
+        const pending = handler(data, peer, arrivedAt);
+        if (pending === undefined) continue;
+        if (concurrent) started.push(pending);
+        else await pending;
+      }
+      if (concurrent) {
+        // Let the handlers run up to their sends, send those with one sendmmsg(), then let
+        // them finish. The batch's data stays valid until all are done: nothing is read
+        // into the arena before this returns.
+        for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
+        this.#queueing = false;
+        this.#flushQueued();
+        await Promise.all(started);
+      }
+    } catch (error) {
+      this.#stopLoop(error);
+    } finally {
+      this.#queueing = false;
+      this.#flushQueued();
+    }
+  }
+
+  /**
+   * Sends one datagram: at once, or, while the handlers of a concurrent batch run, into the
+   * reply batch, sent by one `sendmmsg()` when they have all had their turn; the promise
+   * settles when it has really been sent (or failed), so that nothing is counted early.
+   */
+  send(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
+    // Too long for a slot, so for any datagram: sendto() fails it at once, and nothing leaves.
+    if (!this.#queueing || this.#closed || data.byteLength > SLOT_SIZE) {
+      return this.sendNow(data, to);
+    }
+    if (this.#queued.length === BATCH_SIZE) this.#flushQueued(); // full: keep the order
+    const nameLength = this.#encodeDestination(to);
+    fillSlot(native().replyBatch, this.#queued.length, data, this.#to, nameLength);
+    const sent = Promise.withResolvers<number>();
+    this.#queued.push({ length: data.byteLength, sent });
+    policy.noteSend(1);
+    return sent.promise;
+  }
+
+  /** Sends the queued replies, in order, and settles each one's promise. */
+  #flushQueued(): void {
+    const queued = this.#queued;
+    if (queued.length === 0) return;
+    this.#queued = [];
+    const arena = native().replyBatch;
+    let done = 0;
+    while (done < queued.length) {
+      if (this.#closed) {
+        queued[done++].sent.reject(new Deno.errors.BadResource("the socket is closed"));
+        continue;
+      }
+      const result = sendSlots(this.fd, arena, done, queued.length - done);
+      if (result < 0) {
+        queued[done++].sent.reject(osError(-result)); // then the rest
+        continue;
+      }
+      for (let k = 0; k < result; k++, done++) queued[done].sent.resolve(queued[done].length);
+    }
+  }
+
+  /** The peer of a received sockaddr, from the socket's cache of them. */
+  #peer(from: Uint8Array): NativePeerAddress {
+    // IPv4: address and port fit one exact number; IPv6: port, flow label and address as hex.
+    const a = SOCKADDR_IN_ADDR;
+    const key = from[SOCKADDR_FAMILY] === AF_INET && from[SOCKADDR_FAMILY + 1] === 0
+      ? ((from[a] * 256 + from[a + 1]) * 256 + from[a + 2]) * 256 * 65536 + from[a + 3] * 65536 +
+        from[SOCKADDR_PORT] * 256 + from[SOCKADDR_PORT + 1]
+      : from.subarray(SOCKADDR_PORT, SOCKADDR_IN6_SCOPE_ID).toHex();
+    let peer = this.#peers.get(key);
+    if (peer === undefined) {
+      if (this.#peers.size >= PEER_CACHE_SIZE) this.#peers.clear();
+      peer = { transport: "udp", ...decodeSockaddr(from) };
+      this.#peers.set(key, peer);
+    }
+    return peer;
+  }
+
+  /**
+   * Calls `fire` once `performance.now()` reaches `at`, from the reactor, precisely (to tens of
+   * microseconds) and with nothing between what it sends and the reactor's wait for a reply,
+   * where an event loop timer costs a turn of the loop (tens of microseconds) after its send.
+   * Returns a function that cancels it. Once no socket is open, the event loop's timers take
+   * over, so it always fires.
+   */
+  wakeAt(at: number, fire: () => void): () => void {
+    return reactor.schedule(at, fire);
+  }
+
+  /** Closes the socket; its receive loop ends. Safe to call more than once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    openSockets--;
+    reactor.remove(this);
+    this.#flushQueued(); // rejects what is still queued: the socket is closed
+    native().symbols.close(this.fd);
+    this.#finished?.resolve();
+  }
+
+  /** Closes the socket at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

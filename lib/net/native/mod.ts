@@ -1,0 +1,37 @@
+/**
+ * The native datagram backend: UDP sockets through the C library's own `socket`, `recvmmsg`,
+ * `sendto`, `sendmmsg` and `ppoll` (Linux on x86-64, via Deno's FFI), for the latency and rates
+ * `Deno.listenDatagram` cannot reach (an async op per datagram each way, no batching). The
+ * socket interface (../socket.ts) uses it when the program holds the FFI permission;
+ * docs/performance.md says what it buys and docs/security.md what the permission costs and how
+ * it is given up again. Its parts, each a module of this folder:
+ *
+ * - `_ffi.ts`: the C library's calls, bound once, and the FFI permission given up;
+ * - `_layout.ts`: the C structures' offsets and sizes, and the constants of the calls;
+ * - `_arena.ts`: the batch arenas, laid out once for `sendmmsg()` and `recvmmsg()`;
+ * - `_sockaddr.ts`: numeric addresses to and from `sockaddr_in` and `sockaddr_in6`;
+ * - `_errno.ts`: errno values and the errors Deno throws for them;
+ * - `_clock.ts`: the kernel's real-time arrival stamps on the monotonic clock;
+ * - `_control.ts`: the control messages read with each datagram (`SO_TIMESTAMPNS`,
+ *   `SO_RXQ_OVFL`);
+ * - `_socket.ts`: the native socket;
+ * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket;
+ * - `_policy.ts`: the reactor's scheduling policy (slices, spins for a reply, back-off).
+ *
+ * This module is the folder's face: nothing outside it imports the others.
+ *
+ * @module
+ */
+
+export { BATCH_SIZE } from "./_arena.ts";
+export { osError } from "./_errno.ts";
+export { giveUpFfiPermission, loadNativeUdp } from "./_ffi.ts";
+export { ACTIVE_SLICE_MS, IDLE_SLICE_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
+export { yieldToEventLoop } from "./_reactor.ts";
+export { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
+export {
+  type NativeDatagramHandler,
+  type NativePeerAddress,
+  NativeUdpSocket,
+  openNativeSockets,
+} from "./_socket.ts";

@@ -1,0 +1,160 @@
+/**
+ * What ping and bench share as senders of probes: the wire format, the session and the key,
+ * the encoding of their requests, and the first checks of every datagram that comes back.
+ *
+ * @module
+ */
+
+import type { PeerAddress, ResolvedAddress } from "../net/mod.ts";
+import { sameAddress, UdpSocket, wildcardFor } from "../net/mod.ts";
+import { measureRoundTrip, type RoundTrip } from "../stats/mod.ts";
+import {
+  newReplyReading,
+  NO_TIMESTAMP,
+  type NotAReply,
+  type ProbeFormat,
+  type ProbeRequest,
+  type ReplyReading,
+  type RequestType,
+  type Timestamp,
+  udpFormat,
+} from "../wire/mod.ts";
+
+/** Options of {@linkcode ProbeSender}. */
+export interface SenderOptions {
+  /** Where the reflector is. */
+  target: ResolvedAddress;
+  /** The wire format; default the `udp` frame format. */
+  format?: ProbeFormat;
+  /** Authenticated mode: requests are tagged, and only replies with a right tag count. */
+  key?: CryptoKey;
+  /** The session ID; random by default. */
+  session?: number;
+  /** Padding bytes of every probe. */
+  payloadSize: number;
+  /** The receive buffer to ask the kernel for, in bytes. */
+  receiveBuffer?: number;
+  /** Told what the kernel granted for `receiveBuffer` (null: the backend cannot set it). */
+  onReceiveBuffer?: (granted: number | null) => void;
+}
+
+/** Why a datagram that reached a sender is not a datagram of its session. */
+export type Stranger = "wrong-source" | "corrupted" | NotAReply | "other-session";
+
+/**
+ * One run's side of the wire: encodes its requests and reads what comes back. It keeps one
+ * reading, {@linkcode ProbeSender.reply}, for the datagram last read: a receive loop reads
+ * the next datagram only once the handler of this one is done.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ProbeSender } from "./_sender.ts";
+ * const target = { hostname: "127.0.0.1", port: 9, family: "ipv4" as const };
+ * const sender = new ProbeSender({ target, session: 5, payloadSize: 8 });
+ * const ping = sender.encode("ping", 0, 0, { seconds: 1, nanos: 0 });
+ * strictEqual(ping.length, sender.datagramBytes);
+ * const from = { transport: "udp" as const, hostname: "127.0.0.1", port: 9 };
+ * strictEqual(sender.read(ping, from), null);
+ * strictEqual(sender.reply.kind, "echo");
+ * strictEqual(sender.read(ping, { ...from, port: 7 }), "wrong-source");
+ * ```
+ */
+export class ProbeSender {
+  /** The wire format. */
+  readonly format: ProbeFormat;
+  /** Where the reflector is. */
+  readonly target: ResolvedAddress;
+  /** The session every request names. */
+  readonly session: number;
+  /** The key, in authenticated mode. */
+  readonly key: CryptoKey | null;
+  /** Bytes of every probe, and of its reply. */
+  readonly datagramBytes: number;
+  /** The reading of the datagram last read by {@linkcode ProbeSender.read}. */
+  readonly reply: ReplyReading = newReplyReading();
+  readonly #options: SenderOptions;
+  readonly #request: ProbeRequest;
+  readonly #padding: Uint8Array;
+  readonly #statsPadding: Uint8Array;
+
+  /** A sender for one run. */
+  constructor(options: SenderOptions) {
+    this.#options = options;
+    this.format = options.format ?? udpFormat;
+    this.target = options.target;
+    this.session = options.session ?? crypto.getRandomValues(new Uint32Array(1))[0];
+    this.key = options.key ?? null;
+    this.datagramBytes = this.format.overhead(this.key !== null) + options.payloadSize;
+    this.#padding = new Uint8Array(options.payloadSize);
+    this.#statsPadding = new Uint8Array(this.format.statsPadding);
+    this.#request = {
+      type: "ping",
+      session: this.session,
+      sequence: 0,
+      attempt: 0,
+      sentAt: NO_TIMESTAMP,
+      padding: this.#padding,
+      authenticated: this.key !== null,
+    };
+  }
+
+  /** Binds the run's socket (any port, the target's address family) with the receive buffer
+   * asked for. */
+  bind(): UdpSocket {
+    const socket = UdpSocket.bind(wildcardFor(this.target.family), 0);
+    const { receiveBuffer, onReceiveBuffer } = this.#options;
+    if (receiveBuffer !== undefined) onReceiveBuffer?.(socket.setReceiveBuffer(receiveBuffer));
+    return socket;
+  }
+
+  /** A request of this session, laid out for the key if there is one (then sign it), into
+   * `into` or a new buffer. */
+  encode(
+    type: RequestType,
+    sequence: number,
+    attempt: number,
+    sentAt: Timestamp,
+    into?: Uint8Array,
+  ): Uint8Array {
+    const request = this.#request;
+    request.type = type;
+    request.sequence = sequence;
+    request.attempt = attempt;
+    request.sentAt = sentAt;
+    request.padding = type === "stats" ? this.#statsPadding : this.#padding;
+    return this.format.encodeRequest(request, into);
+  }
+
+  /** Tags a request with the key (authenticated mode only). */
+  sign(datagram: Uint8Array): Promise<void> {
+    return this.format.sign(datagram, this.key as CryptoKey);
+  }
+
+  /** Whether the datagram just read carries the key's right tag (authenticated mode only;
+   * check {@linkcode ReplyReading.authenticated} first). */
+  verify(datagram: Uint8Array): Promise<boolean> {
+    return this.format.verify(datagram, this.key as CryptoKey);
+  }
+
+  /**
+   * Reads a datagram from `from`: null when it is a reply, an echo or an error naming this
+   * session ({@linkcode ProbeSender.reply} says which), else why not. Its tag is not checked.
+   */
+  read(data: Uint8Array, from: PeerAddress): Stranger | null {
+    if (!sameAddress(from, this.target)) return "wrong-source";
+    const reply = this.reply;
+    this.format.readReply(data, reply);
+    if (reply.kind === "corrupted") return "corrupted";
+    if (reply.kind === "foreign") return reply.reason;
+    if (reply.session !== this.session) return "other-session";
+    return null;
+  }
+
+  /** The round trip of the reply just read, to a request handed to the socket at `sentAt`
+   * (monotonic milliseconds), the reply arriving at `arrivedAt`, handled `now`. */
+  roundTrip(sentAt: number, arrivedAt: number, now: number): RoundTrip {
+    const reply = this.reply;
+    return measureRoundTrip(sentAt, arrivedAt, now, reply.receivedAt, reply.repliedAt);
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * What a bench run reports: its interval reports and its summary, and the JSON of each.
+ *
+ * @module
+ */
+
+import { type LatencySummary, latencySummaryJson } from "../stats/mod.ts";
+
+/** What the reflector refused of this session, by reason (from its STATS reply). */
+export interface BenchRefusals {
+  /** By the per-source rate limit. */
+  rate_limit: number;
+  /** By the global rate limit. */
+  global_limit: number;
+  /** For a missing or wrong tag. */
+  auth: number;
+  /** As stale or replayed. */
+  replay: number;
+}
+
+/** One interval report (counts within the interval). */
+export interface BenchInterval {
+  /** Always "interval". */
+  type: "interval";
+  /** Interval start, seconds since the start. */
+  start_s: number;
+  /** Interval end, seconds since the start. */
+  end_s: number;
+  /** Datagrams sent in the interval. */
+  sent: number;
+  /** Replies received in the interval. */
+  received: number;
+  /** Datagrams sent per second. */
+  sent_pps: number;
+  /** Replies received per second. */
+  received_pps: number;
+  /** Bits per second of UDP payload received. */
+  received_bps: number;
+}
+
+/** The result of a run; `--json` prints exactly these keys. */
+export interface BenchSummary {
+  /** Always "summary". */
+  type: "summary";
+  /** The target as HOST:PORT (IPv6 in brackets). */
+  target: string;
+  /** Bytes per datagram (header + padding). */
+  datagram_bytes: number;
+  /** Time spent sending, seconds. */
+  duration_s: number;
+  /** Datagrams sent. */
+  sent: number;
+  /** Replies received (each probe counted once). */
+  received: number;
+  /** What was asked for (null for "max"). */
+  requested_pps: number | null;
+  /** Datagrams per second the sender achieved. */
+  offered_pps: number;
+  /** Bits per second of UDP payload the sender achieved. */
+  offered_bps: number;
+  /** Replies per second over the sending time. */
+  achieved_pps: number;
+  /** Bits per second of reply payload over the sending time. */
+  achieved_bps: number;
+  /** The reflector's count of this session's PINGs (null when its STATS reply never came). */
+  server_received: number | null;
+  /** The reflector's count of its PONGs to them (null when its STATS reply never came). */
+  server_replied: number | null;
+  /** What the reflector refused of this session (its limits and checks: not the network's
+   * loss); null without its STATS reply. */
+  server_refused: BenchRefusals | null;
+  /** Datagrams the reflector's kernel dropped on its socket during the run (receive buffer
+   * full), from any source; null when it cannot say or its STATS replies did not come. */
+  server_kernel_drops: number | null;
+  /** Lost on the way there: sent − server_received − refused (the server kernel's drops
+   * included); null without the server's counts. */
+  loss_up: number | null;
+  /** Lost on the way back: server_replied − received; null without the server's counts. */
+  loss_down: number | null;
+  /** (sent − received) / sent × 100: everything not back, refusals included; null when
+   * nothing was sent. */
+  loss_percent: number | null;
+  /** Replies that failed their check (damaged on the way): not counted as received. */
+  corrupted: number;
+  /** Whether the target answered as a plain echo server (no STATS, no timestamps). */
+  echo_server: boolean;
+  /** Further replies to a probe already answered (network duplication). */
+  duplicates: number;
+  /** Replies that arrived after a later probe's reply (RFC 4737). */
+  reordered: number;
+  /** RTTs as `udp ping` counts them: the reflector's time left out when it says
+   * (lib/stats/rtt.ts). */
+  rtt_ms: LatencySummary;
+  /** The same round trips with the reflector's time in. */
+  round_trip_ms: LatencySummary;
+  /** RFC 3550 jitter of the RTTs; null until two replies were received. */
+  jitter_ms: number | null;
+}
+
+/**
+ * An interval report as JSON (a line of `udp bench --json`): exactly its keys, in this order.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { benchIntervalJson } from "./bench_report.ts";
+ * const json = benchIntervalJson({
+ *   type: "interval", start_s: 0, end_s: 1, sent: 10, received: 9, sent_pps: 10,
+ *   received_pps: 9, received_bps: 7488,
+ * });
+ * strictEqual(
+ *   JSON.stringify(json),
+ *   '{"type":"interval","start_s":0,"end_s":1,"sent":10,"received":9,"sent_pps":10,' +
+ *     '"received_pps":9,"received_bps":7488}',
+ * );
+ * ```
+ */
+export function benchIntervalJson(report: BenchInterval): BenchInterval {
+  return {
+    type: "interval",
+    start_s: report.start_s,
+    end_s: report.end_s,
+    sent: report.sent,
+    received: report.received,
+    sent_pps: report.sent_pps,
+    received_pps: report.received_pps,
+    received_bps: report.received_bps,
+  };
+}
+
+/**
+ * The summary as JSON (`udp bench --json`'s last line, and a search's best trial): exactly
+ * its keys, in this order. Numbers are as measured; the writer (`--json`) rounds times to
+ * the nanosecond.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { bench } from "./bench.ts";
+ * import { benchSummaryJson } from "./bench_report.ts";
+ * import { Reflector } from "../reflector/reflector.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * const summary = await bench({
+ *   target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+ *   rate: 100,
+ *   durationMs: 100,
+ *   payloadSize: 56,
+ *   graceMs: 100,
+ * });
+ * await reflector.close();
+ * const json = benchSummaryJson(summary);
+ * strictEqual(Object.keys(json).slice(0, 4).join(" "), "type target datagram_bytes duration_s");
+ * strictEqual(
+ *   JSON.stringify(json.server_refused),
+ *   '{"rate_limit":0,"global_limit":0,"auth":0,"replay":0}',
+ * );
+ * ```
+ */
+export function benchSummaryJson(summary: BenchSummary): BenchSummary {
+  const refused = summary.server_refused;
+  return {
+    type: "summary",
+    target: summary.target,
+    datagram_bytes: summary.datagram_bytes,
+    duration_s: summary.duration_s,
+    sent: summary.sent,
+    received: summary.received,
+    requested_pps: summary.requested_pps,
+    offered_pps: summary.offered_pps,
+    offered_bps: summary.offered_bps,
+    achieved_pps: summary.achieved_pps,
+    achieved_bps: summary.achieved_bps,
+    server_received: summary.server_received,
+    server_replied: summary.server_replied,
+    server_refused: refused === null ? null : {
+      rate_limit: refused.rate_limit,
+      global_limit: refused.global_limit,
+      auth: refused.auth,
+      replay: refused.replay,
+    },
+    server_kernel_drops: summary.server_kernel_drops,
+    loss_up: summary.loss_up,
+    loss_down: summary.loss_down,
+    loss_percent: summary.loss_percent,
+    duplicates: summary.duplicates,
+    reordered: summary.reordered,
+    corrupted: summary.corrupted,
+    echo_server: summary.echo_server,
+    rtt_ms: latencySummaryJson(summary.rtt_ms),
+    round_trip_ms: latencySummaryJson(summary.round_trip_ms),
+    jitter_ms: summary.jitter_ms,
+  };
+}

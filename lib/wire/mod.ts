@@ -1,0 +1,55 @@
+/**
+ * `lib/wire/`: the codecs, pure (no I/O, no clock). The `udp` frame of docs/protocol.md
+ * (`protocol.ts`; its timestamps, STATS payload and reflector replies beside it), its CRC-32C
+ * check, frame authentication (HMAC-SHA-256, as STAMP), and the probe format the reflector,
+ * ping and bench share: {@linkcode ProbeFormat}, with {@linkcode udpFormat} its first
+ * implementation.
+ *
+ * @example A PING encoded, answered and read back, by the probe format
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { newReplyReading, newRequestReading, timestampFromMs, udpFormat } from "./mod.ts";
+ * const ping = udpFormat.encodeRequest({
+ *   type: "ping", session: 1, sequence: 0, attempt: 0, sentAt: timestampFromMs(Date.now()),
+ *   padding: new Uint8Array(56), authenticated: false,
+ * });
+ * const request = newRequestReading();
+ * udpFormat.readRequest(ping, request);
+ * const now = timestampFromMs(Date.now());
+ * const pong = udpFormat.answer(ping, request, now, now, null)!;
+ * const reply = newReplyReading();
+ * udpFormat.readReply(pong, reply);
+ * strictEqual(reply.kind, "reply");
+ * strictEqual(pong.length, 104);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./protocol.ts";
+export { encodeError, makePong, makeStats } from "./replies.ts";
+export {
+  decodeStats,
+  emptySessionCounts,
+  type SessionCounts,
+  STATS_PAYLOAD_SIZE,
+  UNKNOWN_COUNT,
+} from "./session_counts.ts";
+export {
+  isTimestampSet,
+  NO_TIMESTAMP,
+  type Timestamp,
+  timestampDiffMs,
+  timestampFromMs,
+} from "./timestamp.ts";
+export {
+  computeTag,
+  importKey,
+  MAX_KEY_BYTES,
+  MIN_KEY_BYTES,
+  signFrame,
+  verifyFrame,
+} from "./auth.ts";
+export type * from "./probe_format.ts";
+export { newReplyReading, newRequestReading } from "./readings.ts";
+export { udpFormat } from "./udp_format.ts";

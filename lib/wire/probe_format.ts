@@ -1,0 +1,183 @@
+/**
+ * The probe format: what the reflector, ping and bench need of a wire format, so that a
+ * second one (STAMP, RFC 8762, say) is one module implementing {@linkcode ProbeFormat}. The
+ * `udp` frame format (`udp_format.ts`) is the first. A listener or a sender is told its format
+ * by configuration, never by sniffing bytes.
+ *
+ * Reading a datagram fills in an object the caller keeps and reuses ({@linkcode
+ * RequestReading}, {@linkcode ReplyReading}; `readings.ts` makes them), so that a reflector
+ * costs no allocation per datagram for it; what a reading refers to (its header, timestamps
+ * and counts) is made afresh for each datagram and may be kept. This module holds the
+ * interface's types only.
+ *
+ * @module
+ */
+
+import type { SessionCounts } from "./session_counts.ts";
+import type { Timestamp } from "./timestamp.ts";
+
+/** The two requests a sender makes: a probe to time, or a question for the reflector's
+ * counts of its session. */
+export type RequestType = "ping" | "stats";
+
+/** What a reflector makes of a datagram: a request to answer ("ping", "stats"), or what it
+ * counts instead. */
+export type RequestKind =
+  | RequestType
+  | "corrupted"
+  | "raw"
+  | "malformed"
+  | "unsupported-version"
+  | "unexpected";
+
+/** A request's fields as far as they could be read, for logs. */
+export interface RequestHeader {
+  /** The message type for people, e.g. "PING" or "type 9". */
+  type: string;
+  /** Session identifier. */
+  session: number;
+  /** Sequence number. */
+  sequence: number;
+  /** Retransmission number. */
+  attempt: number;
+  /** Protocol version. */
+  version: number;
+}
+
+/**
+ * One datagram as a reflector's format read it ({@linkcode ProbeFormat.readRequest}). Only the
+ * fields of its kind are meaningful; the others hold what an earlier datagram left.
+ */
+export interface RequestReading {
+  /** What the datagram is. */
+  kind: RequestKind;
+  /** "malformed": why, one of the format's {@linkcode ProbeFormat.malformedReasons}. */
+  reason: string;
+  /** "malformed": one line for people. */
+  detail: string;
+  /** Requests and "unexpected" frames: the header. "malformed" and "unsupported-version":
+   * the header when it could be read, else null; other kinds: null. */
+  header: RequestHeader | null;
+  /** Requests: whether it is laid out as authenticated (it carries a tag to verify). */
+  authenticated: boolean;
+  /** Requests: the sender's clock when it sent it (for the replay window). */
+  sentAt: Timestamp;
+  /** "malformed" and "unsupported-version": whether the format has an error reply to it (one
+   * the sender can match); whether to send it is the reflector's policy. */
+  answerable: boolean;
+}
+
+/** Why a datagram is no reply at all, as the format tells. */
+export type NotAReply = "raw" | "malformed" | "unsupported-version";
+
+/** What a sender makes of a datagram that reached it. */
+export type ReplyReadingKind = "reply" | "echo" | "error" | "corrupted" | "foreign";
+
+/** A reflector's error reply (udp's ERROR frame), read. */
+export interface ProbeError {
+  /** The error code. */
+  code: number;
+  /** What it says, for people, after the reflector's address: e.g. "does not speak protocol
+   * version 1 (it speaks: 2)". */
+  message: string;
+  /** Whether it names what was sent as supported: the answer to a request damaged on the way
+   * (a flipped version or type byte), not the reflector's verdict on the sender. */
+  damagedRequest: boolean;
+}
+
+/**
+ * One datagram as a sender's format read it ({@linkcode ProbeFormat.readReply}). Only the
+ * fields of its kind are meaningful; the others hold what an earlier datagram left.
+ */
+export interface ReplyReading {
+  /** "reply": a reflector's answer; "echo": a request of the format back unchanged (a plain
+   * echo server's answer, or someone's request); "error": a reflector's error reply;
+   * "corrupted": damaged on the way; "foreign": no reply at all ({@linkcode reason}). */
+  kind: ReplyReadingKind;
+  /** "foreign": why. */
+  reason: NotAReply;
+  /** "reply" and "echo": the request it answers, or is. */
+  request: RequestType;
+  /** "reply", "echo", "error": the session it names. */
+  session: number;
+  /** "reply", "echo", "error": the sequence number it names. */
+  sequence: number;
+  /** "reply", "echo", "error": the attempt it names. */
+  attempt: number;
+  /** "reply", "echo", "error": whether it is laid out as authenticated (verify its tag). */
+  authenticated: boolean;
+  /** "reply", "echo": the request's arrival at the reflector, by its clock; not set when the
+   * reflector did not say. */
+  receivedAt: Timestamp;
+  /** "reply", "echo": when the reflector sent the reply; not set when it did not say. */
+  repliedAt: Timestamp;
+  /** A "reply" to a "stats" request: the reflector's counts. */
+  counts: SessionCounts | null;
+  /** "error": what the reflector said. */
+  error: ProbeError | null;
+}
+
+/** A request to encode ({@linkcode ProbeFormat.encodeRequest}). */
+export interface ProbeRequest {
+  /** A probe, or a question for the session's counts. */
+  type: RequestType;
+  /** The sender's session. */
+  session: number;
+  /** Probe number within the session. */
+  sequence: number;
+  /** Retransmission number, 0 for the first transmission. */
+  attempt: number;
+  /** The sender's clock now. */
+  sentAt: Timestamp;
+  /** The bytes the request carries besides the format's own (a "stats" request needs
+   * {@linkcode ProbeFormat.statsPadding} of them). */
+  padding: Uint8Array;
+  /** Laid out with room for a tag: sign it ({@linkcode ProbeFormat.sign}) before sending. */
+  authenticated: boolean;
+}
+
+/**
+ * A wire format for probes, as its senders (ping, bench) and its reflector use it. Every method
+ * is pure (no I/O, no clock) and never throws on what it reads.
+ */
+export interface ProbeFormat {
+  /** The format's name, e.g. "udp". */
+  readonly name: string;
+  /** Every reason {@linkcode ProbeFormat.readRequest} may give a malformed datagram, in the
+   * order a reflector lists its counts. */
+  readonly malformedReasons: readonly string[];
+  /** Bytes of padding a "stats" request needs, for the reply's counts. */
+  readonly statsPadding: number;
+
+  /** Bytes a request or its reply adds to its padding, authenticated or not. */
+  overhead(authenticated: boolean): number;
+  /** Writes a request into `into` (from offset 0; it must be large enough) or, without it,
+   * into a new buffer, and returns the datagram. */
+  encodeRequest(request: ProbeRequest, into?: Uint8Array): Uint8Array;
+  /** Writes the tag of a datagram laid out as authenticated, in place. */
+  sign(datagram: Uint8Array, key: CryptoKey): Promise<void>;
+  /** Whether a datagram laid out as authenticated carries its right tag. */
+  verify(datagram: Uint8Array, key: CryptoKey): Promise<boolean>;
+  /** Reads a datagram a sender received into `into`. */
+  readReply(datagram: Uint8Array, into: ReplyReading): void;
+
+  /** Reads a datagram a reflector received into `into`. */
+  readRequest(datagram: Uint8Array, into: RequestReading): void;
+  /** The session a datagram names, read without checking it (for counting what a rate limit
+   * refused before decoding); null when it does not look like the format's. */
+  peekSession(datagram: Uint8Array): number | null;
+  /**
+   * The reply to a datagram `readRequest` read as `reading`, built in place in its bytes (or,
+   * for an error, beside them) and never longer: a request's answer (a "stats" one carries
+   * `counts`, the reflector's for the session), or an "answerable" datagram's error reply.
+   * Null when there is none: no room for it, no counts, or nothing to answer. Unsigned: a
+   * reflector with a key signs it.
+   */
+  answer(
+    datagram: Uint8Array,
+    reading: RequestReading,
+    receivedAt: Timestamp,
+    repliedAt: Timestamp,
+    counts: SessionCounts | null,
+  ): Uint8Array | null;
+}

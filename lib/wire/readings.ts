@@ -1,0 +1,57 @@
+/**
+ * Readings for a probe format (`ProbeFormat`) to fill in: each reader (a reflector, a
+ * sender) makes one and reuses it for every datagram.
+ *
+ * @module
+ */
+
+import type { ReplyReading, RequestReading } from "./probe_format.ts";
+import { NO_TIMESTAMP } from "./timestamp.ts";
+
+/**
+ * A reading for {@linkcode ProbeFormat.readRequest} to fill in, before any datagram.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { newRequestReading } from "./readings.ts";
+ * strictEqual(newRequestReading().header, null);
+ * ```
+ */
+export function newRequestReading(): RequestReading {
+  return {
+    kind: "raw",
+    reason: "",
+    detail: "",
+    header: null,
+    authenticated: false,
+    sentAt: NO_TIMESTAMP,
+    answerable: false,
+  };
+}
+
+/**
+ * A reading for {@linkcode ProbeFormat.readReply} to fill in, before any datagram.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { newReplyReading } from "./readings.ts";
+ * strictEqual(newReplyReading().kind, "foreign");
+ * ```
+ */
+export function newReplyReading(): ReplyReading {
+  return {
+    kind: "foreign",
+    reason: "raw",
+    request: "ping",
+    session: 0,
+    sequence: 0,
+    attempt: 0,
+    authenticated: false,
+    receivedAt: NO_TIMESTAMP,
+    repliedAt: NO_TIMESTAMP,
+    counts: null,
+    error: null,
+  };
+}

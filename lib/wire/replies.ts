@@ -1,0 +1,148 @@
+/**
+ * What a reflector sends back for a `udp` request, built from the request's bytes: a PONG, a
+ * STATS or an ERROR, never longer than the request (docs/protocol.md, "Message types"). Pure;
+ * no I/O.
+ *
+ * @module
+ */
+
+import {
+  encodeFrame,
+  type ErrorDetail,
+  Flags,
+  type Frame,
+  frameOverhead,
+  HEADER_SIZE,
+  MessageType,
+  PROTOCOL_VERSION,
+  sealFrame,
+} from "./protocol.ts";
+import { type SessionCounts, STATS_PAYLOAD_SIZE, writeSessionCounts } from "./session_counts.ts";
+import { type Timestamp, writeTimestamp } from "./timestamp.ts";
+
+/**
+ * Turns a valid PING (as received) into its PONG, written into `out`: the same bytes with the
+ * type changed and the reflector's timestamps filled in, so the PONG is exactly as long as
+ * the PING and the reflector never amplifies.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { decodeFrame, encodeFrame, MessageType } from "./protocol.ts";
+ * import { makePong } from "./replies.ts";
+ * import { NO_TIMESTAMP } from "./timestamp.ts";
+ * const ping = encodeFrame({
+ *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 7, sequence: 3,
+ *   sentAt: { seconds: 1, nanos: 0 }, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
+ *   payload: new Uint8Array(4),
+ * });
+ * const pong = makePong(ping, new Uint8Array(ping.length), { seconds: 2, nanos: 0 }, {
+ *   seconds: 2,
+ *   nanos: 500,
+ * });
+ * strictEqual(pong.length, ping.length);
+ * const decoded = decodeFrame(pong);
+ * strictEqual(decoded.kind === "frame" && decoded.frame.type, MessageType.PONG);
+ * ```
+ */
+export function makePong(
+  ping: Uint8Array,
+  out: Uint8Array,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
+): Uint8Array {
+  const pong = out.subarray(0, ping.length);
+  if (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset) pong.set(ping);
+  const view = new DataView(pong.buffer, pong.byteOffset, pong.byteLength);
+  view.setUint8(5, MessageType.PONG);
+  writeTimestamp(view, 28, receivedAt);
+  writeTimestamp(view, 36, repliedAt);
+  sealFrame(pong);
+  return pong;
+}
+
+/**
+ * Builds the ERROR reply to a request, or returns null when the ERROR would be longer than the
+ * request (the reflector never amplifies). Session, sequence, attempt and the client's
+ * timestamp are copied from the request so the client can match the reply. An ERROR is always
+ * laid out as version 1, whatever versions the server speaks, so every client can read it.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ErrorCode } from "./protocol.ts";
+ * import { encodeError } from "./replies.ts";
+ * const now = { seconds: 1_700_000_000, nanos: 0 };
+ * const request = { attempt: 0, session: 1, sequence: 0, sentAt: now };
+ * const detail = { code: ErrorCode.UNSUPPORTED_VERSION, values: [1] };
+ * strictEqual(encodeError(request, detail, 100, now, now)?.length, 51);
+ * strictEqual(encodeError(request, detail, 50, now, now), null);
+ * ```
+ */
+export function encodeError(
+  request: Pick<Frame, "attempt" | "session" | "sequence" | "sentAt">,
+  detail: ErrorDetail,
+  requestLength: number,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
+): Uint8Array | null {
+  const payload = new Uint8Array(2 + detail.values.length);
+  payload[0] = detail.code;
+  payload[1] = detail.values.length;
+  payload.set(detail.values, 2);
+  if (frameOverhead(false) + payload.length > requestLength) return null;
+  return encodeFrame({
+    version: PROTOCOL_VERSION,
+    type: MessageType.ERROR,
+    flags: 0,
+    attempt: request.attempt,
+    session: request.session,
+    sequence: request.sequence,
+    sentAt: request.sentAt,
+    receivedAt,
+    repliedAt,
+    payload,
+  });
+}
+
+/**
+ * Builds the STATS reply to a STATS_REQUEST (given as received) in place: the same bytes with
+ * the type changed, the reflector's timestamps and the counts in the first
+ * {@linkcode STATS_PAYLOAD_SIZE} payload bytes, sealed again. Returns null when the request has
+ * no room for them (the reply is never longer).
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
+ * import { decodeFrame, encodeFrame, MessageType } from "./protocol.ts";
+ * import { makeStats } from "./replies.ts";
+ * import { decodeStats, emptySessionCounts, STATS_PAYLOAD_SIZE } from "./session_counts.ts";
+ * import { NO_TIMESTAMP } from "./timestamp.ts";
+ * const request = encodeFrame({
+ *   version: 1, type: MessageType.STATS_REQUEST, flags: 0, attempt: 0, session: 7, sequence: 9,
+ *   sentAt: NO_TIMESTAMP, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
+ *   payload: new Uint8Array(STATS_PAYLOAD_SIZE),
+ * });
+ * const counts = { ...emptySessionCounts(), received: 5, replied: 4, refusedRateLimit: 2 };
+ * const reply = makeStats(request, counts, NO_TIMESTAMP, NO_TIMESTAMP)!;
+ * const decoded = decodeFrame(reply);
+ * strictEqual(decoded.kind === "frame" && decoded.frame.type, MessageType.STATS);
+ * assertEquals(decoded.kind === "frame" && decodeStats(decoded.frame.payload), counts);
+ * ```
+ */
+export function makeStats(
+  request: Uint8Array,
+  counts: SessionCounts,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
+): Uint8Array | null {
+  const view = new DataView(request.buffer, request.byteOffset, request.byteLength);
+  const tagged = (view.getUint16(6) & Flags.AUTHENTICATED) !== 0;
+  const room = request.length - frameOverhead(tagged);
+  if (room < STATS_PAYLOAD_SIZE) return null;
+  const reply = makePong(request, request, receivedAt, repliedAt);
+  view.setUint8(5, MessageType.STATS);
+  writeSessionCounts(view, HEADER_SIZE, counts);
+  sealFrame(reply);
+  return reply;
+}

@@ -1,0 +1,257 @@
+/**
+ * The `udp` frame format (docs/protocol.md) as a {@linkcode ProbeFormat}: what PINGs, PONGs,
+ * STATS and ERRORs mean to a sender and to a reflector. The codec itself is `protocol.ts`.
+ *
+ * @module
+ */
+
+import { signFrame, verifyFrame } from "./auth.ts";
+import type {
+  ProbeError,
+  ProbeFormat,
+  ReplyReading,
+  RequestHeader,
+  RequestReading,
+} from "./probe_format.ts";
+import {
+  decodeErrorDetail,
+  decodeFrame,
+  encodeFrame,
+  ErrorCode,
+  type ErrorDetail,
+  Flags,
+  frameOverhead,
+  type Invariants,
+  MAGIC,
+  MALFORMED_REASONS,
+  MessageType,
+  messageTypeName,
+  peekSentAt,
+  PROTOCOL_VERSION,
+  REQUEST_TYPES,
+  SUPPORTED_VERSIONS,
+} from "./protocol.ts";
+import { encodeError, makePong, makeStats } from "./replies.ts";
+import { decodeStats, type SessionCounts, STATS_PAYLOAD_SIZE } from "./session_counts.ts";
+import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
+
+/**
+ * The `udp` frame format, version 1: the default of every reflector and sender.
+ *
+ * @example A PING, its PONG, and what the sender makes of it
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { newReplyReading, newRequestReading } from "./readings.ts";
+ * import { udpFormat } from "./udp_format.ts";
+ * const sentAt = { seconds: 1_700_000_000, nanos: 0 };
+ * const ping = udpFormat.encodeRequest({
+ *   type: "ping", session: 7, sequence: 3, attempt: 1, sentAt,
+ *   padding: new Uint8Array(8), authenticated: false,
+ * });
+ * strictEqual(ping.length, udpFormat.overhead(false) + 8);
+ * const request = newRequestReading();
+ * udpFormat.readRequest(ping, request);
+ * strictEqual(request.kind, "ping");
+ * strictEqual(request.header?.type, "PING");
+ * const arrived = { seconds: 1_700_000_000, nanos: 500_000 };
+ * const pong = udpFormat.answer(ping, request, arrived, arrived, null)!;
+ * strictEqual(pong.length, ping.length);
+ * const reply = newReplyReading();
+ * udpFormat.readReply(pong, reply);
+ * strictEqual(reply.kind, "reply");
+ * strictEqual(reply.request, "ping");
+ * strictEqual(reply.sequence, 3);
+ * strictEqual(reply.attempt, 1);
+ * strictEqual(reply.receivedAt.nanos, 500_000);
+ * ```
+ */
+export const udpFormat: ProbeFormat = {
+  name: "udp",
+  malformedReasons: MALFORMED_REASONS,
+  statsPadding: STATS_PAYLOAD_SIZE,
+  overhead: frameOverhead,
+  encodeRequest(request, into) {
+    return encodeFrame({
+      version: PROTOCOL_VERSION,
+      type: request.type === "stats" ? MessageType.STATS_REQUEST : MessageType.PING,
+      flags: request.authenticated ? Flags.AUTHENTICATED : 0,
+      attempt: request.attempt,
+      session: request.session,
+      sequence: request.sequence,
+      sentAt: request.sentAt,
+      receivedAt: NO_TIMESTAMP,
+      repliedAt: NO_TIMESTAMP,
+      payload: request.padding,
+    }, into === undefined ? undefined : { into });
+  },
+  sign: signFrame,
+  verify: verifyFrame,
+  readReply,
+  readRequest,
+  peekSession,
+  answer,
+};
+
+function readReply(datagram: Uint8Array, into: ReplyReading): void {
+  const decoded = decodeFrame(datagram);
+  if (decoded.kind === "corrupted") {
+    into.kind = "corrupted";
+    return;
+  }
+  if (decoded.kind !== "frame") {
+    into.kind = "foreign";
+    into.reason = decoded.kind;
+    return;
+  }
+  const frame = decoded.frame;
+  into.session = frame.session;
+  into.sequence = frame.sequence;
+  into.attempt = frame.attempt;
+  into.authenticated = (frame.flags & Flags.AUTHENTICATED) !== 0;
+  into.receivedAt = frame.receivedAt;
+  into.repliedAt = frame.repliedAt;
+  into.counts = null;
+  into.error = null;
+  const type = frame.type;
+  // A PING or STATS_REQUEST that comes back is our own request echoed (or anyone's request).
+  into.kind = type === MessageType.ERROR
+    ? "error"
+    : type === MessageType.PONG || type === MessageType.STATS
+    ? "reply"
+    : "echo";
+  into.request = type === MessageType.STATS || type === MessageType.STATS_REQUEST
+    ? "stats"
+    : "ping";
+  if (type === MessageType.STATS) into.counts = decodeStats(frame.payload);
+  if (type === MessageType.ERROR) into.error = readError(frame.payload);
+}
+
+/** What an ERROR says (its payload is valid: decodeFrame checked it). */
+function readError(payload: Uint8Array): ProbeError {
+  const detail = decodeErrorDetail(payload);
+  const code = detail?.code;
+  const values = detail?.values ?? [];
+  // An ERROR that names what we sent as supported answers a request that was corrupted on
+  // the way (a flipped version or type byte): not the reflector's verdict on us.
+  const damagedRequest =
+    (code === ErrorCode.UNSUPPORTED_VERSION && values.includes(PROTOCOL_VERSION)) ||
+    (code === ErrorCode.UNSUPPORTED_TYPE && values.includes(MessageType.PING));
+  const listed = values.join(", ");
+  const message = code === ErrorCode.UNSUPPORTED_VERSION
+    ? `does not speak protocol version ${PROTOCOL_VERSION} (it speaks: ${listed})`
+    : code === ErrorCode.UNSUPPORTED_TYPE
+    ? `does not serve PING (it serves types: ${listed})`
+    : `answered with error code ${code}`;
+  return { code: code ?? 0, message, damagedRequest };
+}
+
+function readRequest(datagram: Uint8Array, into: RequestReading): void {
+  const decoded = decodeFrame(datagram);
+  into.header = null;
+  into.answerable = false;
+  switch (decoded.kind) {
+    case "frame": {
+      const frame = decoded.frame;
+      // Replies are never answered, so two reflectors can never bounce frames forever.
+      into.kind = frame.type === MessageType.PING
+        ? "ping"
+        : frame.type === MessageType.STATS_REQUEST
+        ? "stats"
+        : "unexpected";
+      into.header = {
+        type: messageTypeName(frame.type),
+        session: frame.session,
+        sequence: frame.sequence,
+        attempt: frame.attempt,
+        version: frame.version,
+      };
+      into.authenticated = (frame.flags & Flags.AUTHENTICATED) !== 0;
+      into.sentAt = frame.sentAt;
+      return;
+    }
+    case "unsupported-version":
+      into.kind = "unsupported-version";
+      if (decoded.invariants === null) return;
+      into.header = headerOf(decoded.invariants, decoded.version);
+      into.answerable = REQUEST_TYPES.includes(decoded.invariants.type);
+      return;
+    case "malformed":
+      into.kind = "malformed";
+      into.reason = decoded.reason;
+      into.detail = decoded.detail;
+      // Only an unknown type leaves the fields readable: it gets an UNSUPPORTED_TYPE.
+      if (decoded.invariants === null) return;
+      into.header = headerOf(decoded.invariants, PROTOCOL_VERSION);
+      into.answerable = true;
+      return;
+    default:
+      into.kind = decoded.kind;
+  }
+}
+
+function headerOf(invariants: Invariants, version: number): RequestHeader {
+  return {
+    type: `type ${invariants.type}`,
+    session: invariants.session,
+    sequence: invariants.sequence,
+    attempt: invariants.attempt,
+    version,
+  };
+}
+
+/** The session of a datagram that starts like a frame, read without decoding it; else null. */
+function peekSession(data: Uint8Array): number | null {
+  if (data.length < 16) return null;
+  const magic = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
+  if (magic !== MAGIC) return null;
+  return ((data[12] << 24) | (data[13] << 16) | (data[14] << 8) | data[15]) >>> 0;
+}
+
+function answer(
+  datagram: Uint8Array,
+  reading: RequestReading,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
+  counts: SessionCounts | null,
+): Uint8Array | null {
+  switch (reading.kind) {
+    case "ping":
+      // In place: the receive buffer is not reused before this reply has been sent.
+      return makePong(datagram, datagram, receivedAt, repliedAt);
+    case "stats":
+      return counts === null ? null : makeStats(datagram, counts, receivedAt, repliedAt);
+    case "unsupported-version":
+    case "malformed": {
+      const [code, values] = reading.kind === "malformed"
+        ? [ErrorCode.UNSUPPORTED_TYPE, REQUEST_TYPES]
+        : [ErrorCode.UNSUPPORTED_VERSION, SUPPORTED_VERSIONS];
+      return errorReply(datagram, reading, { code, values: [...values] }, receivedAt, repliedAt);
+    }
+    default:
+      return null;
+  }
+}
+
+/** An ERROR matching the request (null when it would be longer than the request). */
+function errorReply(
+  datagram: Uint8Array,
+  reading: RequestReading,
+  detail: ErrorDetail,
+  receivedAt: Timestamp,
+  repliedAt: Timestamp,
+): Uint8Array | null {
+  const header = reading.header;
+  if (!reading.answerable || header === null) return null;
+  return encodeError(
+    {
+      attempt: header.attempt,
+      session: header.session,
+      sequence: header.sequence,
+      sentAt: peekSentAt(datagram),
+    },
+    detail,
+    datagram.length,
+    receivedAt,
+    repliedAt,
+  );
+}
