@@ -260,29 +260,40 @@ Deno.test("udp ping counts replies delayed past the timeout as late, and their d
   );
 });
 
-Deno.test("udp ping RTT sits at the configured delay; jitter only when jitter is configured", async () => {
-  // Each direction adds 25 ms, so RTT ≥ 50 ms. Tolerances: timers fire up to a few ms late on a
-  // busy machine, so without jitter p50 lies in [50, 60] ms and the RFC 3550 jitter (timer
-  // noise only) stays under 5 ms; with uniform ±20 ms per direction RTTs spread over
-  // [10, 90] ms, p50 lies within 50 ± 15 ms and the jitter estimate is about 18 ms (> 10 ms).
-  const steady = await withProxy(
-    impairments({ delayMs: 25 }),
-    impairments({ delayMs: 25 }),
-    5,
-    (port) => pingJson(port, ["-c", "40", "-i", "0.03"]),
-  );
-  const s = steady.result.summary;
-  assert(s.rtt_ms.min >= 50 && s.rtt_ms.p50 <= 60, JSON.stringify(s.rtt_ms));
-  const jittery = await withProxy(
-    impairments({ delayMs: 25, jitterMs: 20 }),
-    impairments({ delayMs: 25, jitterMs: 20 }),
-    5,
-    (port) => pingJson(port, ["-c", "40", "-i", "0.03"]),
-  );
-  const j = jittery.result.summary;
-  assert(j.rtt_ms.min >= 10 && Math.abs(j.rtt_ms.p50 - 50) <= 15, JSON.stringify(j.rtt_ms));
-  assert(s.jitter_ms < 5, `jitter without jitter configured: ${s.jitter_ms}`);
-  assert(j.jitter_ms > 10, `jitter with ±20 ms configured: ${j.jitter_ms}`);
+Deno.test("udp ping RTT holds the delays the proxy's log says it applied; jitter only with jitter", async () => {
+  // The log is the oracle: each RTT is at least the delays the proxy applied to that probe's
+  // PING and PONG (the reflector's hold, left out of the RTT, lies between them, and the proxy's
+  // timers never fire early). How much later than that a busy machine's timers fire is a
+  // matter for the benchmarks, not for this test.
+  const jitters: number[] = [];
+  for (const jitterMs of [0, 20]) {
+    const { result, log } = await withProxy(
+      impairments({ delayMs: 25, jitterMs }),
+      impairments({ delayMs: 25, jitterMs }),
+      5,
+      (port) => pingJson(port, ["-c", "40", "-i", "0.03"]),
+    );
+    const applied = new Map<string, number>();
+    for (const record of log) {
+      if (record.frame) applied.set(`${record.dir}/${record.frame.seq}`, record.copies[0].delay_ms);
+    }
+    const replies = result.events.filter((event) => event.type === "reply");
+    strictEqual(replies.length, 40, JSON.stringify(result.summary));
+    for (const reply of replies) {
+      const floor = applied.get(`up/${reply.seq}`)! + applied.get(`down/${reply.seq}`)!;
+      // JSON rounds to the nanosecond: compare at that precision.
+      assert(reply.rtt_ms >= floor - 1e-6, `seq ${reply.seq}: ${reply.rtt_ms} < ${floor}`);
+    }
+    const delays = [...applied.values()];
+    if (jitterMs === 0) assert(delays.every((delay) => delay === 25), JSON.stringify(delays));
+    else {
+      assert(delays.every((delay) => delay >= 5 && delay <= 45), JSON.stringify(delays));
+      assert(Math.max(...delays) - Math.min(...delays) > 20, JSON.stringify(delays));
+    }
+    jitters.push(result.summary.jitter_ms);
+  }
+  // ±20 ms a direction gives an RFC 3550 estimate around 18 ms, timer noise alone a fraction.
+  assert(jitters[1] > 2 * jitters[0], `jitter without / with ±20 ms: ${jitters.join(" / ")}`);
 });
 
 Deno.test("udp send --wait --retries gets through heavy loss, attempts matching the log", async () => {
