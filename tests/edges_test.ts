@@ -340,6 +340,34 @@ Deno.test("udp bench against udp serve --rate-limit: what the server refused is 
   }
 });
 
+Deno.test("bench: refusals are counted from the start (its first STATS request makes the session known), and only its probes", async () => {
+  // One token, four a second: the STATS request before the run takes the burst, so most PINGs
+  // are refused before any gets through, and the STATS requests after it meet a bucket that has
+  // barely refilled.
+  const reflector = Reflector.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    rateLimit: { rate: 4, burst: 1 },
+  });
+  try {
+    const summary = await bench({
+      target: loopbackTarget(reflector.address.port),
+      rate: 200,
+      durationMs: 500,
+      payloadSize: 40,
+      graceMs: 300,
+    });
+    const refused = summary.server_refused!.rate_limit;
+    assert(refused > 80, JSON.stringify(summary));
+    // Every probe is the server's or the network's: nothing refused is called lost, and the
+    // STATS requests a limit refused are not counted as the session's probes.
+    strictEqual(summary.sent, summary.server_received! + refused, JSON.stringify(summary));
+    assertEquals([summary.loss_up, summary.loss_down], [0, 0]);
+  } finally {
+    await reflector.close();
+  }
+});
+
 Deno.test("udp bench text says refused by the server apart from loss on the way", async () => {
   const reflector = Reflector.listen({
     hostname: "127.0.0.1",

@@ -374,7 +374,7 @@ export class Proxy {
     this.#loop = socket.receiveEach((data, from) => this.#fromClient(data, from));
   }
 
-  /** Binds the client-facing socket and starts forwarding. Throws a UsageError on bind errors. */
+  /** Binds the client-facing socket and starts forwarding. Throws a NetError on bind errors. */
   static listen(options: ProxyOptions): Proxy {
     return new Proxy(UdpSocket.bind(options.listen.hostname, options.listen.port), options);
   }

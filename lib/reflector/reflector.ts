@@ -141,7 +141,7 @@ export class Reflector {
     );
   }
 
-  /** Binds and starts serving. Throws a UsageError when the address cannot be bound. */
+  /** Binds and starts serving. Throws a NetError when the address cannot be bound. */
   static listen(options: ReflectorOptions): Reflector {
     return new Reflector(UdpSocket.bind(options.hostname, options.port), options);
   }
@@ -338,12 +338,14 @@ export class Reflector {
   ): Promise<Uint8Array | null> {
     const header = event.frame!;
     const { authenticated, sentAt } = this.#request;
+    // A session's refusals count its probes only: its STATS requests are not part of its load.
+    const session = this.#request.kind === "ping" ? header.session : null;
     if (!authenticated) {
-      this.#countRefusal(header.session, "auth-missing");
+      this.#countRefusal(session, "auth-missing");
       return this.#refuse(event, "auth-missing");
     }
     if (!(await this.#format.verify(data, key))) {
-      this.#countRefusal(header.session, "auth-failed");
+      this.#countRefusal(session, "auth-failed");
       return this.#refuse(event, "auth-failed");
     }
     const replay = this.#replay as ReplayGuard;
@@ -356,7 +358,7 @@ export class Reflector {
     );
     if (verdict !== "ok") {
       const reason = verdict === "full" ? "replay-cache-full" : verdict;
-      this.#countRefusal(header.session, reason);
+      this.#countRefusal(session, reason);
       return this.#refuse(event, reason);
     }
     const reply = this.#replyTo(data, event, receivedAt);
@@ -373,8 +375,10 @@ export class Reflector {
       return this.#build(data, event, receivedAt, "pong", null);
     }
     event.kind = "stats";
+    // A STATS request makes its session known, as a PING does: a sender that asks first (udp
+    // bench does) has what a limit refuses of its probes counted even if none gets through.
     const counts = {
-      ...(this.#sessions.get(session) ?? emptySessionCounts()),
+      ...this.#countsFor(session),
       kernelDrops: this.#socket.kernelDrops ?? UNKNOWN_COUNT,
       corrupted: this.#stats.kinds.corrupted,
     };
@@ -408,7 +412,7 @@ export class Reflector {
   }
 
   /**
-   * Counts a refusal for the session it belongs to, when that session is known (it had a PING
+   * Counts a refusal for the session it belongs to, when that session is known (it had a request
    * accepted): never a new entry, so a flood of made-up sessions cannot push real ones out.
    */
   #countRefusal(session: number | null, reason: RefusalReason): void {

@@ -163,8 +163,8 @@ export interface ProbeFormat {
 
   /** Reads a datagram a reflector received into `into`. */
   readRequest(datagram: Uint8Array, into: RequestReading): void;
-  /** The session a datagram names, read without checking it (for counting what a rate limit
-   * refused before decoding); null when it does not look like the format's. */
+  /** The session a probe names, read without checking it (for counting what a rate limit
+   * refused before decoding); null when it does not look like one of the format's probes. */
   peekSession(datagram: Uint8Array): number | null;
   /**
    * The reply to a datagram `readRequest` read as `reading`, built in place in its bytes (or,

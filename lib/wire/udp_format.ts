@@ -199,9 +199,12 @@ function headerOf(invariants: Invariants, version: number): RequestHeader {
   };
 }
 
-/** The session of a datagram that starts like a frame, read without decoding it; else null. */
+/**
+ * The session of a datagram that starts like a PING, read without decoding it; else null: a
+ * sender's STATS requests are not probes, so what a limit refuses of them is not counted.
+ */
 function peekSession(data: Uint8Array): number | null {
-  if (data.length < 16) return null;
+  if (data.length < 16 || data[5] !== MessageType.PING) return null;
   const magic = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
   if (magic !== MAGIC) return null;
   return ((data[12] << 24) | (data[13] << 16) | (data[14] << 8) | data[15]) >>> 0;
