@@ -261,7 +261,7 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
  */
 export function sealFrame(bytes: Uint8Array): void {
   const end = bytes.length - CHECK_SIZE;
-  const crc = crc32c(bytes.subarray(0, end));
+  const crc = crc32c(bytes, end);
   bytes[end] = crc >>> 24;
   bytes[end + 1] = (crc >>> 16) & 0xff;
   bytes[end + 2] = (crc >>> 8) & 0xff;
@@ -274,7 +274,7 @@ export function checkFrame(bytes: Uint8Array): boolean {
   const end = bytes.length - CHECK_SIZE;
   const stored = ((bytes[end] << 24) | (bytes[end + 1] << 16) | (bytes[end + 2] << 8) |
     bytes[end + 3]) >>> 0;
-  return crc32c(bytes.subarray(0, end)) === stored;
+  return crc32c(bytes, end) === stored;
 }
 
 /** Whether a 32-bit word differs from {@linkcode MAGIC} in exactly one bit. */

@@ -104,11 +104,6 @@ export class SchedulingPolicy {
     this.#spinBackoff = this.#spinSkips = 0;
   }
 
-  /** Whether code is ready to run: then the reactor does not sleep. */
-  codeReady(): boolean {
-    return this.#readyCode > 0;
-  }
-
   /** Whether the event loop gets its turn now: code is ready, or a slice has passed since. */
   yieldsNow(now: number, lastYield: number): boolean {
     return this.#readyCode > 0 || now - lastYield >= ACTIVE_SLICE_MS;
