@@ -31,6 +31,17 @@ export const SUMMARY_KEYS = [
   "round_trip_ms",
   "server_ms",
   "jitter_ms",
+  "lost_there",
+  "lost_back",
+  "ipdv_there_ms",
+  "ipdv_back_ms",
+  "one_way_there_ms",
+  "one_way_back_ms",
+  "hops_there",
+  "dscp_sent",
+  "dscp_received",
+  "ecn_sent",
+  "ecn_received",
 ];
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -334,4 +345,11 @@ export function freePort(): number {
   const port = socket.address.port;
   socket.close();
   return port;
+}
+
+/** The bodies of a document's fenced blocks tagged `tag` (e.g. "json vector"): the test vectors
+ * docs/protocol.md and docs/stamp.md hold. */
+export function docBlocks(doc: string, tag: string): string[] {
+  const pattern = new RegExp("```" + tag + "\\n([\\s\\S]*?)\\n```", "g");
+  return [...doc.matchAll(pattern)].map((match) => match[1]);
 }

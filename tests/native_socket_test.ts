@@ -15,7 +15,7 @@ import {
 } from "../lib/net/native/mod.ts";
 import { ping } from "../lib/probe/ping.ts";
 import { loopbackTarget, startServe } from "./helpers.ts";
-import { defaultBackend, NetError, UdpSocket } from "../lib/net/mod.ts";
+import { defaultBackend, NetError, UdpSocket, yieldToEventLoop } from "../lib/net/mod.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const native = loadNativeUdp();
@@ -507,6 +507,264 @@ Deno.test(
     assert(missed >= 1 && missed <= 6, `missed ${missed}`);
   },
 );
+
+/** What a receiver saw of each datagram: its first byte, and the TTL and TOS it came with. */
+interface Seen {
+  n: number;
+  ttl: number;
+  tos: number;
+}
+
+/** Receives on `socket`, noting each datagram; `until(count)` settles once `count` came. */
+function collect(socket: UdpSocket, options = { ttlAndTos: true }): {
+  got: Seen[];
+  until: (count: number) => Promise<void>;
+  loop: Promise<void>;
+} {
+  const got: Seen[] = [];
+  let waiting: { count: number; resolve: () => void } | null = null;
+  const loop = socket.receiveEach(
+    (data, _from, _arrivedAt, meta) => {
+      got.push({ n: data[0], ttl: meta.ttl, tos: meta.tos }); // copied: meta is reused
+      if (waiting !== null && got.length >= waiting.count) waiting.resolve();
+    },
+    undefined,
+    options,
+  );
+  const until = (count: number) => {
+    if (got.length >= count) return Promise.resolve();
+    const reached = Promise.withResolvers<void>();
+    waiting = { count, resolve: reached.resolve };
+    return reached.promise;
+  };
+  return { got, until, loop };
+}
+
+Deno.test(
+  "native: a datagram arrives with the TTL and TOS it was sent with, IPv4 and IPv6",
+  nativeOnly,
+  async () => {
+    for (const host of ["127.0.0.1", "::1"]) {
+      using sender = UdpSocket.bind(host, 0, "native");
+      using receiver = UdpSocket.bind(host, 0, "native");
+      strictEqual(sender.canSetTos, true);
+      const { got, until, loop } = collect(receiver);
+      await sender.send(new Uint8Array([0]), receiver.address);
+      strictEqual(sender.setTtl(255), true, host);
+      strictEqual(sender.setTos(0xb8), true, host); // DSCP EF (46)
+      await sender.send(new Uint8Array([1]), receiver.address);
+      strictEqual(sender.setTtl(7), true, host);
+      strictEqual(sender.setTos(0x03), true, host); // the ECN bits are the sender's too (CE)
+      await sender.send(new Uint8Array([2]), receiver.address);
+      await until(3);
+      // Before any setTtl, the system's default (64 unless configured), and TOS 0.
+      assert(got[0].ttl >= 1 && got[0].ttl <= 255 && got[0].tos === 0, JSON.stringify(got[0]));
+      assertEquals(got.slice(1), [{ n: 1, ttl: 255, tos: 0xb8 }, { n: 2, ttl: 7, tos: 3 }], host);
+      // Not asked for, they are unknown: the kernel's two control messages are not free.
+      using unasked = UdpSocket.bind(host, 0, "native");
+      const without = collect(unasked, { ttlAndTos: false });
+      await sender.send(new Uint8Array([3]), unasked.address);
+      await without.until(1);
+      assertEquals(without.got, [{ n: 3, ttl: -1, tos: -1 }], host);
+      unasked.close();
+      receiver.close();
+      await Promise.all([loop, without.loop]);
+    }
+  },
+);
+
+Deno.test(
+  "native: a dual-stack socket on :: reads and sends its IPv4 peers' TTL and TOS",
+  nativeOnly,
+  async () => {
+    using server = UdpSocket.bind("::", 0, "native");
+    using client = UdpSocket.bind("127.0.0.1", 0, "native");
+    const served = collect(server);
+    const answered = collect(client);
+    const to = { hostname: "127.0.0.1", port: server.address.port };
+    strictEqual(client.setTtl(200), true);
+    strictEqual(client.setTos(0x28), true);
+    await client.send(new Uint8Array([1]), to);
+    await served.until(1);
+    assertEquals(served.got, [{ n: 1, ttl: 200, tos: 0x28 }]);
+    // The IPv6 socket's TTL and TOS reach its IPv4 peers; so does a TOS of one datagram's,
+    // to the peer as Deno names it and as an IPv4-mapped address.
+    strictEqual(server.setTtl(33), true);
+    strictEqual(server.setTos(0x48), true);
+    await server.send(new Uint8Array([2]), client.address);
+    await server.sendWithTos(new Uint8Array([3]), client.address, 0x60);
+    const mapped = { hostname: "::ffff:127.0.0.1", port: client.address.port };
+    await server.sendWithTos(new Uint8Array([4]), mapped, 0x88);
+    await server.send(new Uint8Array([5]), mapped);
+    await answered.until(4);
+    assertEquals(answered.got, [
+      { n: 2, ttl: 33, tos: 0x48 },
+      { n: 3, ttl: 33, tos: 0x60 },
+      { n: 4, ttl: 33, tos: 0x88 },
+      { n: 5, ttl: 33, tos: 0x48 },
+    ]);
+    server.close();
+    client.close();
+    await Promise.all([served.loop, answered.loop]);
+  },
+);
+
+Deno.test(
+  "native: sendWithTos sends one datagram with its TOS, in order; the others keep the socket's",
+  nativeOnly,
+  async () => {
+    for (const host of ["127.0.0.1", "::1"]) {
+      using sender = UdpSocket.bind(host, 0, "native");
+      using receiver = UdpSocket.bind(host, 0, "native");
+      const { got, until, loop } = collect(receiver);
+      strictEqual(sender.setTos(0x20), true);
+      // Not awaited: they must still leave in call order.
+      const sends = [
+        sender.send(new Uint8Array([0]), receiver.address),
+        sender.sendWithTos(new Uint8Array([1, 1, 1]), receiver.address, 0xb8),
+        sender.sendSoon(new Uint8Array([2]), receiver.address),
+        sender.sendWithTos(new Uint8Array([3]), receiver.address, 0),
+        sender.send(new Uint8Array([4]), receiver.address),
+      ];
+      assertEquals(await Promise.all(sends), [1, 3, 1, 1, 1]);
+      // A batch after a datagram with a TOS of its own: the batch arena's slot kept no TOS.
+      strictEqual(await sender.sendBatch([new Uint8Array([5])], receiver.address), 1);
+      await until(6);
+      assertEquals(
+        got.map(({ n, tos }) => [n, tos]),
+        [[0, 0x20], [1, 0xb8], [2, 0x20], [3, 0], [4, 0x20], [5, 0x20]],
+        host,
+      );
+      receiver.close();
+      await loop;
+    }
+  },
+);
+
+Deno.test(
+  "native: a concurrent reflector answers each request with the TOS it asks for, in one sendmmsg()",
+  nativeOnly,
+  async () => {
+    using server = UdpSocket.bind("127.0.0.1", 0, "native");
+    using client = UdpSocket.bind("127.0.0.1", 0, "native");
+    let mostAtOnce = 0;
+    let running = 0;
+    const serving = server.receiveEach(
+      async (data, from, _arrivedAt, meta) => {
+        mostAtOnce = Math.max(mostAtOnce, ++running);
+        const asked = data[1];
+        strictEqual(meta.tos, 0x10, "each request's own TOS");
+        // Odd ones ask for a TOS of their own; even ones get the socket's.
+        await (data[0] % 2 === 1 ? server.sendWithTos(data, from, asked) : server.send(data, from));
+        strictEqual(meta.tos, 0x10, "still this request's, after the batch was sent");
+        running--;
+      },
+      undefined,
+      { concurrent: true, ttlAndTos: true },
+    );
+    const { got, until, loop } = collect(client);
+    strictEqual(client.setTos(0x10), true);
+    strictEqual(server.setTos(0x04), true);
+    const burst = Array.from({ length: 64 }, (_, n) => new Uint8Array([n, (n * 4) & 0xff]));
+    strictEqual(await client.sendBatch(burst, server.address), 64);
+    await until(64);
+    assertEquals(
+      got.map(({ n, tos }) => [n, tos]),
+      burst.map(([n, asked]) => [n, n % 2 === 1 ? asked : 0x04]),
+    );
+    assert(mostAtOnce > 1, `the handlers ran one at a time (${mostAtOnce})`);
+    server.close();
+    client.close();
+    await Promise.all([serving, loop]);
+  },
+);
+
+Deno.test(
+  "native: with every control message at once (drops too), the TTL and TOS are still read",
+  nativeOnly,
+  async () => {
+    using receiver = UdpSocket.bind("127.0.0.1", 0, "native");
+    using sender = UdpSocket.bind("127.0.0.1", 0, "native");
+    receiver.setReceiveBuffer(1); // the least the kernel grants: a few datagrams
+    strictEqual(sender.setTtl(99), true);
+    strictEqual(sender.setTos(0x88), true);
+    const start = performance.now();
+    const marked = Promise.withResolvers<{ arrivedAt: number; ttl: number; tos: number }>();
+    const loop = receiver.receiveEach(
+      (data, _from, arrivedAt, meta) => {
+        if (data[0] === 1 && receiver.kernelDrops! > 0) {
+          marked.resolve({ arrivedAt, ttl: meta.ttl, tos: meta.tos });
+        }
+      },
+      undefined,
+      { ttlAndTos: true },
+    );
+    // Overflow it before the reactor reads anything, so that it drops some...
+    const flood = Array.from({ length: 200 }, () => new Uint8Array(64));
+    strictEqual(await sender.sendBatch(flood, receiver.address), 200);
+    // ...then mark datagrams until one arrives with the drop count (SO_RXQ_OVFL) beside its
+    // timestamp, TTL and TOS: four control messages, the most a datagram gets.
+    let seen: { arrivedAt: number; ttl: number; tos: number } | null = null;
+    marked.promise.then((value) => seen = value);
+    for (let tries = 0; seen === null && tries < 100_000; tries++) {
+      await sender.send(new Uint8Array([1]), receiver.address);
+      await yieldToEventLoop();
+    }
+    assert(seen !== null, "no datagram came with a drop count");
+    const { arrivedAt, ttl, tos } = seen;
+    assert(receiver.kernelDrops! > 0);
+    assertEquals({ ttl, tos }, { ttl: 99, tos: 0x88 });
+    assert(arrivedAt >= start - 0.5 && arrivedAt <= performance.now(), `${start} ${arrivedAt}`);
+    receiver.close();
+    await loop;
+  },
+);
+
+Deno.test("Deno's backend: TTL and TOS unknown (-1), not set; sendWithTos sends all the same", async () => {
+  using deno = UdpSocket.bind("127.0.0.1", 0, "deno");
+  using peer = UdpSocket.bind("127.0.0.1", 0);
+  strictEqual(deno.canSetTos, false);
+  strictEqual(deno.setTtl(255), false);
+  strictEqual(deno.setTos(0xb8), false);
+  const received = collect(deno);
+  const answered = collect(peer);
+  strictEqual(peer.setTos(0xb8), native);
+  await peer.send(new Uint8Array([1]), deno.address);
+  await received.until(1);
+  assertEquals(received.got, [{ n: 1, ttl: -1, tos: -1 }]);
+  strictEqual(await deno.sendWithTos(new Uint8Array([2, 2]), peer.address, 0xb8), 2);
+  await answered.until(1);
+  // Read natively, it shows the TOS was not applied: Deno's socket sends with TOS 0.
+  assertEquals(answered.got.map(({ n, tos }) => [n, tos]), [[2, native ? 0 : -1]]);
+  deno.close();
+  peer.close();
+  await Promise.all([received.loop, answered.loop]);
+});
+
+Deno.test("setTtl, setTos and sendWithTos refuse what no IP header holds, on both backends", async () => {
+  for (const backend of backends) {
+    using socket = UdpSocket.bind("127.0.0.1", 0, backend);
+    for (const ttl of [0, 256, -1, 1.5, NaN]) throws(() => socket.setTtl(ttl), RangeError);
+    for (const tos of [256, -1, 0.5, NaN]) throws(() => socket.setTos(tos), RangeError);
+    await throwsAsync(
+      () => socket.sendWithTos(new Uint8Array(1), socket.address, 300),
+      RangeError,
+      /0 to 255/,
+    );
+    if (backend === "native") {
+      await throwsAsync(
+        () => socket.sendWithTos(new Uint8Array(70_000), socket.address, 0),
+        Error,
+        /Message too long/,
+      );
+      socket.close();
+      await throwsAsync(
+        () => socket.sendWithTos(new Uint8Array(1), socket.address, 0),
+        Deno.errors.BadResource,
+      );
+    }
+  }
+});
 
 async function throwsAsync(
   fn: () => Promise<unknown>,

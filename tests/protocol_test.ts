@@ -30,6 +30,7 @@ import {
 import { sealFrame } from "../lib/wire/protocol.ts";
 import { computeTag, importKey, signFrame, verifyFrame } from "../lib/wire/auth.ts";
 import { crc32c } from "../lib/wire/crc32c.ts";
+import { docBlocks } from "./helpers.ts";
 
 const SENT = { seconds: 1_700_000_000, nanos: 123_500_000 };
 
@@ -48,11 +49,7 @@ interface Classification {
 }
 
 const spec = await Deno.readTextFile(new URL("../docs/protocol.md", import.meta.url));
-
-function fencedBlocks(tag: string): string[] {
-  const pattern = new RegExp("```" + tag + "\\n([\\s\\S]*?)\\n```", "g");
-  return [...spec.matchAll(pattern)].map((match) => match[1]);
-}
+const fencedBlocks = (tag: string) => docBlocks(spec, tag);
 
 function bytesOf(hex: string): Uint8Array {
   return Uint8Array.fromHex(hex.replace(/\s+/g, ""));

@@ -1,17 +1,30 @@
 /**
  * The {@linkcode DatagramSocket} on Deno's own API (`Deno.listenDatagram`): everywhere the
  * native backend is not (another platform, or no FFI permission). One reused 64 KiB receive
- * buffer; sends chained so that they leave in call order.
+ * buffer; sends chained so that they leave in call order. Deno's API neither tells the TTL or
+ * TOS a datagram arrived with nor sets those a unicast one is sent with (its only TTL is
+ * multicast's), so handlers get -1 for both and the setters say they cannot.
  *
  * @module
  */
 
 import { canonicalHost } from "./address.ts";
 import { eventLoopTimerAt, monotonicMs } from "./clock.ts";
-import type { DatagramHandler, DatagramSocket, PeerAddress, SocketBackend } from "./socket.ts";
+import { checkTos, checkTtl } from "./_ip_header.ts";
+import type {
+  DatagramHandler,
+  DatagramSocket,
+  PeerAddress,
+  ReceiveMeta,
+  ReceiveOptions,
+  SocketBackend,
+} from "./socket.ts";
 
 /** The receive buffer's size: more than the largest datagram. */
 const RECEIVE_BUFFER_SIZE = 65536;
+
+/** What every datagram's IP header said, as far as Deno's API tells: nothing. */
+const UNKNOWN: ReceiveMeta = Object.freeze({ ttl: -1, tos: -1 });
 
 /** A bound socket of `Deno.listenDatagram`. */
 export class DenoDatagramSocket implements DatagramSocket {
@@ -55,6 +68,23 @@ export class DenoDatagramSocket implements DatagramSocket {
     return null;
   }
 
+  /** No: Deno's sockets have no such option. */
+  get canSetTos(): boolean {
+    return false;
+  }
+
+  /** Not possible (Deno's sockets have no unicast TTL); checks `ttl` all the same. */
+  setTtl(ttl: number): boolean {
+    checkTtl(ttl);
+    return false;
+  }
+
+  /** Not possible (Deno's sockets have no TOS option); checks `tos` all the same. */
+  setTos(tos: number): boolean {
+    checkTos(tos);
+    return false;
+  }
+
   /** Sends one datagram after those sent before it (Deno runs concurrent sends in any order). */
   send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
     const conn = this.#conn;
@@ -66,6 +96,20 @@ export class DenoDatagramSocket implements DatagramSocket {
 
   /** As {@linkcode DenoDatagramSocket.send}: a datagram never leaves at once here. */
   sendSoon(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
+    return this.send(data, to);
+  }
+
+  /** As {@linkcode DenoDatagramSocket.send}: the datagram leaves with the socket's TOS. */
+  sendWithTos(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+  ): Promise<number> {
+    try {
+      checkTos(tos);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.send(data, to);
   }
 
@@ -87,11 +131,14 @@ export class DenoDatagramSocket implements DatagramSocket {
     return sent;
   }
 
-  /** Receives into the one buffer, one datagram at a time; `concurrent` changes nothing here. */
+  /**
+   * Receives into the one buffer, one datagram at a time; the options change nothing here (no
+   * TTL or TOS to ask for: `meta` says -1 for both).
+   */
   async receiveEach(
     handler: DatagramHandler,
     onError: (error: unknown) => void = () => {},
-    _options: { concurrent?: boolean } = {},
+    _options: ReceiveOptions = {},
   ): Promise<void> {
     const conn = this.#conn;
     while (!this.#closed) {
@@ -103,7 +150,7 @@ export class DenoDatagramSocket implements DatagramSocket {
         onError(error);
         continue;
       }
-      await handler(datagram[0], datagram[1] as Deno.NetAddr, monotonicMs());
+      await handler(datagram[0], datagram[1] as Deno.NetAddr, monotonicMs(), UNKNOWN);
     }
   }
 

@@ -1,13 +1,20 @@
 /**
  * The {@linkcode DatagramSocket} on the native backend (native/: the C library's calls through
  * FFI, on Linux on x86-64 when the FFI permission is granted): sends are system calls made at
- * once, receiving and timers run from the process's one reactor.
+ * once, receiving and timers run from the process's one reactor; the TTL and TOS are the
+ * kernel's socket options and control messages.
  *
  * @module
  */
 
 import { NativeUdpSocket } from "./native/mod.ts";
-import type { DatagramHandler, DatagramSocket, PeerAddress, SocketBackend } from "./socket.ts";
+import type {
+  DatagramHandler,
+  DatagramSocket,
+  PeerAddress,
+  ReceiveOptions,
+  SocketBackend,
+} from "./socket.ts";
 
 /** A bound native socket, as a {@linkcode DatagramSocket}. */
 export class NativeDatagramSocket implements DatagramSocket {
@@ -47,6 +54,21 @@ export class NativeDatagramSocket implements DatagramSocket {
     return this.#socket.setReceiveBuffer(bytes);
   }
 
+  /** Yes: the kernel's IP_TOS (IPV6_TCLASS), for the socket or for one datagram. */
+  get canSetTos(): boolean {
+    return true;
+  }
+
+  /** Sets IP_TTL (and IPV6_UNICAST_HOPS on an IPv6 socket); whether the kernel took it. */
+  setTtl(ttl: number): boolean {
+    return this.#socket.setTtl(ttl);
+  }
+
+  /** Sets IP_TOS (and IPV6_TCLASS on an IPv6 socket); whether the kernel took it. */
+  setTos(tos: number): boolean {
+    return this.#socket.setTos(tos);
+  }
+
   /** Sends one datagram at once (or into a concurrent batch's replies); a failure rejects. */
   send(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
     try {
@@ -59,6 +81,19 @@ export class NativeDatagramSocket implements DatagramSocket {
   /** Sends one datagram; the number of bytes itself when it left at once, else a promise. */
   sendSoon(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
     return this.#socket.send(data, to);
+  }
+
+  /** Sends one datagram with its own TOS, by a control message, in order; a failure rejects. */
+  sendWithTos(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+  ): Promise<number> {
+    try {
+      return Promise.resolve(this.#socket.sendWithTos(data, to, tos));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Sends the datagrams with `sendmmsg()`, up to a batch at a time; a failure rejects. */
@@ -77,7 +112,7 @@ export class NativeDatagramSocket implements DatagramSocket {
   async receiveEach(
     handler: DatagramHandler,
     onError: (error: unknown) => void = () => {},
-    options: { concurrent?: boolean } = {},
+    options: ReceiveOptions = {},
   ): Promise<void> {
     return await this.#socket.receiveEach(handler, onError, options);
   }

@@ -47,6 +47,7 @@ export {
   wildcardFor,
 } from "./address.ts";
 export { eventLoopTimerAt, monotonicMs, wallClockAt, wallClockMs } from "./clock.ts";
+export { type ClockState, localClockQuality } from "./clock_sync.ts";
 export { DeadlineHeap, DeadlineQueue } from "./deadlines.ts";
 export { NetError } from "./errors.ts";
 export { giveUpFfiPermission } from "./native/mod.ts";
@@ -56,6 +57,8 @@ export {
   defaultBackend,
   errorKind,
   type PeerAddress,
+  type ReceiveMeta,
+  type ReceiveOptions,
   type SocketBackend,
   UdpSocket,
   yieldToEventLoop,

@@ -36,6 +36,10 @@ export interface SenderOptions {
   receiveBuffer?: number;
   /** Told what the kernel granted for `receiveBuffer` (null: the backend cannot set it). */
   onReceiveBuffer?: (granted: number | null) => void;
+  /** The IP TTL (IPv6: hop limit) of its datagrams; default the system's. */
+  ttl?: number;
+  /** The TOS byte (IPv6: traffic class) of its datagrams: DSCP and ECN; default the system's. */
+  tos?: number;
 }
 
 /** Why a datagram that reached a sender is not a datagram of its session. */
@@ -69,6 +73,10 @@ export class ProbeSender {
   readonly session: number;
   /** The key, in authenticated mode. */
   readonly key: CryptoKey | null;
+  /** The TTL asked for, if any ({@linkcode SenderOptions.ttl}). */
+  readonly ttl: number;
+  /** The TOS byte asked for, if any ({@linkcode SenderOptions.tos}). */
+  readonly tos: number;
   /** Bytes of every probe, and of its reply. */
   readonly datagramBytes: number;
   /** The reading of the datagram last read by {@linkcode ProbeSender.read}. */
@@ -83,9 +91,10 @@ export class ProbeSender {
     this.#options = options;
     this.format = options.format ?? udpFormat;
     this.target = options.target;
-    this.session = options.session ?? crypto.getRandomValues(new Uint32Array(1))[0];
+    this.session = options.session ?? randomSession(this.format.sessionLimit);
     this.key = options.key ?? null;
-    this.datagramBytes = this.format.overhead(this.key !== null) + options.payloadSize;
+    this.ttl = options.ttl ?? -1;
+    this.tos = options.tos ?? -1;
     this.#padding = new Uint8Array(options.payloadSize);
     this.#statsPadding = new Uint8Array(this.format.statsPadding);
     this.#request = {
@@ -97,14 +106,23 @@ export class ProbeSender {
       padding: this.#padding,
       authenticated: this.key !== null,
     };
+    this.datagramBytes = probeBytes(this.format, options.payloadSize, this.key !== null);
   }
+
+  /** Whether the socket took the TTL asked for ({@linkcode SenderOptions.ttl}); false until
+   * bound, and when none was asked for. */
+  ttlSet = false;
+  /** Whether the socket took the TOS asked for ({@linkcode SenderOptions.tos}). */
+  tosSet = false;
 
   /** Binds the run's socket (any port, the target's address family) with the receive buffer
    * asked for. */
   bind(): UdpSocket {
     const socket = UdpSocket.bind(wildcardFor(this.target.family), 0);
-    const { receiveBuffer, onReceiveBuffer } = this.#options;
+    const { receiveBuffer, onReceiveBuffer, ttl, tos } = this.#options;
     if (receiveBuffer !== undefined) onReceiveBuffer?.(socket.setReceiveBuffer(receiveBuffer));
+    if (ttl !== undefined) this.ttlSet = socket.setTtl(ttl);
+    if (tos !== undefined) this.tosSet = socket.setTos(tos);
     return socket;
   }
 
@@ -147,7 +165,9 @@ export class ProbeSender {
     this.format.readReply(data, reply);
     if (reply.kind === "corrupted") return "corrupted";
     if (reply.kind === "foreign") return reply.reason;
-    if (reply.session !== this.session) return "other-session";
+    // A reply that names no session (a STAMP reflector without RFC 8972) is matched by its
+    // source and sequence alone.
+    if (reply.session !== null && reply.session !== this.session) return "other-session";
     return null;
   }
 
@@ -157,4 +177,39 @@ export class ProbeSender {
     const reply = this.reply;
     return measureRoundTrip(sentAt, arrivedAt, now, reply.receivedAt, reply.repliedAt);
   }
+}
+
+/** A random session number, 1 to `limit`. */
+function randomSession(limit: number): number {
+  const random = crypto.getRandomValues(new Uint32Array(1))[0];
+  return limit >= 0xffff_ffff ? random : 1 + (random % limit);
+}
+
+/**
+ * Bytes of a probe of `format` with `payloadSize` bytes of padding, as a sender sends it.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { stampFormat, udpFormat } from "../wire/mod.ts";
+ * import { probeBytes } from "./_sender.ts";
+ * strictEqual(probeBytes(udpFormat, 56, false), 104);
+ * strictEqual(probeBytes(stampFormat(), 0, false), 44);
+ * strictEqual(probeBytes(stampFormat(), 10, false), 58);
+ * ```
+ */
+export function probeBytes(
+  format: ProbeFormat,
+  payloadSize: number,
+  authenticated: boolean,
+): number {
+  return format.encodeRequest({
+    type: "ping",
+    session: 1,
+    sequence: 0,
+    attempt: 0,
+    sentAt: NO_TIMESTAMP,
+    padding: new Uint8Array(payloadSize),
+    authenticated,
+  }).length;
 }

@@ -7,7 +7,13 @@
  */
 
 import type { PeerAddress, ResolvedAddress, UdpSocket } from "../net/mod.ts";
-import { formatAddress, monotonicMs, wallClockMs, yieldToEventLoop } from "../net/mod.ts";
+import {
+  formatAddress,
+  monotonicMs,
+  wallClockAt,
+  wallClockMs,
+  yieldToEventLoop,
+} from "../net/mod.ts";
 import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
 import {
   type ProbeFormat,
@@ -16,6 +22,7 @@ import {
   UNKNOWN_COUNT,
 } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
+import { StampPath } from "./_stamp_path.ts";
 import type { BenchInterval, BenchSummary } from "./bench_report.ts";
 
 // What a bench run reports, also from here (where lib/cli imports it from).
@@ -114,6 +121,7 @@ class BenchRun {
   #corrupted = 0;
   #echoServer = false;
   #stats: { first: number; last: number; counts: SessionCounts | null } | null = null;
+  readonly #path: StampPath | null;
   #statsArrived = Promise.withResolvers<void>();
 
   constructor(options: BenchOptions) {
@@ -125,8 +133,14 @@ class BenchRun {
       payloadSize: options.payloadSize,
       receiveBuffer: options.receiveBuffer,
       onReceiveBuffer: options.onReceiveBuffer,
+      ttl: options.format?.name === "stamp" ? 255 : undefined,
     });
     this.#datagramBytes = this.#sender.datagramBytes;
+    // STAMP has no STATS: a stateful reflector's sequence numbers (or Direct Measurement)
+    // tell the loss per direction instead.
+    this.#path = this.#sender.format.name === "stamp"
+      ? new StampPath({ window: BENCH_WINDOW, synchronized: false, ttlSent: null, tosSent: null })
+      : null;
     this.#batchBuffers = Array.from(
       { length: SEND_BATCH },
       () => new Uint8Array(this.#datagramBytes),
@@ -140,7 +154,8 @@ class BenchRun {
   async run(): Promise<BenchSummary> {
     // The reflector's own counters before the run, so that its kernel's drops during the run
     // can be told (a plain echo server answers with the request itself: no counts).
-    const before = await this.#askStats(BASELINE_SEQUENCE);
+    const hasStats = this.#sender.format.hasStats;
+    const before = hasStats ? await this.#askStats(BASELINE_SEQUENCE) : null;
     const started = monotonicMs();
     const reporter = new IntervalReporter(this.#options, started, this.#datagramBytes);
     try {
@@ -150,7 +165,7 @@ class BenchRun {
     }
     const sendingMs = monotonicMs() - started;
     await sleep(this.#options.graceMs ?? 500);
-    const after = this.#echoServer ? null : await this.#askStats(this.#sent);
+    const after = this.#echoServer || !hasStats ? null : await this.#askStats(this.#sent);
     return this.#summary(sendingMs / 1000, before, after);
   }
 
@@ -247,7 +262,8 @@ class BenchRun {
       return;
     }
     if (reply.kind !== "reply" && !echoed) return;
-    if (reply.sequence >= this.#sent || bytes !== this.#datagramBytes) return;
+    if (reply.sequence >= this.#sent) return;
+    if (!this.#sender.format.replyFits(this.#datagramBytes, bytes)) return;
     this.#countReply(reply.sequence, arrivedAt, now);
   }
 
@@ -260,6 +276,17 @@ class BenchRun {
     }
     if (recent) this.#seenTags[slot] = sequence + 1;
     this.#received++;
+    const reply = this.#sender.reply;
+    if (this.#path !== null && reply.stamp !== null) {
+      this.#path.onReply(
+        sequence,
+        reply.stamp,
+        reply.receivedAt,
+        reply.repliedAt,
+        wallClockAt(arrivedAt),
+        -1,
+      );
+    }
     this.#reorder.observe(sequence);
     if (!recent) return;
     const trip = this.#sender.roundTrip(this.#sendTimes[slot], arrivedAt, now);
@@ -285,6 +312,7 @@ class BenchRun {
     const refusedTotal = refused === null
       ? 0
       : refused.rate_limit + refused.global_limit + refused.auth + refused.replay;
+    const path = this.#path?.summary(received);
     const knowsDrops = before !== null && after !== null &&
       before.kernelDrops !== UNKNOWN_COUNT && after.kernelDrops !== UNKNOWN_COUNT;
     return {
@@ -303,8 +331,8 @@ class BenchRun {
       server_replied: after?.replied ?? null,
       server_refused: refused,
       server_kernel_drops: knowsDrops ? (after!.kernelDrops - before!.kernelDrops) >>> 0 : null,
-      loss_up: after === null ? null : sent - after.received - refusedTotal,
-      loss_down: after === null ? null : after.replied - received,
+      loss_up: after === null ? path?.lost_there ?? null : sent - after.received - refusedTotal,
+      loss_down: after === null ? path?.lost_back ?? null : after.replied - received,
       loss_percent: sent === 0 ? null : ((sent - received) / sent) * 100,
       duplicates: this.#duplicates,
       reordered: this.#reorder.reordered,

@@ -38,9 +38,12 @@ export {
   type PingResult,
   type PingSummary,
   pingSummaryJson,
+  type StampPathNotes,
+  type StampPathSummary,
   type StopReason,
 } from "./ping_report.ts";
 export { bench, BENCH_WINDOW, type BenchOptions } from "./bench.ts";
+export { probeBytes } from "./_sender.ts";
 export {
   type BenchInterval,
   benchIntervalJson,

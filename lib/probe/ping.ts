@@ -6,76 +6,36 @@
  * @module
  */
 
-import type { PeerAddress, ResolvedAddress, UdpSocket } from "../net/mod.ts";
-import { DeadlineQueue, errorKind, formatAddress, monotonicMs, wallClockMs } from "../net/mod.ts";
+import type { PeerAddress, ReceiveMeta, ResolvedAddress, UdpSocket } from "../net/mod.ts";
+import { DeadlineQueue, errorKind, formatAddress, monotonicMs } from "../net/mod.ts";
+import { wallClockAt, wallClockMs } from "../net/mod.ts";
 import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
-import { type ProbeError, type ProbeFormat, timestampFromMs } from "../wire/mod.ts";
+import { type ProbeError, timestampFromMs } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
+import { StampPath, UNKNOWN_PATH } from "./_stamp_path.ts";
+import {
+  ATTEMPT_KEYS,
+  DEFAULT_INTERVAL_MS,
+  DEFAULT_PAYLOAD_SIZE,
+  DEFAULT_TIMEOUT_MS,
+  MAX_RETRIES,
+  type PingOptions,
+  PROBE_WINDOW,
+} from "./ping_options.ts";
 import { LoopWaiter } from "./_waiter.ts";
-import type {
-  ForeignReason,
-  PingEvent,
-  PingResult,
-  PingSummary,
-  StopReason,
-} from "./ping_report.ts";
+import type { ForeignReason, PingEvent, PingResult, PingSummary } from "./ping_report.ts";
+import type { StopReason } from "./ping_report.ts";
 
-// What a ping run reports, also from here (where lib/cli imports it from).
+// What a ping run reports and takes, also from here (where lib/cli imports it from).
 export type * from "./ping_report.ts";
-
-/** Default payload (padding) size in bytes, as ping(8). */
-export const DEFAULT_PAYLOAD_SIZE = 56;
-/** Default time between probes. */
-export const DEFAULT_INTERVAL_MS = 1000;
-/** Default time to wait for the reply to one attempt. */
-export const DEFAULT_TIMEOUT_MS = 2000;
-/** The most retransmissions a probe may have. */
-export const MAX_RETRIES = 10;
-/** Attempts per probe in a timeout's key: more than MAX_RETRIES + 1. */
-const ATTEMPT_KEYS = 16;
-/** Probes whose state is remembered, for classifying late and duplicate replies; also the
- * most probes that can be in flight at once. */
-export const PROBE_WINDOW = 16384;
-
-/** Options of {@linkcode ping}. */
-export interface PingOptions {
-  /** Where the reflector is (numeric address). */
-  target: ResolvedAddress;
-  /** Probes to send; with `deadlineMs`, replies to wait for. Unbounded when absent. */
-  count?: number;
-  /** Time between probe starts; 0 sends the next probe as soon as the previous one is
-   * answered or timed out. Default 1000. */
-  intervalMs?: number;
-  /** Time to wait for the reply to the first attempt; attempt k waits timeoutMs·2^k·(1..1.25).
-   * Default 2000. */
-  timeoutMs?: number;
-  /** Stop after this long whatever has been sent or received. */
-  deadlineMs?: number;
-  /** Retransmissions of an unanswered probe (0..10). Default 0. */
-  retries?: number;
-  /** After the last probe is answered or timed out, keep listening this long for late and
-   * duplicate replies (as irtt's --wait). Default 0: stop at once, as ping(8). */
-  lingerMs?: number;
-  /** Padding bytes after the header. Default 56. */
-  payloadSize?: number;
-  /** The wire format of the probes; default the `udp` frame format. */
-  format?: ProbeFormat;
-  /** Authenticated mode: PINGs carry an HMAC tag, and PONGs without a valid one are rejected
-   * (counted as foreign, reason "bad-tag"). */
-  key?: CryptoKey;
-  /** Stops the run (as Ctrl-C does); the summary is still produced. */
-  signal?: AbortSignal;
-  /** Receives every event as it happens. */
-  onEvent?: (event: PingEvent) => void;
-  /** The session ID; random by default. */
-  session?: number;
-  /** Random numbers in [0, 1) for backoff jitter; Math.random by default. */
-  random?: () => number;
-  /** The receive buffer to ask the kernel for, in bytes. */
-  receiveBuffer?: number;
-  /** Told what the kernel granted for `receiveBuffer` (null: the backend cannot set it). */
-  onReceiveBuffer?: (granted: number | null) => void;
-}
+export {
+  DEFAULT_INTERVAL_MS,
+  DEFAULT_PAYLOAD_SIZE,
+  DEFAULT_TIMEOUT_MS,
+  MAX_RETRIES,
+  type PingOptions,
+  PROBE_WINDOW,
+} from "./ping_options.ts";
 
 const enum ProbeState {
   None = 0,
@@ -166,6 +126,8 @@ class Pinger {
   readonly #server = new LatencyStats();
   readonly #jitter = new JitterEstimator();
   readonly #reorder = new ReorderDetector();
+  readonly #synchronized: boolean;
+  #path: StampPath | null = null;
 
   constructor(options: PingOptions) {
     this.#target = options.target;
@@ -184,11 +146,18 @@ class Pinger {
       payloadSize: options.payloadSize ?? DEFAULT_PAYLOAD_SIZE,
       receiveBuffer: options.receiveBuffer,
       onReceiveBuffer: options.onReceiveBuffer,
+      ttl: options.ttl ?? (options.format?.name === "stamp" ? 255 : undefined),
+      tos: options.tos,
     });
+    this.#synchronized = options.synchronized ?? false;
     this.#signal = options.signal;
     this.#emit = options.onEvent ?? (() => {});
     this.#random = options.random ?? Math.random;
     this.#attemptsPerProbe = this.#retries + 1;
+    const format = this.#sender.format;
+    if (!format.hasAttempts && this.#retries > 0) {
+      throw new RangeError(`${format.name} probes carry no retransmission number: no retries`);
+    }
     this.#sendTimes = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
     this.#transmissionIndex = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
   }
@@ -197,8 +166,19 @@ class Pinger {
     const socket = this.#sender.bind();
     this.#socket = socket;
     this.#waiter = new LoopWaiter(socket, () => this.#stopped);
-    const receiving = socket.receiveEach((data, from, arrivedAt) =>
-      this.#onDatagram(data, from, arrivedAt)
+    if (this.#sender.format.name === "stamp") {
+      this.#path = new StampPath({
+        window: PROBE_WINDOW,
+        synchronized: this.#synchronized,
+        ttlSent: this.#sender.ttlSet ? this.#sender.ttl : null,
+        tosSent: this.#sender.tosSet ? this.#sender.tos : null,
+      });
+    }
+    const receiving = socket.receiveEach(
+      (data, from, arrivedAt, arrival) => this.#onDatagram(data, from, arrivedAt, arrival),
+      undefined,
+      // The TOS the replies arrive with: what the path did to the DSCP asked for them.
+      { ttlAndTos: this.#path !== null },
     );
     const started = monotonicMs();
     const onAbort = () => this.#stop("interrupted");
@@ -319,7 +299,13 @@ class Pinger {
     this.#resolveOutstanding();
   }
 
-  async #onDatagram(data: Uint8Array, from: PeerAddress, arrivedAt: number): Promise<void> {
+  async #onDatagram(
+    data: Uint8Array,
+    from: PeerAddress,
+    arrivedAt: number,
+    arrival: ReceiveMeta,
+  ): Promise<void> {
+    const arrivedTos = arrival.tos; // read before any await: the socket reuses it
     const now = monotonicMs();
     if (this.#stopped) return;
     const sender = this.#sender;
@@ -365,18 +351,28 @@ class Pinger {
       return this.#foreign(from, data, "unknown-probe");
     }
     if (reply.kind === "error") return this.#onError(reply.error!, from, data);
-    if (data.length !== sender.datagramBytes) return this.#foreign(from, data, "wrong-length");
+    if (!sender.format.replyFits(sender.datagramBytes, data.length)) {
+      return this.#foreign(from, data, "wrong-length");
+    }
     if (echoed && !this.#echoServer) {
       this.#echoServer = true;
       this.#emit({ type: "echo_server", from: fromText });
     }
-    this.#onReply(slot, data.length, fromText, arrivedAt, now);
+    this.#onReply(slot, data.length, fromText, arrivedAt, now, arrivedTos);
   }
 
   /** Accounts for the reply just read, to a probe in the window: received, duplicate, late or
    * redundant. */
-  #onReply(slot: number, bytes: number, fromText: string, arrivedAt: number, now: number): void {
-    const { sequence, attempt } = this.#sender.reply;
+  #onReply(
+    slot: number,
+    bytes: number,
+    fromText: string,
+    arrivedAt: number,
+    now: number,
+    arrivedTos: number,
+  ): void {
+    const reply = this.#sender.reply;
+    const { sequence, attempt } = reply;
     const index = slot * this.#attemptsPerProbe + attempt;
     const trip = this.#sender.roundTrip(this.#sendTimes[index], arrivedAt, now);
     const rtt = trip.rttMs;
@@ -397,6 +393,16 @@ class Pinger {
         this.#jitter.update(rtt);
         const reordered = this.#reorder.observe(this.#transmissionIndex[index]);
         if (trip.serverMs !== null) this.#server.record(trip.serverMs);
+        if (reply.stamp !== null) {
+          this.#path?.onReply(
+            sequence,
+            reply.stamp,
+            reply.receivedAt,
+            reply.repliedAt,
+            wallClockAt(arrivedAt),
+            arrivedTos,
+          );
+        }
         this.#emit({ type: "reply", ...base, rtt_ms: rtt, server_ms: trip.serverMs, reordered });
         this.#resolveOutstanding();
         return;
@@ -470,9 +476,11 @@ class Pinger {
       round_trip_ms: this.#roundTrip.summary(),
       server_ms: this.#server.summary(),
       jitter_ms: this.#jitter.value,
+      ...(this.#path?.summary(this.#received + this.#late) ?? UNKNOWN_PATH),
     };
     return {
       summary,
+      path: this.#path?.notes() ?? null,
       redundant: this.#redundant,
       sendErrors: this.#sendErrors,
       authFailures: this.#authFailures,

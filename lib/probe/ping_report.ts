@@ -6,6 +6,9 @@
  */
 
 import { type LatencySummary, latencySummaryJson } from "../stats/mod.ts";
+import type { StampPathNotes, StampPathSummary } from "./_stamp_path.ts";
+
+export type { StampPathNotes, StampPathSummary } from "./_stamp_path.ts";
 
 /** Why a datagram that reached the pinger was not a reply to it. */
 export type ForeignReason =
@@ -88,8 +91,9 @@ export type PingEvent =
     message: string;
   };
 
-/** The final numbers of a run; `--json` prints exactly these keys. */
-export interface PingSummary {
+/** The final numbers of a run; `--json` prints exactly these keys. The path's keys
+ * ({@linkcode StampPathSummary}) are STAMP's: null (or no samples) against udp serve. */
+export interface PingSummary extends StampPathSummary {
   /** Always "summary". */
   type: "summary";
   /** The target as HOST:PORT (IPv6 in brackets). */
@@ -155,6 +159,8 @@ export interface PingResult {
   stopReason: StopReason;
   /** The reflector's ERROR, when stopReason is "protocol-error". */
   protocolError?: string;
+  /** STAMP: what the text report says of the path besides the summary; else null. */
+  path: StampPathNotes | null;
 }
 
 /**
@@ -176,7 +182,9 @@ export interface PingResult {
  * const json = pingSummaryJson(summary);
  * strictEqual(Object.keys(json).join(" "), "type target transmitted received lost in_flight " +
  *   "loss_percent duplicates reordered late foreign corrupted echo_server retransmitted " +
- *   "time_ms rtt_ms round_trip_ms server_ms jitter_ms");
+ *   "time_ms rtt_ms round_trip_ms server_ms jitter_ms lost_there lost_back ipdv_there_ms " +
+ *   "ipdv_back_ms one_way_there_ms one_way_back_ms hops_there dscp_sent dscp_received " +
+ *   "ecn_sent ecn_received");
  * strictEqual(json.loss_percent, 0);
  * strictEqual(json.jitter_ms, null);
  * ```
@@ -202,5 +210,16 @@ export function pingSummaryJson(summary: PingSummary): PingSummary {
     round_trip_ms: latencySummaryJson(summary.round_trip_ms),
     server_ms: latencySummaryJson(summary.server_ms),
     jitter_ms: summary.jitter_ms,
+    lost_there: summary.lost_there,
+    lost_back: summary.lost_back,
+    ipdv_there_ms: { ...summary.ipdv_there_ms },
+    ipdv_back_ms: { ...summary.ipdv_back_ms },
+    one_way_there_ms: summary.one_way_there_ms && { ...summary.one_way_there_ms },
+    one_way_back_ms: summary.one_way_back_ms && { ...summary.one_way_back_ms },
+    hops_there: summary.hops_there,
+    dscp_sent: summary.dscp_sent,
+    dscp_received: summary.dscp_received,
+    ecn_sent: summary.ecn_sent,
+    ecn_received: summary.ecn_received,
   };
 }

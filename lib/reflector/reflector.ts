@@ -11,13 +11,16 @@ import {
   errorKind,
   monotonicMs,
   type PeerAddress,
+  type ReceiveMeta,
   UdpSocket,
   wallClockAt,
   wallClockMs,
 } from "../net/mod.ts";
 import {
+  type AnswerContext,
   emptySessionCounts,
   newRequestReading,
+  NO_TIMESTAMP,
   type ProbeFormat,
   type RequestReading,
   type SessionCounts,
@@ -104,9 +107,24 @@ export class Reflector {
   readonly #replay: ReplayGuard | null;
   readonly #sourceLimiter: SourceLimiter | null;
   readonly #globalLimiter: TokenBucket | null;
-  /** PINGs received and answered per session, for STATS_REQUEST; the oldest session is
-   * forgotten when the table is full. */
-  readonly #sessions = new Map<number, SessionCounts>();
+  /** PINGs received and answered per session, for STATS_REQUEST (and STAMP's stateful
+   * sequence and Direct Measurement); the oldest session is forgotten when the table is full.
+   * Keyed by session number, or, where the format says sessions are told apart by source
+   * too, by source, port and number. */
+  readonly #sessions = new Map<number | string, SessionCounts>();
+  /** What the format's answer is told besides the datagram, one for all (as #request). */
+  readonly #context: AnswerContext = {
+    receivedAt: NO_TIMESTAMP,
+    repliedAt: NO_TIMESTAMP,
+    counts: null,
+    session: emptySessionCounts(),
+    ttl: -1,
+    tos: -1,
+    from: { hostname: "", port: 0 },
+    local: { hostname: "", port: 0 },
+    replyTos: -1,
+    replyTosSettable: false,
+  };
   /** The format's reading of the datagram being handled, one for all: a datagram is read and
    * answered before the next is, but under a key, whose datagrams are handled one at a time
    * (see the constructor), so it still holds the datagram's reading after its awaits. */
@@ -116,6 +134,8 @@ export class Reflector {
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
+    this.#context.local = socket.address;
+    this.#context.replyTosSettable = socket.canSetTos;
     this.#format = options.format ?? udpFormat;
     this.#stats = emptyStats(this.#format);
     this.#receiveBuffer = options.receiveBuffer === undefined
@@ -132,12 +152,12 @@ export class Reflector {
       ? new TokenBucket(options.globalLimit.rate, options.globalLimit.burst, monotonicMs())
       : null;
     this.#finished = socket.receiveEach(
-      (data, from, arrivedAt) => this.#handle(data, from, arrivedAt),
+      (data, from, arrivedAt, arrival) => this.#handle(data, from, arrivedAt, arrival),
       (error) => this.#countError(`receive: ${errorKind(error)}`),
       // Datagrams are handled independently, so a batch may be handled together and answered
       // with one system call; not with a key, whose checks take a varying time and would let
       // replies overtake each other.
-      { concurrent: this.#key === null },
+      { concurrent: this.#key === null, ttlAndTos: this.#format.readsIpHeader },
     );
   }
 
@@ -182,7 +202,12 @@ export class Reflector {
    * checks, or a reply queued with a batch's), so that a datagram costs no promise when
    * nothing is awaited: at 10 ms between probes, or under load, that is time in every RTT.
    */
-  #handle(data: Uint8Array, from: PeerAddress, arrivedAt: number): void | Promise<void> {
+  #handle(
+    data: Uint8Array,
+    from: PeerAddress,
+    arrivedAt: number,
+    arrival: ReceiveMeta,
+  ): void | Promise<void> {
     // Stamped with its arrival at the socket, so the time a client leaves out of its RTT as
     // ours includes our wake-up and queue: that is this host's, not the network's.
     const receivedAt = timestampFromMs(wallClockAt(arrivedAt));
@@ -197,6 +222,11 @@ export class Reflector {
       replyBytes: 0,
     };
     let reply: Uint8Array | null | Promise<Uint8Array | null> = null;
+    const context = this.#context;
+    context.ttl = arrival.ttl;
+    context.tos = arrival.tos;
+    context.from = event.from;
+    context.replyTos = -1;
     try {
       const refusal = this.#overLimit(source);
       reply = refusal === null ? this.#classify(data, event, receivedAt) : null;
@@ -209,11 +239,11 @@ export class Reflector {
     }
     if (reply instanceof Promise) {
       return reply.then(
-        (classified) => this.#answer(classified, event, from),
+        (classified) => this.#answer(classified, event, from, context.replyTos),
         (error) => this.#classifyFailed(error, event, from),
       );
     }
-    return this.#answer(reply, event, from);
+    return this.#answer(reply, event, from, context.replyTos);
   }
 
   /** The codec never throws; this guards the counters against a bug, not against input. */
@@ -222,8 +252,14 @@ export class Reflector {
     this.#answer(null, event, from);
   }
 
-  /** Sends the reply, if any, and counts it once it has left (or failed). */
-  #answer(reply: Uint8Array | null, event: DatagramEvent, from: PeerAddress): void | Promise<void> {
+  /** Sends the reply, if any (with the TOS byte its format asked for, where the socket can),
+   * and counts it once it has left (or failed). */
+  #answer(
+    reply: Uint8Array | null,
+    event: DatagramEvent,
+    from: PeerAddress,
+    tos = -1,
+  ): void | Promise<void> {
     this.#stats.kinds[event.kind]++;
     if (reply === null) {
       this.#onDatagram?.(event);
@@ -231,7 +267,9 @@ export class Reflector {
     }
     let sent: number | Promise<number>;
     try {
-      sent = this.#socket.sendSoon(reply, from);
+      sent = tos >= 0 && this.#socket.canSetTos
+        ? this.#socket.sendWithTos(reply, from, tos)
+        : this.#socket.sendSoon(reply, from);
     } catch (error) {
       return this.#sendFailed(error, event);
     }
@@ -246,7 +284,7 @@ export class Reflector {
     this.#stats.replied++;
     this.#stats.bytesReplied += bytes;
     event.replyBytes = bytes;
-    if (event.kind === "ping") this.#countsFor(event.frame!.session).replied++;
+    if (event.kind === "ping") this.#countsFor(this.#sessionKey(event)).replied++;
     this.#onDatagram?.(event);
   }
 
@@ -350,7 +388,8 @@ export class Reflector {
     }
     const replay = this.#replay as ReplayGuard;
     const verdict = replay.check(
-      header.session,
+      // STAMP's 16-bit session numbers repeat across senders: its key has the source too.
+      this.#sessionKey(event),
       header.sequence,
       header.attempt,
       sentAt,
@@ -368,17 +407,18 @@ export class Reflector {
 
   /** The answer to a request that passed every check: a PONG, or the session's STATS. */
   #replyTo(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp): Uint8Array | null {
-    const session = event.frame!.session;
+    const session = this.#countsFor(this.#sessionKey(event));
+    this.#context.session = session;
     if (this.#request.kind === "ping") {
       event.kind = "ping";
-      this.#countsFor(session).received++;
+      session.received++;
       return this.#build(data, event, receivedAt, "pong", null);
     }
     event.kind = "stats";
     // A STATS request makes its session known, as a PING does: a sender that asks first (udp
     // bench does) has what a limit refuses of its probes counted even if none gets through.
     const counts = {
-      ...this.#countsFor(session),
+      ...session,
       kernelDrops: this.#socket.kernelDrops ?? UNKNOWN_COUNT,
       corrupted: this.#stats.kinds.corrupted,
     };
@@ -393,17 +433,27 @@ export class Reflector {
     kind: ReplyKind,
     counts: SessionCounts | null,
   ): Uint8Array | null {
-    const repliedAt = timestampFromMs(wallClockMs());
-    const reply = this.#format.answer(data, this.#request, receivedAt, repliedAt, counts);
+    const context = this.#context;
+    context.receivedAt = receivedAt;
+    context.repliedAt = timestampFromMs(wallClockMs());
+    context.counts = counts;
+    const reply = this.#format.answer(data, this.#request, context);
     if (reply !== null) event.reply = kind;
     return reply;
   }
 
-  #countsFor(session: number): SessionCounts {
+  /** The key of the session a request belongs to (see #sessions). */
+  #sessionKey(event: DatagramEvent): number | string {
+    const session = event.frame!.session;
+    if (!this.#format.sessionsBySource) return session;
+    return `${event.from.hostname} ${event.from.port} ${session}`;
+  }
+
+  #countsFor(session: number | string): SessionCounts {
     let counts = this.#sessions.get(session);
     if (counts === undefined) {
       if (this.#sessions.size >= MAX_SESSIONS) {
-        this.#sessions.delete(this.#sessions.keys().next().value as number);
+        this.#sessions.delete(this.#sessions.keys().next().value!);
       }
       counts = emptySessionCounts();
       this.#sessions.set(session, counts);

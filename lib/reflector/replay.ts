@@ -50,9 +50,10 @@ export class ReplayGuard {
     this.#capacity = options.capacity ?? 65_536;
   }
 
-  /** Checks a frame received at `now` and remembers it when accepted. */
+  /** Checks a frame received at `now` and remembers it when accepted. `session` is the
+   * reflector's key for its session (with its source, where the format needs it). */
   check(
-    session: number,
+    session: number | string,
     sequence: number,
     attempt: number,
     sentAt: Timestamp,

@@ -29,5 +29,6 @@ export {
   ReorderDetector,
 } from "./latency.ts";
 export { measureRoundTrip, type RoundTrip } from "./rtt.ts";
+export { SignedStats, type SignedSummary } from "./signed_stats.ts";
 /** The wire's timestamp, which {@linkcode measureRoundTrip} takes (from `lib/wire/`). */
 export type { Timestamp } from "../wire/mod.ts";

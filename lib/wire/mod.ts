@@ -8,7 +8,9 @@
  * @example A PING encoded, answered and read back, by the probe format
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { newReplyReading, newRequestReading, timestampFromMs, udpFormat } from "./mod.ts";
+ * import {
+ *   emptySessionCounts, newReplyReading, newRequestReading, timestampFromMs, udpFormat,
+ * } from "./mod.ts";
  * const ping = udpFormat.encodeRequest({
  *   type: "ping", session: 1, sequence: 0, attempt: 0, sentAt: timestampFromMs(Date.now()),
  *   padding: new Uint8Array(56), authenticated: false,
@@ -16,7 +18,11 @@
  * const request = newRequestReading();
  * udpFormat.readRequest(ping, request);
  * const now = timestampFromMs(Date.now());
- * const pong = udpFormat.answer(ping, request, now, now, null)!;
+ * const pong = udpFormat.answer(ping, request, {
+ *   receivedAt: now, repliedAt: now, counts: null, session: emptySessionCounts(),
+ *   ttl: -1, tos: -1, from: { hostname: "127.0.0.1", port: 9 }, replyTos: -1, replyTosSettable: false,
+ *   local: { hostname: "127.0.0.1", port: 7 },
+ * })!;
  * const reply = newReplyReading();
  * udpFormat.readReply(pong, reply);
  * strictEqual(reply.kind, "reply");
@@ -53,3 +59,33 @@ export {
 export type * from "./probe_format.ts";
 export { newReplyReading, newRequestReading } from "./readings.ts";
 export { udpFormat } from "./udp_format.ts";
+export {
+  AUTHENTICATED as STAMP_AUTHENTICATED,
+  type ClockQuality,
+  STAMP_HMAC_SIZE,
+  STAMP_MALFORMED_REASONS,
+  STAMP_PORT,
+  stampFormat,
+  type StampLayout,
+  type StampOptions,
+  UNAUTHENTICATED as STAMP_UNAUTHENTICATED,
+} from "./stamp.ts";
+export {
+  decodeErrorEstimate,
+  encodeErrorEstimate,
+  type ErrorEstimate,
+  NTP_UNIX_OFFSET,
+  readStampTimestamp,
+  TAI_UTC_OFFSET,
+  type TimestampFormat,
+  writeStampTimestamp,
+} from "./stamp_time.ts";
+export {
+  LocationSubTlv,
+  SENDER_TLVS,
+  type SenderTlv,
+  SyncSource,
+  TimestampMethod,
+  TlvFlag,
+  TlvType,
+} from "./stamp_tlv.ts";

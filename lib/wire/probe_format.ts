@@ -98,8 +98,9 @@ export interface ReplyReading {
   reason: NotAReply;
   /** "reply" and "echo": the request it answers, or is. */
   request: RequestType;
-  /** "reply", "echo", "error": the session it names. */
-  session: number;
+  /** "reply", "echo", "error": the session it names; null when it names none (a STAMP
+   * reflector that predates RFC 8972 returns no Session-Sender Identifier). */
+  session: number | null;
   /** "reply", "echo", "error": the sequence number it names. */
   sequence: number;
   /** "reply", "echo", "error": the attempt it names. */
@@ -115,6 +116,43 @@ export interface ReplyReading {
   counts: SessionCounts | null;
   /** "error": what the reflector said. */
   error: ProbeError | null;
+  /** "reply" in a STAMP format: what the reflector said beyond its timestamps; else null. */
+  stamp: StampReplyFields | null;
+}
+
+/** What a STAMP reflector's reply says besides its two timestamps (docs/stamp.md). */
+export interface StampReplyFields {
+  /** The reflector's own sequence number: its count of the session's packets before this
+   * one when stateful, the sender's sequence number when stateless. */
+  reflectorSequence: number;
+  /** The TTL (IPv6: hop limit) the request arrived with, as the reflector saw it; null when
+   * it did not say (0, or a TWAMP-light reply too short to carry it). */
+  ttl: number | null;
+  /** The request's own timestamp (T1) as the reflector returned it. */
+  requestSentAt: Timestamp;
+  /** Whether the reflector's error estimate says its clock is synchronized to UTC (S bit). */
+  reflectorSynchronized: boolean;
+  /** The reflector's error estimate in seconds. */
+  reflectorErrorSeconds: number;
+  /** Whether the reflector's timestamps are PTP's (Z bit), else NTP's. */
+  reflectorPtp: boolean;
+  /** Direct Measurement TLV, as the reflector filled it in; null when absent or not filled. */
+  direct:
+    | { senderTransmitted: number; reflectorReceived: number; reflectorTransmitted: number }
+    | null;
+  /** Class of Service TLV: the DSCP asked for the reply, the DSCP and ECN the request arrived
+   * with; null when absent or not filled. */
+  classOfService: { dscpRequested: number; dscpReceived: number; ecnReceived: number } | null;
+  /** Timestamp Information TLV as the reflector filled it in (RFC 8972 codes); null when absent. */
+  timestampInfo: { syncSource: number; methodIn: number; methodOut: number } | null;
+  /** Location TLV: the source address and port the reflector saw; null when absent. */
+  location: { address: string | null; port: number } | null;
+  /** TLVs the reflector flagged it does not know (U), found malformed (M) or failing
+   * integrity (I). */
+  tlvFlags: { unrecognized: number; malformed: number; integrity: number };
+  /** Whether the reflector returned the TLVs as they were sent: it does not process them
+   * (RFC 8762 without RFC 8972, or TWAMP-light). */
+  tlvsUntouched: boolean;
 }
 
 /** A request to encode ({@linkcode ProbeFormat.encodeRequest}). */
@@ -169,15 +207,54 @@ export interface ProbeFormat {
   /**
    * The reply to a datagram `readRequest` read as `reading`, built in place in its bytes (or,
    * for an error, beside them) and never longer: a request's answer (a "stats" one carries
-   * `counts`, the reflector's for the session), or an "answerable" datagram's error reply.
-   * Null when there is none: no room for it, no counts, or nothing to answer. Unsigned: a
-   * reflector with a key signs it.
+   * `context.counts`, the reflector's for the session), or an "answerable" datagram's error
+   * reply. Null when there is none: no room for it, no counts, or nothing to answer. Unsigned:
+   * a reflector with a key signs it.
    */
-  answer(
-    datagram: Uint8Array,
-    reading: RequestReading,
-    receivedAt: Timestamp,
-    repliedAt: Timestamp,
-    counts: SessionCounts | null,
-  ): Uint8Array | null;
+  answer(datagram: Uint8Array, reading: RequestReading, context: AnswerContext): Uint8Array | null;
+
+  /** Whether a reply of `replyBytes` can answer a request of `requestBytes`: equal for udp's
+   * frames; a STAMP reply may be shorter (a TWAMP-light reflector's), never longer. */
+  replyFits(requestBytes: number, replyBytes: number): boolean;
+  /** Whether its replies tell the TTL and TOS byte a request arrived with (STAMP's Sender TTL
+   * and Class of Service TLV): its reflector asks the socket for them. */
+  readonly readsIpHeader: boolean;
+  /** Whether it has "stats" requests (udp's STATS; STAMP has none). */
+  readonly hasStats: boolean;
+  /** Whether its requests carry a retransmission number (STAMP's do not). */
+  readonly hasAttempts: boolean;
+  /** The largest session number; sessions are 1 to this. */
+  readonly sessionLimit: number;
+  /** Whether a reflector tells sessions apart by their source address and port as well as by
+   * number (STAMP's 16-bit Session-Sender Identifier is not unique across senders). */
+  readonly sessionsBySource: boolean;
+}
+
+/**
+ * What a reflector knows of a request beyond its bytes, for {@linkcode ProbeFormat.answer}:
+ * one object the reflector reuses, valid during the call.
+ */
+export interface AnswerContext {
+  /** When the request arrived, by the reflector's clock. */
+  receivedAt: Timestamp;
+  /** When the reply leaves, by the reflector's clock. */
+  repliedAt: Timestamp;
+  /** A "stats" request's answer: the reflector's counts for the session; else null. */
+  counts: SessionCounts | null;
+  /** The request's session as the reflector counts it: `received` includes this request,
+   * `replied` does not include its reply. */
+  session: SessionCounts;
+  /** The TTL (IPv6: hop limit) the request arrived with; -1 when unknown. */
+  ttl: number;
+  /** The TOS byte (IPv6: traffic class) the request arrived with; -1 when unknown. */
+  tos: number;
+  /** Where the request came from (canonical address). */
+  from: { hostname: string; port: number };
+  /** Where it arrived: the reflector's bound address (a wildcard when bound to one). */
+  local: { hostname: string; port: number };
+  /** Whether the reflector's socket can send a reply with a TOS byte of its choice. */
+  replyTosSettable: boolean;
+  /** Set by `answer`: the TOS byte the reply asks to leave with (STAMP's Class of Service
+   * TLV), or -1 for the socket's own. */
+  replyTos: number;
 }

@@ -53,5 +53,6 @@ export function newReplyReading(): ReplyReading {
     repliedAt: NO_TIMESTAMP,
     counts: null,
     error: null,
+    stamp: null,
   };
 }

@@ -7,6 +7,7 @@
 
 import { signFrame, verifyFrame } from "./auth.ts";
 import type {
+  AnswerContext,
   ProbeError,
   ProbeFormat,
   ReplyReading,
@@ -32,7 +33,7 @@ import {
   SUPPORTED_VERSIONS,
 } from "./protocol.ts";
 import { encodeError, makePong, makeStats } from "./replies.ts";
-import { decodeStats, type SessionCounts, STATS_PAYLOAD_SIZE } from "./session_counts.ts";
+import { decodeStats, STATS_PAYLOAD_SIZE } from "./session_counts.ts";
 import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
 
 /**
@@ -42,6 +43,7 @@ import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
  * ```ts
  * import { strictEqual } from "node:assert/strict";
  * import { newReplyReading, newRequestReading } from "./readings.ts";
+ * import { emptySessionCounts } from "./session_counts.ts";
  * import { udpFormat } from "./udp_format.ts";
  * const sentAt = { seconds: 1_700_000_000, nanos: 0 };
  * const ping = udpFormat.encodeRequest({
@@ -54,7 +56,9 @@ import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
  * strictEqual(request.kind, "ping");
  * strictEqual(request.header?.type, "PING");
  * const arrived = { seconds: 1_700_000_000, nanos: 500_000 };
- * const pong = udpFormat.answer(ping, request, arrived, arrived, null)!;
+ * const context = { receivedAt: arrived, repliedAt: arrived, counts: null, replyTos: -1, replyTosSettable: false,
+ *   session: emptySessionCounts(), ttl: -1, tos: -1, from: { hostname: "::1", port: 9 }, local: { hostname: "::1", port: 7 } };
+ * const pong = udpFormat.answer(ping, request, context)!;
  * strictEqual(pong.length, ping.length);
  * const reply = newReplyReading();
  * udpFormat.readReply(pong, reply);
@@ -90,6 +94,12 @@ export const udpFormat: ProbeFormat = {
   readRequest,
   peekSession,
   answer,
+  replyFits: (requestBytes, replyBytes) => requestBytes === replyBytes,
+  readsIpHeader: false,
+  hasStats: true,
+  hasAttempts: true,
+  sessionLimit: 0xffff_ffff,
+  sessionsBySource: false,
 };
 
 function readReply(datagram: Uint8Array, into: ReplyReading): void {
@@ -112,6 +122,7 @@ function readReply(datagram: Uint8Array, into: ReplyReading): void {
   into.repliedAt = frame.repliedAt;
   into.counts = null;
   into.error = null;
+  into.stamp = null;
   const type = frame.type;
   // A PING or STATS_REQUEST that comes back is our own request echoed (or anyone's request).
   into.kind = type === MessageType.ERROR
@@ -213,9 +224,7 @@ function peekSession(data: Uint8Array): number | null {
 function answer(
   datagram: Uint8Array,
   reading: RequestReading,
-  receivedAt: Timestamp,
-  repliedAt: Timestamp,
-  counts: SessionCounts | null,
+  { receivedAt, repliedAt, counts }: AnswerContext,
 ): Uint8Array | null {
   switch (reading.kind) {
     case "ping":

@@ -29,6 +29,16 @@ import {
   parseSeconds,
 } from "../parse.ts";
 import { frameOverhead } from "../../wire/protocol.ts";
+import type { ProbeFormat } from "../../wire/mod.ts";
+import { probeBytes } from "../../probe/mod.ts";
+import {
+  checkStampDatagram,
+  ptpFlag,
+  senderFormat,
+  STAMP_PORT,
+  stampFlag,
+  tlvOption,
+} from "../stamp_options.ts";
 import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
@@ -61,10 +71,13 @@ const OPTIONS = {
     help: `padding bytes per datagram (default ${DEFAULT_PAYLOAD_SIZE}; header and check add ${
       frameOverhead(false)
     },
-${frameOverhead(true)} with a key)`,
+${frameOverhead(true)} with a key); with --stamp: an Extra Padding TLV of BYTES, default none`,
     parse: parsePayloadSize,
-    default: DEFAULT_PAYLOAD_SIZE,
   }),
+  stamp: stampFlag(`bench a STAMP or TWAMP-light reflector (default port ${STAMP_PORT}); loss per
+direction from a stateful reflector's sequence numbers or --tlv direct-measurement`),
+  ptp: ptpFlag(),
+  tlvs: tlvOption(),
   intervalMs: option({
     long: "interval",
     short: "i",
@@ -101,7 +114,7 @@ export const benchCommand = defineCommand({
   help: [
     `Usage: udp bench HOST[:PORT] [--rate PPS|Nk|NM|Nmbit|max] [--duration SEC] [-s BYTES]
                  [--interval SEC] [--search [--max-loss P%]] [--key-file F | --key-env]
-                 [--rcvbuf BYTES] [--json]
+                 [--stamp [--ptp] [--tlv LIST]] [--rcvbuf BYTES] [--json]
 
 Send paced datagrams to a udp serve, which reflects them, and report throughput, loss in each
 direction (the server's counts come from a final STATS exchange), duplicates, reordering
@@ -113,30 +126,42 @@ the per-direction split).`,
   options: OPTIONS,
   positionals: { min: 1, max: 1, usage: "HOST[:PORT]" },
   async run(options, [destination], context) {
-    const { search, size, json } = options;
+    const { search, json } = options;
     const key = await loadKey(options.key);
     context.filesOpened();
-    const datagramBytes = size + frameOverhead(key !== null);
+    const format = senderFormat({ ...options, authenticated: key !== null, tos: undefined });
+    const size = options.size ?? (options.stamp ? 0 : DEFAULT_PAYLOAD_SIZE);
+    const datagramBytes = probeBytes(format, size, key !== null);
     const rate = datagramRate(options.rate, datagramBytes);
     const durationMs = options.durationMs ?? (search ? 2000 : 10_000);
     if (options.maxLoss !== undefined && !search) {
       throw new UsageError("--max-loss goes with --search");
     }
-    const { host, port } = parseHostPort(destination, DEFAULT_PORT);
+    const { host, port } = parseHostPort(destination, options.stamp ? STAMP_PORT : DEFAULT_PORT);
     const target = await resolveHost(host, port);
-    checkPayloadSize(size, target.family, key !== null);
+    if (options.stamp) checkStampDatagram(datagramBytes, target.family);
+    else checkPayloadSize(size, target.family, key !== null);
     const controller = new AbortController();
     const removeInterrupt = onInterrupt(() => controller.abort());
     try {
-      const run = trialRunner(options, { target, key, durationMs, signal: controller.signal });
+      const run = trialRunner(options, {
+        target,
+        key,
+        durationMs,
+        signal: controller.signal,
+        format,
+        size,
+        datagramBytes,
+      });
       if (search) {
         return await searchRate(run, rate, options.maxLoss ?? 0.01, json, controller.signal);
       }
       if (!json) {
         printLine(
-          `UDP BENCH ${formatAddress(target)}: ${datagramBytes}-byte datagrams at ${
-            rate === "max" ? "the highest rate the socket takes" : `${rate} pps`
-          } for ${durationMs / 1000} s`,
+          `${options.stamp ? "STAMP" : "UDP"} BENCH ${formatAddress(target)}: ` +
+            `${datagramBytes}-byte datagrams at ${
+              rate === "max" ? "the highest rate the socket takes" : `${rate} pps`
+            } for ${durationMs / 1000} s`,
         );
       }
       const summary = await run(rate, false);
@@ -154,15 +179,19 @@ interface TrialSetting {
   key: CryptoKey | null;
   durationMs: number;
   signal: AbortSignal;
+  format: ProbeFormat;
+  size: number;
+  datagramBytes: number;
 }
 
 /** Runs `bench()` with the options, printing its interval lines (unless quiet). */
 function trialRunner(options: BenchValues, setting: TrialSetting): Trial {
-  const { json, receiveBuffer, size } = options;
-  const datagramBytes = size + frameOverhead(setting.key !== null);
+  const { json, receiveBuffer } = options;
+  const { size, datagramBytes } = setting;
   return (rate, quiet) =>
     bench({
       target: setting.target,
+      format: setting.format,
       rate,
       durationMs: setting.durationMs,
       payloadSize: size,
@@ -287,8 +316,14 @@ function intervalLine(report: BenchInterval, datagramBytes: number): string {
 function lossLine(s: BenchSummary): string {
   const loss = `loss ${s.loss_percent === null ? "-" : formatPercent(s.loss_percent)}`;
   if (s.echo_server) return `${loss} (an echo server: no per-direction split)`;
+  if (s.server_refused === null && s.loss_up !== null && s.loss_down !== null) {
+    // STAMP: no STATS, but the reflector's own sequence numbers (or Direct Measurement).
+    return `${loss}: ${s.loss_up} lost on the way there, ${s.loss_down} on the way back, up to ` +
+      "the last datagram answered (the STAMP reflector's counts)";
+  }
   if (s.loss_up === null || s.loss_down === null || s.server_refused === null) {
-    return `${loss} (the server's counts did not arrive: no per-direction split)`;
+    return `${loss} (no per-direction split: the server's counts did not arrive, or a ` +
+      "stateless STAMP reflector without --tlv direct-measurement)";
   }
   const reasons = Object.entries(s.server_refused).filter(([, count]) => count > 0);
   const refusedTotal = reasons.reduce((sum, [, count]) => sum + count, 0);

@@ -31,6 +31,22 @@ import { checkPayloadSize, parsePayloadSize, parseSeconds, parseWholeNumber } fr
 import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
+import { UsageError } from "../errors.ts";
+import { localClockQuality } from "../../net/mod.ts";
+import { probeBytes } from "../../probe/mod.ts";
+import { type ProbeFormat, STAMP_AUTHENTICATED, STAMP_UNAUTHENTICATED } from "../../wire/mod.ts";
+import {
+  checkStampDatagram,
+  dscpName,
+  ecnName,
+  ptpFlag,
+  senderFormat,
+  STAMP_PORT,
+  stampFlag,
+  tlvOption,
+  tosOptions,
+  ttlOption,
+} from "../stamp_options.ts";
 
 const OPTIONS = {
   count: option({
@@ -85,10 +101,16 @@ replies (default 0: stop at once, as ping(8))`,
     value: "BYTES",
     help: `padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds ${
       frameOverhead(false)
-    } bytes (header and check; ${frameOverhead(true)} with a key)`,
+    } bytes (header and check; ${frameOverhead(true)} with a key). With --stamp:
+an Extra Padding TLV of BYTES after the ${STAMP_UNAUTHENTICATED.base}-byte packet (${STAMP_AUTHENTICATED.base} with a key), default none`,
     parse: parsePayloadSize,
-    default: DEFAULT_PAYLOAD_SIZE,
   }),
+  stamp: stampFlag(`speak STAMP (RFC 8762) to a STAMP or TWAMP-light reflector (default port
+${STAMP_PORT}); adds loss and delay variation per direction, hops, one-way delays`),
+  ptp: ptpFlag(),
+  tlvs: tlvOption(),
+  tos: tosOptions(),
+  ttl: ttlOption(),
   key: keyOptions(`authenticated mode: tag PINGs with this key, reject PONGs without a
 valid tag (hex or base64, in a file only its owner may read)`),
   receiveBuffer: receiveBufferOption(),
@@ -118,18 +140,30 @@ time the reflector says it held the probe (as irtt counts it); the summary gives
   options: OPTIONS,
   positionals: { min: 1, max: 1, usage: "HOST[:PORT]" },
   async run(options, [destination], context) {
-    const { host, port } = parseHostPort(destination, DEFAULT_PORT);
+    const { host, port } = parseHostPort(destination, options.stamp ? STAMP_PORT : DEFAULT_PORT);
     const target = await resolveHost(host, port, { family: options.family });
     const key = await loadKey(options.key);
     context.filesOpened();
-    checkPayloadSize(options.payloadSize, target.family, key !== null);
+    if (options.stamp && (options.retries ?? 0) > 0) {
+      throw new UsageError(
+        "--retries goes without --stamp: STAMP packets carry no retransmission number",
+      );
+    }
+    const format = senderFormat({ ...options, authenticated: key !== null });
+    const payloadSize = options.payloadSize ?? (options.stamp ? 0 : DEFAULT_PAYLOAD_SIZE);
+    const datagramBytes = probeBytes(format, payloadSize, key !== null);
+    if (options.stamp) checkStampDatagram(datagramBytes, target.family);
+    else checkPayloadSize(payloadSize, target.family, key !== null);
     const targetText = formatAddress(target);
-    printStart(options, host === target.hostname ? targetText : `${host} (${targetText})`, {
+    const named = host === target.hostname ? targetText : `${host} (${targetText})`;
+    printStart(options, named, {
       target: targetText,
       host,
       authenticated: key !== null,
+      payloadSize,
+      datagramBytes,
     });
-    const result = await runPing(options, target, key);
+    const result = await runPing(options, target, key, format, payloadSize);
     printLine(options.json ? toJson(pingSummaryJson(result.summary)) : summaryText(result));
     return exitCode(result, options.count, options.deadlineMs);
   },
@@ -139,16 +173,28 @@ time the reflector says it held the probe (as irtt counts it); the summary gives
 function printStart(
   options: PingValues,
   named: string,
-  { target, host, authenticated }: { target: string; host: string; authenticated: boolean },
+  { target, host, authenticated, payloadSize, datagramBytes }: {
+    target: string;
+    host: string;
+    authenticated: boolean;
+    payloadSize: number;
+    datagramBytes: number;
+  },
 ): void {
-  const size = options.payloadSize;
-  const datagramBytes = size + frameOverhead(authenticated);
+  const protocol = options.stamp ? "stamp" : "udp";
   if (options.json) {
-    printJson({ type: "start", target, host, payload_bytes: size, datagram_bytes: datagramBytes });
+    printJson({
+      type: "start",
+      target,
+      host,
+      protocol,
+      payload_bytes: payloadSize,
+      datagram_bytes: datagramBytes,
+    });
   } else {
     printLine(
-      `UDP PING ${named}: ${size} data bytes, ${datagramBytes}-byte datagrams` +
-        (authenticated ? " (authenticated)" : ""),
+      `${options.stamp ? "STAMP" : "UDP"} PING ${named}: ${payloadSize} data bytes, ` +
+        `${datagramBytes}-byte datagrams` + (authenticated ? " (authenticated)" : ""),
     );
   }
 }
@@ -158,6 +204,8 @@ async function runPing(
   options: PingValues,
   target: ResolvedAddress,
   key: CryptoKey | null,
+  format: ProbeFormat,
+  payloadSize: number,
 ): Promise<PingResult> {
   const { json, quiet, receiveBuffer } = options;
   const controller = new AbortController();
@@ -174,7 +222,12 @@ async function runPing(
       retries: options.retries,
       lingerMs: options.lingerMs,
       target,
-      payloadSize: options.payloadSize,
+      payloadSize,
+      format,
+      ttl: options.ttl,
+      // Class of Service compares the DSCP sent with the one that arrived: it must be known.
+      tos: options.tos ?? (options.tlvs.includes("class-of-service") ? 0 : undefined),
+      synchronized: localClockQuality().synchronized,
       key: key ?? undefined,
       signal: controller.signal,
       receiveBuffer,
@@ -279,7 +332,7 @@ export function summaryText(result: PingResult): string {
   const loss = s.loss_percent === null ? "" : `, ${formatPercent(s.loss_percent)} packet loss`;
   const lines = [
     "",
-    `--- ${s.target} udp ping statistics ---`,
+    `--- ${s.target} ${result.path === null ? "udp" : "stamp"} ping statistics ---`,
     `${s.transmitted} packets transmitted, ${s.received} received${loss}${unanswered}, ` +
     `time ${s.time_ms}ms`,
   ];
@@ -319,7 +372,81 @@ export function summaryText(result: PingResult): string {
     lines.push(`${s.corrupted} corrupted (damaged on the way: failed their check, not counted)`);
   }
   if (s.echo_server) lines.push("the target is an echo server: no reflector timestamps");
+  if (result.path !== null) lines.push(...pathLines(s, result.path));
   return lines.join("\n");
+}
+
+/** What a STAMP run adds to the summary: each direction of the path. */
+function pathLines(s: PingResult["summary"], path: NonNullable<PingResult["path"]>): string[] {
+  const lines: string[] = [];
+  if (s.received === 0) return lines;
+  if (s.lost_there !== null && s.lost_back !== null) {
+    const source = path.lossSource === "direct-measurement"
+      ? "Direct Measurement TLV"
+      : path.lossSource === "reflector-sequence"
+      ? "the reflector's own sequence numbers"
+      : "no loss up to it";
+    lines.push(
+      `loss up to the last probe answered: ${s.lost_there} on the way there, ` +
+        `${s.lost_back} on the way back (${source})`,
+    );
+  } else {
+    lines.push(
+      "loss per direction: not known (a stateless reflector: udp serve --stamp --stateful " +
+        "or --tlv direct-measurement tells it)",
+    );
+  }
+  const ipdv = (name: string, d: typeof s.ipdv_there_ms) =>
+    `${name} min/mean |ipdv|/max = ${formatStat(d.min)}/${formatStat(d.mean_abs)}/` +
+    `${formatStat(d.max)} ms`;
+  if (s.ipdv_there_ms.samples > 0) {
+    lines.push(`${ipdv("ipdv there", s.ipdv_there_ms)}, ${ipdv("back", s.ipdv_back_ms)}`);
+  }
+  const oneWay = (name: string, d: NonNullable<typeof s.one_way_there_ms>) =>
+    `${name} min/avg/max = ${formatStat(d.min)}/${formatStat(d.avg)}/${formatStat(d.max)} ms`;
+  if (s.one_way_there_ms !== null && s.one_way_back_ms !== null) {
+    lines.push(
+      `${oneWay("one-way delay there", s.one_way_there_ms)}, ${oneWay("back", s.one_way_back_ms)}`,
+    );
+  } else if (path.oneWayOmitted !== null) {
+    lines.push(`one-way delays omitted: ${path.oneWayOmitted}`);
+  }
+  if (s.hops_there !== null) lines.push(`hops there: ${s.hops_there}`);
+  if (s.dscp_received !== null && s.dscp_sent !== null) {
+    const [sent, received] = [dscpName(s.dscp_sent), dscpName(s.dscp_received)];
+    lines.push(
+      s.dscp_sent === s.dscp_received
+        ? `DSCP ${sent} kept on the way there`
+        : `DSCP ${sent} -> ${received} on the way there`,
+    );
+  }
+  if (s.ecn_received !== null && s.ecn_sent !== null) {
+    const [sent, received] = [ecnName(s.ecn_sent), ecnName(s.ecn_received)];
+    lines.push(
+      s.ecn_sent === s.ecn_received
+        ? `ECN ${sent} kept on the way there`
+        : `ECN ${sent} -> ${received} on the way there`,
+    );
+  }
+  if (path.dscpBack !== null && s.dscp_sent !== null && path.dscpBack !== s.dscp_sent) {
+    lines.push(
+      `DSCP ${dscpName(s.dscp_sent)} asked for the replies, ${dscpName(path.dscpBack)} arrived`,
+    );
+  }
+  if (path.seenAs !== null) lines.push(`the reflector saw this host as ${path.seenAs}`);
+  if (path.tlvsUntouched) {
+    lines.push("the reflector returned the TLVs unchanged: it does not process RFC 8972 TLVs");
+  }
+  const flags = path.tlvFlags;
+  const flagged: [number, string][] = [
+    [flags.unrecognized, "not recognized (U)"],
+    [flags.malformed, "malformed (M)"],
+    [flags.integrity, "failing the HMAC check (I)"],
+  ];
+  for (const [count, what] of flagged) {
+    if (count > 0) lines.push(`${count} TLVs flagged by the reflector as ${what}`);
+  }
+  return lines;
 }
 
 function exitCode(result: PingResult, count?: number, deadlineMs?: number): number {

@@ -22,6 +22,9 @@ import {
   receiveBufferOption,
 } from "../shared_options.ts";
 import { interrupted } from "../signals.ts";
+import { localClockQuality } from "../../net/mod.ts";
+import { stampFormat, udpFormat } from "../../wire/mod.ts";
+import { ptpFlag, STAMP_PORT, stampFlag } from "../stamp_options.ts";
 
 /** A token bucket's rate and burst, as the reflector takes them. */
 interface Limit {
@@ -31,6 +34,16 @@ interface Limit {
 
 const OPTIONS = {
   address: listenAddressOptions(),
+  stamp: stampFlag(
+    `be a STAMP session-reflector (RFC 8762, RFC 8972; default port ${STAMP_PORT}): answer
+STAMP and TWAMP-light senders, routers' among them`,
+  ),
+  stateful: flag({
+    long: "stateful",
+    help: `with --stamp: keep the reflector's own sequence number per session (RFC 8972 §4), so
+senders tell loss on the way there from loss on the way back`,
+  }),
+  ptp: ptpFlag(),
   raw: option({
     long: "raw",
     value: "MODE",
@@ -108,9 +121,14 @@ export const serveCommand = defineCommand({
     `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
                  [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES]
                  [-v] [--json]
+       udp serve --stamp [--stateful] [--ptp] [--host ADDR] [--port PORT] [--key-file F | --key-env]
+                 [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES] [-v] [--json]
 
 Answer udp pings: every PING frame gets a PONG of exactly its length. Datagrams that are not
-udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.`,
+udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.
+With --stamp it answers STAMP test packets instead (and TWAMP-light ones), with replies of
+exactly their length; shorter packets than a STAMP base packet are counted (too-short), never
+answered.`,
     section("Options:", OPTIONS, 20),
     `Nothing is ever answered with more bytes than it carried, except "ack:" (+4 bytes). Refused
 datagrams (rate limits, missing or wrong tags, replays) get no reply and are counted.
@@ -122,6 +140,12 @@ Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind
     context.filesOpened();
     if (options.replayWindowMs !== undefined && key === null) {
       throw new UsageError("--replay-window goes with --key-file or --key-env");
+    }
+    if (!options.stamp) {
+      if (options.stateful) throw new UsageError("--stateful goes with --stamp");
+      if (options.ptp) throw new UsageError("--ptp goes with --stamp");
+    } else if (options.raw !== undefined) {
+      throw new UsageError("--raw goes without --stamp: every STAMP datagram is a test packet");
     }
     const reflector = await startReflector(options, key);
     const where = formatAddress(reflector.address);
@@ -146,7 +170,18 @@ type ServeValues = OptionValues<typeof OPTIONS>;
 
 /** Binds the reflector where the options say, with their limits and the key. */
 async function startReflector(options: ServeValues, key: CryptoKey | null): Promise<Reflector> {
-  const address = await resolveListenAddress(options.address.host, options.address.port);
+  const address = await resolveListenAddress(
+    options.address.host,
+    options.address.port ?? (options.stamp ? String(STAMP_PORT) : undefined),
+  );
+  const format = options.stamp
+    ? stampFormat({
+      authenticated: key !== null,
+      stateful: options.stateful,
+      timestamps: options.ptp ? "ptp" : "ntp",
+      clock: localClockQuality(),
+    })
+    : udpFormat;
   const log = !options.verbose
     ? undefined
     : options.json
@@ -155,6 +190,7 @@ async function startReflector(options: ServeValues, key: CryptoKey | null): Prom
   return Reflector.listen({
     hostname: address.hostname,
     port: address.port,
+    format,
     raw: options.raw,
     onDatagram: log,
     key: key ?? undefined,
@@ -168,10 +204,23 @@ async function startReflector(options: ServeValues, key: CryptoKey | null): Prom
 /** "Listening on …", and what the kernel granted for --rcvbuf. */
 function printListening(options: ServeValues, reflector: Reflector, authenticated: boolean): void {
   const where = formatAddress(reflector.address);
+  const protocol = options.stamp ? "stamp" : "udp";
+  const mode = options.stamp
+    ? ` (STAMP session-reflector, ${options.stateful ? "stateful" : "stateless"}` +
+      `${authenticated ? ", authenticated" : ""})`
+    : authenticated
+    ? " (authenticated mode)"
+    : "";
   printLine(
     options.json
-      ? toJson({ type: "listening", address: where, authenticated })
-      : `Listening on ${where}` + (authenticated ? " (authenticated mode)" : ""),
+      ? toJson({
+        type: "listening",
+        address: where,
+        protocol,
+        authenticated,
+        ...(options.stamp ? { stateful: options.stateful } : {}),
+      })
+      : `Listening on ${where}${mode}`,
   );
   const asked = options.receiveBuffer;
   if (asked !== undefined) {
@@ -202,10 +251,12 @@ function datagramLine(event: DatagramEvent): string {
       break;
     default: {
       const frame = event.frame;
-      what = frame
-        ? `${frame.type} seq=${frame.sequence} attempt=${frame.attempt}` +
-          ` session=${frame.session.toString(16).padStart(8, "0")}`
-        : "datagram";
+      what = frame === undefined
+        ? "datagram"
+        : frame.type === "STAMP"
+        ? `STAMP seq=${frame.sequence} ssid=${frame.session}`
+        : `${frame.type} seq=${frame.sequence} attempt=${frame.attempt}` +
+          ` session=${frame.session.toString(16).padStart(8, "0")}`;
       if (event.kind === "unexpected") what += " (not a request)";
       if (event.kind === "refused") what += ` refused (${event.refused})`;
     }

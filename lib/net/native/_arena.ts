@@ -24,18 +24,20 @@ export const BATCH_SIZE = 64;
 /** The room for one datagram: 64 KiB, more than the largest one. */
 export const SLOT_SIZE = 65536;
 /**
- * Room for each datagram's control messages: two, each a cmsghdr (16 bytes) and its
- * data padded to 8 bytes: the arrival timestamp (a struct timespec, 16 bytes) and the
- * socket's drop count (a u32), 56 bytes in all, rounded up.
+ * Room for each datagram's control messages: up to four, each a cmsghdr (16 bytes) and its
+ * data padded to 8 bytes: the arrival timestamp (a struct timespec, 16 bytes), the socket's
+ * drop count (a u32), the TTL or hop limit (an int) and the TOS byte or traffic class (a byte
+ * or an int), 104 bytes in all, rounded up. A datagram sent gets at most one, its TOS.
  */
-export const CONTROL_SIZE = 64;
+export const CONTROL_SIZE = 128;
 
 /**
  * Memory laid out for `sendmmsg()` or `recvmmsg()`: {@linkcode BATCH_SIZE} slots of data (64 KiB,
- * the largest datagram), their `iovec`s, their `mmsghdr`s, their addresses and, to receive,
- * room for each one's arrival timestamp (a control message). Its internal pointers are written
- * once, at load, so a batch later needs no pointer (and no FFI permission): only the slots'
- * bytes and lengths change. Off the V8 heap (megabytes), so it never moves.
+ * the largest datagram), their `iovec`s, their `mmsghdr`s, their addresses and room for each
+ * one's control messages (its arrival timestamp and more; a TOS to send it with). Its internal
+ * pointers are written once, at load, so a batch later needs no pointer (and no FFI
+ * permission): only the slots' bytes and lengths change. Off the V8 heap (megabytes), so it
+ * never moves.
  */
 export interface BatchArena {
   /** The slots' data, {@linkcode SLOT_SIZE} bytes each. */
@@ -48,7 +50,10 @@ export interface BatchArena {
   iovecView: DataView;
   /** The peers' sockaddrs, {@linkcode SOCKADDR_SIZE} bytes each. */
   names: Uint8Array;
-  /** The control messages, {@linkcode CONTROL_SIZE} bytes each (receive arenas only). */
+  /**
+   * The control messages, {@linkcode CONTROL_SIZE} bytes each: what the kernel wrote (receive
+   * arenas), or none (`msg_controllen` 0) unless a datagram is sent with one (see fillSlot).
+   */
   controlView: DataView;
 }
 
@@ -82,16 +87,20 @@ export function makeBatchArena(purpose: "send" | "receive"): BatchArena {
     headerView.setUint32(header + MSGHDR_NAMELEN, SOCKADDR_SIZE, true);
     headerView.setBigUint64(header + MSGHDR_IOV, iovecsAt + BigInt(iovec), true);
     headerView.setBigUint64(header + MSGHDR_IOVLEN, 1n, true);
-    if (purpose === "receive") {
-      const controlAt = base + BigInt(controls.byteOffset + i * CONTROL_SIZE);
-      headerView.setBigUint64(header + MSGHDR_CONTROL, controlAt, true);
-      headerView.setBigUint64(header + MSGHDR_CONTROLLEN, BigInt(CONTROL_SIZE), true);
-    }
+    // Every arena has the room: a datagram sent may need one (its TOS), and a pointer cannot
+    // be written later, once the FFI permission is given up. A send slot's length stays 0.
+    const controlAt = base + BigInt(controls.byteOffset + i * CONTROL_SIZE);
+    headerView.setBigUint64(header + MSGHDR_CONTROL, controlAt, true);
+    const controlLength = purpose === "receive" ? CONTROL_SIZE : 0;
+    headerView.setBigUint64(header + MSGHDR_CONTROLLEN, BigInt(controlLength), true);
   }
   return { data, headers, headerView, iovecView, names, controlView };
 }
 
-/** Puts a datagram and its destination (a sockaddr of `nameLength` bytes) into a slot. */
+/**
+ * Puts a datagram and its destination (a sockaddr of `nameLength` bytes) into a slot, with no
+ * control message (a TOS of the slot's last datagram must not stay; writeTosControl adds one).
+ */
 export function fillSlot(
   arena: BatchArena,
   slot: number,
@@ -103,4 +112,5 @@ export function fillSlot(
   arena.names.set(name.subarray(0, nameLength), slot * SOCKADDR_SIZE);
   arena.iovecView.setUint32(slot * IOVEC_SIZE + IOVEC_LEN, datagram.byteLength, true);
   arena.headerView.setUint32(slot * MMSGHDR_SIZE + MSGHDR_NAMELEN, nameLength, true);
+  arena.headerView.setUint32(slot * MMSGHDR_SIZE + MSGHDR_CONTROLLEN, 0, true); // low half: 0
 }

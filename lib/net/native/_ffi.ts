@@ -29,6 +29,7 @@ const SYMBOLS = {
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  adjtimex: { parameters: ["buffer"], result: "i32" },
 } as const;
 
 /** The bound calls and the memory laid out with them. */

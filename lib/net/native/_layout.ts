@@ -32,10 +32,36 @@ export const SO_RCVBUFFORCE = 33;
 export const SO_TIMESTAMPNS = 35;
 /** `SO_RXQ_OVFL`: each datagram's control messages then say how many the socket dropped. */
 export const SO_RXQ_OVFL = 40;
+
 /** `POLLIN`: `ppoll()` reports data to read. */
 export const POLLIN = 0x001;
 /** `CLOCK_REALTIME`: the clock `SO_TIMESTAMPNS` stamps with. */
 export const CLOCK_REALTIME = 0;
+
+// IP options and their control messages (<netinet/in.h>, <bits/in.h>). An IPv6 socket takes
+// the IPv4 ones too: they are what its IPv4-mapped peers' datagrams are sent and read with.
+/** `IPPROTO_IP`: the level of the IPv4 options below, and of their control messages. */
+export const IPPROTO_IP = 0;
+/** `IP_TOS`: the TOS byte sent with (an int); its control message read, one byte, or sent. */
+export const IP_TOS = 1;
+/** `IP_TTL`: the TTL sent with (an int); its control message, an int. */
+export const IP_TTL = 2;
+/** `IP_RECVTTL`: each datagram's control messages then hold the TTL it arrived with. */
+export const IP_RECVTTL = 12;
+/** `IP_RECVTOS`: each datagram's control messages then hold the TOS byte it arrived with. */
+export const IP_RECVTOS = 13;
+/** `IPPROTO_IPV6`: the level of the IPv6 options below, and of their control messages. */
+export const IPPROTO_IPV6 = 41;
+/** `IPV6_UNICAST_HOPS`: the hop limit sent with (an int). */
+export const IPV6_UNICAST_HOPS = 16;
+/** `IPV6_RECVHOPLIMIT`: each datagram's control messages then hold its hop limit. */
+export const IPV6_RECVHOPLIMIT = 51;
+/** `IPV6_HOPLIMIT`: the hop limit's control message, an int. */
+export const IPV6_HOPLIMIT = 52;
+/** `IPV6_RECVTCLASS`: each datagram's control messages then hold its traffic class. */
+export const IPV6_RECVTCLASS = 66;
+/** `IPV6_TCLASS`: the traffic class sent with (an int), and its control message, an int. */
+export const IPV6_TCLASS = 67;
 
 // struct sockaddr_in { sa_family_t sin_family; in_port_t sin_port; struct in_addr sin_addr; … }
 // struct sockaddr_in6 { sa_family_t sin6_family; in_port_t sin6_port; uint32_t sin6_flowinfo;
@@ -92,7 +118,7 @@ export const MMSGHDR_SIZE = 64;
 // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; } then the data.
 /** `cmsg_len`: the header and the data (a size_t: its high half is 0). */
 export const CMSGHDR_LEN = 0;
-/** `cmsg_level`: `SOL_SOCKET` for the messages read here. */
+/** `cmsg_level`: `SOL_SOCKET`, `IPPROTO_IP` or `IPPROTO_IPV6` for the messages used here. */
 export const CMSGHDR_LEVEL = 8;
 /** `cmsg_type`: which option it is for. */
 export const CMSGHDR_TYPE = 12;
@@ -100,6 +126,10 @@ export const CMSGHDR_TYPE = 12;
 export const CMSGHDR_SIZE = 16;
 /** `CMSG_ALIGN` rounds to 8 bytes: `(length + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK`. */
 export const CMSG_ALIGN_MASK = 7;
+/** `CMSG_LEN(sizeof(int))`: a control message whose data is an int. */
+export const CMSG_INT_LEN = CMSGHDR_SIZE + 4;
+/** `CMSG_SPACE(sizeof(int))`: the room it takes, padded to 8 bytes. */
+export const CMSG_INT_SPACE = CMSGHDR_SIZE + 8;
 
 // struct timespec { time_t tv_sec; long tv_nsec; }
 /** `tv_sec`. */

@@ -1,6 +1,6 @@
 /**
  * The sockaddr codec: numeric IPv4 and IPv6 addresses and ports to and from the kernel's
- * `sockaddr_in` and `sockaddr_in6`.
+ * `sockaddr_in` and `sockaddr_in6`, and whether one is IPv4-mapped.
  *
  * @module
  */
@@ -72,6 +72,16 @@ export function decodeSockaddr(bytes: Uint8Array): { hostname: string; port: num
     groups.push(view.getUint16(SOCKADDR_IN6_ADDR + 2 * i, false).toString(16));
   }
   return { hostname: canonicalHost(groups.join(":")), port };
+}
+
+/**
+ * Whether a `sockaddr_in6` holds an IPv4-mapped address (`::ffff:a.b.c.d`): an IPv6 socket
+ * sends to it as IPv4, with the IPv4 options.
+ */
+export function isIpv4Mapped(bytes: Uint8Array): boolean {
+  const a = SOCKADDR_IN6_ADDR;
+  for (let i = 0; i < 10; i++) if (bytes[a + i] !== 0) return false;
+  return bytes[a + 10] === 0xff && bytes[a + 11] === 0xff;
 }
 
 function parseIpv4(hostname: string): Uint8Array | null {

@@ -6,14 +6,17 @@
  * which reads what waits in batches of up to {@linkcode BATCH_SIZE} datagrams into one arena,
  * and awaits each batch's handlers before it reads the next, which keeps their data valid. Each
  * handler is told when its datagram arrived by the kernel's clock (`SO_TIMESTAMPNS`), not when
- * the process got round to it: an RTT should not include how long the reader took to wake up.
+ * the process got round to it: an RTT should not include how long the reader took to wake up;
+ * and, when the loop asks, the TTL and TOS byte it arrived with (`IP_RECVTTL`, `IP_RECVTOS` and
+ * their IPv6 kin). A datagram can be sent with a TOS of its own (a control message), in order
+ * with the others.
  *
  * @module
  */
 
 import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
 import { readClocks } from "./_clock.ts";
-import { control, readControl } from "./_control.ts";
+import { control, readControl, slotMeta, writeTosControl } from "./_control.ts";
 import { EAGAIN, EINTR, EMSGSIZE, osError } from "./_errno.ts";
 import { native } from "./_ffi.ts";
 import {
@@ -24,11 +27,6 @@ import {
   MSG_DONTWAIT,
   MSG_WAITFORONE,
   MSGHDR_NAMELEN,
-  SO_RCVBUF,
-  SO_RCVBUFFORCE,
-  SO_RCVTIMEO,
-  SO_RXQ_OVFL,
-  SO_TIMESTAMPNS,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   SOCKADDR_FAMILY,
@@ -37,25 +35,26 @@ import {
   SOCKADDR_IN_SIZE,
   SOCKADDR_PORT,
   SOCKADDR_SIZE,
-  SOL_SOCKET,
-  TIMEVAL_SEC,
-  TIMEVAL_SIZE,
-  TIMEVAL_USEC,
 } from "./_layout.ts";
-import type { DatagramHandler, PeerAddress } from "../socket.ts";
+import { checkTos } from "../_ip_header.ts";
+import {
+  askForControl,
+  askForTtlAndTos,
+  setReceiveBuffer,
+  setReceiveTimeout,
+  setTos,
+  setTtl,
+} from "./_options.ts";
+import type { DatagramHandler, PeerAddress, ReceiveOptions } from "../socket.ts";
 import { MICROTASK_ROUNDS } from "./_policy.ts";
 import { policy, reactor, type ReactorSocket } from "./_reactor.ts";
-import { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
+import { decodeSockaddr, encodeSockaddr, isIpv4Mapped } from "./_sockaddr.ts";
 
 /** A UDP peer address as Deno reports it (the socket interface's own type). */
 export type NativePeerAddress = PeerAddress;
 
 /** Called once per datagram, as the socket interface says (`arrivedAt` by the kernel's stamp). */
 export type NativeDatagramHandler = DatagramHandler;
-
-// SO_RCVTIMEO's struct timeval, as 64-bit words.
-const TIMEVAL_SECONDS = TIMEVAL_SEC / BigInt64Array.BYTES_PER_ELEMENT;
-const TIMEVAL_MICROSECONDS = TIMEVAL_USEC / BigInt64Array.BYTES_PER_ELEMENT;
 
 /** The most peers a socket remembers by their sockaddr bytes before it starts afresh. */
 const PEER_CACHE_SIZE = 4096;
@@ -93,11 +92,6 @@ function sendSlots(fd: number, arena: BatchArena, first: number, count: number):
   }
 }
 
-/** A socket option's value: an int, as bytes. */
-function intOption(value: number): Uint8Array {
-  return new Uint8Array(new Int32Array([value]).buffer);
-}
-
 /**
  * A UDP socket on the native backend. Sends are synchronous system calls (so they leave in
  * call order); receiving runs through the shared reactor.
@@ -133,6 +127,7 @@ export class NativeUdpSocket implements ReactorSocket {
   #toHost = "";
   #toPort = -1;
   #toLength = 0;
+  #toIpv4 = false; // sent as IPv4 (an IPv4-mapped address on an IPv6 socket too)
   // Peers by their sockaddr bytes, so a busy peer costs no string work per datagram.
   readonly #peers = new Map<string | number, NativePeerAddress>();
   #handler: NativeDatagramHandler | null = null;
@@ -144,9 +139,16 @@ export class NativeUdpSocket implements ReactorSocket {
   #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
   #receiveTimeoutMs = 0; // SO_RCVTIMEO as last set; 0: none (a waiting read would never end)
   #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
+  readonly #family: number; // AF_INET or AF_INET6: an IPv6 socket sets the IPv4 options too
 
-  private constructor(fd: number, address: NativePeerAddress, countsDrops: boolean) {
+  private constructor(
+    fd: number,
+    family: number,
+    address: NativePeerAddress,
+    countsDrops: boolean,
+  ) {
     this.fd = fd;
+    this.#family = family;
     this.address = address;
     this.#kernelDrops = countsDrops ? 0 : null;
   }
@@ -164,20 +166,14 @@ export class NativeUdpSocket implements ReactorSocket {
       symbols.close(fd);
       throw error;
     }
-    // Arrival timestamps (see readControl): without them RTTs would still be right, only less
-    // exact, so a refusal is not an error.
-    const one = intOption(1);
-    symbols.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, one, one.byteLength);
-    // The kernel's drops (receive buffer full) told with each datagram: loss that is this
-    // host's, not the network's, and that no other counter of the socket shows.
-    const countsDrops = symbols.setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, one, one.byteLength) === 0;
+    const countsDrops = askForControl(fd);
     const bound = new Uint8Array(SOCKADDR_SIZE);
     const boundLength = new Uint32Array([SOCKADDR_SIZE]);
     symbols.getsockname(fd, bound, new Uint8Array(boundLength.buffer));
     const { hostname: boundHost, port: boundPort } = decodeSockaddr(bound);
     openSockets++;
     const address: NativePeerAddress = { transport: "udp", hostname: boundHost, port: boundPort };
-    return new NativeUdpSocket(fd, address, countsDrops);
+    return new NativeUdpSocket(fd, family, address, countsDrops);
   }
 
   /**
@@ -194,24 +190,23 @@ export class NativeUdpSocket implements ReactorSocket {
    * bookkeeping); throws the error Deno would.
    */
   setReceiveBuffer(bytes: number): number {
-    const { symbols, errno } = native();
-    const value = intOption(bytes);
-    if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, value, value.byteLength) !== 0) {
-      if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVBUF, value, value.byteLength) !== 0) {
-        throw osError(errno());
-      }
-    }
-    const granted = new Int32Array(1);
-    const length = new Uint32Array([granted.byteLength]);
-    const status = symbols.getsockopt(
-      this.fd,
-      SOL_SOCKET,
-      SO_RCVBUF,
-      new Uint8Array(granted.buffer),
-      new Uint8Array(length.buffer),
-    );
-    if (status !== 0) throw osError(errno());
-    return granted[0];
+    return setReceiveBuffer(this.fd, bytes);
+  }
+
+  /**
+   * Sends with TTL `ttl` (IPv6: hop limit; both on an IPv6 socket, for its IPv4 peers) from
+   * now on; whether the kernel took it. Throws a RangeError for a TTL out of 1 to 255.
+   */
+  setTtl(ttl: number): boolean {
+    return setTtl(this.fd, this.#family, ttl);
+  }
+
+  /**
+   * Sends with TOS byte `tos` (IPv6: traffic class; both on an IPv6 socket) from now on, the
+   * ECN bits included; whether the kernel took it. Throws a RangeError for a TOS out of 0 to 255.
+   */
+  setTos(tos: number): boolean {
+    return setTos(this.fd, this.#family, tos);
   }
 
   /** Whether {@linkcode NativeUdpSocket.close} was called. */
@@ -237,6 +232,7 @@ export class NativeUdpSocket implements ReactorSocket {
   #encodeDestination(to: { hostname: string; port: number }): number {
     if (to.hostname !== this.#toHost || to.port !== this.#toPort) {
       this.#toLength = encodeSockaddr(to.hostname, to.port, this.#to);
+      this.#toIpv4 = this.#toLength === SOCKADDR_IN_SIZE || isIpv4Mapped(this.#to);
       this.#toHost = to.hostname;
       this.#toPort = to.port;
     }
@@ -280,18 +276,19 @@ export class NativeUdpSocket implements ReactorSocket {
    * Calls `handler` for each datagram until the socket is closed; the promise settles then.
    * Only one receive loop per socket. With `concurrent`, the handlers of one received batch
    * start together and what they send leaves with one `sendmmsg()` (see
-   * {@linkcode NativeUdpSocket.send}).
+   * {@linkcode NativeUdpSocket.send}); with `ttlAndTos`, the kernel tells each one's TTL and TOS.
    */
   receiveEach(
     handler: NativeDatagramHandler,
     onError: (error: unknown) => void = () => {},
-    options: { concurrent?: boolean } = {},
+    options: ReceiveOptions = {},
   ): Promise<void> {
     if (this.#handler !== null) throw new Error("a receive loop is already running");
     if (this.#closed) return Promise.resolve();
     this.#handler = handler;
     this.#onError = onError;
     this.#concurrent = options.concurrent ?? false;
+    if (options.ttlAndTos) askForTtlAndTos(this.fd, this.#family);
     this.#finished = Promise.withResolvers<void>();
     reactor.add(this);
     return this.#finished.promise;
@@ -316,13 +313,8 @@ export class NativeUdpSocket implements ReactorSocket {
     if (this.#closed) return 0;
     const { symbols, errno, receiveBatch: arena } = native();
     if (waitMs > 0 && waitMs !== this.#receiveTimeoutMs) {
-      const timeval = new BigInt64Array(TIMEVAL_SIZE / BigInt64Array.BYTES_PER_ELEMENT);
-      timeval[TIMEVAL_SECONDS] = BigInt(Math.floor(waitMs / 1000));
-      timeval[TIMEVAL_MICROSECONDS] = BigInt((waitMs % 1000) * 1000);
-      const timevalBytes = new Uint8Array(timeval.buffer);
-      if (symbols.setsockopt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timevalBytes, TIMEVAL_SIZE) !== 0) {
-        return 0; // cannot happen with a valid timeout; never risk waiting for ever
-      }
+      // Refused: cannot happen with a valid timeout; never risk waiting for ever.
+      if (!setReceiveTimeout(this.fd, waitMs)) return 0;
       this.#receiveTimeoutMs = waitMs;
     }
     const flags = waitMs > 0 ? MSG_WAITFORONE : MSG_DONTWAIT;
@@ -359,7 +351,7 @@ export class NativeUdpSocket implements ReactorSocket {
         if (control.drops >= 0) this.#kernelDrops = control.drops;
         policy.noteTraffic();
         const data = arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length);
-        const pending = handler(data, peer, arrivedAt);
+        const pending = handler(data, peer, arrivedAt, slotMeta[i]);
         if (pending === undefined) continue;
         if (concurrent) started.push(pending);
         else await pending;
@@ -391,9 +383,43 @@ export class NativeUdpSocket implements ReactorSocket {
     if (!this.#queueing || this.#closed || data.byteLength > SLOT_SIZE) {
       return this.sendNow(data, to);
     }
+    return this.#queue(data, to, -1);
+  }
+
+  /**
+   * Sends one datagram as {@linkcode NativeUdpSocket.send} does, with TOS byte `tos` (IPv6:
+   * traffic class) for it alone, by a control message: at once, with a `sendmmsg()` of one, or
+   * into the reply batch of a concurrent batch's handlers, so that it never overtakes what was
+   * sent before it. Throws a RangeError for a TOS out of 0 to 255.
+   */
+  sendWithTos(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+  ): number | Promise<number> {
+    checkTos(tos);
+    if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
+    if (data.byteLength > SLOT_SIZE) throw osError(EMSGSIZE); // longer than any datagram can be
+    if (this.#queueing) return this.#queue(data, to, tos);
+    // The batch arena is free: sendBatchNow fills it and sends it within one call.
+    const arena = native().sendBatch;
+    const nameLength = this.#encodeDestination(to);
+    fillSlot(arena, 0, data, this.#to, nameLength);
+    writeTosControl(arena, 0, tos, this.#toIpv4);
+    policy.noteSend(1);
+    const result = sendSlots(this.fd, arena, 0, 1);
+    if (result < 0) throw osError(-result);
+    return data.byteLength;
+  }
+
+  /** Puts a datagram into the reply batch, with TOS `tos` unless it is -1 (the socket's). */
+  #queue(data: Uint8Array, to: { hostname: string; port: number }, tos: number): Promise<number> {
     if (this.#queued.length === BATCH_SIZE) this.#flushQueued(); // full: keep the order
     const nameLength = this.#encodeDestination(to);
-    fillSlot(native().replyBatch, this.#queued.length, data, this.#to, nameLength);
+    const arena = native().replyBatch;
+    const slot = this.#queued.length;
+    fillSlot(arena, slot, data, this.#to, nameLength);
+    if (tos >= 0) writeTosControl(arena, slot, tos, this.#toIpv4);
     const sent = Promise.withResolvers<number>();
     this.#queued.push({ length: data.byteLength, sent });
     policy.noteSend(1);

@@ -12,8 +12,11 @@
  * - `_sockaddr.ts`: numeric addresses to and from `sockaddr_in` and `sockaddr_in6`;
  * - `_errno.ts`: errno values and the errors Deno throws for them;
  * - `_clock.ts`: the kernel's real-time arrival stamps on the monotonic clock;
+ * - `_timex.ts`: whether the kernel says the clock is synchronized, and its error;
  * - `_control.ts`: the control messages read with each datagram (`SO_TIMESTAMPNS`,
- *   `SO_RXQ_OVFL`);
+ *   `SO_RXQ_OVFL`, the TTL and TOS it arrived with), and the TOS one a datagram is sent with;
+ * - `_options.ts`: the socket options (what to tell with each datagram, the receive buffer
+ *   and timeout, the TTL and TOS to send with);
  * - `_socket.ts`: the native socket;
  * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket;
  * - `_policy.ts`: the reactor's scheduling policy (slices, spins for a reply, back-off).
@@ -28,6 +31,7 @@ export { osError } from "./_errno.ts";
 export { giveUpFfiPermission, loadNativeUdp } from "./_ffi.ts";
 export { ACTIVE_SLICE_MS, IDLE_SLICE_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
 export { yieldToEventLoop } from "./_reactor.ts";
+export { kernelClockState } from "./_timex.ts";
 export { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
 export {
   type NativeDatagramHandler,

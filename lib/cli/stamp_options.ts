@@ -1,0 +1,241 @@
+/**
+ * The options of STAMP (`--stamp`, `--ptp`, `--tlv`) and of the IP header's fields a sender
+ * sets (`-Q/--tos`, `--dscp`, `--ecn`, `-t/--ttl`), shared by ping and bench, and the probe
+ * format they make.
+ *
+ * @module
+ */
+
+import { localClockQuality } from "../net/mod.ts";
+import type { Family } from "../net/address.ts";
+import {
+  type ProbeFormat,
+  SENDER_TLVS,
+  type SenderTlv,
+  STAMP_PORT,
+  stampFormat,
+  udpFormat,
+} from "../wire/mod.ts";
+import { UsageError } from "./errors.ts";
+import { flag, group, type Option, option } from "./options.ts";
+import { parseChoice, parseWholeNumber } from "./parse.ts";
+
+export { STAMP_PORT };
+
+/** `--stamp`: speak STAMP (RFC 8762) instead of udp's protocol. */
+export function stampFlag(help: string): Option<boolean> {
+  return flag({ long: "stamp", help });
+}
+
+/** `--ptp`: STAMP timestamps in PTPv2's format instead of NTP's. */
+export function ptpFlag(): Option<boolean> {
+  return flag({
+    long: "ptp",
+    help: "with --stamp: PTPv2 timestamps (TAI) instead of NTP's (the Z bit says which)",
+  });
+}
+
+/** `--tlv LIST`: the RFC 8972 TLVs a STAMP sender's packets carry. */
+export function tlvOption(): Option<readonly SenderTlv[]> {
+  return option({
+    long: "tlv",
+    value: "LIST",
+    help: `with --stamp: RFC 8972 TLVs to add, comma-separated: ${SENDER_TLVS.join(", ")},
+or all (class-of-service brings timestamp-info, which shows a reflector filled it in)`,
+    parse: parseTlvs,
+    default: [],
+  });
+}
+
+/**
+ * Parses a `--tlv` list.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual, throws } from "node:assert/strict";
+ * import { parseTlvs } from "./stamp_options.ts";
+ * deepStrictEqual(parseTlvs("direct-measurement"), ["direct-measurement"]);
+ * deepStrictEqual(parseTlvs("class-of-service"), ["class-of-service", "timestamp-info"]);
+ * throws(() => parseTlvs("cos"), /invalid --tlv 'cos'/);
+ * ```
+ */
+export function parseTlvs(list: string): readonly SenderTlv[] {
+  const names = list === "all" ? [...SENDER_TLVS] : list.split(",").map((name) => name.trim());
+  const tlvs = new Set<SenderTlv>();
+  for (const name of names) {
+    if (!(SENDER_TLVS as readonly string[]).includes(name)) {
+      throw new UsageError(
+        `invalid --tlv '${name}': use a comma-separated list of ${SENDER_TLVS.join(", ")}, or all`,
+      );
+    }
+    tlvs.add(name as SenderTlv);
+  }
+  if (tlvs.has("class-of-service")) tlvs.add("timestamp-info");
+  return [...tlvs];
+}
+
+/** DSCP names (RFC 4594, RFC 5865, RFC 8622) and their code points. */
+export const DSCP_NAMES: Readonly<Record<string, number>> = Object.freeze({
+  CS0: 0,
+  LE: 1,
+  CS1: 8,
+  AF11: 10,
+  AF12: 12,
+  AF13: 14,
+  CS2: 16,
+  AF21: 18,
+  AF22: 20,
+  AF23: 22,
+  CS3: 24,
+  AF31: 26,
+  AF32: 28,
+  AF33: 30,
+  CS4: 32,
+  AF41: 34,
+  AF42: 36,
+  AF43: 38,
+  CS5: 40,
+  VA: 44,
+  EF: 46,
+  CS6: 48,
+  CS7: 56,
+});
+
+/** ECN code points (RFC 3168) by name. */
+export const ECN_NAMES = ["not-ect", "ect1", "ect0", "ce"] as const;
+
+/**
+ * A DSCP for people: its name where it has one, else its number.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { dscpName } from "./stamp_options.ts";
+ * strictEqual(dscpName(46), "EF");
+ * strictEqual(dscpName(5), "5");
+ * ```
+ */
+export function dscpName(dscp: number): string {
+  return Object.entries(DSCP_NAMES).find(([, value]) => value === dscp)?.[0] ?? String(dscp);
+}
+
+/** An ECN code point for people: Not-ECT, ECT(1), ECT(0), CE. */
+export function ecnName(ecn: number): string {
+  return ["Not-ECT", "ECT(1)", "ECT(0)", "CE"][ecn & 3];
+}
+
+/**
+ * Parses `--dscp NAME|N`.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual, throws } from "node:assert/strict";
+ * import { parseDscp } from "./stamp_options.ts";
+ * strictEqual(parseDscp("ef"), 46);
+ * strictEqual(parseDscp("10"), 10);
+ * throws(() => parseDscp("64"), /invalid --dscp '64'/);
+ * ```
+ */
+export function parseDscp(value: string): number {
+  const named = DSCP_NAMES[value.toUpperCase()];
+  if (named !== undefined) return named;
+  if (/^\d+$/.test(value) && Number(value) <= 63) return Number(value);
+  throw new UsageError(
+    `invalid --dscp '${value}': use a number from 0 to 63 or a name (EF, AF41, CS0 to CS7, LE, ...)`,
+  );
+}
+
+/**
+ * `-Q/--tos N`, or `--dscp` and `--ecn`: the TOS byte (IPv6: traffic class) the probes leave
+ * with; undefined for the system's.
+ */
+export function tosOptions(): Option<number | undefined> {
+  return group(
+    {
+      tos: option({
+        long: "tos",
+        short: "Q",
+        value: "N",
+        help: "the whole TOS byte (IPv6: traffic class), 0 to 255, as ping -Q",
+        parse: (value) => parseWholeNumber("--tos", value, 0, 255),
+      }),
+      dscp: option({
+        long: "dscp",
+        value: "NAME|N",
+        help: "the DSCP of the probes (EF, AF41, CS1, ... or 0 to 63)",
+        parse: parseDscp,
+      }),
+      ecn: option({
+        long: "ecn",
+        value: "CODE",
+        help: "the ECN field of the probes: not-ect, ect0, ect1 or ce",
+        parse: (value) => ECN_NAMES.indexOf(parseChoice("--ecn", value, ECN_NAMES)),
+      }),
+    },
+    ({ tos, dscp, ecn }) => {
+      if (tos !== undefined && (dscp !== undefined || ecn !== undefined)) {
+        throw new UsageError("--tos sets the whole byte: give it alone, or --dscp and --ecn");
+      }
+      if (tos !== undefined) return tos;
+      if (dscp === undefined && ecn === undefined) return undefined;
+      return ((dscp ?? 0) << 2) | (ecn ?? 0);
+    },
+  );
+}
+
+/** `-t/--ttl N`: the probes' IP TTL (IPv6: hop limit). */
+export function ttlOption(): Option<number | undefined> {
+  return option({
+    long: "ttl",
+    short: "t",
+    value: "N",
+    help: "the probes' IP TTL (IPv6: hop limit), 1 to 255 (default: the system's; STAMP: 255)",
+    parse: (value) => parseWholeNumber("--ttl", value, 1, 255),
+  });
+}
+
+/** What makes a sender's probe format. */
+export interface SenderFormatChoice {
+  /** STAMP, else udp's protocol. */
+  stamp: boolean;
+  /** PTP timestamps (STAMP). */
+  ptp: boolean;
+  /** TLVs (STAMP). */
+  tlvs: readonly SenderTlv[];
+  /** Authenticated mode. */
+  authenticated: boolean;
+  /** The TOS byte the probes leave with, if set: Class of Service asks for its DSCP back. */
+  tos: number | undefined;
+}
+
+/**
+ * The probe format the options choose; a usage error for STAMP's options without `--stamp`.
+ */
+export function senderFormat(choice: SenderFormatChoice): ProbeFormat {
+  if (!choice.stamp) {
+    if (choice.ptp) throw new UsageError("--ptp goes with --stamp");
+    if (choice.tlvs.length > 0) throw new UsageError("--tlv goes with --stamp");
+    return udpFormat;
+  }
+  return stampFormat({
+    authenticated: choice.authenticated,
+    timestamps: choice.ptp ? "ptp" : "ntp",
+    clock: localClockQuality(),
+    tlvs: choice.tlvs,
+    dscpRequested: (choice.tos ?? 0) >> 2,
+  });
+}
+
+/** The largest UDP payload over each family (65,535 minus the IP and UDP headers). */
+const LARGEST_DATAGRAM: Record<Family, number> = { ipv4: 65_507, ipv6: 65_527 };
+
+/** Checks that a STAMP test packet of `bytes` fits in one datagram of the family. */
+export function checkStampDatagram(bytes: number, family: Family): void {
+  const most = LARGEST_DATAGRAM[family];
+  if (bytes > most) {
+    throw new UsageError(
+      `invalid size: the STAMP test packet would be ${bytes} bytes, more than the ${most} ` +
+        `a UDP datagram holds over ${family === "ipv6" ? "IPv6" : "IPv4"}; use a smaller -s`,
+    );
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * What a STAMP reflector's replies say about each direction of the path, beyond the round
+ * trip: loss there and back (a stateful reflector's own sequence numbers, or the Direct
+ * Measurement TLV's counts), delay variation each way (IPDV, RFC 5481: it needs no
+ * synchronized clocks), one-way delays (only when both clocks say they are synchronized),
+ * hops on the way there, and what the path did to DSCP and ECN (Class of Service TLV).
+ *
+ * @module
+ */
+
+import { SignedStats, type SignedSummary } from "../stats/mod.ts";
+import { type StampReplyFields, type Timestamp, timestampDiffMs } from "../wire/mod.ts";
+
+/** The STAMP part of a ping summary; every key null (or empty) when it is not known. */
+export interface StampPathSummary {
+  /** Probes lost on the way to the reflector, up to the last one answered; null when the
+   * reflector does not say (a stateless reflector without Direct Measurement). */
+  lost_there: number | null;
+  /** Replies lost on the way back, up to the last probe answered; null likewise. */
+  lost_back: number | null;
+  /** IPDV of the way there (RFC 5481): each one-way delay minus the previous probe's. */
+  ipdv_there_ms: SignedSummary;
+  /** IPDV of the way back. */
+  ipdv_back_ms: SignedSummary;
+  /** One-way delays there; null unless both ends' error estimates say synchronized. */
+  one_way_there_ms: SignedSummary | null;
+  /** One-way delays back; null likewise. */
+  one_way_back_ms: SignedSummary | null;
+  /** Routers on the way there plus one (256 − the TTL the reflector saw of our 255); null
+   * when the reflector did not say or our TTL could not be set. */
+  hops_there: number | null;
+  /** DSCP the probes left with; null when not known. */
+  dscp_sent: number | null;
+  /** DSCP the probes reached the reflector with (Class of Service TLV); null without it. */
+  dscp_received: number | null;
+  /** ECN the probes left with; null when not known. */
+  ecn_sent: number | null;
+  /** ECN the probes reached the reflector with (Class of Service TLV); null without it. */
+  ecn_received: number | null;
+}
+
+/** What the text report says besides the summary's keys. */
+export interface StampPathNotes {
+  /** Where lost_there and lost_back come from. */
+  lossSource: "reflector-sequence" | "direct-measurement" | null;
+  /** Why one-way delays are omitted; null when they are given. */
+  oneWayOmitted: string | null;
+  /** The DSCP the replies arrived with, when the Class of Service TLV asked for one. */
+  dscpBack: number | null;
+  /** The source address and port the reflector saw (Location TLV). */
+  seenAs: string | null;
+  /** Whether the reflector returned our TLVs untouched (it does not process them). */
+  tlvsUntouched: boolean;
+  /** TLVs the reflector flagged unrecognized, malformed or failing integrity, in the last reply. */
+  tlvFlags: { unrecognized: number; malformed: number; integrity: number };
+}
+
+/** Options of {@linkcode StampPath}. */
+export interface StampPathOptions {
+  /** Probes whose delays are remembered for IPDV (the pinger's window). */
+  window: number;
+  /** Whether this end's clock is known synchronized. */
+  synchronized: boolean;
+  /** The TTL the probes left with, when the socket took it; else null. */
+  ttlSent: number | null;
+  /** The TOS byte the probes left with, when the socket took it; else null. */
+  tosSent: number | null;
+}
+
+/**
+ * Collects the per-direction figures of a STAMP ping run, reply by reply.
+ *
+ * @example Two replies of a stateful reflector that missed probe 1 on the way there
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { StampPath } from "./_stamp_path.ts";
+ * const path = new StampPath({ window: 16, synchronized: false, ttlSent: 255, tosSent: null });
+ * const at = (ms: number) => ({ seconds: 1000, nanos: ms * 1e6 });
+ * const fields = (reflectorSequence: number, t1: number) => ({
+ *   reflectorSequence, ttl: 254, requestSentAt: at(t1), reflectorSynchronized: false,
+ *   reflectorErrorSeconds: 1, reflectorPtp: false, direct: null, classOfService: null,
+ *   timestampInfo: null, location: null, tlvsUntouched: false,
+ *   tlvFlags: { unrecognized: 0, malformed: 0, integrity: 0 },
+ * });
+ * path.onReply(0, fields(0, 0), at(5), at(5), 1_000_010, -1);
+ * path.onReply(2, fields(1, 20), at(26), at(26), 1_000_031, -1);
+ * const summary = path.summary(2);
+ * strictEqual(summary.lost_there, 1);
+ * strictEqual(summary.lost_back, 0);
+ * strictEqual(summary.hops_there, 2);
+ * strictEqual(summary.one_way_there_ms, null);
+ * ```
+ */
+export class StampPath {
+  readonly #options: StampPathOptions;
+  readonly #tags: Float64Array;
+  readonly #there: Float64Array;
+  readonly #back: Float64Array;
+  readonly #ipdvThere = new SignedStats();
+  readonly #ipdvBack = new SignedStats();
+  readonly #oneWayThere = new SignedStats();
+  readonly #oneWayBack = new SignedStats();
+  #allSynchronized: boolean;
+  #replies = 0;
+  /** The highest sequence answered, and what its reply said. */
+  #lastSequence = -1;
+  #lastReflectorSequence = 0;
+  #lastDirect: StampReplyFields["direct"] = null;
+  /** Whether the reflector has shown its own sequence (one that differs from ours). */
+  #stateful = false;
+  /** A stateful reflector's count at our first reply, beyond our sequence (state it kept). */
+  #reflectorOffset: number | null = null;
+  #ttl: number | null = null;
+  #dscpReceived: number | null = null;
+  #ecnReceived: number | null = null;
+  #dscpBack: number | null = null;
+  #seenAs: string | null = null;
+  #tlvsUntouched = false;
+  #tlvFlags = { unrecognized: 0, malformed: 0, integrity: 0 };
+
+  /** A collector for one run. */
+  constructor(options: StampPathOptions) {
+    this.#options = options;
+    this.#tags = new Float64Array(options.window);
+    this.#there = new Float64Array(options.window);
+    this.#back = new Float64Array(options.window);
+    this.#allSynchronized = options.synchronized;
+  }
+
+  /**
+   * Takes the first reply to probe `sequence`, within its timeout: the reflector's fields,
+   * its timestamps T2 (`receivedAt`) and T3 (`repliedAt`), its arrival here T4 (wall-clock
+   * milliseconds) and the TOS byte it arrived with (-1 when unknown).
+   */
+  onReply(
+    sequence: number,
+    fields: StampReplyFields,
+    receivedAt: Timestamp,
+    repliedAt: Timestamp,
+    arrivedWallMs: number,
+    arrivedTos: number,
+  ): void {
+    this.#replies++;
+    const there = timestampDiffMs(receivedAt, fields.requestSentAt);
+    const back = arrivedWallMs - (repliedAt.seconds * 1000 + repliedAt.nanos / 1e6);
+    if (!fields.reflectorSynchronized) this.#allSynchronized = false;
+    this.#oneWayThere.record(there);
+    this.#oneWayBack.record(back);
+    // IPDV pairs consecutive sequence numbers (RFC 5481 §4.1), whichever arrives second.
+    const window = this.#options.window;
+    const slot = sequence % window;
+    this.#tags[slot] = sequence + 1;
+    this.#there[slot] = there;
+    this.#back[slot] = back;
+    const previous = (sequence + window - 1) % window;
+    if (sequence > 0 && this.#tags[previous] === sequence) {
+      this.#ipdvThere.record(there - this.#there[previous]);
+      this.#ipdvBack.record(back - this.#back[previous]);
+    }
+    const next = (sequence + 1) % window;
+    if (this.#tags[next] === sequence + 2) {
+      this.#ipdvThere.record(this.#there[next] - there);
+      this.#ipdvBack.record(this.#back[next] - back);
+    }
+    const reflectorSequence = fields.reflectorSequence;
+    if (reflectorSequence !== sequence) this.#stateful = true;
+    if (this.#reflectorOffset === null) {
+      this.#reflectorOffset = Math.max(0, reflectorSequence - sequence);
+    }
+    if (sequence > this.#lastSequence) {
+      this.#lastSequence = sequence;
+      this.#lastReflectorSequence = reflectorSequence;
+      this.#lastDirect = fields.direct === null ? null : { ...fields.direct };
+    }
+    if (fields.ttl !== null) this.#ttl = fields.ttl;
+    const cos = fields.classOfService;
+    if (cos !== null) {
+      this.#dscpReceived = cos.dscpReceived;
+      this.#ecnReceived = cos.ecnReceived;
+      if (arrivedTos >= 0) this.#dscpBack = arrivedTos >> 2;
+    }
+    const location = fields.location;
+    if (location !== null && location.address !== null) {
+      this.#seenAs = location.address.includes(":")
+        ? `[${location.address}]:${location.port}`
+        : `${location.address}:${location.port}`;
+    }
+    this.#tlvsUntouched = fields.tlvsUntouched;
+    this.#tlvFlags = { ...fields.tlvFlags };
+  }
+
+  /** The summary, `answered` being the probes answered at all (received or late). */
+  summary(answered: number): StampPathSummary {
+    const [lostThere, lostBack] = this.#loss(answered);
+    const { ttlSent, tosSent } = this.#options;
+    const oneWay = this.#allSynchronized && this.#replies > 0;
+    return {
+      lost_there: lostThere,
+      lost_back: lostBack,
+      ipdv_there_ms: this.#ipdvThere.summary(),
+      ipdv_back_ms: this.#ipdvBack.summary(),
+      one_way_there_ms: oneWay ? this.#oneWayThere.summary() : null,
+      one_way_back_ms: oneWay ? this.#oneWayBack.summary() : null,
+      hops_there: ttlSent === null || this.#ttl === null || this.#ttl > ttlSent
+        ? null
+        : ttlSent - this.#ttl + 1,
+      dscp_sent: tosSent === null ? null : tosSent >> 2,
+      dscp_received: this.#dscpReceived,
+      ecn_sent: tosSent === null ? null : tosSent & 3,
+      ecn_received: this.#ecnReceived,
+    };
+  }
+
+  /** What the text report adds. */
+  notes(): StampPathNotes {
+    const lossSource = this.#lastDirect !== null
+      ? "direct-measurement"
+      : this.#stateful
+      ? "reflector-sequence"
+      : null;
+    let oneWayOmitted: string | null = null;
+    if (this.#replies > 0 && !this.#allSynchronized) {
+      oneWayOmitted = this.#options.synchronized
+        ? "the reflector's error estimate does not say its clock is synchronized"
+        : "this host's clock is not known to be synchronized (the kernel says so)";
+    }
+    return {
+      lossSource,
+      oneWayOmitted,
+      dscpBack: this.#dscpBack,
+      seenAs: this.#seenAs,
+      tlvsUntouched: this.#tlvsUntouched,
+      tlvFlags: this.#tlvFlags,
+    };
+  }
+
+  /** Loss there and back up to the last probe answered: [null, null] when not known. */
+  #loss(answered: number): [number | null, number | null] {
+    const last = this.#lastSequence;
+    if (last < 0) return [null, null];
+    const direct = this.#lastDirect;
+    if (direct !== null) {
+      // The counts of the last probe answered: sent, reached the reflector, sent back.
+      return [
+        Math.max(0, direct.senderTransmitted - direct.reflectorReceived),
+        Math.max(0, direct.reflectorTransmitted - answered),
+      ];
+    }
+    if (!this.#stateful) {
+      // A stateless reflector returns our sequence: loss is placed only when there was none.
+      return answered === last + 1 ? [0, 0] : [null, null];
+    }
+    const reached = this.#lastReflectorSequence - (this.#reflectorOffset ?? 0) + 1;
+    return [Math.max(0, last + 1 - reached), Math.max(0, reached - answered)];
+  }
+}
+
+/** The STAMP keys of a summary when the format says nothing of the path (udp's, for now).. */
+export const UNKNOWN_PATH: StampPathSummary = Object.freeze({
+  lost_there: null,
+  lost_back: null,
+  ipdv_there_ms: { samples: 0, min: null, avg: null, max: null, mean_abs: null },
+  ipdv_back_ms: { samples: 0, min: null, avg: null, max: null, mean_abs: null },
+  one_way_there_ms: null,
+  one_way_back_ms: null,
+  hops_there: null,
+  dscp_sent: null,
+  dscp_received: null,
+  ecn_sent: null,
+  ecn_received: null,
+});
