@@ -232,58 +232,6 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function udpInodes(port: number): Set<string> {
-  const inodes = new Set<string>();
-  for (const table of ["/proc/net/udp", "/proc/net/udp6"]) {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(table);
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const columns = line.trim().split(/\s+/);
-      if (columns.length < 10) continue;
-      const local = columns[1].split(":");
-      if (parseInt(local[local.length - 1], 16) === port) inodes.add(columns[9]);
-    }
-  }
-  return inodes;
-}
-
-/**
- * Resolves once process `pid` holds a UDP socket bound to `port` (from /proc/net/udp{,6} and
- * /proc/PID/fd: Linux only), polling every 10 ms; rejects after `timeoutMs`, or at once when
- * `exited()` says the process is gone. For peers that print nothing once bound; sends nothing.
- */
-export async function waitUdpBound(
-  port: number,
-  pid: number,
-  timeoutMs = 10_000,
-  exited: () => boolean = () => false,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const inodes = udpInodes(port);
-    if (inodes.size > 0) {
-      try {
-        for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
-          const target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
-          const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-          if (inode && inodes.has(inode)) return;
-        }
-      } catch {
-        // the process is gone, or an fd closed while listed
-      }
-    }
-    if (exited()) throw new Error(`process ${pid} ended before binding UDP port ${port}`);
-    if (Date.now() > deadline) {
-      throw new Error(`process ${pid} bound no UDP port ${port} within ${timeoutMs} ms`);
-    }
-    await delay(10);
-  }
-}
-
 // ---------------------------------------------------------------- stamp-c
 
 /** One reply as stamp-sender prints it (human output), in ms with 3 decimals. */
@@ -538,8 +486,10 @@ export function parseTwampyResponder(out: ProcessOutput): TwampyResponderResult 
 
 /**
  * Starts `twampy responder HOST:PORT --padding N -v` (padding default 6: 44-byte replies, the
- * least stamp-sender takes; `ttl` its --ttl, default 64). It prints nothing once bound, so
- * `ready` watches /proc for its socket ({@link waitUdpBound}): no probe reaches it. `stop()`
+ * least stamp-sender takes; `ttl` its --ttl, default 64). It prints nothing once bound, and a
+ * test may not read /proc without every permission, so `ready` probes it: a TWAMP-light test
+ * packet numbered {@link READY_PROBE_SEQUENCE}, from a socket of its own, until one is answered
+ * (its requests in `stop()`'s result leave that probe out). `stop()`
  * sends SIGTERM (its SIGINT handler crashes; its log is flushed line by line, so nothing is
  * lost).
  */
@@ -557,7 +507,10 @@ export function startTwampyResponder(
   ];
   if (options.ttl !== undefined) args.push("--ttl", String(options.ttl));
   const peer = new Peer(peers.twampy, args, options.lifetimeMs ?? 120_000, TWAMPY_ENV);
-  const ready = waitUdpBound(port, peer.pid, 10_000, () => peer.exited);
+  const ready = probeUntilAnswered(port, options.host ?? "127.0.0.1", () => peer.exited)
+    .catch((error) => {
+      throw new Error(`${error.message}: ${peer.describe()}`);
+    });
   ready.catch(() => {});
   return {
     pid: peer.pid,
@@ -565,9 +518,47 @@ export function startTwampyResponder(
     stop: async () => {
       const out = await peer.stop("SIGTERM");
       await ready.catch(() => {}); // its /proc poll ends once it sees the process gone
-      return parseTwampyResponder(out);
+      const result = parseTwampyResponder(out);
+      result.requests = result.requests.filter((request) => request.sseq !== READY_PROBE_SEQUENCE);
+      return result;
     },
   };
+}
+
+/** The sequence number of the probes {@link startTwampyResponder} sends until it answers. */
+export const READY_PROBE_SEQUENCE = 999_999;
+
+/**
+ * Sends a 44-byte TWAMP-light test packet to `host:port` every 50 ms until a reply comes back,
+ * for at most 10 s; rejects at once when `exited()` says the peer is gone.
+ */
+async function probeUntilAnswered(
+  port: number,
+  host: string,
+  exited: () => boolean,
+): Promise<void> {
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const probe = new Uint8Array(44);
+  const view = new DataView(probe.buffer);
+  view.setUint32(0, READY_PROBE_SEQUENCE);
+  view.setUint16(12, 0x0001); // an error estimate with a multiplier, as every peer wants
+  const answered = socket.receive().then(() => true, () => false);
+  try {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (exited()) throw new Error(`the peer ended before answering on port ${port}`);
+      await socket.send(probe, { transport: "udp", hostname: host, port });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const wait = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 50));
+      const replied = await Promise.race([answered, wait]);
+      clearTimeout(timer);
+      if (replied) return;
+    }
+    throw new Error(`nothing answered on port ${port} within 10000 ms`);
+  } finally {
+    socket.close();
+    await answered;
+  }
 }
 
 /** One reply as twampy sender logs it (2 decimals; delays below 0 are printed as 0). */
@@ -970,4 +961,23 @@ export async function startCapture(options: {
         });
     },
   };
+}
+
+/**
+ * A port for a peer to bind, free now, from below the kernel's ephemeral range (32768 up): a
+ * port from port 0 could be handed to another socket (a client's) before the peer binds it,
+ * and a peer whose bind fails does not always say so by exiting.
+ */
+export function peerPort(): number {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port });
+      socket.close();
+      return port;
+    } catch {
+      // taken: try another
+    }
+  }
+  throw new Error("no free UDP port found between 20000 and 32000");
 }

@@ -9,10 +9,10 @@ import { ping } from "../lib/probe/ping.ts";
 import { NO_IMPAIRMENTS } from "../lib/proxy/impairment.ts";
 import { Proxy, type ProxyLogRecord } from "../lib/proxy/proxy.ts";
 import { Reflector } from "../lib/reflector/reflector.ts";
-import { defaultBackend } from "../lib/net/socket.ts";
+import { defaultBackend, UdpSocket } from "../lib/net/socket.ts";
 import { localClockQuality } from "../lib/net/mod.ts";
-import { importKey, stampFormat } from "../lib/wire/mod.ts";
-import { Inbox, loopbackTarget, runUdp, UdpProcess } from "./helpers.ts";
+import { importKey, stampFormat, timestampFromMs } from "../lib/wire/mod.ts";
+import { Inbox, loopbackTarget, runUdp, udpArgv, UdpProcess } from "./helpers.ts";
 
 const native = defaultBackend() === "native";
 
@@ -315,4 +315,162 @@ Deno.test("udp serve --stamp and udp ping --stamp as processes: text and JSON", 
   } finally {
     await serve.stop();
   }
+});
+
+/** Whether this process runs as root (by id(1): Deno.uid() needs another permission). */
+const root = new TextDecoder().decode(
+  (await new Deno.Command("id", { args: ["-u"], stdout: "piped" }).output()).stdout,
+).trim() === "0";
+const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test({
+  name: "udp serve --stamp defaults to port 862; without the privilege, one line says what to do" +
+    (root && setpriv === undefined ? " (skipped: root, and no setpriv to drop it)" : ""),
+  ignore: root && setpriv === undefined,
+  async fn() {
+    const [program, args] = udpArgv(["serve", "--stamp"]);
+    // As root, run it as nobody (who may not bind below 1024), with a cache of its own.
+    const denoDir = await Deno.makeTempDir({ prefix: "udp-nobody-" });
+    await Deno.chmod(denoDir, 0o777);
+    try {
+      const command = root
+        ? new Deno.Command(setpriv!, {
+          args: ["--reuid=65534", "--regid=65534", "--clear-groups", program, ...args],
+          env: { DENO_DIR: denoDir },
+          stdout: "piped",
+          stderr: "piped",
+        })
+        : new Deno.Command(program, { args, stdout: "piped", stderr: "piped" });
+      const { code, stderr } = await command.output();
+      strictEqual(code, 2);
+      strictEqual(
+        new TextDecoder().decode(stderr).trim(),
+        "udp serve: cannot listen on 127.0.0.1:862: permission denied; ports below 1024 need " +
+          "privileges: use --port above 1023, or grant the program CAP_NET_BIND_SERVICE " +
+          "(setcap cap_net_bind_service=+ep)",
+      );
+    } finally {
+      await Deno.remove(denoDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("STAMP's and the IP header's options: each misuse is one line and exit code 2", async () => {
+  const cases: [string[], string][] = [
+    [["ping", "127.0.0.1", "--ptp"], "udp ping: --ptp goes with --stamp"],
+    [["ping", "127.0.0.1", "--tlv", "direct-measurement"], "udp ping: --tlv goes with --stamp"],
+    [
+      ["ping", "--stamp", "127.0.0.1", "--tlv", "cos"],
+      "udp ping: invalid --tlv 'cos': use a comma-separated list of location, timestamp-info, " +
+      "class-of-service, direct-measurement, access-report, or all",
+    ],
+    [
+      ["ping", "127.0.0.1", "--tos", "8", "--dscp", "ef"],
+      "udp ping: --tos sets the whole byte: give it alone, or --dscp and --ecn",
+    ],
+    [
+      ["ping", "127.0.0.1", "--dscp", "99"],
+      "udp ping: invalid --dscp '99': use a number from 0 to 63 or a name (EF, AF41, CS0 to CS7, LE, ...)",
+    ],
+    [["serve", "--stateful"], "udp serve: --stateful goes with --stamp"],
+    [
+      ["serve", "--stamp", "--raw", "echo"],
+      "udp serve: --raw goes without --stamp: every STAMP datagram is a test packet",
+    ],
+    [["bench", "127.0.0.1", "--ptp"], "udp bench: --ptp goes with --stamp"],
+  ];
+  for (const [args, message] of cases) {
+    const result = await runUdp(args);
+    strictEqual(result.code, 2, args.join(" "));
+    strictEqual(result.stderr.trim(), message);
+  }
+});
+
+Deno.test("rate limits and replay protection apply to STAMP: refused, counted, never answered", async () => {
+  const key = await importKey(new Uint8Array(32).fill(3));
+  const format = stampFormat({ authenticated: true });
+  const reflector = Reflector.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    format,
+    key,
+    rateLimit: { rate: 1, burst: 3 },
+  });
+  const inbox = new Inbox();
+  try {
+    const packet = (sequence: number) =>
+      format.encodeRequest({
+        type: "ping",
+        session: 77,
+        sequence,
+        attempt: 0,
+        sentAt: timestampFromMs(Date.now()),
+        padding: new Uint8Array(0),
+        authenticated: true,
+      });
+    const first = packet(0);
+    await format.sign(first, key);
+    const second = packet(1);
+    await format.sign(second, key);
+    // The same packet twice (a replay), a new one, then more than the burst allows.
+    for (const datagram of [first, first, second, second, second]) {
+      await inbox.send(datagram, reflector.address);
+    }
+    // A packet from another source, sent last, is answered last: by then every one before it
+    // has been handled, and its replies (if any) sent before this one.
+    const marker = packet(9);
+    new DataView(marker.buffer).setUint16(26, 78);
+    await format.sign(marker, key);
+    const other = new Inbox("127.0.0.2"); // another source address: its own rate limit
+    await other.send(marker, reflector.address);
+    await other.next();
+    await other.close();
+    const replies = [(await inbox.next()).data, (await inbox.next()).data];
+    assertEquals(replies.map((reply) => new DataView(reply.buffer).getUint32(48)), [0, 1]);
+    strictEqual(await inbox.nextWithin(0), null);
+    const stats = reflector.stats;
+    assertEquals([stats.refused.replayed, stats.refused["rate-limit"], stats.replied], [1, 2, 3]);
+  } finally {
+    await inbox.close();
+    await reflector.close();
+  }
+});
+
+/** Whether this host has IPv6 loopback. */
+const ipv6 = (() => {
+  try {
+    UdpSocket.bind("::1", 0).close();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "STAMP over IPv6: the hop limit the reflector saw tells the hops, as the TTL does" +
+    (ipv6 ? "" : " (skipped: no IPv6 loopback here)"),
+  ignore: !ipv6,
+  async fn() {
+    const reflector = Reflector.listen({ hostname: "::1", port: 0, format: stampFormat() });
+    try {
+      const result = await ping({
+        target: { hostname: "::1", port: reflector.address.port, family: "ipv6" },
+        format: stampFormat({ tlvs: ["location"] }),
+        payloadSize: 0,
+        count: 3,
+        intervalMs: 0,
+      });
+      const s = result.summary;
+      assertEquals([s.received, s.hops_there], [3, native ? 1 : null]);
+      assert(result.path?.seenAs?.startsWith("[::1]:"), String(result.path?.seenAs));
+    } finally {
+      await reflector.close();
+    }
+  },
 });

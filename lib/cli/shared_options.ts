@@ -7,6 +7,7 @@
  * @module
  */
 
+import { STAMP_PORT } from "../wire/mod.ts";
 import { DEFAULT_PORT, type Family } from "../net/address.ts";
 import { UsageError } from "./errors.ts";
 import { KEY_ENV, type KeySource } from "./keys.ts";
@@ -143,7 +144,8 @@ export function listenAddressOptions(): Option<ListenAddress> {
         long: "port",
         short: "p",
         value: "PORT",
-        help: `port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)`,
+        help:
+          `port to listen on (default ${DEFAULT_PORT}, ${STAMP_PORT} with --stamp; 0 picks a free one)`,
         parse: text,
       }),
     },

@@ -31,7 +31,8 @@ export function stampFlag(help: string): Option<boolean> {
 export function ptpFlag(): Option<boolean> {
   return flag({
     long: "ptp",
-    help: "with --stamp: PTPv2 timestamps (TAI) instead of NTP's (the Z bit says which)",
+    help: `with --stamp: PTPv2 timestamps (TAI) instead of NTP's (the Z bit
+says which)`,
   });
 }
 
@@ -40,8 +41,10 @@ export function tlvOption(): Option<readonly SenderTlv[]> {
   return option({
     long: "tlv",
     value: "LIST",
-    help: `with --stamp: RFC 8972 TLVs to add, comma-separated: ${SENDER_TLVS.join(", ")},
-or all (class-of-service brings timestamp-info, which shows a reflector filled it in)`,
+    help: `with --stamp: RFC 8972 TLVs to add, comma-separated, or all:
+${SENDER_TLVS.slice(0, 3).join(", ")},
+${SENDER_TLVS.slice(3).join(", ")} (class-of-service brings
+timestamp-info, which shows that a reflector filled it in)`,
     parse: parseTlvs,
     default: [],
   });
@@ -189,7 +192,8 @@ export function ttlOption(): Option<number | undefined> {
     long: "ttl",
     short: "t",
     value: "N",
-    help: "the probes' IP TTL (IPv6: hop limit), 1 to 255 (default: the system's; STAMP: 255)",
+    help: `the probes' IP TTL (IPv6: hop limit), 1 to 255 (default: the system's;
+with --stamp 255)`,
     parse: (value) => parseWholeNumber("--ttl", value, 1, 255),
   });
 }

@@ -39,11 +39,9 @@ import {
 } from "./reflector_stats.ts";
 import { ReplayGuard } from "./replay.ts";
 
-/** What the reflector does with raw (non-`udp`) datagrams. */
-export type RawMode = "ack" | "echo" | "ignore";
+import { ackReply, type RawMode } from "./raw.ts";
 
-/** Every raw mode, for option validation. */
-export const RAW_MODES: readonly RawMode[] = ["ack", "echo", "ignore"];
+export { ackReply, RAW_MODES, type RawMode } from "./raw.ts";
 
 // What a reflector reports, also from here (where lib/cli imports it from).
 export type * from "./reflector_stats.ts";
@@ -80,8 +78,6 @@ export const MAX_SESSIONS = 4096;
 
 /** Default of {@linkcode ReflectorOptions.replayWindowMs}. */
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
-
-const ACK_PREFIX = new TextEncoder().encode("ack:");
 
 /**
  * A running reflector: limits, authentication, counting and sending; what a datagram is and
@@ -284,11 +280,13 @@ export class Reflector {
     this.#stats.replied++;
     this.#stats.bytesReplied += bytes;
     event.replyBytes = bytes;
-    if (event.kind === "ping") this.#countsFor(this.#sessionKey(event)).replied++;
     this.#onDatagram?.(event);
   }
 
   #sendFailed(error: unknown, event: DatagramEvent): void {
+    // Counted as its session's reply when it was built: it never left after all.
+    const session = event.kind === "ping" ? this.#sessions.get(this.#sessionKey(event)) : undefined;
+    if (session !== undefined) session.replied--;
     event.sendError = errorKind(error);
     this.#countError(event.sendError);
     event.reply = "none";
@@ -412,7 +410,11 @@ export class Reflector {
     if (this.#request.kind === "ping") {
       event.kind = "ping";
       session.received++;
-      return this.#build(data, event, receivedAt, "pong", null);
+      // Counted when built, not once sent: a batch's replies leave together, and STAMP's
+      // Direct Measurement counts the replies before this one (R_TxC) at once.
+      const reply = this.#build(data, event, receivedAt, "pong", null);
+      if (reply !== null) session.replied++;
+      return reply;
     }
     event.kind = "stats";
     // A STATS request makes its session known, as a PING does: a sender that asks first (udp
@@ -477,21 +479,4 @@ export class Reflector {
   #countError(kind: string): void {
     this.#stats.errors[kind] = (this.#stats.errors[kind] ?? 0) + 1;
   }
-}
-
-/**
- * The classic tutorial server's answer to a raw datagram: `ack:` followed by the data.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { ackReply } from "./reflector.ts";
- * strictEqual(new TextDecoder().decode(ackReply(new TextEncoder().encode("hi"))), "ack:hi");
- * ```
- */
-export function ackReply(data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(ACK_PREFIX.length + data.length);
-  out.set(ACK_PREFIX);
-  out.set(data, ACK_PREFIX.length);
-  return out;
 }

@@ -295,6 +295,7 @@ export function reflectTlvs(
       case TlvType.DIRECT_MEASUREMENT:
         if (!fits(12)) return;
         view.setUint32(value + 4, context.session.received >>> 0);
+        // The session's replies so far (this one is counted once built: +1).
         view.setUint32(value + 8, (context.session.replied + 1) >>> 0);
         return;
       default:

@@ -71,11 +71,13 @@ const OPTIONS = {
     help: `padding bytes per datagram (default ${DEFAULT_PAYLOAD_SIZE}; header and check add ${
       frameOverhead(false)
     },
-${frameOverhead(true)} with a key); with --stamp: an Extra Padding TLV of BYTES, default none`,
+${frameOverhead(true)} with a key); with --stamp: an Extra Padding TLV of BYTES,
+default none`,
     parse: parsePayloadSize,
   }),
-  stamp: stampFlag(`bench a STAMP or TWAMP-light reflector (default port ${STAMP_PORT}); loss per
-direction from a stateful reflector's sequence numbers or --tlv direct-measurement`),
+  stamp: stampFlag(`bench a STAMP or TWAMP-light reflector (default port ${STAMP_PORT});
+loss per direction from a stateful reflector's sequence numbers, or with
+--tlv direct-measurement`),
   ptp: ptpFlag(),
   tlvs: tlvOption(),
   intervalMs: option({

@@ -32,7 +32,7 @@ import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
 import { UsageError } from "../errors.ts";
-import { localClockQuality } from "../../net/mod.ts";
+import { defaultBackend, localClockQuality } from "../../net/mod.ts";
 import { probeBytes } from "../../probe/mod.ts";
 import { type ProbeFormat, STAMP_AUTHENTICATED, STAMP_UNAUTHENTICATED } from "../../wire/mod.ts";
 import {
@@ -101,8 +101,9 @@ replies (default 0: stop at once, as ping(8))`,
     value: "BYTES",
     help: `padding bytes per probe (default ${DEFAULT_PAYLOAD_SIZE}); the datagram adds ${
       frameOverhead(false)
-    } bytes (header and check; ${frameOverhead(true)} with a key). With --stamp:
-an Extra Padding TLV of BYTES after the ${STAMP_UNAUTHENTICATED.base}-byte packet (${STAMP_AUTHENTICATED.base} with a key), default none`,
+    } bytes
+(header and check; ${frameOverhead(true)} with a key). With --stamp: an Extra Padding TLV of
+BYTES after the ${STAMP_UNAUTHENTICATED.base}-byte packet (${STAMP_AUTHENTICATED.base} with a key), default none`,
     parse: parsePayloadSize,
   }),
   stamp: stampFlag(`speak STAMP (RFC 8762) to a STAMP or TWAMP-light reflector (default port
@@ -128,11 +129,14 @@ export const pingCommand = defineCommand({
   help: [
     `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
                 [--linger SEC] [--key-file F | --key-env] [--rcvbuf BYTES] [-q] [--json] [-4|-6]
+                [--stamp [--ptp] [--tlv LIST]] [-Q N | --dscp D --ecn E] [-t TTL]
 
 Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
 reordering, duplicates and late replies. Options follow ping(8). The RTT is the network's: from
 the probe's hand-over to the kernel to its reply's arrival (the kernel's timestamp), minus the
-time the reflector says it held the probe (as irtt counts it); the summary gives both.`,
+time the reflector says it held the probe (as irtt counts it); the summary gives both.
+With --stamp, the probes are STAMP test packets (RFC 8762) for any STAMP or TWAMP-light
+reflector (a router's, udp serve --stamp), and the summary adds what each direction did.`,
     section("Options:", OPTIONS, 21),
     `Exit status: 0 if any reply was received (with -c and -w: if N replies were), 1 if not,
 2 on errors. Ctrl-C prints the summary.`,
@@ -147,6 +151,12 @@ time the reflector says it held the probe (as irtt counts it); the summary gives
     if (options.stamp && (options.retries ?? 0) > 0) {
       throw new UsageError(
         "--retries goes without --stamp: STAMP packets carry no retransmission number",
+      );
+    }
+    if ((options.tos !== undefined || options.ttl !== undefined) && defaultBackend() !== "native") {
+      throw new UsageError(
+        "-Q/--tos, --dscp, --ecn and -t/--ttl need udp's native sockets (Linux x86-64, glibc); " +
+          "these sockets cannot set them",
       );
     }
     const format = senderFormat({ ...options, authenticated: key !== null });

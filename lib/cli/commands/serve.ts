@@ -40,8 +40,8 @@ STAMP and TWAMP-light senders, routers' among them`,
   ),
   stateful: flag({
     long: "stateful",
-    help: `with --stamp: keep the reflector's own sequence number per session (RFC 8972 §4), so
-senders tell loss on the way there from loss on the way back`,
+    help: `with --stamp: keep the reflector's own sequence number per session
+(RFC 8972 §4), so senders tell loss on the way there from loss on the way back`,
   }),
   ptp: ptpFlag(),
   raw: option({
@@ -121,8 +121,9 @@ export const serveCommand = defineCommand({
     `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
                  [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES]
                  [-v] [--json]
-       udp serve --stamp [--stateful] [--ptp] [--host ADDR] [--port PORT] [--key-file F | --key-env]
-                 [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES] [-v] [--json]
+       udp serve --stamp [--stateful] [--ptp] [--host ADDR] [--port PORT]
+                 [--key-file F | --key-env] [--rate-limit PPS [--rate-burst N]]
+                 [--global-limit PPS] [--rcvbuf BYTES] [-v] [--json]
 
 Answer udp pings: every PING frame gets a PONG of exactly its length. Datagrams that are not
 udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.
