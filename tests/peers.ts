@@ -91,9 +91,13 @@ async function build(): Promise<Peers | string> {
   } catch (error) {
     return `../shared/peers not found (${dir}build.sh: ${(error as Error).message})`;
   }
+  // The peers are there: in CI, what they need must be too (.ci/run installs it).
+  const inCi = Deno.env.get("CI") === "true";
   for (const program of ["bash", "gcc", "python3"]) {
     if (!which(program)) {
-      return `${program} missing: ../shared/peers/build.sh needs gcc and python3`;
+      const why = `${program} missing: ../shared/peers/build.sh needs gcc and python3`;
+      if (inCi) throw new Error(`${why}; .ci/run should install it`);
+      return why;
     }
   }
   const out = await Deno.makeTempDir({ prefix: "udp-peers-" });
@@ -110,7 +114,11 @@ async function build(): Promise<Peers | string> {
     stderr: "piped",
   }).output();
   const text = decoder.decode(result.stdout) + decoder.decode(result.stderr);
-  if (!result.success) return `../shared/peers/build.sh failed (exit ${result.code}): ${text}`;
+  if (!result.success) {
+    const why = `../shared/peers/build.sh failed (exit ${result.code}): ${text}`;
+    if (inCi) throw new Error(why);
+    return why;
+  }
   return {
     dir,
     stampReflector: `${out}/stamp-reflector`,

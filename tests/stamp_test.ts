@@ -518,11 +518,11 @@ Deno.test("an error estimate never understates the error, and is tight (property
 // ---------------------------------------------------------------------------------------------
 // Malformed datagrams, and what is a reply
 
-Deno.test("every length under the base is too-short, and gets no answer", () => {
+Deno.test("every length under 41 (authenticated: 112) is too-short, and gets no answer", () => {
   const unauthenticated = bytesOf(vector("reply-tlvs").hex);
   const authenticated = bytesOf(vector("reply-authenticated-tlvs").hex);
   for (
-    const [options, bytes, base] of [[{}, unauthenticated, 44], [
+    const [options, bytes, base] of [[{}, unauthenticated, 41], [
       { authenticated: true },
       authenticated,
       112,
@@ -536,6 +536,17 @@ Deno.test("every length under the base is too-short, and gets no answer", () => 
       assertStrictEquals(reflect(prefix, { ...REFLECTOR, ...options }).reply, null, `${length}`);
     }
     assertStrictEquals(readRequest(options, bytes.slice(0, base)).kind, "ping");
+  }
+});
+
+Deno.test("a 41- to 43-byte TWAMP-light request gets the reply of its length, up to the TTL", () => {
+  const request = bytesOf(vector("twamp-light-request").hex);
+  const whole = reflect(request.slice(), REFLECTOR).reply!;
+  for (const length of [41, 42, 43]) {
+    const reply = reflect(request.slice(0, length), REFLECTOR).reply!;
+    assertStrictEquals(reply.length, length);
+    // Every field up to the Sender TTL is the 44-byte reply's, the MBZ bytes after it cut.
+    assertEquals([...reply], [...whole.subarray(0, length)]);
   }
 });
 

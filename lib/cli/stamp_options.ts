@@ -224,7 +224,7 @@ export function senderFormat(choice: SenderFormatChoice): ProbeFormat {
   return stampFormat({
     authenticated: choice.authenticated,
     timestamps: choice.ptp ? "ptp" : "ntp",
-    clock: localClockQuality(),
+    clock: localClockQuality,
     tlvs: choice.tlvs,
     dscpRequested: (choice.tos ?? 0) >> 2,
   });

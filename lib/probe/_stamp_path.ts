@@ -102,14 +102,22 @@ export class StampPath {
   readonly #oneWayBack = new SignedStats();
   #allSynchronized: boolean;
   #replies = 0;
-  /** The highest sequence answered, and what its reply said. */
+  /** The highest sequence answered (within its timeout or late). */
   #lastSequence = -1;
-  #lastReflectorSequence = 0;
-  #lastDirect: StampReplyFields["direct"] = null;
+  /** The reflector's own counts, as its stateful sequence numbers say them. */
+  readonly #sequenceCounts = new ReflectorCount();
+  /** The reflector's own counts, as Direct Measurement says them: received, and sent. */
+  readonly #receivedCounts = new ReflectorCount();
+  readonly #sentCounts = new ReflectorCount();
   /** Whether the reflector has shown its own sequence (one that differs from ours). */
   #stateful = false;
-  /** A stateful reflector's count at our first reply, beyond our sequence (state it kept). */
-  #reflectorOffset: number | null = null;
+  /** Probes that reached the reflector twice (duplicated on the way there), as replies with
+   * another reflector count for the same probe show. */
+  #duplicatedThere = 0;
+  /** What each slot's probe's reply said of the reflector's count, to tell duplicates apart. */
+  readonly #slotCounts: Float64Array;
+  /** Sequence numbers used by probes that never left (their send failed). */
+  readonly #unsent: number[] = [];
   #ttl: number | null = null;
   #dscpReceived: number | null = null;
   #ecnReceived: number | null = null;
@@ -124,7 +132,28 @@ export class StampPath {
     this.#tags = new Float64Array(options.window);
     this.#there = new Float64Array(options.window);
     this.#back = new Float64Array(options.window);
+    this.#slotCounts = new Float64Array(options.window);
     this.#allSynchronized = options.synchronized;
+  }
+
+  /** A probe whose send failed: its sequence number was used, but nothing was lost. */
+  onUnsent(sequence: number): void {
+    this.#unsent.push(sequence);
+  }
+
+  /** A first reply to a probe that had timed out: it counts for loss, not for delays. */
+  onLate(sequence: number, fields: StampReplyFields): void {
+    this.#count(sequence, fields);
+  }
+
+  /**
+   * A further reply to a probe already answered. One with another reflector count says the
+   * probe reached the reflector twice (duplicated on the way there), which its counts include.
+   */
+  onDuplicate(sequence: number, fields: StampReplyFields): void {
+    const slot = sequence % this.#options.window;
+    if (this.#tags[slot] !== sequence + 1) return;
+    if (this.#slotCounts[slot] !== reflectorCount(fields)) this.#duplicatedThere++;
   }
 
   /**
@@ -162,16 +191,8 @@ export class StampPath {
       this.#ipdvThere.record(this.#there[next] - there);
       this.#ipdvBack.record(this.#back[next] - back);
     }
-    const reflectorSequence = fields.reflectorSequence;
-    if (reflectorSequence !== sequence) this.#stateful = true;
-    if (this.#reflectorOffset === null) {
-      this.#reflectorOffset = Math.max(0, reflectorSequence - sequence);
-    }
-    if (sequence > this.#lastSequence) {
-      this.#lastSequence = sequence;
-      this.#lastReflectorSequence = reflectorSequence;
-      this.#lastDirect = fields.direct === null ? null : { ...fields.direct };
-    }
+    this.#slotCounts[slot] = reflectorCount(fields);
+    this.#count(sequence, fields);
     if (fields.ttl !== null) this.#ttl = fields.ttl;
     const cos = fields.classOfService;
     if (cos !== null) {
@@ -213,7 +234,7 @@ export class StampPath {
 
   /** What the text report adds. */
   notes(): StampPathNotes {
-    const lossSource = this.#lastDirect !== null
+    const lossSource = this.#receivedCounts.known
       ? "direct-measurement"
       : this.#stateful
       ? "reflector-sequence"
@@ -234,25 +255,77 @@ export class StampPath {
     };
   }
 
-  /** Loss there and back up to the last probe answered: [null, null] when not known. */
+  /** What an answered probe's reply says of the reflector's counts. */
+  #count(sequence: number, fields: StampReplyFields): void {
+    if (sequence > this.#lastSequence) this.#lastSequence = sequence;
+    if (fields.reflectorSequence !== sequence) this.#stateful = true;
+    this.#sequenceCounts.observe(sequence, fields.reflectorSequence + 1);
+    const direct = fields.direct;
+    if (direct !== null) {
+      this.#receivedCounts.observe(sequence, direct.reflectorReceived);
+      this.#sentCounts.observe(sequence, direct.reflectorTransmitted);
+    }
+  }
+
+  /**
+   * Loss there and back up to the last probe answered, `answered` being the probes answered
+   * (all at or before it): the sender knows their sum exactly (sent − answered), and the
+   * reflector's counts split it. [null, null] when they cannot: a stateless reflector with
+   * loss, or counts that do not fit (a reflector that restarted, or counts for more than this
+   * session: each part would have to be negative or exceed the sum).
+   */
   #loss(answered: number): [number | null, number | null] {
     const last = this.#lastSequence;
     if (last < 0) return [null, null];
-    const direct = this.#lastDirect;
-    if (direct !== null) {
-      // The counts of the last probe answered: sent, reached the reflector, sent back.
-      return [
-        Math.max(0, direct.senderTransmitted - direct.reflectorReceived),
-        Math.max(0, direct.reflectorTransmitted - answered),
-      ];
-    }
-    if (!this.#stateful) {
+    const sent = last + 1 - this.#unsent.filter((sequence) => sequence <= last).length;
+    const total = sent - answered;
+    let reached: number;
+    let replied: number;
+    if (this.#receivedCounts.known) {
+      reached = this.#receivedCounts.value - this.#duplicatedThere;
+      replied = this.#sentCounts.value - this.#duplicatedThere;
+    } else if (this.#stateful) {
+      reached = this.#sequenceCounts.value - this.#duplicatedThere;
+      replied = reached;
+    } else {
       // A stateless reflector returns our sequence: loss is placed only when there was none.
-      return answered === last + 1 ? [0, 0] : [null, null];
+      return total === 0 ? [0, 0] : [null, null];
     }
-    const reached = this.#lastReflectorSequence - (this.#reflectorOffset ?? 0) + 1;
-    return [Math.max(0, last + 1 - reached), Math.max(0, reached - answered)];
+    const there = sent - reached;
+    const back = replied - answered;
+    if (there < 0 || back < 0 || there + back > total || replied > reached) return [null, null];
+    return [there, back];
   }
+}
+
+/** A reflector's count of the session's packets as its replies say it, the largest seen (a
+ * reply reordered on the way back says less than the one after it), less what it had counted
+ * before our first reply's probe could have reached it (state kept from an earlier session). */
+class ReflectorCount {
+  #offset: number | null = null;
+  #largest = 0;
+
+  /** Whether any reply said it. */
+  get known(): boolean {
+    return this.#offset !== null;
+  }
+
+  /** The count for this session so far. */
+  get value(): number {
+    return this.#largest - (this.#offset ?? 0);
+  }
+
+  /** A reply to probe `sequence` saying the count is `count` (this probe included). */
+  observe(sequence: number, count: number): void {
+    this.#offset ??= Math.max(0, count - (sequence + 1));
+    if (count > this.#largest) this.#largest = count;
+  }
+}
+
+/** The reflector's count a reply says: Direct Measurement's received count, else its
+ * sequence number (+1). */
+function reflectorCount(fields: StampReplyFields): number {
+  return fields.direct?.reflectorReceived ?? fields.reflectorSequence + 1;
 }
 
 /** The STAMP keys of a summary when the format says nothing of the path (udp's, for now).. */

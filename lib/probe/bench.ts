@@ -272,6 +272,8 @@ class BenchRun {
     const recent = this.#sent - sequence <= BENCH_WINDOW;
     if (recent && this.#seenTags[slot] === sequence + 1) {
       this.#duplicates++;
+      const stamp = this.#sender.reply.stamp;
+      if (stamp !== null) this.#path?.onDuplicate(sequence, stamp);
       return;
     }
     if (recent) this.#seenTags[slot] = sequence + 1;

@@ -94,6 +94,7 @@ class Pinger {
   readonly #attemptsSent = new Uint8Array(PROBE_WINDOW);
   readonly #answered = new Uint16Array(PROBE_WINDOW); // bit k: attempt k was answered
   readonly #sendTimes: Float64Array;
+  readonly #sentAt: Float64Array; // each transmission's own timestamp (T1), in ms
   readonly #transmissionIndex: Float64Array;
   // Attempt timeouts, keyed sequence × ATTEMPT_KEYS + attempt; stale ones are ignored.
   readonly #timeouts = new DeadlineQueue<number>(
@@ -159,6 +160,7 @@ class Pinger {
       throw new RangeError(`${format.name} probes carry no retransmission number: no retries`);
     }
     this.#sendTimes = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
+    this.#sentAt = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
     this.#transmissionIndex = new Float64Array(PROBE_WINDOW * this.#attemptsPerProbe);
   }
 
@@ -235,7 +237,9 @@ class Pinger {
     const slot = sequence % PROBE_WINDOW;
     const index = slot * this.#attemptsPerProbe + attempt;
     const sender = this.#sender;
-    const bytes = sender.encode("ping", sequence, attempt, timestampFromMs(wallClockMs()));
+    const sentAt = timestampFromMs(wallClockMs());
+    this.#sentAt[index] = sentAt.seconds * 1000 + sentAt.nanos / 1e6;
+    const bytes = sender.encode("ping", sequence, attempt, sentAt);
     this.#attemptsSent[slot] = attempt + 1;
     this.#transmissionIndex[index] = this.#transmissions++;
     const wait = attempt === 0
@@ -271,6 +275,7 @@ class Pinger {
       return;
     }
     this.#states[slot] = ProbeState.Unsent; // its timeout, when due, finds it not pending
+    this.#path?.onUnsent(sequence);
     this.#transmitted--;
     this.#resolveOutstanding();
   }
@@ -334,22 +339,19 @@ class Pinger {
     }
     const slot = sequence % PROBE_WINDOW;
     const fromText = formatAddress(from);
+    const base = { seq: sequence, attempt: reply.attempt, bytes: data.length, from: fromText };
     if (this.#tags[slot] !== sequence + 1) {
       // Older than the window: a reply to a probe finalised long ago.
       this.#late++;
-      this.#emit({
-        type: "late",
-        seq: sequence,
-        attempt: reply.attempt,
-        bytes: data.length,
-        from: fromText,
-        rtt_ms: null,
-      });
-      return;
+      return this.#emit({ type: "late", ...base, rtt_ms: null });
     }
-    if (reply.attempt >= this.#attemptsSent[slot]) {
-      return this.#foreign(from, data, "unknown-probe");
-    }
+    // A STAMP reply returns our T1: one from another run (a reused port, no SSID) has not ours.
+    const t1 = reply.stamp?.requestSentAt;
+    const sentMs = this.#sentAt[slot * this.#attemptsPerProbe + reply.attempt];
+    if (
+      reply.attempt >= this.#attemptsSent[slot] ||
+      (t1 !== undefined && Math.abs(t1.seconds * 1000 + t1.nanos / 1e6 - sentMs) > 1e-3)
+    ) return this.#foreign(from, data, "unknown-probe");
     if (reply.kind === "error") return this.#onError(reply.error!, from, data);
     if (!sender.format.replyFits(sender.datagramBytes, data.length)) {
       return this.#foreign(from, data, "wrong-length");
@@ -380,6 +382,7 @@ class Pinger {
     const base = { seq: sequence, attempt, bytes, from: fromText };
     if (this.#answered[slot] & bit) {
       this.#duplicates++;
+      if (reply.stamp !== null) this.#path?.onDuplicate(sequence, reply.stamp);
       this.#emit({ type: "duplicate", ...base, rtt_ms: rtt });
       return;
     }
@@ -410,6 +413,7 @@ class Pinger {
       case ProbeState.Lost:
         this.#states[slot] = ProbeState.Late;
         this.#late++;
+        if (reply.stamp !== null) this.#path?.onLate(sequence, reply.stamp);
         this.#emit({ type: "late", ...base, rtt_ms: rtt });
         return;
       default:

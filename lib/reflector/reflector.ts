@@ -104,7 +104,8 @@ export class Reflector {
   readonly #sourceLimiter: SourceLimiter | null;
   readonly #globalLimiter: TokenBucket | null;
   /** PINGs received and answered per session, for STATS_REQUEST (and STAMP's stateful
-   * sequence and Direct Measurement); the oldest session is forgotten when the table is full.
+   * sequence and Direct Measurement); the oldest session (STAMP: the least recently used) is
+   * forgotten when the table is full.
    * Keyed by session number, or, where the format says sessions are told apart by source
    * too, by source, port and number. */
   readonly #sessions = new Map<number | string, SessionCounts>();
@@ -453,6 +454,12 @@ export class Reflector {
 
   #countsFor(session: number | string): SessionCounts {
     let counts = this.#sessions.get(session);
+    if (counts !== undefined && this.#format.sessionsBySource) {
+      // Used now: to the end of the order, so that the table forgets the least recently used
+      // (a STAMP session's counts are its stateful sequence and Direct Measurement).
+      this.#sessions.delete(session);
+      this.#sessions.set(session, counts);
+    }
     if (counts === undefined) {
       if (this.#sessions.size >= MAX_SESSIONS) {
         this.#sessions.delete(this.#sessions.keys().next().value!);

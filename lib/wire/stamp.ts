@@ -101,6 +101,13 @@ export const STAMP_HMAC_SIZE = 16;
  */
 export const MIN_UNAUTHENTICATED_REPLY = 38;
 
+/**
+ * The shortest unauthenticated test packet answered: a TWAMP-light sender's with RFC 5357's 27
+ * bytes of padding (41 bytes), answered with the TWAMP-light reply of its length (up to the
+ * Sender TTL, byte 40); anything shorter would need a longer reply.
+ */
+export const MIN_UNAUTHENTICATED_REQUEST = 41;
+
 /** The well-known port of STAMP (RFC 8762 §4.1). */
 export const STAMP_PORT = 862;
 
@@ -120,8 +127,10 @@ export interface StampOptions {
   stateful?: boolean;
   /** The format of this end's timestamps; default NTP. */
   timestamps?: TimestampFormat;
-  /** This end's clock, for its error estimates; default not synchronized, error unknown. */
-  clock?: ClockQuality;
+  /** This end's clock, for its error estimates: a value, or a function asked at each packet
+   * (it should be cheap: lib/net's localClockQuality reads the kernel once a second); default
+   * not synchronized, error unknown. */
+  clock?: ClockQuality | (() => ClockQuality);
   /** Sender: the TLVs its test packets carry, besides Extra Padding (the padding). */
   tlvs?: readonly SenderTlv[];
   /** Sender: the DSCP it asks the reflector to reply with (Class of Service TLV). */
@@ -184,8 +193,9 @@ class StampFormat implements ProbeFormat {
   readonly #layout: StampLayout;
   readonly #stateful: boolean;
   readonly #timestamps: TimestampFormat;
-  readonly #errorEstimate: number;
-  readonly #synchronized: boolean;
+  readonly #clock: () => ClockQuality;
+  #clockRead: ClockQuality | null = null;
+  #errorEstimate = 0;
   readonly #tlvs: readonly SenderTlv[];
   readonly #tlvBytes: number;
   readonly #dscpRequested: number;
@@ -196,11 +206,20 @@ class StampFormat implements ProbeFormat {
     this.#stateful = options.stateful ?? false;
     this.#timestamps = options.timestamps ?? "ntp";
     const clock = options.clock ?? { synchronized: false, errorSeconds: null };
-    this.#errorEstimate = encodeErrorEstimate({ ...clock, ptp: this.#timestamps === "ptp" });
-    this.#synchronized = clock.synchronized;
+    this.#clock = typeof clock === "function" ? clock : () => clock;
     this.#tlvs = options.tlvs ?? [];
     this.#tlvBytes = senderTlvsBytes(this.#tlvs, options.authenticated ?? false);
     this.#dscpRequested = options.dscpRequested ?? 0;
+  }
+
+  /** The error estimate of this end's clock now (encoded again only when it changed). */
+  #estimate(): number {
+    const clock = this.#clock();
+    if (clock !== this.#clockRead) {
+      this.#clockRead = clock;
+      this.#errorEstimate = encodeErrorEstimate({ ...clock, ptp: this.#timestamps === "ptp" });
+    }
+    return this.#errorEstimate;
   }
 
   overhead(): number {
@@ -221,7 +240,7 @@ class StampFormat implements ProbeFormat {
     const view = new DataView(bytes.buffer, bytes.byteOffset, length);
     view.setUint32(layout.sequence, request.sequence);
     writeStampTimestamp(view, layout.timestamp, request.sentAt, this.#timestamps);
-    view.setUint16(layout.errorEstimate, this.#errorEstimate);
+    view.setUint16(layout.errorEstimate, this.#estimate());
     view.setUint16(layout.ssid, request.session & 0xffff);
     writeSenderTlvs(bytes, layout.base, this.#tlvs, {
       padding,
@@ -262,11 +281,12 @@ class StampFormat implements ProbeFormat {
     const layout = this.#layout;
     into.answerable = false;
     into.header = null;
-    if (datagram.length < layout.base) {
+    const least = layout.hmac < 0 ? MIN_UNAUTHENTICATED_REQUEST : layout.base;
+    if (datagram.length < least) {
       into.kind = "malformed";
       into.reason = "too-short";
-      into.detail = `${datagram.length} bytes, less than the ${layout.base}-byte ` +
-        `${layout.hmac < 0 ? "unauthenticated" : "authenticated"} STAMP test packet`;
+      into.detail = `${datagram.length} bytes, less than the ${least} bytes of the shortest ` +
+        `${layout.hmac < 0 ? "unauthenticated" : "authenticated"} test packet it could answer`;
       return;
     }
     const view = viewOf(datagram);
@@ -302,7 +322,7 @@ class StampFormat implements ProbeFormat {
     const sequence = this.#stateful ? context.session.received - 1 : senderSequence;
     view.setUint32(layout.sequence, sequence);
     writeStampTimestamp(view, layout.timestamp, context.repliedAt, this.#timestamps);
-    view.setUint16(layout.errorEstimate, this.#errorEstimate);
+    view.setUint16(layout.errorEstimate, this.#estimate());
     view.setUint16(layout.ssid, ssid);
     writeStampTimestamp(view, layout.receiveTimestamp, context.receivedAt, this.#timestamps);
     view.setUint32(layout.senderSequence, senderSequence);
@@ -312,8 +332,7 @@ class StampFormat implements ProbeFormat {
     // 0 when unknown: no datagram arrives with a TTL of 0.
     datagram[layout.senderTtl] = context.ttl > 0 ? context.ttl : 0;
     context.replyTos = reflectTlvs(datagram, layout.base, context, {
-      timestamps: this.#timestamps,
-      synchronized: this.#synchronized,
+      synchronized: this.#clockRead!.synchronized,
       authenticated: layout.hmac >= 0,
     });
     return datagram;

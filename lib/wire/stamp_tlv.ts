@@ -11,7 +11,6 @@
  */
 
 import type { AnswerContext, StampReplyFields } from "./probe_format.ts";
-import type { TimestampFormat } from "./stamp_time.ts";
 
 /** TLV types (IANA "STAMP TLV Types"). */
 export const TlvType = {
@@ -231,7 +230,7 @@ export function reflectTlvs(
   bytes: Uint8Array,
   start: number,
   context: AnswerContext,
-  mode: { timestamps: TimestampFormat; synchronized: boolean; authenticated: boolean },
+  mode: { synchronized: boolean; authenticated: boolean },
 ): number {
   let replyTos = -1;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -265,9 +264,9 @@ export function reflectTlvs(
         return;
       case TlvType.TIMESTAMP_INFORMATION: {
         if (!fits(4)) return;
-        const source = mode.synchronized
-          ? (mode.timestamps === "ptp" ? SyncSource.PTP : SyncSource.NTP)
-          : SyncSource.LOCAL;
+        // Synchronized is what the kernel's NTP discipline (adjtimex) says; by what (an NTP or
+        // a PTP daemon) it does not, and the timestamps' format (--ptp) is no clue: NTP.
+        const source = mode.synchronized ? SyncSource.NTP : SyncSource.LOCAL;
         // Both stamps are taken in software: the arrival by the kernel, the departure by us.
         bytes[value] = source;
         bytes[value + 1] = TimestampMethod.SOFTWARE;

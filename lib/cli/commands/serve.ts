@@ -180,7 +180,7 @@ async function startReflector(options: ServeValues, key: CryptoKey | null): Prom
       authenticated: key !== null,
       stateful: options.stateful,
       timestamps: options.ptp ? "ptp" : "ntp",
-      clock: localClockQuality(),
+      clock: localClockQuality,
     })
     : udpFormat;
   const log = !options.verbose
