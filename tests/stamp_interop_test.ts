@@ -129,7 +129,6 @@ Deno.test({
     const responder = startTwampyResponder(peers!, port, { padding: 6 });
     await responder.ready;
     let result;
-    let theirs;
     try {
       result = await ping({
         target: loopbackTarget(port),
@@ -138,26 +137,21 @@ Deno.test({
         count: 10,
         intervalMs: 20,
       });
-      // A peer's own figures from the same responder, for comparison: stamp-c's sender times by
-      // the kernel's stamps, as udp does (twampy's own sender adds Python's latency, below).
-      theirs = await runStampSender(peers!, { port, count: 3 });
     } finally {
       const output = await responder.stop();
-      // Its log has each request with the outbound delay it read from our T1: causal.
-      // Ours are the first requests (udp ping's port), before stamp-sender's.
-      const ours = output.requests[0]?.port;
-      const requests = output.requests.filter((request) => request.port === ours);
+      // Its log has each request with the one-way delay it read from our T1 (T2 − T1, by its
+      // Python clock after its recvfrom()): never negative, and well under a second (a T1 a
+      // second or more off, or in the wrong epoch, would show), to its 0.01 ms of print.
+      const requests = output.requests;
       assertEquals(requests.map((request) => request.sseq), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      for (const request of requests) assert(request.outboundMs >= 0, JSON.stringify(request));
+      for (const request of requests) {
+        assert(request.outboundMs >= 0 && request.outboundMs < 1000, JSON.stringify(request));
+      }
     }
+    // No RTT is compared with a peer's here: twampy's responder stamps T2 and T3 at once in
+    // Python, so its own processing (0.1 to 1.6 ms here) is in every peer's RTT through it.
     const s = result.summary;
     assertEquals([s.transmitted, s.received, s.foreign], [10, 10, 0]);
-    strictEqual(theirs.received, 3, theirs.stdout + theirs.stderr);
-    const gap = Math.abs(median(theirs.rttsMs) - s.rtt_ms.p50!);
-    assert(
-      gap < 0.5,
-      `udp's median RTT ${s.rtt_ms.p50} ms, stamp-sender's ${median(theirs.rttsMs)}`,
-    );
     // twampy keeps its own sequence per sender (a stateful reflector): nothing lost either way.
     assertEquals([s.lost_there, s.lost_back], [0, 0]);
     // Its replies are 44 bytes (38 + padding 6), without a Sender TTL: no hop count is claimed.
