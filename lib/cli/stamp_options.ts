@@ -9,6 +9,8 @@
 import { localClockQuality } from "../net/mod.ts";
 import type { Family } from "../net/address.ts";
 import {
+  MAX_DATAGRAM_IPV4,
+  MAX_DATAGRAM_IPV6,
   type ProbeFormat,
   SENDER_TLVS,
   type SenderTlv,
@@ -231,7 +233,10 @@ export function senderFormat(choice: SenderFormatChoice): ProbeFormat {
 }
 
 /** The largest UDP payload over each family (65,535 minus the IP and UDP headers). */
-const LARGEST_DATAGRAM: Record<Family, number> = { ipv4: 65_507, ipv6: 65_527 };
+const LARGEST_DATAGRAM: Record<Family, number> = {
+  ipv4: MAX_DATAGRAM_IPV4,
+  ipv6: MAX_DATAGRAM_IPV6,
+};
 
 /** Checks that a STAMP test packet of `bytes` fits in one datagram of the family. */
 export function checkStampDatagram(bytes: number, family: Family): void {

@@ -332,8 +332,8 @@ function reflectorCount(fields: StampReplyFields): number {
 export const UNKNOWN_PATH: StampPathSummary = Object.freeze({
   lost_there: null,
   lost_back: null,
-  ipdv_there_ms: { samples: 0, min: null, avg: null, max: null, mean_abs: null },
-  ipdv_back_ms: { samples: 0, min: null, avg: null, max: null, mean_abs: null },
+  ipdv_there_ms: new SignedStats().summary(),
+  ipdv_back_ms: new SignedStats().summary(),
   one_way_there_ms: null,
   one_way_back_ms: null,
   hops_there: null,

@@ -49,10 +49,44 @@ export function importKey(raw: Uint8Array): Promise<CryptoKey> {
  * strictEqual(tag.length, 16);
  * ```
  */
-export async function computeTag(frame: Uint8Array, key: CryptoKey): Promise<Uint8Array> {
-  const signed = frame.subarray(0, tagOffset(frame)) as Uint8Array<ArrayBuffer>;
-  const mac = await crypto.subtle.sign("HMAC", key, signed);
+export function computeTag(frame: Uint8Array, key: CryptoKey): Promise<Uint8Array> {
+  return truncatedHmac(key, frame.subarray(0, tagOffset(frame)));
+}
+
+/**
+ * HMAC-SHA-256 of `text`, truncated to its first 16 bytes: the tag of the `udp` frame and of
+ * STAMP's packets and HMAC TLV (RFC 8762 §4.4).
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { importKey, truncatedHmac } from "./auth.ts";
+ * const key = await importKey(new Uint8Array(32));
+ * strictEqual((await truncatedHmac(key, new Uint8Array(96))).length, 16);
+ * ```
+ */
+export async function truncatedHmac(key: CryptoKey, text: Uint8Array): Promise<Uint8Array> {
+  const mac = await crypto.subtle.sign("HMAC", key, text as Uint8Array<ArrayBuffer>);
   return new Uint8Array(mac, 0, TAG_SIZE);
+}
+
+/**
+ * Whether two tags are the same bytes, compared in constant time (no early exit tells an
+ * attacker how much of a forged tag was right).
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { sameTag } from "./auth.ts";
+ * strictEqual(sameTag(new Uint8Array([1, 2]), new Uint8Array([1, 2])), true);
+ * strictEqual(sameTag(new Uint8Array([1, 2]), new Uint8Array([1, 3])), false);
+ * ```
+ */
+export function sameTag(expected: Uint8Array, actual: Uint8Array): boolean {
+  if (expected.length !== actual.length) return false;
+  let difference = 0;
+  for (let i = 0; i < expected.length; i++) difference |= expected[i] ^ actual[i];
+  return difference === 0;
 }
 
 /**
@@ -90,10 +124,7 @@ export async function signFrame(frame: Uint8Array, key: CryptoKey): Promise<void
 export async function verifyFrame(frame: Uint8Array, key: CryptoKey): Promise<boolean> {
   if (frame.length < TAG_SIZE + CHECK_SIZE) return false;
   const expected = await computeTag(frame, key);
-  const actual = frame.subarray(tagOffset(frame), tagOffset(frame) + TAG_SIZE);
-  let difference = 0;
-  for (let i = 0; i < TAG_SIZE; i++) difference |= expected[i] ^ actual[i];
-  return difference === 0;
+  return sameTag(expected, frame.subarray(tagOffset(frame), tagOffset(frame) + TAG_SIZE));
 }
 
 function tagOffset(frame: Uint8Array): number {

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { sameTag, truncatedHmac } from "./auth.ts";
 import type {
   AnswerContext,
   ProbeFormat,
@@ -255,9 +256,11 @@ class StampFormat implements ProbeFormat {
   async sign(datagram: Uint8Array, key: CryptoKey): Promise<void> {
     const at = this.#layout.hmac;
     if (at < 0 || datagram.length < at + STAMP_HMAC_SIZE) return;
-    datagram.set(await hmac(key, datagram.subarray(0, at)), at);
+    datagram.set(await truncatedHmac(key, datagram.subarray(0, at)), at);
     const tlv = hmacTlvOffset(datagram, this.#layout.base);
-    if (tlv >= 0) datagram.set(await hmac(key, hmacTlvText(datagram, this.#layout, tlv)), tlv + 4);
+    if (tlv >= 0) {
+      datagram.set(await truncatedHmac(key, hmacTlvText(datagram, this.#layout, tlv)), tlv + 4);
+    }
   }
 
   /** The base packet's HMAC and, when there is one, the HMAC TLV's: a packet whose TLVs fail
@@ -266,15 +269,15 @@ class StampFormat implements ProbeFormat {
     const layout = this.#layout;
     const at = layout.hmac;
     if (at < 0 || datagram.length < at + STAMP_HMAC_SIZE) return false;
-    const tag = await hmac(key, datagram.subarray(0, at));
-    if (!equalBytes(tag, datagram.subarray(at, at + STAMP_HMAC_SIZE))) return false;
+    const tag = await truncatedHmac(key, datagram.subarray(0, at));
+    if (!sameTag(tag, datagram.subarray(at, at + STAMP_HMAC_SIZE))) return false;
     // The base HMAC does not cover the TLVs: unless they are padding alone, an HMAC TLV must
     // cover them, and nothing but padding may follow it (else TLVs could be changed unseen).
     const tlv = hmacTlvOffset(datagram, layout.base);
     if (tlv === TLVS_PADDING_ONLY) return true;
     if (tlv < 0) return false;
-    const tlvTag = await hmac(key, hmacTlvText(datagram, layout, tlv));
-    return equalBytes(tlvTag, datagram.subarray(tlv + 4, tlv + 4 + STAMP_HMAC_SIZE));
+    const tlvTag = await truncatedHmac(key, hmacTlvText(datagram, layout, tlv));
+    return sameTag(tlvTag, datagram.subarray(tlv + 4, tlv + 4 + STAMP_HMAC_SIZE));
   }
 
   readRequest(datagram: Uint8Array, into: RequestReading): void {
@@ -417,18 +420,6 @@ function hmacTlvText(datagram: Uint8Array, layout: StampLayout, tlv: number): Ui
   text.set(datagram.subarray(layout.sequence, layout.sequence + 4));
   text.set(datagram.subarray(layout.base, tlv), 4);
   return text;
-}
-
-async function hmac(key: CryptoKey, text: Uint8Array): Promise<Uint8Array> {
-  const mac = await crypto.subtle.sign("HMAC", key, text as Uint8Array<ArrayBuffer>);
-  return new Uint8Array(mac, 0, STAMP_HMAC_SIZE);
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
-  return difference === 0;
 }
 
 function isZero(view: DataView, offset: number): boolean {

@@ -413,10 +413,10 @@ export function readReplyTlvs(bytes: Uint8Array, start: number, fields: StampRep
   fields.location = null;
   const flags = { unrecognized: 0, malformed: 0, integrity: 0 };
   fields.tlvFlags = flags;
-  let any = false;
+  let count = 0;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   walk(bytes, start, (at, type, length) => {
-    any = true;
+    count++;
     const flag = bytes[at];
     if (flag & TlvFlag.U) flags.unrecognized++;
     if (flag & TlvFlag.M) flags.malformed++;
@@ -471,12 +471,5 @@ export function readReplyTlvs(bytes: Uint8Array, start: number, fields: StampRep
       }
     }
   });
-  fields.tlvsUntouched = any && flags.unrecognized === countTlvs(bytes, start);
-}
-
-/** How many TLVs follow the base (0 when the bytes are no TLVs). */
-function countTlvs(bytes: Uint8Array, start: number): number {
-  let count = 0;
-  walk(bytes, start, () => count++);
-  return count;
+  fields.tlvsUntouched = count > 0 && flags.unrecognized === count;
 }
