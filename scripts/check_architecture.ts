@@ -12,11 +12,12 @@ const ROOT = new URL("../", import.meta.url);
 const MAY_IMPORT: Record<string, readonly string[]> = {
   wire: [],
   net: [],
-  stats: ["wire", "net"],
-  reflector: ["wire", "net", "stats"],
-  probe: ["wire", "net", "stats"],
-  proxy: ["wire", "net", "stats"],
-  cli: ["wire", "net", "stats", "reflector", "probe", "proxy"],
+  metrics: [],
+  stats: ["wire", "net", "metrics"],
+  reflector: ["wire", "net", "stats", "metrics"],
+  probe: ["wire", "net", "stats", "metrics"],
+  proxy: ["wire", "net", "stats", "metrics"],
+  cli: ["wire", "net", "stats", "reflector", "probe", "proxy", "metrics"],
 };
 
 const MAX_FILE_LINES = 500;

@@ -22,6 +22,7 @@ import { pingCommand } from "./commands/ping.ts";
 import { proxyCommand } from "./commands/proxy.ts";
 import { sendCommand } from "./commands/send.ts";
 import { serveCommand } from "./commands/serve.ts";
+import { monitorCommand } from "./commands/monitor.ts";
 
 /** The version of this build, from deno.json. */
 export const VERSION: string = config.version;
@@ -29,6 +30,7 @@ export const VERSION: string = config.version;
 const COMMANDS: readonly Command[] = [
   serveCommand,
   pingCommand,
+  monitorCommand,
   sendCommand,
   listenCommand,
   benchCommand,

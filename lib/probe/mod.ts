@@ -51,6 +51,15 @@ export {
   type BenchSummary,
   benchSummaryJson,
 } from "./bench_report.ts";
+export {
+  type IntervalRtt,
+  Monitor,
+  type MonitorOptions,
+  type MonitorTarget,
+  RTT_BUCKETS_SECONDS,
+  type TargetCounters,
+} from "./monitor.ts";
+export { monitorMetrics } from "./monitor_metrics.ts";
 // Types of other folders this face's API refers to.
 export type { Family, ResolvedAddress } from "../net/mod.ts";
 export type { LatencySummary } from "../stats/mod.ts";

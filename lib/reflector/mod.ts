@@ -53,6 +53,7 @@ export {
   type RefusalReason,
   type ReplyKind,
 } from "./reflector_stats.ts";
+export { reflectorMetrics } from "./reflector_metrics.ts";
 export { SourceLimiter, type SourceLimiterOptions, TokenBucket } from "./ratelimit.ts";
 export { ReplayGuard, type ReplayGuardOptions, type ReplayVerdict } from "./replay.ts";
 // Types of other folders this face's API refers to.

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { reflectorStatsJson } from "../../reflector/mod.ts";
+import { reflectorMetrics, reflectorStatsJson } from "../../reflector/mod.ts";
 import { formatAddress, resolveListenAddress } from "../../net/address.ts";
 import { defineCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -25,6 +25,8 @@ import { interrupted } from "../signals.ts";
 import { localClockQuality } from "../../net/mod.ts";
 import { stampFormat, udpFormat } from "../../wire/mod.ts";
 import { ptpFlag, STAMP_PORT, stampFlag } from "../stamp_options.ts";
+import { metricsOption, metricsUrl, startMetricsEndpoint } from "../metrics_endpoint.ts";
+import type { MetricsServer } from "../../metrics/mod.ts";
 
 /** A token bucket's rate and burst, as the reflector takes them. */
 interface Limit {
@@ -101,6 +103,8 @@ is remembered against replays (default 30)`,
     `the socket's receive buffer (e.g. 8M), for bursts; says what the kernel
 granted. Datagrams the kernel drops when it is full are counted`,
   ),
+  metrics: metricsOption(`serve the counters to Prometheus at http://HOST:PORT/metrics
+(docs/monitoring/)`),
   verbose: flag({
     long: "verbose",
     short: "v",
@@ -120,10 +124,10 @@ export const serveCommand = defineCommand({
   help: [
     `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
                  [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES]
-                 [-v] [--json]
+                 [--metrics HOST:PORT] [-v] [--json]
        udp serve --stamp [--stateful] [--ptp] [--host ADDR] [--port PORT]
                  [--key-file F | --key-env] [--rate-limit PPS [--rate-burst N]]
-                 [--global-limit PPS] [--rcvbuf BYTES] [-v] [--json]
+                 [--global-limit PPS] [--rcvbuf BYTES] [--metrics HOST:PORT] [-v] [--json]
 
 Answer udp pings: every PING frame gets a PONG of exactly its length. Datagrams that are not
 udp frames ("raw") get "ack:" + the data by default, so any UDP client (nc -u) gets an answer.
@@ -149,6 +153,18 @@ Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind
       throw new UsageError("--raw goes without --stamp: every STAMP datagram is a test packet");
     }
     const reflector = await startReflector(options, key);
+    let metrics: MetricsServer | null = null;
+    try {
+      if (options.metrics !== undefined) {
+        metrics = await startMetricsEndpoint(
+          options.metrics,
+          () => reflectorMetrics(reflector.stats),
+        );
+      }
+    } catch (error) {
+      await reflector.close();
+      throw error;
+    }
     const where = formatAddress(reflector.address);
     if (key === null && !isLoopback(reflector.address.hostname)) {
       console.error(
@@ -157,9 +173,10 @@ Ctrl-C or SIGTERM prints the counters and exits 0. Exit 2 on bad options or bind
       );
     }
     const stop = interrupted();
-    printListening(options, reflector, key !== null);
+    printListening(options, reflector, key !== null, metrics);
     await Promise.race([stop.promise, reflector.finished]);
     stop.dispose();
+    await metrics?.close();
     await reflector.close();
     const stats = reflector.stats;
     printLine(options.json ? toJson(reflectorStatsJson(stats)) : statsText(stats));
@@ -203,7 +220,12 @@ async function startReflector(options: ServeValues, key: CryptoKey | null): Prom
 }
 
 /** "Listening on …", and what the kernel granted for --rcvbuf. */
-function printListening(options: ServeValues, reflector: Reflector, authenticated: boolean): void {
+function printListening(
+  options: ServeValues,
+  reflector: Reflector,
+  authenticated: boolean,
+  metrics: MetricsServer | null,
+): void {
   const where = formatAddress(reflector.address);
   const protocol = options.stamp ? "stamp" : "udp";
   const mode = options.stamp
@@ -220,8 +242,10 @@ function printListening(options: ServeValues, reflector: Reflector, authenticate
         protocol,
         authenticated,
         ...(options.stamp ? { stateful: options.stateful } : {}),
+        ...(metrics === null ? {} : { metrics: metricsUrl(metrics) }),
       })
-      : `Listening on ${where}${mode}`,
+      : `Listening on ${where}${mode}` +
+        (metrics === null ? "" : `; metrics on ${metricsUrl(metrics)}`),
   );
   const asked = options.receiveBuffer;
   if (asked !== undefined) {
