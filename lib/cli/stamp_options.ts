@@ -6,7 +6,7 @@
  * @module
  */
 
-import { localClockQuality } from "../net/mod.ts";
+import { defaultBackend, localClockQuality } from "../net/mod.ts";
 import type { Family } from "../net/address.ts";
 import {
   MAX_DATAGRAM_IPV4,
@@ -198,6 +198,19 @@ export function ttlOption(): Option<number | undefined> {
 with --stamp 255)`,
     parse: (value) => parseWholeNumber("--ttl", value, 1, 255),
   });
+}
+
+/**
+ * `-Q/--tos`, `--dscp`, `--ecn` and `-t/--ttl` are set on udp's native sockets only: a usage
+ * error when they are asked for and the sockets are Deno's.
+ */
+export function requireSocketOptionSupport(options: { tos?: number; ttl?: number }): void {
+  if ((options.tos !== undefined || options.ttl !== undefined) && defaultBackend() !== "native") {
+    throw new UsageError(
+      "-Q/--tos, --dscp, --ecn and -t/--ttl need udp's native sockets (Linux x86-64, glibc); " +
+        "these sockets cannot set them",
+    );
+  }
 }
 
 /** What makes a sender's probe format. */

@@ -5,7 +5,6 @@
  * @module
  */
 
-import { defaultBackend } from "../../net/mod.ts";
 import {
   DEFAULT_PAYLOAD_SIZE,
   DEFAULT_TIMEOUT_MS,
@@ -29,7 +28,7 @@ import { checkPayloadSize, parsePayloadSize, parseSeconds } from "../parse.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { interrupted } from "../signals.ts";
 import { checkStampDatagram, ptpFlag, senderFormat, tlvOption } from "../stamp_options.ts";
-import { tosOptions, ttlOption } from "../stamp_options.ts";
+import { requireSocketOptionSupport, tosOptions, ttlOption } from "../stamp_options.ts";
 
 const DEFAULT_MONITOR_INTERVAL_MS = 1000;
 
@@ -122,7 +121,7 @@ removed ones go. Ctrl-C or SIGTERM prints each target's counters and exits 0; ex
           "no targets: name them (udp monitor HOST[:PORT] stamp://HOST ...) or give --targets FILE",
         );
       }
-      checkSocketOptions(options);
+      requireSocketOptionSupport(options);
       const build = targetBuilder(options, key);
       const targets = await build([...fromArguments, ...fileSpecs]);
       return await runMonitor(options, key, targets, file, fromArguments, build);
@@ -155,15 +154,6 @@ function targetBuilder(options: MonitorValues, key: CryptoKey | null): TargetBui
 
 function payloadFor(options: MonitorValues, protocol: "udp" | "stamp"): number {
   return options.payloadSize ?? (protocol === "stamp" ? 0 : DEFAULT_PAYLOAD_SIZE);
-}
-
-function checkSocketOptions(options: MonitorValues): void {
-  if ((options.tos !== undefined || options.ttl !== undefined) && defaultBackend() !== "native") {
-    throw new UsageError(
-      "-Q/--tos, --dscp, --ecn and -t/--ttl need udp's native sockets (Linux x86-64, glibc); " +
-        "these sockets cannot set them",
-    );
-  }
 }
 
 async function runMonitor(

@@ -32,7 +32,7 @@ import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
 import { UsageError } from "../errors.ts";
-import { defaultBackend, localClockQuality } from "../../net/mod.ts";
+import { localClockQuality } from "../../net/mod.ts";
 import { probeBytes } from "../../probe/mod.ts";
 import { type ProbeFormat, STAMP_AUTHENTICATED, STAMP_UNAUTHENTICATED } from "../../wire/mod.ts";
 import {
@@ -40,6 +40,7 @@ import {
   dscpName,
   ecnName,
   ptpFlag,
+  requireSocketOptionSupport,
   senderFormat,
   STAMP_PORT,
   stampFlag,
@@ -153,12 +154,7 @@ reflector (a router's, udp serve --stamp), and the summary adds what each direct
         "--retries goes without --stamp: STAMP packets carry no retransmission number",
       );
     }
-    if ((options.tos !== undefined || options.ttl !== undefined) && defaultBackend() !== "native") {
-      throw new UsageError(
-        "-Q/--tos, --dscp, --ecn and -t/--ttl need udp's native sockets (Linux x86-64, glibc); " +
-          "these sockets cannot set them",
-      );
-    }
+    requireSocketOptionSupport(options);
     const format = senderFormat({ ...options, authenticated: key !== null });
     const payloadSize = options.payloadSize ?? (options.stamp ? 0 : DEFAULT_PAYLOAD_SIZE);
     const datagramBytes = probeBytes(format, payloadSize, key !== null);
