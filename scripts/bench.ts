@@ -610,17 +610,18 @@ const limits = [
   `${ratio(floorRtt.p50_ms, sockperfP50)}× sockperf's and its send rate ` +
   `${ratio(floorSender.pps, iperfPps)}× iperf3's. udp therefore moves datagrams with the C ` +
   "library's calls through FFI on Linux x86-64 (lib/net/): `recvmmsg()` and " +
-  "`sendmmsg()` batches into memory laid out once, a wait in `recvmmsg()` itself when one " +
-  "reply is due, `ppoll()` otherwise. The FFI permission is given up at start " +
-  "(docs/security.md).",
+  "`sendmmsg()` batches into memory laid out once, a `ppoll()` that does not wait to find " +
+  "the ready sockets, and, when none is, a `ppoll()` on another thread (Deno's non-blocking " +
+  "FFI call) to sleep in, so that the event loop runs meanwhile. The FFI permission is given " +
+  "up at start (docs/security.md).",
   "**A system call costs about a microsecond on this machine** (1.05 µs for `getppid()` in a C " +
   "loop, measured while writing this), so the native floor's echo (one `recvfrom()` and one " +
   `\`sendto()\` per datagram) spends ${nativeCapacity.cpuUsPerDatagram.toFixed(1)} µs of ` +
   "CPU per reply, and every call saved shows. udp serve reads a burst with one `recvmmsg()`, " +
   "handles its datagrams together and sends their replies with one `sendmmsg()` (each " +
   "counted only once it has left), and on top does its protocol work (decoding, per-session " +
-  "counts, the PONG's timestamps, rate limits) and its share of the event loop (a " +
-  "`MessageChannel` turn each millisecond, so that timers and signals run): " +
+  "counts, the PONG's timestamps, rate limits) and its share of the event loop (a whole " +
+  "turn at least each millisecond, so that timers, signals and a scrape of /metrics run): " +
   `${udpCapacity.cpuUsPerDatagram.toFixed(1)} µs per reply in this run. With a key, replies ` +
   "are sent one by one (the checks take a varying time, and batching would let replies " +
   "overtake each other).",

@@ -10,6 +10,11 @@
  *   deno run --unstable-net --allow-net scripts/deno_floor.ts pingpong PORT COUNT [INTERVAL_MS]
  *   deno run --unstable-net --allow-net scripts/deno_floor.ts flood PORT SECONDS
  *   deno run --allow-ffi scripts/deno_floor.ts --native echo | pingpong … (no flood)
+ *   deno run --allow-ffi scripts/deno_floor.ts --native hold COUNT
+ *
+ * `hold` echoes COUNT + 1 datagrams (the first only turns the kernel's stamps on), then prints the p50 and p99 of its hold time: from each
+ * one's arrival by the kernel's stamp (`SIOCGSTAMPNS`) to just before its `sendto()`, what
+ * udp serve's hold time counts (its wake-up included); the floor of udp serve's at a low rate.
  *
  * @module
  */
@@ -32,6 +37,8 @@ if (native) {
     getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
     recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "i32" },
     sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
+    ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+    clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   });
   const c = libc.symbols;
   const sockaddr = (port: number) => {
@@ -52,6 +59,27 @@ if (native) {
       const received = c.recvfrom(fd, buffer, 65536n, 0, from, fromLength);
       if (received >= 0) c.sendto(fd, buffer, BigInt(received), 0, from, 16);
     }
+  } else if (mode === "hold") {
+    c.getsockname(fd, from, fromLength);
+    console.log(new DataView(from.buffer).getUint16(2, false));
+    const SIOCGSTAMPNS = 0x8907n; // the last datagram's arrival, a struct timespec (realtime)
+    const arrived = new BigInt64Array(2);
+    const now = new BigInt64Array(2);
+    const arrivedBytes = new Uint8Array(arrived.buffer);
+    const nowBytes = new Uint8Array(now.buffer);
+    const samples = new Float64Array(Number(portText));
+    for (let i = -1; i < samples.length;) {
+      const received = c.recvfrom(fd, buffer, 65536n, 0, from, fromLength);
+      if (received < 0) continue;
+      c.ioctl(fd, SIOCGSTAMPNS, arrivedBytes);
+      c.clock_gettime(0, nowBytes);
+      c.sendto(fd, buffer, BigInt(received), 0, from, 16);
+      const held = Number(now[0] - arrived[0]) * 1e3 + Number(now[1] - arrived[1]) / 1e6;
+      if (i >= 0) samples[i] = held;
+      i++;
+    }
+    report(samples);
+    Deno.exit(0);
   } else if (mode === "pingpong") {
     const to = sockaddr(Number(portText));
     const samples = new Float64Array(Number(amountText));
@@ -66,7 +94,9 @@ if (native) {
     report(samples);
     Deno.exit(0);
   }
-  console.error("usage: deno_floor.ts --native echo | pingpong PORT COUNT [INTERVAL_MS]");
+  console.error(
+    "usage: deno_floor.ts --native echo | hold COUNT | pingpong PORT COUNT [INTERVAL_MS]",
+  );
   Deno.exit(2);
 }
 

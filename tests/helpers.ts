@@ -120,6 +120,7 @@ export class UdpProcess {
   readonly seen: string[] = [];
   #pending = "";
   #reading: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+  #draining: Promise<void> | null = null;
 
   constructor(args: string[], options: RunOptions = {}) {
     const [command, argv] = udpArgv(args, options.entry);
@@ -205,10 +206,27 @@ export class UdpProcess {
     return await this.finish();
   }
 
+  /**
+   * Reads stdout in the background from now on (what finish() returns), so that a daemon
+   * printing a line per interval never blocks on a full pipe while the test does something
+   * else. waitFor() is not to be used after it.
+   */
+  keepReading(): void {
+    this.#draining ??= (async () => {
+      while (true) {
+        const { value, done } = await (this.#reading ?? this.#stdout.read());
+        this.#reading = null;
+        if (done) return;
+        this.#pending += this.#decoder.decode(value, { stream: true });
+      }
+    })();
+  }
+
   /** Waits for exit; stdout holds every line not yet consumed by waitFor. */
   async finish(): Promise<CliResult> {
+    if (this.#draining !== null) await this.#draining;
     let rest = this.#pending;
-    while (true) {
+    while (this.#draining === null) {
       const { value, done } = await (this.#reading ?? this.#stdout.read());
       this.#reading = null;
       if (done) break;

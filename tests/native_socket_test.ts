@@ -11,6 +11,7 @@ import {
   NativeUdpSocket,
   openNativeSockets,
   osError,
+  reactorSleeps,
   spinCounts,
 } from "../lib/net/native/mod.ts";
 import { ping } from "../lib/probe/ping.ts";
@@ -462,6 +463,51 @@ Deno.test(
     await loop;
     await done.promise;
     assertEquals(fired, ["pending at close", "after"]);
+  },
+);
+
+Deno.test(
+  "native: an idle reactor sleeps off the main thread: an HTTP request and timers run meanwhile without waking it; a datagram, a timer of its own and a close do",
+  nativeOnly,
+  async () => {
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+    const untilAsleep = async () => {
+      while (!reactorSleeps().asleep) await tick();
+    };
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response("scraped"),
+    );
+    using receiver = UdpSocket.bind("127.0.0.1", 0, "native");
+    using sender = UdpSocket.bind("127.0.0.1", 0, "deno");
+    const got: string[] = [];
+    const arrived = Promise.withResolvers<void>();
+    const loop = receiver.receiveEach((data) => {
+      got.push(new TextDecoder().decode(data));
+      arrived.resolve();
+    });
+    await untilAsleep();
+    const before = reactorSleeps().begun;
+    // The old reactor woke every 20 ms when idle, and an HTTP request took a turn of its loop
+    // per step: this one must not wake it at all, nor 20 event loop timers.
+    const response = await fetch(`http://127.0.0.1:${server.addr.port}/metrics`);
+    strictEqual(await response.text(), "scraped");
+    for (let i = 0; i < 20; i++) await tick();
+    strictEqual(reactorSleeps().begun, before, "the reactor woke while idle");
+    // A timer of its own ends the sleep (the doorbell: the sleep had no end of its own).
+    const fired = Promise.withResolvers<void>();
+    receiver.wakeAt(performance.now() + 2, () => fired.resolve());
+    await fired.promise;
+    await untilAsleep();
+    // A datagram ends it.
+    await sender.send(text("wake"), receiver.address);
+    await arrived.promise;
+    assertEquals(got, ["wake"]);
+    await untilAsleep();
+    receiver.close();
+    await loop; // settles once the sleep the close ended is over: no operation left running
+    strictEqual(reactorSleeps().asleep, false);
+    await server.shutdown();
   },
 );
 

@@ -61,6 +61,8 @@ hex dump. Optionally answer each one.`,
     const socket = UdpSocket.bind(hostname, port);
     const granted = receiveBuffer === undefined ? null : socket.setReceiveBuffer(receiveBuffer);
     const where = formatAddress(socket.address);
+    // Before the line that says it listens: a supervisor may send SIGTERM as soon as it reads it.
+    const stop = interrupted();
     if (json) printJson({ type: "listening", address: where });
     else printLine(`Listening on ${where}`);
     if (receiveBuffer !== undefined) {
@@ -68,7 +70,6 @@ hex dump. Optionally answer each one.`,
       else printLine(describeReceiveBuffer(receiveBuffer, granted));
     }
     let received = 0;
-    const stop = interrupted();
     const loop = socket.receiveEach(async (data, from) => {
       received++;
       printDatagram(data, formatAddress(from), json);

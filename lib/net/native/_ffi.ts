@@ -14,13 +14,24 @@ import { type BatchArena, makeBatchArena } from "./_arena.ts";
 
 // ssize_t results are read as i32 (the low half holds every length and -1): a 64-bit result
 // would be a BigInt, allocated on every call. The structures (sockaddr, msghdr, mmsghdr,
-// iovec, timeval) are laid out for Linux on x86-64 (see _layout.ts).
+// iovec, timespec) are laid out for Linux on x86-64 (see _layout.ts).
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
   ppoll: { parameters: ["buffer", "usize", "buffer", "pointer"], result: "i32" },
+  // The same call on a thread of Deno's own, the main thread free meanwhile: how the reactor
+  // sleeps, so that timers, signals and other I/O (an HTTP scrape) run while it does.
+  ppollInBackground: {
+    name: "ppoll",
+    parameters: ["buffer", "usize", "buffer", "pointer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },

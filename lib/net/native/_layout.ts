@@ -18,20 +18,21 @@ export const SOCK_DGRAM = 2;
 export const SOCK_CLOEXEC = 0o2000000;
 /** `MSG_DONTWAIT`: return at once when nothing waits. */
 export const MSG_DONTWAIT = 0x40;
-/** `MSG_WAITFORONE`: `recvmmsg()` waits (up to `SO_RCVTIMEO`) for the first datagram only. */
-export const MSG_WAITFORONE = 0x10000;
 /** `SOL_SOCKET`: the level of the socket options below, and of their control messages. */
 export const SOL_SOCKET = 1;
 /** `SO_RCVBUF`: the receive buffer's size. */
 export const SO_RCVBUF = 8;
-/** `SO_RCVTIMEO`: how long a blocking receive waits (a struct timeval). */
-export const SO_RCVTIMEO = 20;
 /** `SO_RCVBUFFORCE`: `SO_RCVBUF` past `net.core.rmem_max`, with CAP_NET_ADMIN. */
 export const SO_RCVBUFFORCE = 33;
 /** `SO_TIMESTAMPNS`: stamp arrivals; its control message, SCM_TIMESTAMPNS, has the same number. */
 export const SO_TIMESTAMPNS = 35;
 /** `SO_RXQ_OVFL`: each datagram's control messages then say how many the socket dropped. */
 export const SO_RXQ_OVFL = 40;
+
+/** `EFD_NONBLOCK`: an eventfd whose read returns at once when it is not set. */
+export const EFD_NONBLOCK = 0o4000;
+/** `EFD_CLOEXEC`: closed on exec(), so no child inherits it. */
+export const EFD_CLOEXEC = 0o2000000;
 
 /** `POLLIN`: `ppoll()` reports data to read. */
 export const POLLIN = 0x001;
@@ -138,14 +139,6 @@ export const TIMESPEC_SEC = 0;
 export const TIMESPEC_NSEC = 8;
 /** `sizeof(struct timespec)`. */
 export const TIMESPEC_SIZE = 16;
-
-// struct timeval { time_t tv_sec; suseconds_t tv_usec; }
-/** `tv_sec`. */
-export const TIMEVAL_SEC = 0;
-/** `tv_usec`. */
-export const TIMEVAL_USEC = 8;
-/** `sizeof(struct timeval)`. */
-export const TIMEVAL_SIZE = 16;
 
 // struct pollfd { int fd; short events; short revents; }
 /** `fd`. */

@@ -1,7 +1,7 @@
 /**
  * The socket options the native sockets set (`setsockopt()`): what each asks the kernel to tell
- * with every datagram it reads (the control messages _control.ts reads), its receive buffer
- * and how long a waiting read waits, and the TTL and TOS byte it sends with. An IPv6 socket
+ * with every datagram it reads (the control messages _control.ts reads), its receive buffer,
+ * and the TTL and TOS byte it sends with. An IPv6 socket
  * sets the IPv4 option beside each IPv6 one: a dual-stack socket's IPv4 peers are sent to and
  * read from as IPv4, by the IPv4 options.
  *
@@ -25,18 +25,10 @@ import {
   IPV6_UNICAST_HOPS,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
-  SO_RCVTIMEO,
   SO_RXQ_OVFL,
   SO_TIMESTAMPNS,
   SOL_SOCKET,
-  TIMEVAL_SEC,
-  TIMEVAL_SIZE,
-  TIMEVAL_USEC,
 } from "./_layout.ts";
-
-// SO_RCVTIMEO's struct timeval, as 64-bit words.
-const TIMEVAL_SECONDS = TIMEVAL_SEC / BigInt64Array.BYTES_PER_ELEMENT;
-const TIMEVAL_MICROSECONDS = TIMEVAL_USEC / BigInt64Array.BYTES_PER_ELEMENT;
 
 /** A socket option's value: an int, as bytes. */
 function intOption(value: number): Uint8Array {
@@ -96,15 +88,6 @@ export function setReceiveBuffer(fd: number, bytes: number): number {
   );
   if (status !== 0) throw osError(errno());
   return granted[0];
-}
-
-/** Makes a waiting read (MSG_WAITFORONE) wait up to `waitMs`, > 0; whether the kernel took it. */
-export function setReceiveTimeout(fd: number, waitMs: number): boolean {
-  const timeval = new BigInt64Array(TIMEVAL_SIZE / BigInt64Array.BYTES_PER_ELEMENT);
-  timeval[TIMEVAL_SECONDS] = BigInt(Math.floor(waitMs / 1000));
-  timeval[TIMEVAL_MICROSECONDS] = BigInt((waitMs % 1000) * 1000);
-  const bytes = new Uint8Array(timeval.buffer);
-  return native().symbols.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, bytes, TIMEVAL_SIZE) === 0;
 }
 
 /**

@@ -1,15 +1,20 @@
 /**
  * The reactor: the one loop, on the main thread, that serves every native socket of the
- * process. It `ppoll()`s on all of them, reads the ready ones in batches (`recvmmsg()`), hands
- * each batch to its socket, runs the timers of its own that are due, lets the event loop turn,
- * and repeats; it ends when the last socket closes. When it sleeps, for how long and how it
- * waits for an awaited reply is {@linkcode SchedulingPolicy}'s to say (_policy.ts).
+ * process. It checks all of them with a `ppoll()` that does not wait, reads the ready ones in
+ * batches (`recvmmsg()`), hands each batch to its socket, runs the timers of its own that are
+ * due, and repeats; it ends when the last socket closes. When nothing is ready it sleeps, in a
+ * `ppoll()` on another thread (Deno's non-blocking FFI call), until a datagram comes, its next
+ * timer is due or its doorbell rings (_doorbell.ts): the main thread is free meanwhile, so an
+ * idle daemon costs nothing, and timers, signals and other I/O (an HTTP scrape) run at once.
+ * When it spins for an awaited reply first, and how often the event loop gets a whole turn
+ * while datagrams keep coming, is {@linkcode SchedulingPolicy}'s to say (_policy.ts).
  *
  * @module
  */
 
 import { eventLoopTimerAt } from "../clock.ts";
 import { DeadlineHeap } from "../deadlines.ts";
+import { Doorbell } from "./_doorbell.ts";
 import { native } from "./_ffi.ts";
 import {
   POLLFD_EVENTS,
@@ -29,8 +34,8 @@ export interface ReactorSocket {
   readonly fd: number;
   /** Whether it was closed. */
   readonly closed: boolean;
-  /** Reads the datagrams waiting (waiting up to `waitMs` for one); how many it read. */
-  readBatch(waitMs: number): number;
+  /** Reads the datagrams waiting, without waiting; how many it read. */
+  readBatch(): number;
   /** Hands the `count` datagrams read last to its handler. */
   handleBatch(count: number): Promise<void>;
 }
@@ -50,45 +55,83 @@ interface ReactorTimer {
 const TIMEOUT_SECONDS = TIMESPEC_SEC / Int32Array.BYTES_PER_ELEMENT;
 const TIMEOUT_NANOSECONDS = TIMESPEC_NSEC / Int32Array.BYTES_PER_ELEMENT;
 
+/** The longest sleep where the kernel refused the doorbell: nothing could end a longer one. */
+const SLEEP_WITHOUT_DOORBELL_MS = 20;
+
 /** The process's scheduling policy: the sockets tell it what they do, the reactor asks it. */
 export const policy: SchedulingPolicy = new SchedulingPolicy();
 
+/** A ppoll() timeout of `waitMs` (finite, ≥ 0), into `timeout`, to the nanosecond. */
+function writeTimeout(timeout: Int32Array, waitMs: number): void {
+  const seconds = Math.floor(waitMs / 1000);
+  timeout[TIMEOUT_SECONDS] = seconds;
+  timeout[TIMEOUT_NANOSECONDS] = Math.round((waitMs - seconds * 1000) * 1e6);
+}
+
 /**
- * The loop that serves every native socket of the process: `ppoll()` on all of them, drain the
- * ready ones, run the timers that are due, let the event loop run, repeat; it ends when the
- * last socket closes.
+ * The loop that serves every native socket of the process: check them all, drain the ready
+ * ones, run the timers that are due, sleep off the main thread when nothing is ready, repeat;
+ * it ends when the last socket closes.
  */
 export class Reactor {
   readonly #sockets = new Set<ReactorSocket>();
   // Due timers fire in deadline order (ties in the order added), from the one heap every
   // timer of the process uses; a cancelled one stays in it, marked, until it comes out.
   readonly #timers = new DeadlineHeap<ReactorTimer>((timer) => !timer.done);
+  // One pollfd per socket, then the doorbell's: a check passes the sockets' alone.
   #pollfds = new Uint8Array(0);
   #order: ReactorSocket[] = [];
-  #pollCount = 0n;
-  readonly #timeout = new Int32Array(TIMESPEC_SIZE / Int32Array.BYTES_PER_ELEMENT);
-  readonly #timeoutBytes = new Uint8Array(this.#timeout.buffer);
-  #running = false;
+  #checkCount = 0n; // nfds_t of a check (the sockets): computed here, not per ppoll()
+  #sleepCount = 0n; // and of a sleep (the doorbell too)
+  #doorbell: Doorbell | null = null;
+  readonly #checkTimeout = new Int32Array(TIMESPEC_SIZE / Int32Array.BYTES_PER_ELEMENT);
+  readonly #checkTimeoutBytes = new Uint8Array(this.#checkTimeout.buffer);
+  // A sleep's timeout is another buffer: the other thread may read it after the call began.
+  readonly #sleepTimeout = new Int32Array(TIMESPEC_SIZE / Int32Array.BYTES_PER_ELEMENT);
+  readonly #sleepTimeoutBytes = new Uint8Array(this.#sleepTimeout.buffer);
+  // The sleep under way: when it ends by itself, the pollfds it was given (kept referenced
+  // until it returns: the other thread writes into them), and who waits for its end.
+  #sleepUntil = -Infinity;
+  #sleepingOn: Uint8Array | null = null;
+  #asleep: PromiseWithResolvers<void> | null = null;
+  #sleepers: PromiseWithResolvers<void> | null = null;
+  // The loop under way, settled once it has ended (ports closed, no sleep left).
+  #running: PromiseWithResolvers<void> | null = null;
+  #sleepsBegun = 0;
 
   /** Serves `socket` from now on; starts the loop if it is not running. */
   add(socket: ReactorSocket): void {
+    this.#doorbell ??= new Doorbell();
     this.#sockets.add(socket);
     this.#rebuild();
-    if (!this.#running) {
-      this.#running = true;
-      this.#run().finally(() => this.#running = false);
+    this.#doorbell.ring(); // a sleep under way does not watch it yet
+    if (this.#running === null) {
+      this.#running = Promise.withResolvers<void>();
+      this.#run();
     }
   }
 
-  /** Stops serving `socket`; the loop ends with the last one. */
-  remove(socket: ReactorSocket): void {
-    if (!this.#sockets.delete(socket)) return;
+  /**
+   * Stops serving `socket`; the loop ends with the last one. The promise settles once the
+   * reactor has let go of it: once no sleep of the reactor's is under way on it (at once if
+   * none is), or, for the last socket, once the loop has ended, so that nothing it started
+   * (a sleep, a turn of the event loop) is still running. Not to be awaited by a handler of
+   * the reactor's: the loop waits for the handler first.
+   */
+  remove(socket: ReactorSocket): Promise<void> {
+    if (!this.#sockets.delete(socket)) return Promise.resolve();
     this.#rebuild();
-    if (this.#sockets.size > 0) return;
-    // The loop ends: nothing is awaited any more, and what it would have run, the event
-    // loop's timers run instead.
-    policy.reset();
-    for (const timer of this.#timers.takeAll()) if (!timer.done) this.#handOver(timer);
+    if (this.#asleep !== null) this.#doorbell?.ring();
+    if (this.#sockets.size === 0) {
+      // The loop ends: nothing is awaited any more, and what it would have run, the event
+      // loop's timers run instead.
+      policy.reset();
+      for (const timer of this.#timers.takeAll()) if (!timer.done) this.#handOver(timer);
+      return this.#running?.promise ?? Promise.resolve();
+    }
+    if (this.#asleep === null) return Promise.resolve();
+    this.#sleepers ??= Promise.withResolvers<void>();
+    return this.#sleepers.promise;
   }
 
   /** Gives a timer to the event loop's timers: the loop is not running to fire it. */
@@ -101,15 +144,18 @@ export class Reactor {
   }
 
   /**
-   * Runs `fire` once `performance.now()` reaches `at`: from the loop, to within its wait's
-   * precision (tens of microseconds), while any socket is open, so that a send it makes is
-   * followed at once by the wait for the reply; from the event loop's timers otherwise.
-   * Returns a function that cancels it.
+   * Runs `fire` once `performance.now()` reaches `at`: from the loop while any socket is open
+   * (a sleep ends for it, to within tens of microseconds), so that a send it makes is followed
+   * at once by the check for the reply; from the event loop's timers otherwise. Returns a
+   * function that cancels it.
    */
   schedule(at: number, fire: () => void): () => void {
     const timer: ReactorTimer = { at, fire, done: false };
     if (this.#sockets.size === 0) this.#handOver(timer);
-    else this.#timers.add(at, timer);
+    else {
+      this.#timers.add(at, timer);
+      if (at < this.#sleepUntil) this.#doorbell?.ring(); // the sleep under way ends too late
+    }
     return () => {
       timer.done = true;
       clearTimeout(timer.handle);
@@ -141,102 +187,155 @@ export class Reactor {
   }
 
   #rebuild(): void {
+    // A new buffer, never the old one changed: a sleep under way may still be reading it.
     this.#order = [...this.#sockets];
-    this.#pollCount = BigInt(this.#order.length); // nfds_t: computed here, not per ppoll()
-    this.#pollfds = new Uint8Array(POLLFD_SIZE * this.#order.length);
+    const count = this.#order.length;
+    this.#checkCount = BigInt(count);
+    this.#sleepCount = BigInt(count + 1);
+    this.#pollfds = new Uint8Array(POLLFD_SIZE * (count + 1));
     const view = new DataView(this.#pollfds.buffer);
-    this.#order.forEach((socket, i) => {
-      view.setInt32(POLLFD_SIZE * i + POLLFD_FD, socket.fd, true);
+    const fds = [...this.#order.map((socket) => socket.fd), this.#doorbell?.fd ?? -1];
+    fds.forEach((fd, i) => {
+      view.setInt32(POLLFD_SIZE * i + POLLFD_FD, fd, true);
       view.setInt16(POLLFD_SIZE * i + POLLFD_EVENTS, POLLIN, true);
     });
   }
 
-  /** ppoll() on every socket for up to `waitMs` (to the nanosecond, unlike poll()'s ms). */
-  #poll(waitMs: number): number {
-    const seconds = Math.floor(waitMs / 1000);
-    this.#timeout[TIMEOUT_SECONDS] = seconds;
-    this.#timeout[TIMEOUT_NANOSECONDS] = Math.round((waitMs - seconds * 1000) * 1e6);
-    return native().symbols.ppoll(this.#pollfds, this.#pollCount, this.#timeoutBytes, null);
+  /** ppoll() on every socket, without waiting: how many have datagrams to read. */
+  #check(): number {
+    return native().symbols.ppoll(this.#pollfds, this.#checkCount, this.#checkTimeoutBytes, null);
+  }
+
+  /**
+   * Sleeps, off the main thread, until a datagram comes to any socket, `waitMs` passes
+   * (Infinity: no end of its own) or the doorbell rings; what ppoll() returned (0: the time
+   * passed; the ready descriptors are checked afresh after it, since the sockets may have
+   * changed meanwhile).
+   */
+  /** How many sleeps it began, and whether one is under way with the doorbell quiet. */
+  get sleeps(): { begun: number; asleep: boolean } {
+    return { begun: this.#sleepsBegun, asleep: this.#asleep !== null && !this.#doorbell?.rung };
+  }
+
+  async #sleep(waitMs: number): Promise<number> {
+    const doorbell = this.#doorbell as Doorbell;
+    this.#sleepsBegun++;
+    if (doorbell.fd < 0) waitMs = Math.min(waitMs, SLEEP_WITHOUT_DOORBELL_MS);
+    let timeout: Uint8Array | null = null;
+    if (waitMs !== Infinity) {
+      writeTimeout(this.#sleepTimeout, Math.max(0, waitMs));
+      timeout = this.#sleepTimeoutBytes;
+    }
+    this.#sleepUntil = performance.now() + waitMs;
+    this.#sleepingOn = this.#pollfds;
+    this.#asleep = Promise.withResolvers<void>();
+    try {
+      return await native().symbols.ppollInBackground(
+        this.#sleepingOn,
+        this.#sleepCount,
+        timeout,
+        null,
+      );
+    } finally {
+      this.#sleepUntil = -Infinity;
+      this.#sleepingOn = null;
+      this.#asleep = null;
+      doorbell.clear();
+    }
+  }
+
+  /** Lets those waiting for the last sleep's end (a socket's close) go on. */
+  #releaseSleepers(): void {
+    const sleepers = this.#sleepers;
+    this.#sleepers = null;
+    sleepers?.resolve();
   }
 
   async #run(): Promise<void> {
     const channel = new MessageChannel();
     let wake: (() => void) | null = null;
     channel.port1.onmessage = () => wake?.();
-    const yieldToEventLoop = () =>
+    const letReadyCodeRun = () =>
       new Promise<void>((resolve) => {
         wake = resolve;
         channel.port2.postMessage(null);
       });
     try {
-      let lastYield = performance.now();
+      let lastTurn = performance.now();
       while (this.#sockets.size > 0) {
+        this.#releaseSleepers();
         // Let what the last datagrams set off run: a few rounds of promise jobs (a reply's
-        // handler sending the next probe, say) cost next to nothing. The event loop itself
-        // (timers, signals, other I/O) gets a turn once a slice, and at once when code is
-        // ready to run (a sender loop that yielded, see yieldToEventLoop).
+        // handler sending the next probe, say) cost next to nothing.
         for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
+        if (this.#sockets.size === 0) break;
         let now = performance.now();
-        if (policy.yieldsNow(now, lastYield)) {
-          await yieldToEventLoop();
-          lastYield = now = performance.now();
+        if (policy.needsTurn(now, lastTurn)) {
+          // Datagrams kept coming: a sleep that does not wait gives the event loop a whole
+          // turn (its timers, signals and I/O), which a message (below) does not.
+          await this.#sleep(0);
+          lastTurn = now = performance.now();
+          continue;
+        } else if (policy.codeIsReady()) {
+          // A sender loop that yielded goes on at once, and so does the reactor.
+          await letReadyCodeRun();
+          now = performance.now();
         }
         if (this.#sockets.size === 0) break;
         if (this.#timers.size > 0 && this.#fireDue(now)) {
           // After the event loop's turn, not before it: what the timers send (a probe) is
-          // followed at once by the wait for its reply, with nothing else in between.
+          // followed at once by the check for its reply, with nothing else in between.
           for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
           now = performance.now();
           if (this.#sockets.size === 0) break;
         }
         const pollfds = this.#pollfds;
         const order = this.#order;
-        const slice = policy.slice(now);
-        const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
-        if (order.length === 1 && policy.awaitsOneReply()) {
-          await this.#awaitReply(order[0], now, slice, untilTimer);
-        } else if (this.#poll(policy.pollWait(slice, untilTimer)) > 0) {
-          // ppoll()'s timeout is exact, so timers stay on time; it does not wait at all when
-          // code is ready to run (a sender loop that yielded), which gets the thread back
-          // after one batch per socket, so one busy socket cannot starve the others either.
+        if (this.#check() > 0) {
+          // One batch per ready socket, then the loop again: one busy socket cannot starve
+          // the others, nor the timers.
           for (let i = 0; i < order.length; i++) {
             const revents = POLLFD_SIZE * i + POLLFD_REVENTS;
             if (pollfds[revents] === 0 && pollfds[revents + 1] === 0) continue;
-            const count = order[i].readBatch(0);
+            const count = order[i].readBatch();
             if (count > 0) await order[i].handleBatch(count);
           }
-        } else {
+          continue;
+        }
+        if (policy.codeIsReady()) continue; // never sleep while code waits to run
+        if (this.#sockets.size === 0) break; // closed by a handler of the last batch
+        const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
+        if (order.length === 1 && policy.awaitsOneReply()) {
+          await this.#awaitReply(order[0], now, untilTimer);
+        } else if (await this.#sleep(untilTimer) === 0) {
           policy.nothingCame();
         }
+        lastTurn = performance.now();
       }
     } finally {
       channel.port1.close();
       channel.port2.close();
+      const running = this.#running;
+      this.#running = null;
+      this.#releaseSleepers();
+      running?.resolve();
     }
   }
 
   /**
-   * Waits up to a slice for the one reply due on the only socket (a ping) and hands it on:
-   * looks for it without sleeping first, if replies come soon (see the spin), then sleeps for
-   * it in recvmmsg() itself, one system call where ppoll() and a read are two, unless a timer
-   * is due before the kernel's rounded-up receive timeout (~8 ms) would end; if the reply is
-   * lost, that happens once.
+   * Waits for the one reply due on the only socket (a ping) and hands it on: looks for it
+   * without sleeping first, if replies come soon (see the spin), then sleeps for it; if it
+   * does not come before the next timer, it is late or lost.
    */
-  async #awaitReply(
-    socket: ReactorSocket,
-    now: number,
-    slice: number,
-    untilTimer: number,
-  ): Promise<void> {
+  async #awaitReply(socket: ReactorSocket, now: number, untilTimer: number): Promise<void> {
     let count = this.#spinFor(socket, now, untilTimer);
-    if (count === 0 && policy.sleepsInReceive(untilTimer)) {
-      count = socket.readBatch(slice);
-    } else if (count === 0 && this.#poll(policy.sleepFor(slice, untilTimer)) > 0) {
-      count = socket.readBatch(0);
-    }
     if (count === 0) {
-      policy.replyLost();
-      return;
+      const ready = await this.#sleep(untilTimer);
+      if (ready === 0) {
+        policy.replyLost();
+        return;
+      }
+      count = socket.readBatch(); // 0: the doorbell rang, or the socket closed
+      if (count === 0) return;
     }
     policy.replyCame(performance.now() - now);
     await socket.handleBatch(count);
@@ -250,7 +349,7 @@ export class Reactor {
     if (!policy.spinsNow()) return 0;
     const until = policy.spinUntil(now, untilTimer);
     do {
-      const count = socket.readBatch(0);
+      const count = socket.readBatch();
       if (count > 0) {
         policy.spinFound();
         return count;
@@ -260,9 +359,23 @@ export class Reactor {
     return 0;
   }
 }
-
 /** The process's reactor. */
 export const reactor: Reactor = new Reactor();
+
+/**
+ * How many times the reactor went to sleep, and whether it sleeps now (its doorbell quiet):
+ * the tests check that an idle reactor stays asleep while the event loop does other work.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { reactorSleeps } from "./mod.ts";
+ * strictEqual(reactorSleeps().begun >= 0, true);
+ * ```
+ */
+export function reactorSleeps(): { begun: number; asleep: boolean } {
+  return reactor.sleeps;
+}
 
 /**
  * Lets the event loop run from code that is ready to go on at once (a sender loop): unlike a

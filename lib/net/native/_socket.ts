@@ -25,7 +25,6 @@ import {
   MMSGHDR_LEN,
   MMSGHDR_SIZE,
   MSG_DONTWAIT,
-  MSG_WAITFORONE,
   MSGHDR_NAMELEN,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
@@ -37,14 +36,7 @@ import {
   SOCKADDR_SIZE,
 } from "./_layout.ts";
 import { checkTos } from "../_ip_header.ts";
-import {
-  askForControl,
-  askForTtlAndTos,
-  setReceiveBuffer,
-  setReceiveTimeout,
-  setTos,
-  setTtl,
-} from "./_options.ts";
+import { askForControl, askForTtlAndTos, setReceiveBuffer, setTos, setTtl } from "./_options.ts";
 import type { DatagramHandler, PeerAddress, ReceiveOptions } from "../socket.ts";
 import { MICROTASK_ROUNDS } from "./_policy.ts";
 import { policy, reactor, type ReactorSocket } from "./_reactor.ts";
@@ -137,7 +129,6 @@ export class NativeUdpSocket implements ReactorSocket {
   #concurrent = false; // the handlers of one batch may run together (receiveEach's option)
   #queueing = false; // they are running: sends go into the reply batch
   #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
-  #receiveTimeoutMs = 0; // SO_RCVTIMEO as last set; 0: none (a waiting read would never end)
   #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
   readonly #family: number; // AF_INET or AF_INET6: an IPv6 socket sets the IPv4 options too
 
@@ -302,23 +293,15 @@ export class NativeUdpSocket implements ReactorSocket {
   }
 
   /**
-   * Reads the datagrams waiting, up to {@linkcode BATCH_SIZE}, with one `recvmmsg()`, into the
-   * receive arena, where they stay until {@linkcode NativeUdpSocket.handleBatch} is done with
-   * them (the reactor reads nothing else meanwhile). With `waitMs` > 0 it first waits up to
-   * that long for one, in `recvmmsg()` itself: one system call, but the kernel rounds the wait
-   * up to clock ticks (several milliseconds), so the reactor waits this way only when a reply
-   * is due at once. Returns how many datagrams were read.
+   * Reads the datagrams waiting, up to {@linkcode BATCH_SIZE}, with one `recvmmsg()` that does
+   * not wait, into the receive arena, where they stay until
+   * {@linkcode NativeUdpSocket.handleBatch} is done with them (the reactor reads nothing else
+   * meanwhile). Returns how many datagrams were read.
    */
-  readBatch(waitMs: number): number {
+  readBatch(): number {
     if (this.#closed) return 0;
     const { symbols, errno, receiveBatch: arena } = native();
-    if (waitMs > 0 && waitMs !== this.#receiveTimeoutMs) {
-      // Refused: cannot happen with a valid timeout; never risk waiting for ever.
-      if (!setReceiveTimeout(this.fd, waitMs)) return 0;
-      this.#receiveTimeoutMs = waitMs;
-    }
-    const flags = waitMs > 0 ? MSG_WAITFORONE : MSG_DONTWAIT;
-    const count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, flags, null);
+    const count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, MSG_DONTWAIT, null);
     if (count < 0) {
       const code = errno();
       if (code !== EAGAIN && code !== EINTR) this.#onError(osError(code));
@@ -475,15 +458,20 @@ export class NativeUdpSocket implements ReactorSocket {
     return reactor.schedule(at, fire);
   }
 
-  /** Closes the socket; its receive loop ends. Safe to call more than once. */
+  /**
+   * Closes the socket. Its receive loop ends once the reactor has let go of it: at once, or
+   * when a sleep of the reactor's that watched it ends, microseconds later (the port is bound
+   * until then, since that `ppoll()` holds the socket). Safe to call more than once.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     openSockets--;
-    reactor.remove(this);
+    const released = reactor.remove(this);
     this.#flushQueued(); // rejects what is still queued: the socket is closed
     native().symbols.close(this.fd);
-    this.#finished?.resolve();
+    const finished = this.#finished;
+    if (finished !== null) released.then(() => finished.resolve());
   }
 
   /** Closes the socket at the end of a `using` block. */

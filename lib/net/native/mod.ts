@@ -15,11 +15,13 @@
  * - `_timex.ts`: whether the kernel says the clock is synchronized, and its error;
  * - `_control.ts`: the control messages read with each datagram (`SO_TIMESTAMPNS`,
  *   `SO_RXQ_OVFL`, the TTL and TOS it arrived with), and the TOS one a datagram is sent with;
- * - `_options.ts`: the socket options (what to tell with each datagram, the receive buffer
- *   and timeout, the TTL and TOS to send with);
+ * - `_options.ts`: the socket options (what to tell with each datagram, the receive buffer,
+ *   the TTL and TOS to send with);
  * - `_socket.ts`: the native socket;
- * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket;
- * - `_policy.ts`: the reactor's scheduling policy (slices, spins for a reply, back-off).
+ * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket, and
+ *   sleeps off the main thread;
+ * - `_doorbell.ts`: the eventfd that ends the reactor's sleep when the main thread needs it;
+ * - `_policy.ts`: the reactor's scheduling policy (turns of the event loop, spins for a reply, back-off).
  *
  * This module is the folder's face: nothing outside it imports the others.
  *
@@ -29,8 +31,8 @@
 export { BATCH_SIZE } from "./_arena.ts";
 export { osError } from "./_errno.ts";
 export { giveUpFfiPermission, loadNativeUdp } from "./_ffi.ts";
-export { ACTIVE_SLICE_MS, IDLE_SLICE_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
-export { yieldToEventLoop } from "./_reactor.ts";
+export { BUSY_TURN_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
+export { reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
 export { kernelClockState } from "./_timex.ts";
 export { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
 export {
