@@ -286,6 +286,28 @@ Deno.test("udp serve --host :: answers IPv4 and IPv6 pings", async () => {
   }
 });
 
+Deno.test("udp serve on a wildcard address answers from the address each probe was sent to (127.0.0.2, 127.0.0.3, ::1; udp and STAMP)", async () => {
+  // Without IP_PKTINFO the kernel picks the reply's source by its routes (127.0.0.1 for all of
+  // 127.0.0.0/8): every reply then looks foreign to the pinger, 100% loss.
+  for (const [host, stamp] of [["0.0.0.0", false], ["::", false], ["0.0.0.0", true]] as const) {
+    const { serve, port } = await startServe(["--host", host, ...(stamp ? ["--stamp"] : [])]);
+    try {
+      const targets = host === "::"
+        ? ["127.0.0.2", "127.0.0.3", "[::1]"]
+        : ["127.0.0.2", "127.0.0.3"];
+      for (const target of targets) {
+        const args = ["ping", `${target}:${port}`, "-c", "3", "-i", "0", "--json"];
+        const result = await runUdp([...args, ...(stamp ? ["--stamp"] : [])]);
+        const summary = JSON.parse(result.stdout.trimEnd().split("\n").at(-1) as string);
+        const said = `${host} ${target} stamp=${stamp}: ${result.stdout}${result.stderr}`;
+        assertEquals([result.code, summary.received, summary.foreign], [0, 3, 0], said);
+      }
+    } finally {
+      await serve.stop();
+    }
+  }
+});
+
 Deno.test("udp serve -v logs one line per datagram; -v --json logs NDJSON", async () => {
   const { serve, port } = await startServe(["-v"]);
   try {

@@ -467,6 +467,51 @@ Deno.test(
 );
 
 Deno.test(
+  "native: a socket on 0.0.0.0 or :: says where each datagram was sent to, and sendReply() answers from there, one by one or in a concurrent batch, with a TOS too",
+  nativeOnly,
+  async () => {
+    for (const [wildcard, concurrent] of [["0.0.0.0", false], ["0.0.0.0", true], ["::", true]]) {
+      using server = UdpSocket.bind(wildcard as string, 0, "native");
+      using client = UdpSocket.bind("127.0.0.1", 0, "deno");
+      const locals: (string | null)[] = [];
+      const loop = server.receiveEach(
+        (data, from, _at, meta) => {
+          locals.push(meta.local);
+          const tos = data[0] === 3 ? 0xb8 : -1; // one with a TOS of its own as well
+          const sent = server.sendReply(data, from, tos, meta.local);
+          return typeof sent === "number" ? undefined : sent.then(() => {});
+        },
+        undefined,
+        { concurrent: concurrent as boolean },
+      );
+      const asked = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.2"];
+      for (const [n, host] of asked.entries()) {
+        await client.send(new Uint8Array([n]), { hostname: host, port: server.address.port });
+      }
+      const answeredFrom: string[] = [];
+      const inbox = client.receiveEach((data, from) => {
+        answeredFrom[data[0]] = from.hostname;
+        if (answeredFrom.filter(Boolean).length === asked.length) client.close();
+      });
+      await inbox;
+      assertEquals(locals, asked, `${wildcard}: what the socket said`);
+      assertEquals(answeredFrom, asked, `${wildcard}: where the replies came from`);
+      server.close();
+      await loop;
+    }
+    // A socket bound to one address says nothing (null): its replies leave from it anyway.
+    using bound = UdpSocket.bind("127.0.0.1", 0, "native");
+    using peer = UdpSocket.bind("127.0.0.1", 0, "deno");
+    const said = Promise.withResolvers<string | null>();
+    const loop = bound.receiveEach((_data, _from, _at, meta) => said.resolve(meta.local));
+    await peer.send(text("x"), bound.address);
+    strictEqual(await said.promise, null);
+    bound.close();
+    await loop;
+  },
+);
+
+Deno.test(
   "native: an idle reactor sleeps off the main thread: an HTTP request and timers run meanwhile without waking it; a datagram, a timer of its own and a close do",
   nativeOnly,
   async () => {

@@ -24,7 +24,7 @@ import type {
 const RECEIVE_BUFFER_SIZE = 65536;
 
 /** What every datagram's IP header said, as far as Deno's API tells: nothing. */
-const UNKNOWN: ReceiveMeta = Object.freeze({ ttl: -1, tos: -1 });
+const UNKNOWN: ReceiveMeta = Object.freeze({ ttl: -1, tos: -1, local: null });
 
 /** A bound socket of `Deno.listenDatagram`. */
 export class DenoDatagramSocket implements DatagramSocket {
@@ -97,6 +97,20 @@ export class DenoDatagramSocket implements DatagramSocket {
   /** As {@linkcode DenoDatagramSocket.send}: a datagram never leaves at once here. */
   sendSoon(data: Uint8Array, to: { hostname: string; port: number }): Promise<number> {
     return this.send(data, to);
+  }
+
+  /**
+   * As {@linkcode DenoDatagramSocket.sendSoon}: the datagram leaves with the socket's TOS and
+   * from the address the kernel picks (Deno's API can choose neither).
+   */
+  sendReply(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    _source: string | null,
+  ): number | Promise<number> {
+    if (tos !== -1) checkTos(tos);
+    return this.sendSoon(data, to);
   }
 
   /** As {@linkcode DenoDatagramSocket.send}: the datagram leaves with the socket's TOS. */

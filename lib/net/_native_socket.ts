@@ -7,6 +7,7 @@
  * @module
  */
 
+import { checkTos } from "./_ip_header.ts";
 import { NativeUdpSocket } from "./native/mod.ts";
 import type {
   DatagramHandler,
@@ -90,10 +91,21 @@ export class NativeDatagramSocket implements DatagramSocket {
     tos: number,
   ): Promise<number> {
     try {
-      return Promise.resolve(this.#socket.sendWithTos(data, to, tos));
+      checkTos(tos);
+      return Promise.resolve(this.#socket.sendReply(data, to, tos, null));
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Sends a reply with its TOS and from its request's address, by control messages. */
+  sendReply(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    source: string | null,
+  ): number | Promise<number> {
+    return this.#socket.sendReply(data, to, tos, source);
   }
 
   /** Sends the datagrams with `sendmmsg()`, up to a batch at a time; a failure rejects. */

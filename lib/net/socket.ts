@@ -40,6 +40,12 @@ export interface ReceiveMeta {
    * and the ECN bits (`tos & 3`); -1: unknown.
    */
   readonly tos: number;
+  /**
+   * The address it was sent to, where the socket is bound to a wildcard address (0.0.0.0, ::)
+   * and the backend tells it (the native one); null otherwise. A reply sent from it
+   * ({@linkcode DatagramSocket.sendReply}) comes from the address the peer asked.
+   */
+  readonly local: string | null;
 }
 
 /**
@@ -168,6 +174,22 @@ export interface DatagramSocket extends Disposable {
     to: { hostname: string; port: number },
     tos: number,
   ): Promise<number>;
+
+  /**
+   * Sends a reply to a datagram received, as {@linkcode DatagramSocket.sendSoon} does: with TOS
+   * byte `tos` for it alone unless it is -1 (see {@linkcode DatagramSocket.sendWithTos}), and
+   * from address `source` unless it is null: the request's `meta.local`, so that a socket
+   * bound to a wildcard address answers from the address it was asked at, not from the one
+   * the kernel would pick by its routes (on a host with several addresses, or 127.0.0.2 on
+   * loopback, the peer would not know the reply). Where the backend cannot choose (Deno's),
+   * neither is applied. A TOS out of -1 to 255 throws a RangeError.
+   */
+  sendReply(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    source: string | null,
+  ): number | Promise<number>;
 
   /**
    * Sends datagrams to one destination, in order, with as few system calls as the backend

@@ -131,7 +131,7 @@ export class Reflector {
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
-    this.#context.local = socket.address;
+    this.#context.local = { ...socket.address };
     this.#context.replyTosSettable = socket.canSetTos;
     this.#format = options.format ?? udpFormat;
     this.#stats = emptyStats(this.#format);
@@ -224,6 +224,10 @@ export class Reflector {
     context.tos = arrival.tos;
     context.from = event.from;
     context.replyTos = -1;
+    // Bound to a wildcard address, the socket says where each datagram was sent to: that is
+    // this reflector's address for it (STAMP's Location TLV) and where its reply comes from.
+    const local = arrival.local;
+    context.local.hostname = local ?? this.#socket.address.hostname;
     try {
       const refusal = this.#overLimit(source);
       reply = refusal === null ? this.#classify(data, event, receivedAt) : null;
@@ -236,11 +240,11 @@ export class Reflector {
     }
     if (reply instanceof Promise) {
       return reply.then(
-        (classified) => this.#answer(classified, event, from, context.replyTos),
+        (classified) => this.#answer(classified, event, from, context.replyTos, local),
         (error) => this.#classifyFailed(error, event, from),
       );
     }
-    return this.#answer(reply, event, from, context.replyTos);
+    return this.#answer(reply, event, from, context.replyTos, local);
   }
 
   /** The codec never throws; this guards the counters against a bug, not against input. */
@@ -249,13 +253,15 @@ export class Reflector {
     this.#answer(null, event, from);
   }
 
-  /** Sends the reply, if any (with the TOS byte its format asked for, where the socket can),
-   * and counts it once it has left (or failed). */
+  /** Sends the reply, if any (with the TOS byte its format asked for, where the socket can,
+   * and from the address its request was sent to), and counts it once it has left (or
+   * failed). */
   #answer(
     reply: Uint8Array | null,
     event: DatagramEvent,
     from: PeerAddress,
     tos = -1,
+    local: string | null = null,
   ): void | Promise<void> {
     this.#stats.kinds[event.kind]++;
     if (reply === null) {
@@ -264,9 +270,8 @@ export class Reflector {
     }
     let sent: number | Promise<number>;
     try {
-      sent = tos >= 0 && this.#socket.canSetTos
-        ? this.#socket.sendWithTos(reply, from, tos)
-        : this.#socket.sendSoon(reply, from);
+      const replyTos = this.#socket.canSetTos ? tos : -1;
+      sent = this.#socket.sendReply(reply, from, replyTos, local);
     } catch (error) {
       return this.#sendFailed(error, event);
     }

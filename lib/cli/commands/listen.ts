@@ -70,10 +70,10 @@ hex dump. Optionally answer each one.`,
       else printLine(describeReceiveBuffer(receiveBuffer, granted));
     }
     let received = 0;
-    const loop = socket.receiveEach(async (data, from) => {
+    const loop = socket.receiveEach(async (data, from, _arrivedAt, meta) => {
       received++;
       printDatagram(data, formatAddress(from), json);
-      if (reply !== "none") await answer(socket, reply, data, from);
+      if (reply !== "none") await answer(socket, reply, data, from, meta.local);
       if (received >= count) socket.close();
     });
     await Promise.race([loop, stop.promise]);
@@ -103,9 +103,11 @@ async function answer(
   reply: Exclude<ReplyMode, "none">,
   data: Uint8Array,
   from: PeerAddress,
+  local: string | null,
 ): Promise<void> {
   try {
-    await socket.send(reply === "echo" ? data : ackReply(data), from);
+    // From the address it was sent to (on 0.0.0.0 or ::), so the sender knows the answer.
+    await socket.sendReply(reply === "echo" ? data : ackReply(data), from, -1, local);
   } catch (error) {
     console.error(`udp listen: reply to ${formatAddress(from)} failed: ${errorKind(error)}`);
   }

@@ -223,8 +223,9 @@ take precedence):`,
     // At once (no await since the bind): nothing has been received yet. Giving up file access
     // after the bind, not before, lets a failed bind remove the log it has just created.
     context.filesOpened();
-    printStart(options.json, proxy, { target: formatAddress(target), seed, up, down });
+    // Before the start line: a supervisor may send SIGTERM as soon as it reads it.
     const stop = interrupted();
+    printStart(options.json, proxy, { target: formatAddress(target), seed, up, down });
     await stop.promise;
     stop.dispose();
     await proxy.close();

@@ -47,6 +47,11 @@ export const IPPROTO_IP = 0;
 export const IP_TOS = 1;
 /** `IP_TTL`: the TTL sent with (an int); its control message, an int. */
 export const IP_TTL = 2;
+/**
+ * `IP_PKTINFO`: each datagram's control messages then hold the address it was sent to (a
+ * struct in_pktinfo); sent, the same message picks the source address of a datagram.
+ */
+export const IP_PKTINFO = 8;
 /** `IP_RECVTTL`: each datagram's control messages then hold the TTL it arrived with. */
 export const IP_RECVTTL = 12;
 /** `IP_RECVTOS`: each datagram's control messages then hold the TOS byte it arrived with. */
@@ -59,6 +64,10 @@ export const IPV6_UNICAST_HOPS = 16;
 export const IPV6_RECVHOPLIMIT = 51;
 /** `IPV6_HOPLIMIT`: the hop limit's control message, an int. */
 export const IPV6_HOPLIMIT = 52;
+/** `IPV6_RECVPKTINFO`: each datagram's control messages then hold the address it was sent to. */
+export const IPV6_RECVPKTINFO = 49;
+/** `IPV6_PKTINFO`: that control message (a struct in6_pktinfo), read or sent (the source). */
+export const IPV6_PKTINFO = 50;
 /** `IPV6_RECVTCLASS`: each datagram's control messages then hold its traffic class. */
 export const IPV6_RECVTCLASS = 66;
 /** `IPV6_TCLASS`: the traffic class sent with (an int), and its control message, an int. */
@@ -131,6 +140,19 @@ export const CMSG_ALIGN_MASK = 7;
 export const CMSG_INT_LEN = CMSGHDR_SIZE + 4;
 /** `CMSG_SPACE(sizeof(int))`: the room it takes, padded to 8 bytes. */
 export const CMSG_INT_SPACE = CMSGHDR_SIZE + 8;
+
+// struct in_pktinfo { int ipi_ifindex; struct in_addr ipi_spec_dst; struct in_addr ipi_addr; }
+/** `ipi_spec_dst`: sent, the source address to send from. */
+export const IN_PKTINFO_SPEC_DST = 4;
+/** `ipi_addr`: received, the address in the datagram's header: where it was sent to. */
+export const IN_PKTINFO_ADDR = 8;
+/** `sizeof(struct in_pktinfo)`. */
+export const IN_PKTINFO_SIZE = 12;
+// struct in6_pktinfo { struct in6_addr ipi6_addr; unsigned int ipi6_ifindex; }
+/** `ipi6_addr`: received, where the datagram was sent to; sent, the source address. */
+export const IN6_PKTINFO_ADDR = 0;
+/** `sizeof(struct in6_pktinfo)`. */
+export const IN6_PKTINFO_SIZE = 20;
 
 // struct timespec { time_t tv_sec; long tv_nsec; }
 /** `tv_sec`. */

@@ -13,6 +13,7 @@ import { osError } from "./_errno.ts";
 import { native } from "./_ffi.ts";
 import {
   AF_INET6,
+  IP_PKTINFO,
   IP_RECVTOS,
   IP_RECVTTL,
   IP_TOS,
@@ -20,6 +21,7 @@ import {
   IPPROTO_IP,
   IPPROTO_IPV6,
   IPV6_RECVHOPLIMIT,
+  IPV6_RECVPKTINFO,
   IPV6_RECVTCLASS,
   IPV6_TCLASS,
   IPV6_UNICAST_HOPS,
@@ -88,6 +90,18 @@ export function setReceiveBuffer(fd: number, bytes: number): number {
   );
   if (status !== 0) throw osError(errno());
   return granted[0];
+}
+
+/**
+ * Asks the kernel to tell, with every datagram of a socket bound to a wildcard address (0.0.0.0
+ * or ::), the address it was sent to, so that its reply can leave from that address: the one
+ * the peer asked, not the one the kernel would pick. An IPv6 socket's IPv4 peers' datagrams are
+ * told too, as IPv4-mapped addresses. Whether the kernel took it.
+ */
+export function askForDestination(fd: number, family: number): boolean {
+  return family === AF_INET6
+    ? setInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+    : setInt(fd, IPPROTO_IP, IP_PKTINFO, 1);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The sockaddr codec: numeric IPv4 and IPv6 addresses and ports to and from the kernel's
- * `sockaddr_in` and `sockaddr_in6`, and whether one is IPv4-mapped.
+ * `sockaddr_in` and `sockaddr_in6`, whether one is IPv4-mapped, an address's bytes as a
+ * socket sends from it, and the cache of peers a socket decoded.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import {
   AF_INET6,
   SOCKADDR_FAMILY,
   SOCKADDR_IN6_ADDR,
+  SOCKADDR_IN6_SCOPE_ID,
   SOCKADDR_IN6_SIZE,
   SOCKADDR_IN_ADDR,
   SOCKADDR_IN_SIZE,
@@ -117,4 +119,56 @@ function parseIpv6(hostname: string): Uint8Array | null {
     bytes[2 * i + 1] = value & 255;
   }
   return bytes;
+}
+
+/**
+ * The bytes of a numeric address as a socket sends from it: 4 on an IPv4 socket, 16 on an
+ * IPv6 one (an IPv4 address IPv4-mapped there). Throws a TypeError for anything else.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { addressBytes } from "./_sockaddr.ts";
+ * strictEqual(addressBytes("127.0.0.2", false).toHex(), "7f000002");
+ * strictEqual(addressBytes("127.0.0.2", true).toHex(), "00000000000000000000ffff7f000002");
+ * ```
+ */
+export function addressBytes(hostname: string, ipv6Socket: boolean): Uint8Array {
+  const name = new Uint8Array(SOCKADDR_SIZE);
+  const v4 = encodeSockaddr(hostname, 0, name) === SOCKADDR_IN_SIZE;
+  const address = v4 ? name.slice(SOCKADDR_IN_ADDR, SOCKADDR_IN_ADDR + 4) : null;
+  if (!ipv6Socket) {
+    if (address === null) throw new TypeError(`not an IPv4 address: ${hostname}`);
+    return address;
+  }
+  if (address === null) return name.slice(SOCKADDR_IN6_ADDR, SOCKADDR_IN6_ADDR + 16);
+  const mapped = new Uint8Array(16);
+  mapped[10] = mapped[11] = 0xff;
+  mapped.set(address, 12);
+  return mapped;
+}
+
+/** The most peers a socket remembers by their sockaddr bytes before it starts afresh. */
+const PEER_CACHE_SIZE = 4096;
+
+/** Peers by their sockaddr bytes, so that a busy peer costs no string work per datagram. */
+export class PeerCache {
+  readonly #peers = new Map<string | number, Deno.NetAddr>();
+
+  /** The peer of a received sockaddr, decoded once. */
+  peerOf(from: Uint8Array): Deno.NetAddr {
+    // IPv4: address and port fit one exact number; IPv6: port, flow label and address as hex.
+    const a = SOCKADDR_IN_ADDR;
+    const key = from[SOCKADDR_FAMILY] === AF_INET && from[SOCKADDR_FAMILY + 1] === 0
+      ? ((from[a] * 256 + from[a + 1]) * 256 + from[a + 2]) * 256 * 65536 + from[a + 3] * 65536 +
+        from[SOCKADDR_PORT] * 256 + from[SOCKADDR_PORT + 1]
+      : from.subarray(SOCKADDR_PORT, SOCKADDR_IN6_SCOPE_ID).toHex();
+    let peer = this.#peers.get(key);
+    if (peer === undefined) {
+      if (this.#peers.size >= PEER_CACHE_SIZE) this.#peers.clear();
+      peer = { transport: "udp", ...decodeSockaddr(from) };
+      this.#peers.set(key, peer);
+    }
+    return peer;
+  }
 }

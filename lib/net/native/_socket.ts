@@ -8,15 +8,17 @@
  * handler is told when its datagram arrived by the kernel's clock (`SO_TIMESTAMPNS`), not when
  * the process got round to it: an RTT should not include how long the reader took to wake up;
  * and, when the loop asks, the TTL and TOS byte it arrived with (`IP_RECVTTL`, `IP_RECVTOS` and
- * their IPv6 kin). A datagram can be sent with a TOS of its own (a control message), in order
- * with the others.
+ * their IPv6 kin); on a socket bound to 0.0.0.0 or ::, the address it was sent to (`IP_PKTINFO`,
+ * `IPV6_PKTINFO`). A datagram can be sent with a TOS and a source address of its own (control
+ * messages), in order with the others: a reply leaves from the address its request came to.
  *
  * @module
  */
 
-import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
+import { BATCH_SIZE, fillSlot, SLOT_SIZE } from "./_arena.ts";
+import { sendSlots } from "./_send_slots.ts";
 import { readClocks } from "./_clock.ts";
-import { control, readControl, slotMeta, writeTosControl } from "./_control.ts";
+import { control, readControl, slotMeta, writeSendControl } from "./_control.ts";
 import { EAGAIN, EINTR, EMSGSIZE, osError } from "./_errno.ts";
 import { native } from "./_ffi.ts";
 import {
@@ -28,28 +30,34 @@ import {
   MSGHDR_NAMELEN,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
-  SOCKADDR_FAMILY,
-  SOCKADDR_IN6_SCOPE_ID,
-  SOCKADDR_IN_ADDR,
   SOCKADDR_IN_SIZE,
-  SOCKADDR_PORT,
   SOCKADDR_SIZE,
 } from "./_layout.ts";
 import { checkTos } from "../_ip_header.ts";
-import { askForControl, askForTtlAndTos, setReceiveBuffer, setTos, setTtl } from "./_options.ts";
+import {
+  askForControl,
+  askForDestination,
+  askForTtlAndTos,
+  setReceiveBuffer,
+  setTos,
+  setTtl,
+} from "./_options.ts";
 import type { DatagramHandler, PeerAddress, ReceiveOptions } from "../socket.ts";
 import { MICROTASK_ROUNDS } from "./_policy.ts";
 import { policy, reactor, type ReactorSocket } from "./_reactor.ts";
-import { decodeSockaddr, encodeSockaddr, isIpv4Mapped } from "./_sockaddr.ts";
+import {
+  addressBytes,
+  decodeSockaddr,
+  encodeSockaddr,
+  isIpv4Mapped,
+  PeerCache,
+} from "./_sockaddr.ts";
 
 /** A UDP peer address as Deno reports it (the socket interface's own type). */
 export type NativePeerAddress = PeerAddress;
 
 /** Called once per datagram, as the socket interface says (`arrivedAt` by the kernel's stamp). */
 export type NativeDatagramHandler = DatagramHandler;
-
-/** The most peers a socket remembers by their sockaddr bytes before it starts afresh. */
-const PEER_CACHE_SIZE = 4096;
 
 // Deno's resource sanitizer cannot see these file descriptors, so the tests count them.
 let openSockets = 0;
@@ -67,21 +75,6 @@ let openSockets = 0;
  */
 export function openNativeSockets(): number {
   return openSockets;
-}
-
-/**
- * `sendmmsg()` of `count` slots from `first`, again if a signal interrupts it: how many left
- * (it stops at the first that fails), or minus the errno if not even the first did.
- */
-function sendSlots(fd: number, arena: BatchArena, first: number, count: number): number {
-  const { symbols, errno } = native();
-  const headers = first === 0 ? arena.headers : arena.headers.subarray(first * MMSGHDR_SIZE);
-  for (;;) {
-    const sent = symbols.sendmmsg(fd, headers, count, 0);
-    if (sent >= 0) return sent;
-    const code = errno();
-    if (code !== EINTR) return -code;
-  }
 }
 
 /**
@@ -121,7 +114,7 @@ export class NativeUdpSocket implements ReactorSocket {
   #toLength = 0;
   #toIpv4 = false; // sent as IPv4 (an IPv4-mapped address on an IPv6 socket too)
   // Peers by their sockaddr bytes, so a busy peer costs no string work per datagram.
-  readonly #peers = new Map<string | number, NativePeerAddress>();
+  readonly #peers = new PeerCache();
   #handler: NativeDatagramHandler | null = null;
   #onError: (error: unknown) => void = () => {};
   #finished: PromiseWithResolvers<void> | null = null;
@@ -131,15 +124,21 @@ export class NativeUdpSocket implements ReactorSocket {
   #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
   #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
   readonly #family: number; // AF_INET or AF_INET6: an IPv6 socket sets the IPv4 options too
+  // Bound to 0.0.0.0 or ::: each datagram tells where it was sent to, and replies go from there.
+  readonly #wildcard: boolean;
+  #sourceText = ""; // the last reply source, and its bytes
+  #source: Uint8Array = new Uint8Array(4);
 
   private constructor(
     fd: number,
     family: number,
     address: NativePeerAddress,
     countsDrops: boolean,
+    wildcard: boolean,
   ) {
     this.fd = fd;
     this.#family = family;
+    this.#wildcard = wildcard;
     this.address = address;
     this.#kernelDrops = countsDrops ? 0 : null;
   }
@@ -162,9 +161,12 @@ export class NativeUdpSocket implements ReactorSocket {
     const boundLength = new Uint32Array([SOCKADDR_SIZE]);
     symbols.getsockname(fd, bound, new Uint8Array(boundLength.buffer));
     const { hostname: boundHost, port: boundPort } = decodeSockaddr(bound);
+    // Bound to every address: its replies must leave from the one each request came to.
+    const wildcard = (boundHost === "0.0.0.0" || boundHost === "::") &&
+      askForDestination(fd, family);
     openSockets++;
     const address: NativePeerAddress = { transport: "udp", hostname: boundHost, port: boundPort };
-    return new NativeUdpSocket(fd, family, address, countsDrops);
+    return new NativeUdpSocket(fd, family, address, countsDrops, wildcard);
   }
 
   /**
@@ -327,7 +329,7 @@ export class NativeUdpSocket implements ReactorSocket {
         const header = i * MMSGHDR_SIZE;
         const length = arena.headerView.getUint32(header + MMSGHDR_LEN, true);
         const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
-        const peer = this.#peer(name);
+        const peer = this.#peers.peerOf(name);
         arena.headerView.setUint32(header + MSGHDR_NAMELEN, SOCKADDR_SIZE, true); // next time
         readControl(arena, i);
         const arrivedAt = control.arrivedAt;
@@ -371,38 +373,71 @@ export class NativeUdpSocket implements ReactorSocket {
 
   /**
    * Sends one datagram as {@linkcode NativeUdpSocket.send} does, with TOS byte `tos` (IPv6:
-   * traffic class) for it alone, by a control message: at once, with a `sendmmsg()` of one, or
-   * into the reply batch of a concurrent batch's handlers, so that it never overtakes what was
-   * sent before it. Throws a RangeError for a TOS out of 0 to 255.
+   * traffic class) for it alone unless it is -1, and, on a socket bound to a wildcard address,
+   * from `source` (the address its request was sent to, `meta.local`), by control messages:
+   * at once, with a `sendmmsg()` of one, or into the reply batch of a concurrent batch's
+   * handlers, so that it never overtakes what was sent before it. The peer then sees a reply
+   * come from the address it asked, where the kernel would pick one by its routes. Throws a
+   * RangeError for a TOS out of -1 to 255.
    */
-  sendWithTos(
+  sendReply(
     data: Uint8Array,
     to: { hostname: string; port: number },
     tos: number,
+    source: string | null,
   ): number | Promise<number> {
-    checkTos(tos);
+    if (tos !== -1) checkTos(tos);
+    const from = source === null || !this.#wildcard ? null : this.#sourceBytes(source);
+    if (from === null && tos === -1) return this.send(data, to);
+    return this.#sendWithControl(data, to, tos, from);
+  }
+
+  /** The bytes of source address `source` as this socket sends it (IPv4-mapped on IPv6). */
+  #sourceBytes(source: string): Uint8Array {
+    if (source !== this.#sourceText) {
+      this.#source = addressBytes(source, this.#family === AF_INET6);
+      this.#sourceText = source;
+    }
+    return this.#source;
+  }
+
+  /** Sends one datagram with control messages (its TOS, its source): at once or queued. */
+  #sendWithControl(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    source: Uint8Array | null,
+  ): number | Promise<number> {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     if (data.byteLength > SLOT_SIZE) throw osError(EMSGSIZE); // longer than any datagram can be
-    if (this.#queueing) return this.#queue(data, to, tos);
+    if (this.#queueing) return this.#queue(data, to, tos, source);
     // The batch arena is free: sendBatchNow fills it and sends it within one call.
     const arena = native().sendBatch;
     const nameLength = this.#encodeDestination(to);
     fillSlot(arena, 0, data, this.#to, nameLength);
-    writeTosControl(arena, 0, tos, this.#toIpv4);
+    writeSendControl(arena, 0, tos, this.#toIpv4, source);
     policy.noteSend(1);
     const result = sendSlots(this.fd, arena, 0, 1);
     if (result < 0) throw osError(-result);
     return data.byteLength;
   }
 
-  /** Puts a datagram into the reply batch, with TOS `tos` unless it is -1 (the socket's). */
-  #queue(data: Uint8Array, to: { hostname: string; port: number }, tos: number): Promise<number> {
+  /**
+   * Puts a datagram into the reply batch, with TOS `tos` unless it is -1 (the socket's) and
+   * from `source` unless it is null (the kernel's choice).
+   */
+  #queue(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    source: Uint8Array | null = null,
+  ): Promise<number> {
     if (this.#queued.length === BATCH_SIZE) this.#flushQueued(); // full: keep the order
     const nameLength = this.#encodeDestination(to);
     const arena = native().replyBatch;
     const slot = this.#queued.length;
     fillSlot(arena, slot, data, this.#to, nameLength);
-    if (tos >= 0) writeTosControl(arena, slot, tos, this.#toIpv4);
+    if (tos >= 0 || source !== null) writeSendControl(arena, slot, tos, this.#toIpv4, source);
     const sent = Promise.withResolvers<number>();
     this.#queued.push({ length: data.byteLength, sent });
     policy.noteSend(1);
@@ -428,23 +463,6 @@ export class NativeUdpSocket implements ReactorSocket {
       }
       for (let k = 0; k < result; k++, done++) queued[done].sent.resolve(queued[done].length);
     }
-  }
-
-  /** The peer of a received sockaddr, from the socket's cache of them. */
-  #peer(from: Uint8Array): NativePeerAddress {
-    // IPv4: address and port fit one exact number; IPv6: port, flow label and address as hex.
-    const a = SOCKADDR_IN_ADDR;
-    const key = from[SOCKADDR_FAMILY] === AF_INET && from[SOCKADDR_FAMILY + 1] === 0
-      ? ((from[a] * 256 + from[a + 1]) * 256 + from[a + 2]) * 256 * 65536 + from[a + 3] * 65536 +
-        from[SOCKADDR_PORT] * 256 + from[SOCKADDR_PORT + 1]
-      : from.subarray(SOCKADDR_PORT, SOCKADDR_IN6_SCOPE_ID).toHex();
-    let peer = this.#peers.get(key);
-    if (peer === undefined) {
-      if (this.#peers.size >= PEER_CACHE_SIZE) this.#peers.clear();
-      peer = { transport: "udp", ...decodeSockaddr(from) };
-      this.#peers.set(key, peer);
-    }
-    return peer;
   }
 
   /**

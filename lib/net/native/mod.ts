@@ -9,14 +9,17 @@
  * - `_ffi.ts`: the C library's calls, bound once, and the FFI permission given up;
  * - `_layout.ts`: the C structures' offsets and sizes, and the constants of the calls;
  * - `_arena.ts`: the batch arenas, laid out once for `sendmmsg()` and `recvmmsg()`;
- * - `_sockaddr.ts`: numeric addresses to and from `sockaddr_in` and `sockaddr_in6`;
+ * - `_sockaddr.ts`: numeric addresses to and from `sockaddr_in` and `sockaddr_in6`, the
+ *   peers a socket decoded;
  * - `_errno.ts`: errno values and the errors Deno throws for them;
  * - `_clock.ts`: the kernel's real-time arrival stamps on the monotonic clock;
  * - `_timex.ts`: whether the kernel says the clock is synchronized, and its error;
  * - `_control.ts`: the control messages read with each datagram (`SO_TIMESTAMPNS`,
- *   `SO_RXQ_OVFL`, the TTL and TOS it arrived with), and the TOS one a datagram is sent with;
+ *   `SO_RXQ_OVFL`, the TTL and TOS it arrived with, where it was sent to), and those a datagram
+ *   is sent with (its TOS, its source address);
  * - `_options.ts`: the socket options (what to tell with each datagram, the receive buffer,
  *   the TTL and TOS to send with);
+ * - `_send_slots.ts`: one `sendmmsg()` of a send arena's slots;
  * - `_socket.ts`: the native socket;
  * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket, and
  *   sleeps off the main thread;
