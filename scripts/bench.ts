@@ -10,9 +10,9 @@
 
 import type { BenchSummary } from "../lib/probe/bench.ts";
 import type { PingSummary } from "../lib/probe/ping.ts";
-import { runtimeFlags } from "./flags.ts";
+import { udpCommand } from "./flags.ts";
+import { daemonSection, daemonTargetRows, measureDaemons } from "./bench_daemons.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const NODE_ECHO = new URL("./node_echo_server.mjs", import.meta.url).pathname;
 const CODEC_BENCH = new URL("./codec_bench.ts", import.meta.url).pathname;
 const DENO_FLOOR = new URL("./deno_floor.ts", import.meta.url).pathname;
@@ -21,13 +21,6 @@ const NATIVE_FLOOR_FLAGS = ["run", "--quiet", "--allow-ffi", DENO_FLOOR, "--nati
 const REPORT = new URL("../docs/performance.md", import.meta.url);
 const PAYLOAD = 20; // + 44-byte header = 64-byte datagrams, as the comparisons use
 const DATAGRAM = 64;
-
-function udpCommand(args: string[]): [string, string[]] {
-  const binary = Deno.env.get("UDP_BIN");
-  return binary
-    ? [binary, args]
-    : [Deno.execPath(), ["run", "--quiet", ...runtimeFlags(), MAIN, ...args]];
-}
 
 async function run(command: string, args: string[]): Promise<string> {
   const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
@@ -169,7 +162,7 @@ const log = (line = "") => {
 };
 
 // --- 1. RTT ---------------------------------------------------------------------------------
-console.error("1/5 RTT: udp ping -i 0 vs sockperf ping-pong, and vs irtt at 10 ms");
+console.error("1/6 RTT: udp ping -i 0 vs sockperf ping-pong, and vs irtt at 10 ms");
 const udpServe = await startUdpServe();
 const sockperfPort = freePort();
 const sockperfServer = new Server("sockperf", [
@@ -269,7 +262,7 @@ const nativeRttSlow = JSON.parse(
 );
 
 // --- 2. Reflector capacity --------------------------------------------------------------------
-console.error("2/5 reflector capacity: udp serve vs node:dgram echo under udp bench --rate max");
+console.error("2/6 reflector capacity: udp serve vs node:dgram echo under udp bench --rate max");
 async function capacity(server: Server, port: number) {
   const before = await server.cpuMs();
   const summary = await udpBench(port, "max", "5");
@@ -294,7 +287,7 @@ const nativeCapacity = await capacity(nativeEcho, nativePort);
 await nativeEcho.stop();
 
 // --- 3. Sender rate ---------------------------------------------------------------------------
-console.error("3/5 sender rate: udp bench --rate max vs iperf3 -u -b 0");
+console.error("3/6 sender rate: udp bench --rate max vs iperf3 -u -b 0");
 const udpSender = await udpBench(udpServe.port, "max", "5");
 const iperfPort = freePort();
 const iperfServer = new Server("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", String(iperfPort)]);
@@ -323,7 +316,7 @@ const floorSender = JSON.parse(
 await floorEcho.stop();
 
 // --- 4. RSS from 10 k to 1 M datagrams ----------------------------------------------------------
-console.error("4/5 RSS from 10 k to 1 M datagrams: udp serve and a bare Deno echo loop");
+console.error("4/6 RSS from 10 k to 1 M datagrams: udp serve and a bare Deno echo loop");
 // Pacing: the rate asked for against the rate sent (target: within 1% at 10,000 pps).
 const pacing = await udpBench(udpServe.port, "10k", "5");
 await udpServe.server.stop();
@@ -349,8 +342,14 @@ const floorRssAt = await rssSeries(freshFloor, Number(await freshFloor.firstLine
 await freshFloor.stop();
 
 // --- 5. Codec ---------------------------------------------------------------------------------
-console.error("5/5 codec: deno bench");
+console.error("5/6 codec: deno bench");
 const codec = JSON.parse(await run(Deno.execPath(), ["bench", "--json", CODEC_BENCH]));
+
+// --- 6. Daemons -------------------------------------------------------------------------------
+console.error(
+  "6/6 daemons: idle cost, hold time, /metrics under load, udp monitor at 1,000 targets",
+);
+const daemons = await measureDaemons();
 
 // --- Report -----------------------------------------------------------------------------------
 const cpuModel = (await run("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]))
@@ -431,6 +430,7 @@ const targetRows: [string, string, boolean, string][] = [
     Math.abs(pacingError) <= 1,
     "",
   ],
+  ...daemonTargetRows(daemons),
 ];
 log("| Target | udp | Met | A bare loop |");
 log("| --- | ---: | --- | ---: |");
@@ -601,6 +601,7 @@ log("| deno bench | Average (ns) |");
 log("| --- | ---: |");
 for (const b of codec.benches) log(`| ${b.name} | ${b.results[0].ok.avg.toFixed(0)} |`);
 log();
+for (const line of daemonSection(daemons, "## 6. Daemons")) log(line);
 log("## What limits udp here");
 log();
 // What the measurements say, with this run's figures, so every report carries it.

@@ -26,3 +26,23 @@ export function runtimeFlags(): string[] {
   }
   return words.slice(2, -1);
 }
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/**
+ * How to run `udp ARGS`: the binary in `$UDP_BIN` where set (a compiled one), else `deno run`
+ * with exactly the binary's flags on main.ts.
+ *
+ * @example
+ * ```ts
+ * import { udpCommand } from "./flags.ts";
+ * const [command, args] = udpCommand(["--version"]);
+ * console.log(command, args.at(-1)); // deno … --version (or $UDP_BIN --version)
+ * ```
+ */
+export function udpCommand(args: string[]): [string, string[]] {
+  const binary = Deno.env.get("UDP_BIN");
+  return binary
+    ? [binary, args]
+    : [Deno.execPath(), ["run", "--quiet", ...runtimeFlags(), MAIN, ...args]];
+}

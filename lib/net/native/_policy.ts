@@ -5,7 +5,10 @@
  * questions, once a turn of its loop:
  *
  * - **Turns.** When nothing is ready the reactor sleeps off the main thread, and the event loop
- *   runs freely. While datagrams keep coming it never sleeps, so every
+ *   runs freely; but for {@linkcode LINGER_MS} after a datagram came or left it waits in a
+ *   `ppoll()` on the main thread itself, a slice at a time, since a busy peer's next datagram
+ *   is then likely soon: a sleep on another thread costs a second wake-up (about 0.1 ms here)
+ *   before the datagram is read. While datagrams keep coming it never sleeps, so every
  *   {@linkcode BUSY_TURN_MS} it gives the event loop a whole turn (timers, signals, and I/O such
  *   as an HTTP scrape, which the runtime polls only when its thread would otherwise wait). It
  *   does not sleep at all while code that yielded to the event loop is ready to run (a sender
@@ -29,6 +32,8 @@
 
 /** The longest the event loop waits for a whole turn while datagrams keep coming. */
 export const BUSY_TURN_MS = 1;
+/** How long after the last datagram the reactor waits on the main thread, not off it. */
+export const LINGER_MS = 1;
 /** The longest the reactor looks for an awaited reply before it sleeps (see the spin). */
 export const SPIN_MAX_MS = 0.5;
 /** The shortest spin, while replies come at once. */
@@ -60,6 +65,8 @@ export function spinCounts(): { found: number; missed: number } {
 
 /** The policy's state and decisions; the reactor holds one for the process. */
 export class SchedulingPolicy {
+  #lastTraffic = -Infinity;
+  #trafficSeen = false;
   #expected = 0; // datagrams sent since as many were received: replies may be on their way
   #readyCode = 0; // code that yielded to the event loop and is ready to go on: never block it
   #spinBackoff = 0; // waits to skip after the next spin that finds nothing
@@ -71,14 +78,28 @@ export class SchedulingPolicy {
     this.#readyCode += delta;
   }
 
-  /** Notes a datagram received: one expected reply less. */
+  /** Notes a datagram received: traffic, and one expected reply less. */
   noteTraffic(): void {
+    this.#trafficSeen = true; // timed by the loop, which reads the clock anyway
     if (this.#expected > 0) this.#expected--;
   }
 
-  /** Notes datagrams sent: as many replies perhaps expected. */
+  /** Notes datagrams sent: traffic, and as many replies perhaps expected. */
   noteSend(count: number): void {
+    this.#trafficSeen = true;
     this.#expected += count;
+  }
+
+  /**
+   * How long from `now` the reactor waits on the main thread rather than off it (0: not at
+   * all): what is left of {@linkcode LINGER_MS} since the last datagram, at most a turn.
+   */
+  lingerFor(now: number): number {
+    if (this.#trafficSeen) {
+      this.#lastTraffic = now;
+      this.#trafficSeen = false;
+    }
+    return Math.max(0, Math.min(BUSY_TURN_MS, this.#lastTraffic + LINGER_MS - now));
   }
 
   /** Forgets what was awaited and how replies went: the reactor has stopped. */

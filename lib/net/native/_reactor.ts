@@ -86,6 +86,8 @@ export class Reactor {
   #doorbell: Doorbell | null = null;
   readonly #checkTimeout = new Int32Array(TIMESPEC_SIZE / Int32Array.BYTES_PER_ELEMENT);
   readonly #checkTimeoutBytes = new Uint8Array(this.#checkTimeout.buffer);
+  readonly #waitTimeout = new Int32Array(TIMESPEC_SIZE / Int32Array.BYTES_PER_ELEMENT);
+  readonly #waitTimeoutBytes = new Uint8Array(this.#waitTimeout.buffer);
   // A sleep's timeout is another buffer: the other thread may read it after the call began.
   readonly #sleepTimeout = new Int32Array(TIMESPEC_SIZE / Int32Array.BYTES_PER_ELEMENT);
   readonly #sleepTimeoutBytes = new Uint8Array(this.#sleepTimeout.buffer);
@@ -207,6 +209,15 @@ export class Reactor {
   }
 
   /**
+   * ppoll() on every socket on this thread for up to `waitMs` (to the nanosecond): nothing else
+   * runs meanwhile, so it is kept short (see the policy's linger). How many are ready.
+   */
+  #wait(waitMs: number): number {
+    writeTimeout(this.#waitTimeout, Math.max(0, waitMs));
+    return native().symbols.ppoll(this.#pollfds, this.#checkCount, this.#waitTimeoutBytes, null);
+  }
+
+  /**
    * Sleeps, off the main thread, until a datagram comes to any socket, `waitMs` passes
    * (Infinity: no end of its own) or the doorbell rings; what ppoll() returned (0: the time
    * passed; the ready descriptors are checked afresh after it, since the sockets may have
@@ -305,10 +316,17 @@ export class Reactor {
         if (this.#sockets.size === 0) break; // closed by a handler of the last batch
         const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
         if (order.length === 1 && policy.awaitsOneReply()) {
-          await this.#awaitReply(order[0], now, untilTimer);
-        } else if (await this.#sleep(untilTimer) === 0) {
-          policy.nothingCame();
+          if (await this.#awaitReply(order[0], now, untilTimer)) lastTurn = performance.now();
+          continue;
         }
+        const linger = policy.lingerFor(now);
+        if (linger > 0) {
+          // Soon after traffic: on this thread, which reads the next datagram the moment it
+          // comes; the event loop still gets its turn each BUSY_TURN_MS (above).
+          this.#wait(Math.min(linger, untilTimer));
+          continue;
+        }
+        if (await this.#sleep(untilTimer) === 0) policy.nothingCame();
         lastTurn = performance.now();
       }
     } finally {
@@ -324,21 +342,25 @@ export class Reactor {
   /**
    * Waits for the one reply due on the only socket (a ping) and hands it on: looks for it
    * without sleeping first, if replies come soon (see the spin), then sleeps for it; if it
-   * does not come before the next timer, it is late or lost.
+   * does not come before the next timer, it is late or lost. Whether it slept (off the main
+   * thread: the event loop had its turn).
    */
-  async #awaitReply(socket: ReactorSocket, now: number, untilTimer: number): Promise<void> {
+  async #awaitReply(socket: ReactorSocket, now: number, untilTimer: number): Promise<boolean> {
     let count = this.#spinFor(socket, now, untilTimer);
+    let slept = false;
     if (count === 0) {
       const ready = await this.#sleep(untilTimer);
+      slept = true;
       if (ready === 0) {
         policy.replyLost();
-        return;
+        return slept;
       }
       count = socket.readBatch(); // 0: the doorbell rang, or the socket closed
-      if (count === 0) return;
+      if (count === 0) return slept;
     }
     policy.replyCame(performance.now() - now);
     await socket.handleBatch(count);
+    return slept;
   }
 
   /**
