@@ -92,10 +92,10 @@ export class Reactor {
   readonly #sleepTimeout = new Int32Array(TIMESPEC_SIZE / Int32Array.BYTES_PER_ELEMENT);
   readonly #sleepTimeoutBytes = new Uint8Array(this.#sleepTimeout.buffer);
   // The sleep under way: when it ends by itself, the pollfds it was given (kept referenced
-  // until it returns: the other thread writes into them), and who waits for its end.
+  // until it returns: the other thread writes into them; set while a sleep is under way),
+  // and who waits for its end.
   #sleepUntil = -Infinity;
   #sleepingOn: Uint8Array | null = null;
-  #asleep: PromiseWithResolvers<void> | null = null;
   #sleepers: PromiseWithResolvers<void> | null = null;
   // The loop under way, settled once it has ended (ports closed, no sleep left).
   #running: PromiseWithResolvers<void> | null = null;
@@ -123,7 +123,7 @@ export class Reactor {
   remove(socket: ReactorSocket): Promise<void> {
     if (!this.#sockets.delete(socket)) return Promise.resolve();
     this.#rebuild();
-    if (this.#asleep !== null) this.#doorbell?.ring();
+    if (this.#sleepingOn !== null) this.#doorbell?.ring();
     if (this.#sockets.size === 0) {
       // The loop ends: nothing is awaited any more, and what it would have run, the event
       // loop's timers run instead.
@@ -131,7 +131,7 @@ export class Reactor {
       for (const timer of this.#timers.takeAll()) if (!timer.done) this.#handOver(timer);
       return this.#running?.promise ?? Promise.resolve();
     }
-    if (this.#asleep === null) return Promise.resolve();
+    if (this.#sleepingOn === null) return Promise.resolve();
     this.#sleepers ??= Promise.withResolvers<void>();
     return this.#sleepers.promise;
   }
@@ -225,7 +225,7 @@ export class Reactor {
    */
   /** How many sleeps it began, and whether one is under way with the doorbell quiet. */
   get sleeps(): { begun: number; asleep: boolean } {
-    return { begun: this.#sleepsBegun, asleep: this.#asleep !== null && !this.#doorbell?.rung };
+    return { begun: this.#sleepsBegun, asleep: this.#sleepingOn !== null && !this.#doorbell?.rung };
   }
 
   async #sleep(waitMs: number): Promise<number> {
@@ -239,7 +239,6 @@ export class Reactor {
     }
     this.#sleepUntil = performance.now() + waitMs;
     this.#sleepingOn = this.#pollfds;
-    this.#asleep = Promise.withResolvers<void>();
     try {
       return await native().symbols.ppollInBackground(
         this.#sleepingOn,
@@ -250,7 +249,6 @@ export class Reactor {
     } finally {
       this.#sleepUntil = -Infinity;
       this.#sleepingOn = null;
-      this.#asleep = null;
       doorbell.clear();
     }
   }
