@@ -81,6 +81,16 @@ export interface ReceiveOptions {
    * control messages more per datagram make reading one about 15% dearer (0.2 µs).
    */
   ttlAndTos?: boolean;
+  /**
+   * False: the handler need not run the moment a datagram comes, since what it measures comes
+   * from the kernel's arrival stamps (a monitor's replies). The native backend then reads the
+   * socket when it wakes anyway (for a timer, at most 10 ms later, or another socket), one
+   * batch for many datagrams, and before the timers due then, so that a timer (a probe's
+   * timeout) never fires before a datagram that came before it; its datagrams do not keep it
+   * awake after them. A socket whose reads find many is read at once while they do. True by
+   * default.
+   */
+  prompt?: boolean;
 }
 
 /** Which implementation carries a socket's datagrams. */

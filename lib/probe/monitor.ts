@@ -8,7 +8,7 @@
  */
 
 import type { PeerAddress, UdpSocket } from "../net/mod.ts";
-import { DeadlineHeap, DeadlineQueue, monotonicMs, wildcardFor } from "../net/mod.ts";
+import { DeadlineHeap, monotonicMs, wildcardFor } from "../net/mod.ts";
 import { UdpSocket as Socket } from "../net/mod.ts";
 import {
   addressKey,
@@ -44,10 +44,12 @@ export interface MonitorOptions {
 
 /**
  * The schedule's grain: first probes are spread over the interval on multiples of it, so that
- * the probes of a thousand targets leave in a hundred bursts a second, one wake-up each (and
- * their timeouts fire together), not in a thousand.
+ * the probes of a thousand targets leave in fifty bursts a second, one wake-up each, not in
+ * a thousand. The same wake-up reads the replies that came since (one batch: their RTTs are
+ * the kernel's arrival stamps) and declares lost the probes whose timeout has passed (each at
+ * most a tick after it).
  */
-export const SEND_TICK_MS = 10;
+export const SEND_TICK_MS = 20;
 
 interface Timeout {
   probes: TargetProbes;
@@ -99,13 +101,7 @@ export class Monitor {
   #byAddress = new Map<string, TargetProbes>();
   readonly #sockets = new Map<string, SocketEntry>();
   readonly #sends = new DeadlineHeap<TargetProbes>((probes) => !probes.removed);
-  readonly #timeouts = new DeadlineQueue<Timeout>(
-    ({ probes, sequence }) => {
-      probes.timedOut(sequence);
-      this.#checkDrained();
-    },
-    ({ probes }) => !probes.removed,
-  );
+  readonly #timeouts = new DeadlineHeap<Timeout>(({ probes }) => !probes.removed);
   #drained: (() => void) | null = null;
   #cancelWake: (() => void) | null = null;
   #wakeAt = Infinity;
@@ -187,9 +183,13 @@ export class Monitor {
   /** When the `index`th of `count` new targets first sends, from now: spread over an
    * interval, on the schedule's grain. */
   #phase(index: number, count: number): number {
-    const { intervalMs } = this.#options;
-    const tick = Math.min(SEND_TICK_MS, intervalMs / 4);
-    return Math.floor((index / count) * intervalMs / tick) * tick;
+    const tick = this.#tick;
+    return Math.floor((index / count) * this.#options.intervalMs / tick) * tick;
+  }
+
+  /** The schedule's grain ({@linkcode SEND_TICK_MS}, less for intervals under 80 ms). */
+  get #tick(): number {
+    return Math.min(SEND_TICK_MS, this.#options.intervalMs / 4);
   }
 
   /** Starts probing. */
@@ -207,19 +207,27 @@ export class Monitor {
    */
   async stop(drain = false): Promise<void> {
     this.#running = false;
-    this.#cancelWake?.();
-    this.#cancelWake = null;
+    this.#disarm();
     if (drain && this.#sockets.size > 0) {
       const { promise, resolve } = Promise.withResolvers<void>();
       this.#drained = resolve;
       this.#checkDrained();
+      this.#arm(); // for the timeouts alone now
       await promise;
+      this.#disarm();
     }
-    this.#timeouts.clear();
+    this.#timeouts.takeAll();
     const entries = [...this.#sockets.values()];
     this.#sockets.clear();
     for (const { socket } of entries) socket.close();
     await Promise.all(entries.map(({ receiving }) => receiving));
+  }
+
+  /** Cancels the wake-up set. */
+  #disarm(): void {
+    this.#cancelWake?.();
+    this.#cancelWake = null;
+    this.#wakeAt = Infinity;
   }
 
   /** Ends a drain once no probe is in flight. */
@@ -257,17 +265,28 @@ export class Monitor {
     if (tos !== undefined) socket.setTos(tos);
     const receiving = socket.receiveEach(
       (data, from, arrivedAt) => this.#onDatagram(name, data, from, arrivedAt),
+      undefined,
+      { prompt: false }, // read on the next tick: RTTs are the kernel's arrival stamps
     );
     this.#sockets.set(name, { socket, receiving });
     return socket;
   }
 
-  /** Sets the one wake-up for the next probe due. */
+  /**
+   * Sets the one wake-up: for the next probe due, or for the next timeout where no tick comes
+   * within a tick after it (a drain at the end, a timeout shorter than the interval).
+   */
   #arm(): void {
     const heap = this.#sends;
     while (heap.size > 0 && heap.peek().removed) heap.pop();
-    const at = heap.nextAt;
-    if (!this.#running || at === this.#wakeAt || at === Infinity) return;
+    const timeouts = this.#timeouts;
+    while (timeouts.size > 0 && timeouts.peek().probes.removed) timeouts.pop();
+    const send = this.#running ? heap.nextAt : Infinity;
+    const timeout = timeouts.nextAt;
+    const at = send <= timeout + this.#tick ? send : timeout;
+    if (!(this.#running || this.#drained !== null) || at === this.#wakeAt || at === Infinity) {
+      return;
+    }
     this.#cancelWake?.();
     this.#wakeAt = at;
     const socket = this.#sockets.values().next().value?.socket;
@@ -277,10 +296,16 @@ export class Monitor {
   #sendDue(): void {
     this.#wakeAt = Infinity;
     this.#cancelWake = null;
-    if (!this.#running) return;
+    let now = monotonicMs();
+    const timeouts = this.#timeouts;
+    while (timeouts.nextAt <= now) {
+      const { probes, sequence } = timeouts.pop();
+      probes.timedOut(sequence);
+    }
+    this.#checkDrained();
+    if (!this.#running) return this.#arm();
     const heap = this.#sends;
     const { intervalMs, timeoutMs, onInterval } = this.#options;
-    let now = monotonicMs();
     while (heap.nextAt <= now) {
       const probes = heap.pop();
       if (probes.removed) continue;

@@ -14,6 +14,7 @@
 
 import { eventLoopTimerAt } from "../clock.ts";
 import { DeadlineHeap } from "../deadlines.ts";
+import { BATCH_SIZE } from "./_arena.ts";
 import { Doorbell } from "./_doorbell.ts";
 import { native } from "./_ffi.ts";
 import {
@@ -38,6 +39,14 @@ export interface ReactorSocket {
   readBatch(): number;
   /** Hands the `count` datagrams read last to its handler. */
   handleBatch(count: number): Promise<void>;
+  /**
+   * Whether its datagrams must be handled the moment they come (true), or may wait, up to
+   * {@linkcode LAZY_READ_MS}, for the reactor to wake for something else (false: a monitor,
+   * whose RTTs are the kernel's arrival stamps, reads a tick's replies with one call then).
+   */
+  readonly prompt: boolean;
+  /** How many datagrams its last read found (a busy socket that is not prompt is watched). */
+  readonly lastBatch: number;
 }
 
 /** A callback the reactor runs at a given time (see {@linkcode Reactor.schedule}). */
@@ -58,8 +67,29 @@ const TIMEOUT_NANOSECONDS = TIMESPEC_NSEC / Int32Array.BYTES_PER_ELEMENT;
 /** The longest sleep where the kernel refused the doorbell: nothing could end a longer one. */
 const SLEEP_WITHOUT_DOORBELL_MS = 20;
 
+/**
+ * How long the datagrams of a socket that is not prompt may wait to be read: a sleep that ends
+ * (for a timer) within this does not watch it. Its receive buffer holds them meanwhile; one
+ * whose last read found {@linkcode LAZY_BATCH_MAX} or more is watched anyway.
+ */
+export const LAZY_READ_MS = 20;
+
+/** A read of a socket that is not prompt that found this many: it is watched while busy. */
+export const LAZY_BATCH_MAX = BATCH_SIZE / 2;
+
 /** The process's scheduling policy: the sockets tell it what they do, the reactor asks it. */
 export const policy: SchedulingPolicy = new SchedulingPolicy();
+
+/** An array of struct pollfd, each of `fds` watched for POLLIN. */
+function pollfdsOf(fds: number[]): Uint8Array<ArrayBuffer> {
+  const pollfds = new Uint8Array(POLLFD_SIZE * fds.length);
+  const view = new DataView(pollfds.buffer);
+  fds.forEach((fd, i) => {
+    view.setInt32(POLLFD_SIZE * i + POLLFD_FD, fd, true);
+    view.setInt16(POLLFD_SIZE * i + POLLFD_EVENTS, POLLIN, true);
+  });
+  return pollfds;
+}
 
 /** A ppoll() timeout of `waitMs` (finite, ≥ 0), into `timeout`, to the nanosecond. */
 function writeTimeout(timeout: Int32Array, waitMs: number): void {
@@ -78,9 +108,12 @@ export class Reactor {
   // Due timers fire in deadline order (ties in the order added), from the one heap every
   // timer of the process uses; a cancelled one stays in it, marked, until it comes out.
   readonly #timers = new DeadlineHeap<ReactorTimer>((timer) => !timer.done);
-  // One pollfd per socket, then the doorbell's: a check passes the sockets' alone.
+  // A sleep's pollfds: the doorbell's, then one per socket (#order), where one that is not
+  // prompt may be left unwatched; a check's: one per socket, each watched.
   #pollfds = new Uint8Array(0);
+  #checkFds = new Uint8Array(0);
   #order: ReactorSocket[] = [];
+  #lazy: number[] = []; // indices in #order of the sockets that are not prompt
   #checkCount = 0n; // nfds_t of a check (the sockets): computed here, not per ppoll()
   #sleepCount = 0n; // and of a sleep (the doorbell too)
   #doorbell: Doorbell | null = null;
@@ -192,20 +225,17 @@ export class Reactor {
     // A new buffer, never the old one changed: a sleep under way may still be reading it.
     this.#order = [...this.#sockets];
     const count = this.#order.length;
+    this.#lazy = this.#order.flatMap((socket, i) => socket.prompt ? [] : [i]);
     this.#checkCount = BigInt(count);
     this.#sleepCount = BigInt(count + 1);
-    this.#pollfds = new Uint8Array(POLLFD_SIZE * (count + 1));
-    const view = new DataView(this.#pollfds.buffer);
-    const fds = [...this.#order.map((socket) => socket.fd), this.#doorbell?.fd ?? -1];
-    fds.forEach((fd, i) => {
-      view.setInt32(POLLFD_SIZE * i + POLLFD_FD, fd, true);
-      view.setInt16(POLLFD_SIZE * i + POLLFD_EVENTS, POLLIN, true);
-    });
+    const sockets = this.#order.map((socket) => socket.fd);
+    this.#pollfds = pollfdsOf([this.#doorbell?.fd ?? -1, ...sockets]);
+    this.#checkFds = pollfdsOf(sockets);
   }
 
   /** ppoll() on every socket, without waiting: how many have datagrams to read. */
   #check(): number {
-    return native().symbols.ppoll(this.#pollfds, this.#checkCount, this.#checkTimeoutBytes, null);
+    return native().symbols.ppoll(this.#checkFds, this.#checkCount, this.#checkTimeoutBytes, null);
   }
 
   /**
@@ -214,7 +244,7 @@ export class Reactor {
    */
   #wait(waitMs: number): number {
     writeTimeout(this.#waitTimeout, Math.max(0, waitMs));
-    return native().symbols.ppoll(this.#pollfds, this.#checkCount, this.#waitTimeoutBytes, null);
+    return native().symbols.ppoll(this.#checkFds, this.#checkCount, this.#waitTimeoutBytes, null);
   }
 
   /**
@@ -239,6 +269,7 @@ export class Reactor {
     }
     this.#sleepUntil = performance.now() + waitMs;
     this.#sleepingOn = this.#pollfds;
+    if (this.#lazy.length > 0) this.#watchLazy(waitMs);
     try {
       return await native().symbols.ppollInBackground(
         this.#sleepingOn,
@@ -251,6 +282,37 @@ export class Reactor {
       this.#sleepingOn = null;
       doorbell.clear();
     }
+  }
+
+  /**
+   * Whether a sleep of `waitMs` watches each socket that is not prompt: not if it ends within
+   * {@linkcode LAZY_READ_MS} (its datagrams are read then), unless its last read was busy.
+   * Written between sleeps only: none is under way.
+   */
+  #watchLazy(waitMs: number): void {
+    const view = new DataView(this.#pollfds.buffer);
+    for (const i of this.#lazy) {
+      const watched = waitMs > LAZY_READ_MS || this.#order[i].lastBatch >= LAZY_BATCH_MAX;
+      view.setInt16(POLLFD_SIZE * (i + 1) + POLLFD_EVENTS, watched ? POLLIN : 0, true);
+    }
+  }
+
+  /**
+   * Reads and hands on what waits on the sockets that are not prompt: before timers fire, so
+   * that a datagram that came before a timer (a probe's timeout) is handled before it. The
+   * time after.
+   */
+  async #readLazy(): Promise<number> {
+    if (this.#check() <= 0) return performance.now();
+    const order = this.#order;
+    const pollfds = this.#checkFds;
+    for (const i of this.#lazy) {
+      const revents = POLLFD_SIZE * i + POLLFD_REVENTS;
+      if (pollfds[revents] === 0 && pollfds[revents + 1] === 0) continue;
+      const count = order[i].readBatch();
+      if (count > 0) await order[i].handleBatch(count);
+    }
+    return performance.now();
   }
 
   /** Lets those waiting for the last sleep's end (a socket's close) go on. */
@@ -290,6 +352,7 @@ export class Reactor {
           now = performance.now();
         }
         if (this.#sockets.size === 0) break;
+        if (this.#lazy.length > 0 && this.#timers.nextAt <= now) now = await this.#readLazy();
         if (this.#timers.size > 0 && this.#fireDue(now)) {
           // After the event loop's turn, not before it: what the timers send (a probe) is
           // followed at once by the check for its reply, with nothing else in between.
@@ -297,7 +360,7 @@ export class Reactor {
           now = performance.now();
           if (this.#sockets.size === 0) break;
         }
-        const pollfds = this.#pollfds;
+        const pollfds = this.#checkFds;
         const order = this.#order;
         if (this.#check() > 0) {
           // One batch per ready socket, then the loop again: one busy socket cannot starve

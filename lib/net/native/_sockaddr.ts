@@ -172,3 +172,68 @@ export class PeerCache {
     return peer;
   }
 }
+
+/** A destination as the kernel takes it (see {@linkcode DestinationCache}). */
+export interface Destination {
+  readonly hostname: string;
+  readonly port: number;
+  /** Its `sockaddr_in` or `sockaddr_in6`. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** How many of those bytes it is. */
+  readonly length: number;
+  /** Sent as IPv4 (an IPv4-mapped address on an IPv6 socket too). */
+  readonly ipv4: boolean;
+}
+
+/** No destination yet: matches none. */
+export const NO_DESTINATION: Destination = {
+  hostname: "",
+  port: -1,
+  bytes: new Uint8Array(SOCKADDR_SIZE),
+  length: 0,
+  ipv4: false,
+};
+
+/**
+ * Each destination object a socket sends to, encoded once: a monitor probes a thousand targets,
+ * each with its own, and parsing the address text costs more than the send's own work. Keyed by
+ * the object (forgotten with it), checked against its address and port (it may have changed).
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { DestinationCache } from "./_sockaddr.ts";
+ * const cache = new DestinationCache();
+ * const target = { hostname: "127.0.0.1", port: 9999 };
+ * const first = cache.encode(target);
+ * strictEqual(first.bytes.subarray(0, 8).toHex(), "0200270f7f000001");
+ * strictEqual(cache.encode(target), first);
+ * target.port = 1;
+ * strictEqual(cache.encode(target).bytes.subarray(2, 4).toHex(), "0001");
+ * ```
+ */
+export class DestinationCache {
+  readonly #known = new WeakMap<object, Destination>();
+  #last: Destination = NO_DESTINATION; // most sockets send to one peer, or answer the last one
+
+  /** `to` as the kernel takes it. */
+  encode(to: { hostname: string; port: number }): Destination {
+    const last = this.#last;
+    if (to.hostname === last.hostname && to.port === last.port) return last;
+    this.#last = this.#lookUp(to);
+    return this.#last;
+  }
+
+  #lookUp(to: { hostname: string; port: number }): Destination {
+    const known = this.#known.get(to);
+    if (known !== undefined && known.hostname === to.hostname && known.port === to.port) {
+      return known;
+    }
+    const bytes = new Uint8Array(SOCKADDR_SIZE);
+    const length = encodeSockaddr(to.hostname, to.port, bytes);
+    const ipv4 = length === SOCKADDR_IN_SIZE || isIpv4Mapped(bytes);
+    const encoded = { hostname: to.hostname, port: to.port, bytes, length, ipv4 };
+    this.#known.set(to, encoded);
+    return encoded;
+  }
+}

@@ -48,8 +48,10 @@ import { policy, reactor, type ReactorSocket } from "./_reactor.ts";
 import {
   addressBytes,
   decodeSockaddr,
+  type Destination,
+  DestinationCache,
   encodeSockaddr,
-  isIpv4Mapped,
+  NO_DESTINATION,
   PeerCache,
 } from "./_sockaddr.ts";
 
@@ -107,14 +109,13 @@ export class NativeUdpSocket implements ReactorSocket {
   readonly fd: number;
   /** The local address, with the real port when bound to port 0. */
   readonly address: NativePeerAddress;
-  // The last destination, encoded: most sockets send to one peer, or answer the last one.
-  readonly #to = new Uint8Array(SOCKADDR_SIZE);
-  #toHost = "";
-  #toPort = -1;
-  #toLength = 0;
-  #toIpv4 = false; // sent as IPv4 (an IPv4-mapped address on an IPv6 socket too)
-  // Peers by their sockaddr bytes, so a busy peer costs no string work per datagram.
-  readonly #peers = new PeerCache();
+  /** Whether its datagrams are handled the moment they come (receiveEach's `prompt`). */
+  prompt = true;
+  /** How many datagrams its last read found. */
+  lastBatch = 0;
+  readonly #destinations = new DestinationCache();
+  #to: Destination = NO_DESTINATION; // the last destination, encoded
+  readonly #peers = new PeerCache(); // by their sockaddr: a busy peer costs no string work
   #handler: NativeDatagramHandler | null = null;
   #onError: (error: unknown) => void = () => {};
   #finished: PromiseWithResolvers<void> | null = null;
@@ -212,9 +213,10 @@ export class NativeUdpSocket implements ReactorSocket {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     const { symbols, errno } = native();
     const length = this.#encodeDestination(to);
-    policy.noteSend(1);
+    if (this.prompt) policy.noteSend(1); // a reply may come soon
+    const name = this.#to.bytes;
     for (;;) {
-      const sent = symbols.sendto(this.fd, data, BigInt(data.byteLength), 0, this.#to, length);
+      const sent = symbols.sendto(this.fd, data, BigInt(data.byteLength), 0, name, length);
       if (sent >= 0) return sent;
       const code = errno();
       if (code !== EINTR) throw osError(code);
@@ -223,13 +225,8 @@ export class NativeUdpSocket implements ReactorSocket {
 
   /** Encodes `to` into the destination buffer, unless it is there already; its length. */
   #encodeDestination(to: { hostname: string; port: number }): number {
-    if (to.hostname !== this.#toHost || to.port !== this.#toPort) {
-      this.#toLength = encodeSockaddr(to.hostname, to.port, this.#to);
-      this.#toIpv4 = this.#toLength === SOCKADDR_IN_SIZE || isIpv4Mapped(this.#to);
-      this.#toHost = to.hostname;
-      this.#toPort = to.port;
-    }
-    return this.#toLength;
+    this.#to = this.#destinations.encode(to);
+    return this.#to.length;
   }
 
   /**
@@ -247,7 +244,7 @@ export class NativeUdpSocket implements ReactorSocket {
       for (; count < BATCH_SIZE && sent + count < datagrams.length; count++) {
         const datagram = datagrams[sent + count];
         if (datagram.byteLength > SLOT_SIZE) break; // longer than any datagram can be
-        fillSlot(arena, count, datagram, this.#to, nameLength);
+        fillSlot(arena, count, datagram, this.#to.bytes, nameLength);
       }
       if (count === 0) {
         if (sent === 0) throw osError(EMSGSIZE);
@@ -259,7 +256,7 @@ export class NativeUdpSocket implements ReactorSocket {
         return sent;
       }
       sent += result;
-      policy.noteSend(result);
+      if (this.prompt) policy.noteSend(result); // a reply may come soon
       if (result < count) return sent;
     }
     return sent;
@@ -281,6 +278,7 @@ export class NativeUdpSocket implements ReactorSocket {
     this.#handler = handler;
     this.#onError = onError;
     this.#concurrent = options.concurrent ?? false;
+    this.prompt = options.prompt ?? true;
     if (options.ttlAndTos) askForTtlAndTos(this.fd, this.#family);
     this.#finished = Promise.withResolvers<void>();
     reactor.add(this);
@@ -310,6 +308,7 @@ export class NativeUdpSocket implements ReactorSocket {
       return 0;
     }
     if (count > 0) readClocks();
+    this.lastBatch = count;
     return count;
   }
 
@@ -334,7 +333,7 @@ export class NativeUdpSocket implements ReactorSocket {
         readControl(arena, i);
         const arrivedAt = control.arrivedAt;
         if (control.drops >= 0) this.#kernelDrops = control.drops;
-        policy.noteTraffic();
+        if (this.prompt) policy.noteTraffic(); // soon another: linger for it
         const data = arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length);
         const pending = handler(data, peer, arrivedAt, slotMeta[i]);
         if (pending === undefined) continue;
@@ -414,9 +413,9 @@ export class NativeUdpSocket implements ReactorSocket {
     // The batch arena is free: sendBatchNow fills it and sends it within one call.
     const arena = native().sendBatch;
     const nameLength = this.#encodeDestination(to);
-    fillSlot(arena, 0, data, this.#to, nameLength);
-    writeSendControl(arena, 0, tos, this.#toIpv4, source);
-    policy.noteSend(1);
+    fillSlot(arena, 0, data, this.#to.bytes, nameLength);
+    writeSendControl(arena, 0, tos, this.#to.ipv4, source);
+    if (this.prompt) policy.noteSend(1); // a reply may come soon
     const result = sendSlots(this.fd, arena, 0, 1);
     if (result < 0) throw osError(-result);
     return data.byteLength;
@@ -436,11 +435,11 @@ export class NativeUdpSocket implements ReactorSocket {
     const nameLength = this.#encodeDestination(to);
     const arena = native().replyBatch;
     const slot = this.#queued.length;
-    fillSlot(arena, slot, data, this.#to, nameLength);
-    if (tos >= 0 || source !== null) writeSendControl(arena, slot, tos, this.#toIpv4, source);
+    fillSlot(arena, slot, data, this.#to.bytes, nameLength);
+    if (tos >= 0 || source !== null) writeSendControl(arena, slot, tos, this.#to.ipv4, source);
     const sent = Promise.withResolvers<number>();
     this.#queued.push({ length: data.byteLength, sent });
-    policy.noteSend(1);
+    if (this.prompt) policy.noteSend(1); // a reply may come soon
     return sent.promise;
   }
 

@@ -35,7 +35,7 @@ export { BATCH_SIZE } from "./_arena.ts";
 export { osError } from "./_errno.ts";
 export { giveUpFfiPermission, loadNativeUdp } from "./_ffi.ts";
 export { BUSY_TURN_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
-export { reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
+export { LAZY_READ_MS, reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
 export { kernelClockState } from "./_timex.ts";
 export { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
 export {
