@@ -28,6 +28,11 @@ const LOAD_PPS = 50_000;
 const LOAD_SECONDS = 8;
 /** How often the scraper asks for /metrics while the load runs (ten a second: many samples). */
 const SCRAPE_EVERY_MS = 100;
+/**
+ * Rounds with and without scrapes, alternating: at 50k/s udp serve is busy most of the time, so
+ * its hold time swings with whatever else the two processors run, round to round.
+ */
+const LOAD_ROUND_PAIRS = 5;
 /** The monitor's sizes, and how long each is watched after a warm-up. */
 const MONITOR_SIZES = [10, 1000];
 const MONITOR_WARMUP_S = 5;
@@ -37,6 +42,14 @@ const MONITOR_SECONDS = 20;
 interface Quantiles {
   p50: number;
   p99: number;
+}
+
+/** 200 scattered reads, warm and after sleeps (scripts/deno_floor.ts --native cold), in µs. */
+interface ColdReads {
+  warm_us: number;
+  after_1ms_us: number;
+  after_10ms_us: number;
+  after_1000ms_us: number;
 }
 
 /** What the daemon benchmarks measured. */
@@ -51,7 +64,7 @@ export interface DaemonFigures {
     idleScrapeMs: Quantiles;
   };
   /** udp serve's hold time at one probe per second, and the bare loop's. */
-  hold: { probes: number; serve: Quantiles; floor: Quantiles };
+  hold: { probes: number; serve: Quantiles; floor: Quantiles; cold: ColdReads };
   /** /metrics under load, and udp serve's hold time with and without scraping. */
   load: {
     repliesPerSecond: number;
@@ -59,6 +72,9 @@ export interface DaemonFigures {
     scrapeMs: Quantiles & { max: number };
     holdQuietP50: number;
     holdScrapedP50: number;
+    /** The lowest and highest of each kind of round's hold time p50. */
+    holdQuietRange: [number, number];
+    holdScrapedRange: [number, number];
   };
   /** udp monitor at each size. */
   monitor: {
@@ -283,10 +299,15 @@ async function hold(): Promise<DaemonFigures["hold"]> {
   await floor.status;
   await serve.stop();
   const floorFigures = JSON.parse(floorText.trim().split("\n")[1]);
+  const cold = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-ffi", DENO_FLOOR, "--native", "cold"],
+    stdout: "piped",
+  }).output();
   return {
     probes: HOLD_PROBES,
     serve: serverHold(summary),
     floor: { p50: floorFigures.p50_ms, p99: floorFigures.p99_ms },
+    cold: JSON.parse(new TextDecoder().decode(cold.stdout)),
   };
 }
 
@@ -297,7 +318,8 @@ async function load(): Promise<DaemonFigures["load"]> {
   const replies: number[] = [];
   const holds = { quiet: [] as number[], scraped: [] as number[] };
   const scrapeLatencies: number[] = [];
-  for (const round of ["quiet", "scraped", "quiet", "scraped"] as const) {
+  const rounds = Array.from({ length: LOAD_ROUND_PAIRS }, () => ["quiet", "scraped"] as const);
+  for (const round of rounds.flat()) {
     const stop = new AbortController();
     const scraping = round === "scraped"
       ? scrapeUntil(metrics!, SCRAPE_EVERY_MS, stop.signal)
@@ -333,6 +355,8 @@ async function load(): Promise<DaemonFigures["load"]> {
     scrapeMs: quantiles(scrapeLatencies),
     holdQuietP50: median(holds.quiet),
     holdScrapedP50: median(holds.scraped),
+    holdQuietRange: [Math.min(...holds.quiet), Math.max(...holds.quiet)],
+    holdScrapedRange: [Math.min(...holds.scraped), Math.max(...holds.scraped)],
   };
 }
 
@@ -456,20 +480,33 @@ export function daemonSection(figures: DaemonFigures, heading: string): string[]
     "the bare loop (scripts/deno_floor.ts `--native hold`: a blocking `recvfrom()` and " +
     "`sendto()` through FFI on the main thread, the same stamps) p50 " +
     `${fixed(hold.floor.p50, 4)} ms, p99 ${fixed(hold.floor.p99, 4)} ms, at the same time. ` +
-    "After a second asleep, the wake-up is most of it: the processor leaves an idle state, the " +
-    "kernel schedules the thread, its code and data are cold. udp serve's sleep is on another " +
-    "thread, which then wakes the main one: one wake-up more than the bare loop's, the price " +
-    "of a main thread free for timers, signals and scrapes.",
+    "After a second asleep everything udp serve touches is cold: 200 reads scattered over " +
+    `16 MB took ${fixed(hold.cold.warm_us, 1)} µs warm, ${fixed(hold.cold.after_1ms_us, 1)} µs ` +
+    `after 1 ms asleep, ${fixed(hold.cold.after_10ms_us, 1)} µs after 10 ms and ` +
+    `${fixed(hold.cold.after_1000ms_us, 1)} µs after 1 s (deno_floor.ts \`--native cold\`, in ` +
+    "this run). The bare loop touches a few cache lines; udp serve's path from a datagram to " +
+    "its stamped reply (its control messages, peer, rate limits, decoding, session counts) " +
+    "touches hundreds, each a miss after a sleep. Timed step by step (2026-12-02, with the " +
+    "sleep on the main thread, which did not change the total): 0.09 ms to wake, 0.06 ms to " +
+    "read the batch and the clocks, 0.05–0.17 ms to the handler, 0.13–0.27 ms to the stamp. " +
+    "The sleep on another thread (so the main one is free for timers, signals and scrapes) is " +
+    "not what costs: a build that slept on the main thread held probes as long.",
     "",
     `**/metrics under load.** \`udp bench --rate ${LOAD_PPS / 1000}k\` for ${LOAD_SECONDS} s at ` +
     `\`udp serve --metrics\` (${Math.round(load.repliesPerSecond)} replies/s came back, ` +
-    `median of 4 rounds), scraped every ${SCRAPE_EVERY_MS} ms in 2 of the rounds: ` +
+    `median of ${2 * LOAD_ROUND_PAIRS} rounds), scraped every ${SCRAPE_EVERY_MS} ms in every ` +
+    `other round: ` +
     `${load.scrapes} scrapes, p50 ${fixed(load.scrapeMs.p50, 2)} ms, p99 ` +
     `${fixed(load.scrapeMs.p99, 2)} ms, slowest ${fixed(load.scrapeMs.max, 2)} ms. While ` +
     "datagrams keep coming the reactor gives the event loop a whole turn (a zero-wait sleep) " +
     "at least each millisecond. udp serve's hold time p50 as a `udp ping -i 0.01` beside the " +
     `load measured it: ${fixed(load.holdQuietP50, 4)} ms without scrapes, ` +
-    `${fixed(load.holdScrapedP50, 4)} ms with them (medians of 2 rounds each).`,
+    `${fixed(load.holdScrapedP50, 4)} ms with them (medians of ${LOAD_ROUND_PAIRS} rounds each; ` +
+    `the rounds without ranged ${fixed(load.holdQuietRange[0], 4)}–` +
+    `${fixed(load.holdQuietRange[1], 4)} ms, those with ${fixed(load.holdScrapedRange[0], 4)}–` +
+    `${fixed(load.holdScrapedRange[1], 4)} ms). At this rate udp serve is busy most of the ` +
+    "time, so a datagram's wait behind those before it, most of its hold time, swings with " +
+    "whatever else the two processors run.",
     "",
     "**`udp monitor`.** One `udp serve --host 0.0.0.0`, the targets spread across 127.1.0.0/16 " +
     `(each reply from the address probed), one probe per target per second, ` +

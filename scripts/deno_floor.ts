@@ -11,10 +11,14 @@
  *   deno run --unstable-net --allow-net scripts/deno_floor.ts flood PORT SECONDS
  *   deno run --allow-ffi scripts/deno_floor.ts --native echo | pingpong … (no flood)
  *   deno run --allow-ffi scripts/deno_floor.ts --native hold COUNT
+ *   deno run --allow-ffi scripts/deno_floor.ts --native cold
  *
  * `hold` echoes COUNT + 1 datagrams (the first only turns the kernel's stamps on), then prints the p50 and p99 of its hold time: from each
  * one's arrival by the kernel's stamp (`SIOCGSTAMPNS`) to just before its `sendto()`, what
  * udp serve's hold time counts (its wake-up included); the floor of udp serve's at a low rate.
+ * `cold` times 200 reads of objects scattered over a 16 MB heap, warm (straight after the same
+ * reads) and after the thread slept 1, 10 and 1000 ms (`usleep()`): what any code that touches
+ * much memory pays on waking, on this machine (medians of 9, in µs).
  *
  * @module
  */
@@ -39,6 +43,7 @@ if (native) {
     sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
     ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
     clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+    usleep: { parameters: ["u32"], result: "i32" },
   });
   const c = libc.symbols;
   const sockaddr = (port: number) => {
@@ -52,7 +57,27 @@ if (native) {
   c.bind(fd, sockaddr(0), 16);
   const from = new Uint8Array(16);
   const fromLength = new Uint8Array(new Uint32Array([16]).buffer);
-  if (mode === "echo") {
+  if (mode === "cold") {
+    const objects = Array.from({ length: 200_000 }, (_, i) => ({ value: i, text: String(i) }));
+    const read = () => {
+      const start = performance.now();
+      let sum = 0;
+      for (let i = 0; i < 200; i++) sum += objects[(i * 7919) % objects.length].value;
+      return [performance.now() - start, sum];
+    };
+    for (let i = 0; i < 100; i++) read(); // compiled
+    const median = (pauseMs: number) => {
+      const samples = Array.from({ length: 9 }, () => {
+        read();
+        if (pauseMs > 0) c.usleep(pauseMs * 1000);
+        return read()[0] * 1000;
+      }).sort((a, b) => a - b);
+      return samples[4];
+    };
+    const figures = { warm_us: median(0), after_1ms_us: median(1), after_10ms_us: median(10) };
+    console.log(JSON.stringify({ ...figures, after_1000ms_us: median(1000) }));
+    Deno.exit(0);
+  } else if (mode === "echo") {
     c.getsockname(fd, from, fromLength);
     console.log(new DataView(from.buffer).getUint16(2, false));
     while (true) {
@@ -95,7 +120,7 @@ if (native) {
     Deno.exit(0);
   }
   console.error(
-    "usage: deno_floor.ts --native echo | hold COUNT | pingpong PORT COUNT [INTERVAL_MS]",
+    "usage: deno_floor.ts --native echo | hold COUNT | cold | pingpong PORT COUNT [INTERVAL_MS]",
   );
   Deno.exit(2);
 }
