@@ -303,16 +303,24 @@ export class Reactor {
    * time after.
    */
   async #readLazy(): Promise<number> {
-    if (this.#check() <= 0) return performance.now();
+    if (this.#check() > 0) await this.#handleReady(this.#lazy);
+    return performance.now();
+  }
+
+  /**
+   * Reads one batch from each socket of `indices` (into the sockets as they are now) that the
+   * last check found ready, and hands it on, in turn.
+   */
+  async #handleReady(indices: Iterable<number>): Promise<void> {
+    // As they are now: a handler that closes a socket rebuilds both, for the next check.
     const order = this.#order;
     const pollfds = this.#checkFds;
-    for (const i of this.#lazy) {
+    for (const i of indices) {
       const revents = POLLFD_SIZE * i + POLLFD_REVENTS;
       if (pollfds[revents] === 0 && pollfds[revents + 1] === 0) continue;
       const count = order[i].readBatch();
       if (count > 0) await order[i].handleBatch(count);
     }
-    return performance.now();
   }
 
   /** Lets those waiting for the last sleep's end (a socket's close) go on. */
@@ -360,24 +368,17 @@ export class Reactor {
           now = performance.now();
           if (this.#sockets.size === 0) break;
         }
-        const pollfds = this.#checkFds;
-        const order = this.#order;
         if (this.#check() > 0) {
           // One batch per ready socket, then the loop again: one busy socket cannot starve
           // the others, nor the timers.
-          for (let i = 0; i < order.length; i++) {
-            const revents = POLLFD_SIZE * i + POLLFD_REVENTS;
-            if (pollfds[revents] === 0 && pollfds[revents + 1] === 0) continue;
-            const count = order[i].readBatch();
-            if (count > 0) await order[i].handleBatch(count);
-          }
+          await this.#handleReady(this.#order.keys());
           continue;
         }
         if (policy.codeIsReady()) continue; // never sleep while code waits to run
         if (this.#sockets.size === 0) break; // closed by a handler of the last batch
         const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
-        if (order.length === 1 && policy.awaitsOneReply()) {
-          if (await this.#awaitReply(order[0], now, untilTimer)) lastTurn = performance.now();
+        if (this.#order.length === 1 && policy.awaitsOneReply()) {
+          if (await this.#awaitReply(this.#order[0], now, untilTimer)) lastTurn = performance.now();
           continue;
         }
         const linger = policy.lingerFor(now);
