@@ -31,6 +31,8 @@ export const SUMMARY_KEYS = [
   "round_trip_ms",
   "server_ms",
   "jitter_ms",
+  "errors",
+  "icmp",
   "lost_there",
   "lost_back",
   "ipdv_there_ms",

@@ -23,6 +23,7 @@ import { proxyCommand } from "./commands/proxy.ts";
 import { sendCommand } from "./commands/send.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { monitorCommand } from "./commands/monitor.ts";
+import { mtuCommand } from "./commands/mtu.ts";
 
 /** The version of this build, from deno.json. */
 export const VERSION: string = config.version;
@@ -34,6 +35,7 @@ const COMMANDS: readonly Command[] = [
   sendCommand,
   listenCommand,
   benchCommand,
+  mtuCommand,
   proxyCommand,
   keygenCommand,
 ];

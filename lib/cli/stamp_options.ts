@@ -1,12 +1,13 @@
 /**
  * The options of STAMP (`--stamp`, `--ptp`, `--tlv`) and of the IP header's fields a sender
- * sets (`-Q/--tos`, `--dscp`, `--ecn`, `-t/--ttl`), shared by ping and bench, and the probe
- * format they make.
+ * sets (`-Q/--tos`, `--dscp`, `--ecn`, `-t/--ttl`), with where and how the probes leave (`-M`,
+ * `-I`, `--interface`), shared by ping, bench and monitor, and the probe format they make.
  *
  * @module
  */
 
-import { defaultBackend, localClockQuality } from "../net/mod.ts";
+import { canonicalHost, defaultBackend, type DontFragment, localClockQuality } from "../net/mod.ts";
+import { familyOf, formatAddress, type ResolvedAddress, validateHost } from "../net/mod.ts";
 import type { Family } from "../net/address.ts";
 import {
   MAX_DATAGRAM_IPV4,
@@ -188,11 +189,11 @@ export function tosOptions(): Option<number | undefined> {
   );
 }
 
-/** `-t/--ttl N`: the probes' IP TTL (IPv6: hop limit). */
-export function ttlOption(): Option<number | undefined> {
+/** `-t/--ttl N`: the probes' IP TTL (IPv6: hop limit); `--ttl` alone where `-t` is taken. */
+export function ttlOption(short: "t" | undefined = "t"): Option<number | undefined> {
   return option({
     long: "ttl",
-    short: "t",
+    short,
     value: "N",
     help: `the probes' IP TTL (IPv6: hop limit), 1 to 255 (default: the system's;
 with --stamp 255)`,
@@ -200,15 +201,93 @@ with --stamp 255)`,
   });
 }
 
-/**
- * `-Q/--tos`, `--dscp`, `--ecn` and `-t/--ttl` are set on udp's native sockets only: a usage
- * error when they are asked for and the sockets are Deno's.
- */
-export function requireSocketOptionSupport(options: { tos?: number; ttl?: number }): void {
-  if ((options.tos !== undefined || options.ttl !== undefined) && defaultBackend() !== "native") {
+/** Where and how the probes leave: `-M`, `-I` and `--interface`. */
+export interface PathChoice {
+  /** Don't-fragment (`-M do|want|dont`); undefined for the system's. */
+  dontFragment: DontFragment | undefined;
+  /** The address to send from (`-I`); undefined for any. */
+  source: string | undefined;
+  /** The network interface to send through (`--interface`); undefined for the routes'. */
+  device: string | undefined;
+}
+
+const DONT_FRAGMENT = ["do", "want", "dont"] as const;
+
+/** `-M do|want|dont`, `-I ADDRESS` and `--interface NAME`, as ping(8)'s. */
+export function pathOptions(): Option<PathChoice> {
+  return group({
+    dontFragment: option<DontFragment>({
+      long: "pmtudisc",
+      short: "M",
+      value: "HINT",
+      help: `don't-fragment, as ping -M: do (set it), want (set it until a router says the
+path is narrower, then fragment), dont (never); default the system's (want)`,
+      parse: (value) => parseChoice("-M", value, DONT_FRAGMENT),
+    }),
+    source: option({
+      long: "source",
+      short: "I",
+      value: "ADDRESS",
+      help: "send from this address of this machine (default: the one the routes pick)",
+      parse: parseSourceAddress,
+    }),
+    device: option({
+      long: "interface",
+      value: "NAME",
+      help: "send through this network interface only (SO_BINDTODEVICE), e.g. eth0",
+      parse: (value) => {
+        if (!/^[^\s/]{1,15}$/.test(value)) {
+          throw new UsageError(
+            `invalid --interface '${value}': an interface name is 1 to 15 characters, ` +
+              "no spaces or slashes (ip link lists them)",
+          );
+        }
+        return value;
+      },
+    }),
+  }, (values) => values);
+}
+
+/** `-I ADDRESS`: a numeric address (an interface name goes to --interface). */
+function parseSourceAddress(value: string): string {
+  const family = familyOf(value);
+  if (family === null) {
     throw new UsageError(
-      "-Q/--tos, --dscp, --ecn and -t/--ttl need udp's native sockets (Linux x86-64, glibc); " +
-        "these sockets cannot set them",
+      `invalid -I '${value}': give an address of this machine (e.g. 192.0.2.10 or 2001:db8::10); ` +
+        `for an interface use --interface ${value}`,
+    );
+  }
+  try {
+    validateHost(value);
+  } catch (error) {
+    throw new UsageError(`invalid -I '${value}': ${(error as Error).message}`);
+  }
+  return canonicalHost(value);
+}
+
+/** Checks that `-I` is of the target's family. */
+export function checkSourceFamily(source: string | undefined, target: ResolvedAddress): void {
+  if (source !== undefined && familyOf(source) !== target.family) {
+    throw new UsageError(
+      `-I ${source} is not of the target's family (${target.family === "ipv6" ? "IPv6" : "IPv4"}` +
+        `: ${formatAddress(target)}): give an address of the same family`,
+    );
+  }
+}
+
+/**
+ * `-Q/--tos`, `--dscp`, `--ecn`, `-t/--ttl`, `-M` and `--interface` are set on udp's native
+ * sockets only: a usage error when they are asked for and the sockets are Deno's.
+ */
+export function requireSocketOptionSupport(
+  options: { tos?: number; ttl?: number; path?: PathChoice },
+): void {
+  const { tos, ttl, path } = options;
+  const asked = [tos, ttl, path?.dontFragment, path?.device].some((value) => value !== undefined);
+  if (asked && defaultBackend() !== "native") {
+    throw new UsageError(
+      "-Q/--tos, --dscp, --ecn, -t/--ttl, -M and --interface need udp's native sockets " +
+        "(Linux x86-64, glibc); these sockets cannot set them",
     );
   }
 }

@@ -14,6 +14,7 @@ import { checkTos, checkTtl } from "./_ip_header.ts";
 import type {
   DatagramHandler,
   DatagramSocket,
+  DontFragment,
   PeerAddress,
   ReceiveMeta,
   ReceiveOptions,
@@ -82,6 +83,21 @@ export class DenoDatagramSocket implements DatagramSocket {
   /** Not possible (Deno's sockets have no TOS option); checks `tos` all the same. */
   setTos(tos: number): boolean {
     checkTos(tos);
+    return false;
+  }
+
+  /** No: Deno's sockets do not read the error queue. */
+  get reportsIcmp(): boolean {
+    return false;
+  }
+
+  /** Not possible: Deno's sockets have no such option. */
+  setDontFragment(_mode: DontFragment): boolean {
+    return false;
+  }
+
+  /** Not possible: Deno's sockets have no such option. */
+  bindToDevice(_name: string): boolean {
     return false;
   }
 

@@ -8,10 +8,20 @@
  */
 
 import { checkTos } from "./_ip_header.ts";
-import { NativeUdpSocket } from "./native/mod.ts";
+import { NetError } from "./errors.ts";
+import { errorKind } from "./socket.ts";
+import {
+  bindToDevice,
+  NativeUdpSocket,
+  setDontFragment,
+  setReceiveBuffer,
+  setTos,
+  setTtl,
+} from "./native/mod.ts";
 import type {
   DatagramHandler,
   DatagramSocket,
+  DontFragment,
   PeerAddress,
   ReceiveOptions,
   SocketBackend,
@@ -52,7 +62,7 @@ export class NativeDatagramSocket implements DatagramSocket {
 
   /** Asks for a receive buffer of `bytes`; what the kernel granted. */
   setReceiveBuffer(bytes: number): number | null {
-    return this.#socket.setReceiveBuffer(bytes);
+    return setReceiveBuffer(this.#socket.fd, bytes);
   }
 
   /** Yes: the kernel's IP_TOS (IPV6_TCLASS), for the socket or for one datagram. */
@@ -62,12 +72,32 @@ export class NativeDatagramSocket implements DatagramSocket {
 
   /** Sets IP_TTL (and IPV6_UNICAST_HOPS on an IPv6 socket); whether the kernel took it. */
   setTtl(ttl: number): boolean {
-    return this.#socket.setTtl(ttl);
+    return setTtl(this.#socket.fd, this.#socket.family, ttl);
   }
 
   /** Sets IP_TOS (and IPV6_TCLASS on an IPv6 socket); whether the kernel took it. */
   setTos(tos: number): boolean {
-    return this.#socket.setTos(tos);
+    return setTos(this.#socket.fd, this.#socket.family, tos);
+  }
+
+  /** Yes: IP_RECVERR (IPV6_RECVERR) and the socket's error queue. */
+  get reportsIcmp(): boolean {
+    return true;
+  }
+
+  /** Sets IP_MTU_DISCOVER (and IPV6_MTU_DISCOVER); whether the kernel took it. */
+  setDontFragment(mode: DontFragment): boolean {
+    return setDontFragment(this.#socket.fd, this.#socket.family, mode);
+  }
+
+  /** Sets SO_BINDTODEVICE; throws a NetError saying why the kernel refused. */
+  bindToDevice(name: string): boolean {
+    try {
+      bindToDevice(this.#socket.fd, name);
+      return true;
+    } catch (error) {
+      throw new NetError(describeDeviceError(error, name), { cause: error });
+    }
   }
 
   /** Sends one datagram at once (or into a concurrent batch's replies); a failure rejects. */
@@ -143,4 +173,15 @@ export class NativeDatagramSocket implements DatagramSocket {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+function describeDeviceError(error: unknown, name: string): string {
+  if (error instanceof Deno.errors.NotFound) {
+    return `no network interface is named '${name}': \`ip link\` lists them; give one to --interface`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `cannot send through interface '${name}': not permitted (binding a socket to an ` +
+      "interface needs CAP_NET_RAW here); run with it, or leave --interface out";
+  }
+  return `cannot send through interface '${name}': ${errorKind(error)}`;
 }

@@ -50,11 +50,22 @@ export { eventLoopTimerAt, monotonicMs, wallClockAt, wallClockMs } from "./clock
 export { type ClockState, localClockQuality } from "./clock_sync.ts";
 export { DeadlineHeap, DeadlineQueue } from "./deadlines.ts";
 export { NetError } from "./errors.ts";
+export {
+  ICMP_KINDS,
+  type IcmpCounts,
+  type IcmpHandler,
+  type IcmpKind,
+  icmpKind,
+  type IcmpReport,
+  icmpWords,
+  noIcmpCounts,
+} from "./icmp.ts";
 export { giveUpFfiPermission } from "./native/mod.ts";
 export {
   type DatagramHandler,
   type DatagramSocket,
   defaultBackend,
+  type DontFragment,
   errorKind,
   type PeerAddress,
   type ReceiveMeta,

@@ -16,6 +16,7 @@ import { DenoDatagramSocket } from "./_deno_socket.ts";
 import { NetError } from "./errors.ts";
 import { NativeDatagramSocket } from "./_native_socket.ts";
 import { loadNativeUdp, yieldToEventLoop } from "./native/mod.ts";
+import type { IcmpHandler } from "./icmp.ts";
 
 /**
  * Lets the event loop run (receive loops, timers, signals) from a loop that would otherwise
@@ -91,7 +92,22 @@ export interface ReceiveOptions {
    * default.
    */
   prompt?: boolean;
+  /**
+   * Told each ICMP error about a datagram this socket sent (unreachable, filtered, too big,
+   * TTL exceeded), synchronously, where the backend can tell ({@linkcode
+   * DatagramSocket.reportsIcmp}: the native one, by the kernel's error queue); otherwise they
+   * go untold, as silent loss. Asking also keeps them from failing the socket's later sends.
+   */
+  onIcmp?: IcmpHandler;
 }
+
+/**
+ * Whether datagrams leave with IPv4's don't-fragment bit (IPv6: whether this host may
+ * fragment them), as ping(8)'s `-M`: `do` always, `want` until a router says the path is
+ * narrower (then this host fragments), `dont` never; `probe` always, and even when bigger
+ * than the path MTU the kernel learnt (a search for it must send those).
+ */
+export type DontFragment = "do" | "want" | "dont" | "probe";
 
 /** Which implementation carries a socket's datagrams. */
 export type SocketBackend = "native" | "deno";
@@ -155,6 +171,25 @@ export interface DatagramSocket extends Disposable {
    * where the backend cannot (Deno's sockets). Throws a RangeError for another value.
    */
   setTos(tos: number): boolean;
+
+  /**
+   * Whether the socket tells ICMP errors about what it sends ({@linkcode ReceiveOptions.onIcmp}):
+   * true on the native backend, false on Deno's.
+   */
+  readonly reportsIcmp: boolean;
+
+  /**
+   * Sends what the socket sends from now on with don't-fragment as `mode` says (IPv4:
+   * `IP_MTU_DISCOVER`; IPv6: `IPV6_MTU_DISCOVER`); false where the backend cannot (Deno's).
+   */
+  setDontFragment(mode: DontFragment): boolean;
+
+  /**
+   * Sends and receives through the network interface `name` only (`SO_BINDTODEVICE`); false
+   * where the backend cannot (Deno's). Throws a {@linkcode NetError} saying why the kernel
+   * refused (no such interface, not permitted).
+   */
+  bindToDevice(name: string): boolean;
 
   /**
    * Sends one datagram; resolves with the number of bytes sent. Sends leave in the order they

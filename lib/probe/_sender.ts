@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { PeerAddress, ResolvedAddress } from "../net/mod.ts";
+import type { DontFragment, IcmpReport, PeerAddress, ResolvedAddress } from "../net/mod.ts";
 import { sameAddress, UdpSocket, wildcardFor } from "../net/mod.ts";
 import { measureRoundTrip, type RoundTrip } from "../stats/mod.ts";
 import {
@@ -14,6 +14,7 @@ import {
   type NotAReply,
   type ProbeFormat,
   type ProbeRequest,
+  type QuotedRequest,
   type ReplyReading,
   type RequestType,
   type Timestamp,
@@ -40,6 +41,12 @@ export interface SenderOptions {
   ttl?: number;
   /** The TOS byte (IPv6: traffic class) of its datagrams: DSCP and ECN; default the system's. */
   tos?: number;
+  /** Don't-fragment (ping's `-M`); default the system's (`want` on Linux). */
+  dontFragment?: DontFragment;
+  /** The address to send from (ping's `-I`); default any of the target's family. */
+  source?: string;
+  /** The network interface to send through (`--interface`); default the routes' choice. */
+  device?: string;
 }
 
 /** Why a datagram that reached a sender is not a datagram of its session. */
@@ -118,12 +125,34 @@ export class ProbeSender {
   /** Binds the run's socket (any port, the target's address family) with the receive buffer
    * asked for. */
   bind(): UdpSocket {
-    const socket = UdpSocket.bind(wildcardFor(this.target.family), 0);
-    const { receiveBuffer, onReceiveBuffer, ttl, tos } = this.#options;
-    if (receiveBuffer !== undefined) onReceiveBuffer?.(socket.setReceiveBuffer(receiveBuffer));
-    if (ttl !== undefined) this.ttlSet = socket.setTtl(ttl);
-    if (tos !== undefined) this.tosSet = socket.setTos(tos);
+    const { receiveBuffer, onReceiveBuffer, ttl, tos, dontFragment, source, device } =
+      this.#options;
+    const socket = UdpSocket.bind(source ?? wildcardFor(this.target.family), 0);
+    try {
+      if (device !== undefined) socket.bindToDevice(device);
+      if (receiveBuffer !== undefined) onReceiveBuffer?.(socket.setReceiveBuffer(receiveBuffer));
+      if (ttl !== undefined) this.ttlSet = socket.setTtl(ttl);
+      if (tos !== undefined) this.tosSet = socket.setTos(tos);
+      if (dontFragment !== undefined) socket.setDontFragment(dontFragment);
+    } catch (error) {
+      socket.close();
+      throw error;
+    }
     return socket;
+  }
+
+  /**
+   * Which of this session's requests an ICMP error is about (see
+   * {@linkcode ProbeFormat.readQuoted}); null when it is about another destination, another
+   * session, or quotes too little to tell.
+   */
+  readQuoted(report: IcmpReport): QuotedRequest | null {
+    if (!sameAddress(report.to, this.target)) return null;
+    const quoted = this.format.readQuoted(report.quoted);
+    if (quoted === null || (quoted.session !== null && quoted.session !== this.session)) {
+      return null;
+    }
+    return quoted;
   }
 
   /** A request of this session, laid out for the key if there is one (then sign it), into

@@ -34,6 +34,7 @@ export {
 } from "./ping.ts";
 export {
   type ForeignReason,
+  type IcmpEvent,
   type PingEvent,
   type PingResult,
   type PingSummary,

@@ -6,36 +6,24 @@
  * @module
  */
 
-import type { PeerAddress, ReceiveMeta, ResolvedAddress, UdpSocket } from "../net/mod.ts";
-import { DeadlineQueue, errorKind, formatAddress, monotonicMs } from "../net/mod.ts";
-import { wallClockAt, wallClockMs } from "../net/mod.ts";
+import type { IcmpReport, PeerAddress, ReceiveMeta, ResolvedAddress } from "../net/mod.ts";
+import { DeadlineQueue, errorKind, formatAddress, type UdpSocket } from "../net/mod.ts";
+import { monotonicMs, wallClockAt, wallClockMs } from "../net/mod.ts";
 import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
 import { type ProbeError, timestampFromMs } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
 import { StampPath, UNKNOWN_PATH } from "./_stamp_path.ts";
-import {
-  ATTEMPT_KEYS,
-  DEFAULT_INTERVAL_MS,
-  DEFAULT_PAYLOAD_SIZE,
-  DEFAULT_TIMEOUT_MS,
-  MAX_RETRIES,
-  type PingOptions,
-  PROBE_WINDOW,
-} from "./ping_options.ts";
+import { ATTEMPT_KEYS, DEFAULT_INTERVAL_MS, DEFAULT_TIMEOUT_MS } from "./ping_options.ts";
+import { MAX_RETRIES, type PingOptions, pingSenderOptions, PROBE_WINDOW } from "./ping_options.ts";
+import { IcmpTally } from "./_icmp_tally.ts";
 import { LoopWaiter } from "./_waiter.ts";
-import type { ForeignReason, PingEvent, PingResult, PingSummary } from "./ping_report.ts";
-import type { StopReason } from "./ping_report.ts";
+import type { ForeignReason, PingEvent, PingResult } from "./ping_report.ts";
+import type { PingSummary, StopReason } from "./ping_report.ts";
 
 // What a ping run reports and takes, also from here (where lib/cli imports it from).
 export type * from "./ping_report.ts";
-export {
-  DEFAULT_INTERVAL_MS,
-  DEFAULT_PAYLOAD_SIZE,
-  DEFAULT_TIMEOUT_MS,
-  MAX_RETRIES,
-  type PingOptions,
-  PROBE_WINDOW,
-} from "./ping_options.ts";
+export { DEFAULT_INTERVAL_MS, DEFAULT_PAYLOAD_SIZE, DEFAULT_TIMEOUT_MS } from "./ping_options.ts";
+export { MAX_RETRIES, type PingOptions, PROBE_WINDOW } from "./ping_options.ts";
 
 const enum ProbeState {
   None = 0,
@@ -129,6 +117,10 @@ class Pinger {
   readonly #reorder = new ReorderDetector();
   readonly #synchronized: boolean;
   #path: StampPath | null = null;
+  readonly #icmp = new IcmpTally(PROBE_WINDOW, (sequence, attempt) => {
+    const slot = sequence % PROBE_WINDOW;
+    return this.#tags[slot] === sequence + 1 && attempt < this.#attemptsSent[slot];
+  });
 
   constructor(options: PingOptions) {
     this.#target = options.target;
@@ -139,17 +131,7 @@ class Pinger {
     this.#deadlineMs = options.deadlineMs;
     this.#retries = Math.min(options.retries ?? 0, MAX_RETRIES);
     this.#lingerMs = options.lingerMs ?? 0;
-    this.#sender = new ProbeSender({
-      target: options.target,
-      format: options.format,
-      key: options.key,
-      session: options.session,
-      payloadSize: options.payloadSize ?? DEFAULT_PAYLOAD_SIZE,
-      receiveBuffer: options.receiveBuffer,
-      onReceiveBuffer: options.onReceiveBuffer,
-      ttl: options.ttl ?? (options.format?.name === "stamp" ? 255 : undefined),
-      tos: options.tos,
-    });
+    this.#sender = new ProbeSender(pingSenderOptions(options));
     this.#synchronized = options.synchronized ?? false;
     this.#signal = options.signal;
     this.#emit = options.onEvent ?? (() => {});
@@ -180,7 +162,7 @@ class Pinger {
       (data, from, arrivedAt, arrival) => this.#onDatagram(data, from, arrivedAt, arrival),
       undefined,
       // The TOS the replies arrive with: what the path did to the DSCP asked for them.
-      { ttlAndTos: this.#path !== null },
+      { ttlAndTos: this.#path !== null, onIcmp: (report) => this.#onIcmp(report) },
     );
     const started = monotonicMs();
     const onAbort = () => this.#stop("interrupted");
@@ -298,9 +280,13 @@ class Pinger {
       this.#transmit(sequence, attempts);
       return;
     }
+    this.#emit({ type: "timeout", seq: sequence, attempts });
+    this.#settleLost(slot);
+  }
+
+  #settleLost(slot: number): void {
     this.#states[slot] = ProbeState.Lost;
     this.#lost++;
-    this.#emit({ type: "timeout", seq: sequence, attempts });
     this.#resolveOutstanding();
   }
 
@@ -422,6 +408,16 @@ class Pinger {
     }
   }
 
+  /** An ICMP error about a probe: counted and told; if about its last attempt, the probe is
+   * lost at once (no reply can come), not silently. */
+  #onIcmp(report: IcmpReport): void {
+    const event = this.#stopped ? null : this.#icmp.read(report, this.#sender);
+    if (event !== null) this.#emit(event);
+    const { seq, attempt } = event ?? { seq: null, attempt: null };
+    if (seq === null || attempt !== this.#retries || !this.#awaitsAttempt(seq, attempt)) return;
+    this.#settleLost(seq % PROBE_WINDOW);
+  }
+
   #onError(error: ProbeError, fromAddress: PeerAddress, data: Uint8Array): void {
     if (error.damagedRequest) return this.#foreign(fromAddress, data, "corrupted-request");
     const from = formatAddress(fromAddress);
@@ -480,6 +476,8 @@ class Pinger {
       round_trip_ms: this.#roundTrip.summary(),
       server_ms: this.#server.summary(),
       jitter_ms: this.#jitter.value,
+      errors: this.#icmp.errors,
+      icmp: { ...this.#icmp.counts },
       ...(this.#path?.summary(this.#received + this.#late) ?? UNKNOWN_PATH),
     };
     return {

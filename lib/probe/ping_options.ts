@@ -4,9 +4,10 @@
  * @module
  */
 
-import type { ResolvedAddress } from "../net/mod.ts";
+import type { DontFragment, ResolvedAddress } from "../net/mod.ts";
 import type { ProbeFormat } from "../wire/mod.ts";
 import type { PingEvent } from "./ping_report.ts";
+import type { SenderOptions } from "./_sender.ts";
 
 /** Default payload (padding) size in bytes, as ping(8). */
 export const DEFAULT_PAYLOAD_SIZE = 56;
@@ -65,7 +66,31 @@ export interface PingOptions {
   ttl?: number;
   /** The TOS byte (IPv6: traffic class) of the probes; default the system's. */
   tos?: number;
+  /** Don't-fragment (`-M`); default the system's (`want` on Linux). */
+  dontFragment?: DontFragment;
+  /** The address to send from (`-I`); default any of the target's family. */
+  source?: string;
+  /** The network interface to send through (`--interface`); default the routes' choice. */
+  device?: string;
   /** Whether this host's clock is known synchronized to UTC (STAMP: one-way delays are given
    * only when both ends' clocks are). Default false. */
   synchronized?: boolean;
+}
+
+/** What a ping run's sender is told of its options. */
+export function pingSenderOptions(options: PingOptions): SenderOptions {
+  return {
+    target: options.target,
+    format: options.format,
+    key: options.key,
+    session: options.session,
+    payloadSize: options.payloadSize ?? DEFAULT_PAYLOAD_SIZE,
+    receiveBuffer: options.receiveBuffer,
+    onReceiveBuffer: options.onReceiveBuffer,
+    ttl: options.ttl ?? (options.format?.name === "stamp" ? 255 : undefined),
+    tos: options.tos,
+    dontFragment: options.dontFragment,
+    source: options.source,
+    device: options.device,
+  };
 }

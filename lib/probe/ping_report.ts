@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { IcmpCounts, IcmpKind } from "../net/mod.ts";
 import { type LatencySummary, latencySummaryJson } from "../stats/mod.ts";
 import type { StampPathNotes, StampPathSummary } from "./_stamp_path.ts";
 
@@ -83,6 +84,7 @@ export type PingEvent =
     from: string;
   }
   | { type: "send_error"; seq: number; attempt: number; error: string }
+  | IcmpEvent
   | {
     /** The reflector answered with an ERROR frame; the run stops. */
     type: "error";
@@ -90,6 +92,30 @@ export type PingEvent =
     code: number;
     message: string;
   };
+
+/**
+ * An ICMP error about one of the run's probes (port, host or net unreachable, filtered, too
+ * big, TTL exceeded), as ping(8) reports it: the probe is not answered by it (it stays
+ * pending until its timeout, then lost), but its loss is not silent.
+ */
+export interface IcmpEvent {
+  /** Always "icmp". */
+  type: "icmp";
+  /** The probe it is about; null when it is older than the window. */
+  seq: number | null;
+  /** The transmission it is about. */
+  attempt: number | null;
+  /** Its kind. */
+  kind: IcmpKind;
+  /** The address that sent it (a router, or the target); null when the kernel did not say. */
+  from: string | null;
+  /** The ICMP (or ICMPv6) type. */
+  icmp_type: number;
+  /** The ICMP code. */
+  icmp_code: number;
+  /** The next-hop MTU of a "fragmentation needed" (ICMPv6: "packet too big"); else null. */
+  mtu: number | null;
+}
 
 /** The final numbers of a run; `--json` prints exactly these keys. The path's keys
  * ({@linkcode StampPathSummary}) are STAMP's: null (or no samples) against udp serve. */
@@ -138,6 +164,10 @@ export interface PingSummary extends StampPathSummary {
   server_ms: LatencySummary;
   /** RFC 3550 jitter of the RTTs; null until two replies were received. */
   jitter_ms: number | null;
+  /** Probes that drew an ICMP error (ping(8)'s "+N errors"); each also received or lost. */
+  errors: number;
+  /** The ICMP errors about the run's probes, by kind. */
+  icmp: IcmpCounts;
 }
 
 /** Why a run ended. */
@@ -182,7 +212,7 @@ export interface PingResult {
  * const json = pingSummaryJson(summary);
  * strictEqual(Object.keys(json).join(" "), "type target transmitted received lost in_flight " +
  *   "loss_percent duplicates reordered late foreign corrupted echo_server retransmitted " +
- *   "time_ms rtt_ms round_trip_ms server_ms jitter_ms lost_there lost_back ipdv_there_ms " +
+ *   "time_ms rtt_ms round_trip_ms server_ms jitter_ms errors icmp lost_there lost_back ipdv_there_ms " +
  *   "ipdv_back_ms one_way_there_ms one_way_back_ms hops_there dscp_sent dscp_received " +
  *   "ecn_sent ecn_received");
  * strictEqual(json.loss_percent, 0);
@@ -210,6 +240,8 @@ export function pingSummaryJson(summary: PingSummary): PingSummary {
     round_trip_ms: latencySummaryJson(summary.round_trip_ms),
     server_ms: latencySummaryJson(summary.server_ms),
     jitter_ms: summary.jitter_ms,
+    errors: summary.errors,
+    icmp: { ...summary.icmp },
     lost_there: summary.lost_there,
     lost_back: summary.lost_back,
     ipdv_there_ms: { ...summary.ipdv_there_ms },

@@ -174,6 +174,16 @@ export interface ProbeRequest {
   authenticated: boolean;
 }
 
+/** A request as an ICMP error quoted it ({@linkcode ProbeFormat.readQuoted}). */
+export interface QuotedRequest {
+  /** The session it names; null when the quote is too short to say (a STAMP packet's). */
+  session: number | null;
+  /** Its probe number. */
+  sequence: number;
+  /** Its retransmission number (0 for a format without them). */
+  attempt: number;
+}
+
 /**
  * A wire format for probes, as its senders (ping, bench) and its reflector use it. Every method
  * is pure (no I/O, no clock) and never throws on what it reads.
@@ -198,6 +208,12 @@ export interface ProbeFormat {
   verify(datagram: Uint8Array, key: CryptoKey): Promise<boolean>;
   /** Reads a datagram a sender received into `into`. */
   readReply(datagram: Uint8Array, into: ReplyReading): void;
+  /**
+   * Which request an ICMP error is about, from what it quoted of it (the datagram's first
+   * bytes, mostly all of them): null when too little was quoted to tell, or it is not a
+   * request of the format. Unchecked (a quote may be cut short before the check).
+   */
+  readQuoted(quoted: Uint8Array): QuotedRequest | null;
 
   /** Reads a datagram a reflector received into `into`. */
   readRequest(datagram: Uint8Array, into: RequestReading): void;

@@ -14,6 +14,7 @@ import type {
   AnswerContext,
   ProbeFormat,
   ProbeRequest,
+  QuotedRequest,
   ReplyReading,
   RequestReading,
   StampReplyFields,
@@ -278,6 +279,14 @@ class StampFormat implements ProbeFormat {
     if (tlv < 0) return false;
     const tlvTag = await truncatedHmac(key, hmacTlvText(datagram, layout, tlv));
     return sameTag(tlvTag, datagram.subarray(tlv + 4, tlv + 4 + STAMP_HMAC_SIZE));
+  }
+
+  readQuoted(quoted: Uint8Array): QuotedRequest | null {
+    const { sequence, ssid } = this.#layout;
+    if (quoted.length < sequence + 4) return null;
+    const view = viewOf(quoted);
+    const session = quoted.length >= ssid + 2 ? view.getUint16(ssid) : null;
+    return { session, sequence: view.getUint32(sequence), attempt: 0 };
   }
 
   readRequest(datagram: Uint8Array, into: RequestReading): void {

@@ -10,6 +10,7 @@ import type {
   AnswerContext,
   ProbeError,
   ProbeFormat,
+  QuotedRequest,
   ReplyReading,
   RequestHeader,
   RequestReading,
@@ -91,6 +92,7 @@ export const udpFormat: ProbeFormat = {
   sign: signFrame,
   verify: verifyFrame,
   readReply,
+  readQuoted,
   readRequest,
   peekSession,
   answer,
@@ -216,9 +218,24 @@ function headerOf(invariants: Invariants, version: number): RequestHeader {
  */
 function peekSession(data: Uint8Array): number | null {
   if (data.length < 16 || data[5] !== MessageType.PING) return null;
-  const magic = ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
-  if (magic !== MAGIC) return null;
-  return ((data[12] << 24) | (data[13] << 16) | (data[14] << 8) | data[15]) >>> 0;
+  if (readUint32(data, 0) !== MAGIC) return null;
+  return readUint32(data, 12);
+}
+
+/** A PING or STATS request as an ICMP error quoted it: its first 20 bytes are enough. */
+function readQuoted(data: Uint8Array): QuotedRequest | null {
+  if (data.length < 20) return null;
+  if (data[5] !== MessageType.PING && data[5] !== MessageType.STATS_REQUEST) return null;
+  if (readUint32(data, 0) !== MAGIC) return null;
+  return {
+    session: readUint32(data, 12),
+    sequence: readUint32(data, 16),
+    attempt: (data[10] << 8) | data[11],
+  };
+}
+
+function readUint32(data: Uint8Array, at: number): number {
+  return ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
 }
 
 function answer(

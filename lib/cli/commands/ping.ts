@@ -16,6 +16,7 @@ import {
   DEFAULT_INTERVAL_MS,
   DEFAULT_PAYLOAD_SIZE,
   DEFAULT_TIMEOUT_MS,
+  type IcmpEvent,
   MAX_RETRIES,
   ping,
   type PingEvent,
@@ -32,13 +33,15 @@ import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
 import { UsageError } from "../errors.ts";
-import { localClockQuality } from "../../net/mod.ts";
+import { type Family, ICMP_KINDS, icmpWords, localClockQuality } from "../../net/mod.ts";
 import { probeBytes } from "../../probe/mod.ts";
 import { type ProbeFormat, STAMP_AUTHENTICATED, STAMP_UNAUTHENTICATED } from "../../wire/mod.ts";
 import {
+  checkSourceFamily,
   checkStampDatagram,
   dscpName,
   ecnName,
+  pathOptions,
   ptpFlag,
   requireSocketOptionSupport,
   senderFormat,
@@ -113,6 +116,7 @@ ${STAMP_PORT}); adds loss and delay variation per direction, hops, one-way delay
   tlvs: tlvOption(),
   tos: tosOptions(),
   ttl: ttlOption(),
+  path: pathOptions(),
   key: keyOptions(`authenticated mode: tag PINGs with this key, reject PONGs without a
 valid tag (hex or base64, in a file only its owner may read)`),
   receiveBuffer: receiveBufferOption(),
@@ -131,9 +135,11 @@ export const pingCommand = defineCommand({
     `Usage: udp ping HOST[:PORT] [-c N] [-i SEC] [-W SEC] [-w SEC] [--retries N] [-s BYTES]
                 [--linger SEC] [--key-file F | --key-env] [--rcvbuf BYTES] [-q] [--json] [-4|-6]
                 [--stamp [--ptp] [--tlv LIST]] [-Q N | --dscp D --ecn E] [-t TTL]
+                [-M do|want|dont] [-I ADDRESS] [--interface NAME]
 
 Send PING frames to a udp reflector (udp serve) and report loss, round-trip time, jitter,
-reordering, duplicates and late replies. Options follow ping(8). The RTT is the network's: from
+reordering, duplicates, late replies and ICMP errors (unreachable, filtered, too big, TTL
+exceeded: each from the address that sent it). Options follow ping(8). The RTT is the network's: from
 the probe's hand-over to the kernel to its reply's arrival (the kernel's timestamp), minus the
 time the reflector says it held the probe (as irtt counts it); the summary gives both.
 With --stamp, the probes are STAMP test packets (RFC 8762) for any STAMP or TWAMP-light
@@ -155,6 +161,7 @@ reflector (a router's, udp serve --stamp), and the summary adds what each direct
       );
     }
     requireSocketOptionSupport(options);
+    checkSourceFamily(options.path.source, target);
     const format = senderFormat({ ...options, authenticated: key !== null });
     const payloadSize = options.payloadSize ?? (options.stamp ? 0 : DEFAULT_PAYLOAD_SIZE);
     const datagramBytes = probeBytes(format, payloadSize, key !== null);
@@ -218,7 +225,7 @@ async function runPing(
   const removeInterrupt = onInterrupt(() => controller.abort());
   const print = json
     ? (event: PingEvent) => printJson(event)
-    : (event: PingEvent) => printEvent(event);
+    : (event: PingEvent) => printEvent(event, target.family);
   try {
     return await ping({
       count: options.count,
@@ -231,6 +238,7 @@ async function runPing(
       payloadSize,
       format,
       ttl: options.ttl,
+      ...options.path,
       // Class of Service compares the DSCP sent with the one that arrived: it must be known.
       tos: options.tos ?? (options.tlvs.includes("class-of-service") ? 0 : undefined),
       synchronized: localClockQuality().synchronized,
@@ -253,7 +261,7 @@ async function runPing(
   }
 }
 
-function printEvent(event: PingEvent): void {
+function printEvent(event: PingEvent, family: Family): void {
   switch (event.type) {
     case "reply":
       printLine(
@@ -295,10 +303,24 @@ function printEvent(event: PingEvent): void {
           "timestamps, so each rtt includes its own time",
       );
       break;
+    case "icmp":
+      printLine(icmpLine(event, family));
+      break;
     case "foreign":
     case "error":
       break;
   }
+}
+
+/** An ICMP error as ping(8) prints it: `From 192.0.2.1 icmp_seq=3 Destination Port Unreachable`. */
+function icmpLine(event: IcmpEvent, family: Family): string {
+  const from = event.from ?? "an unknown address";
+  const seq = event.seq === null ? "" : ` icmp_seq=${event.seq}`;
+  const attempt = event.attempt !== null && event.attempt > 0 ? ` attempt=${event.attempt}` : "";
+  const version = family === "ipv6" ? 6 : 4;
+  return `From ${from}${seq}${attempt} ${
+    icmpWords(version, event.icmp_type, event.icmp_code, event.mtu)
+  }`;
 }
 
 function replyPrefix(event: { bytes: number; from: string; seq: number; attempt: number }): string {
@@ -336,12 +358,21 @@ export function summaryText(result: PingResult): string {
   const s = result.summary;
   const unanswered = s.in_flight > 0 ? ` (${s.in_flight} unanswered when the run ended)` : "";
   const loss = s.loss_percent === null ? "" : `, ${formatPercent(s.loss_percent)} packet loss`;
+  const errors = s.errors > 0 ? `, +${s.errors} errors` : "";
   const lines = [
     "",
     `--- ${s.target} ${result.path === null ? "udp" : "stamp"} ping statistics ---`,
-    `${s.transmitted} packets transmitted, ${s.received} received${loss}${unanswered}, ` +
-    `time ${s.time_ms}ms`,
+    `${s.transmitted} packets transmitted, ${s.received} received${errors}${loss}` +
+    `${unanswered}, time ${s.time_ms}ms`,
   ];
+  const icmp = ICMP_KINDS.filter((kind) => s.icmp[kind] > 0);
+  if (icmp.length > 0) {
+    lines.push(
+      "ICMP errors: " + icmp.map((kind) => `${s.icmp[kind]} ${kind.replaceAll("_", " ")}`)
+        .join(", ") +
+        ` (about ${s.errors} ${s.errors === 1 ? "probe" : "probes"}: not silent loss)`,
+    );
+  }
   if (s.received > 0) {
     const rtt = s.rtt_ms;
     lines.push(

@@ -3,9 +3,9 @@
  * for them (its arrival stamp, `SO_TIMESTAMPNS`; the socket's drop count, `SO_RXQ_OVFL`; the
  * TTL or hop limit and the TOS byte or traffic class it arrived with, `IP_RECVTTL`,
  * `IP_RECVTOS`, `IPV6_RECVHOPLIMIT`, `IPV6_RECVTCLASS`; on a socket bound to a wildcard
- * address, the address it was sent to, `IP_PKTINFO`, `IPV6_PKTINFO`), and those a datagram may
- * be sent with: its TOS (`IP_TOS` or `IPV6_TCLASS`) and its source address (`IP_PKTINFO` or
- * `IPV6_PKTINFO`).
+ * address, the address it was sent to, `IP_PKTINFO`, `IPV6_PKTINFO`; read from the error
+ * queue, the ICMP error, `IP_RECVERR`, `IPV6_RECVERR`), and those a datagram may be sent with:
+ * its TOS (`IP_TOS` or `IPV6_TCLASS`) and its source address (`IP_PKTINFO` or `IPV6_PKTINFO`).
  *
  * @module
  */
@@ -28,12 +28,14 @@ import {
   IN_PKTINFO_SIZE,
   IN_PKTINFO_SPEC_DST,
   IP_PKTINFO,
+  IP_RECVERR,
   IP_TOS,
   IP_TTL,
   IPPROTO_IP,
   IPPROTO_IPV6,
   IPV6_HOPLIMIT,
   IPV6_PKTINFO,
+  IPV6_RECVERR,
   IPV6_TCLASS,
   MMSGHDR_SIZE,
   MSGHDR_CONTROLLEN,
@@ -54,6 +56,11 @@ export const control = {
   arrivedAt: 0,
   /** The socket's drop count when it was queued (SO_RXQ_OVFL); -1 when not given. */
   drops: -1,
+  /**
+   * Read from the error queue: where its struct sock_extended_err starts in the arena's
+   * control view (IP_RECVERR, IPV6_RECVERR); -1 when it has none.
+   */
+  errorAt: -1,
 };
 
 /** A {@linkcode ReceiveMeta} as {@linkcode readControl} fills it in. */
@@ -111,6 +118,7 @@ export function readControl(arena: BatchArena, slot: number): void {
   const meta = slotMeta[slot];
   control.arrivedAt = batchReadAt;
   control.drops = -1;
+  control.errorAt = -1;
   meta.ttl = -1;
   meta.tos = -1;
   meta.local = null;
@@ -127,8 +135,10 @@ export function readControl(arena: BatchArena, slot: number): void {
       if (type === IP_TTL) meta.ttl = view.getInt32(data, true);
       else if (type === IP_TOS) meta.tos = view.getUint8(data); // one byte, not an int
       else if (type === IP_PKTINFO) meta.local = localAddress(view, data + IN_PKTINFO_ADDR, 4);
+      else if (type === IP_RECVERR) control.errorAt = data;
     } else if (level === IPPROTO_IPV6) {
       if (type === IPV6_HOPLIMIT) meta.ttl = view.getInt32(data, true);
+      else if (type === IPV6_RECVERR) control.errorAt = data;
       else if (type === IPV6_TCLASS) meta.tos = view.getInt32(data, true);
       else if (type === IPV6_PKTINFO) {
         meta.local = localAddress(view, data + IN6_PKTINFO_ADDR, 16);

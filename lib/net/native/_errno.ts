@@ -16,6 +16,7 @@ const ERRNO_TEXT: Record<number, string> = {
   1: "Operation not permitted",
   11: "Resource temporarily unavailable",
   13: "Permission denied",
+  19: "No such device",
   22: "Invalid argument",
   90: "Message too long",
   97: "Address family not supported by protocol",
@@ -52,6 +53,8 @@ export function osError(errno: number): Error {
       return new Deno.errors.AddrNotAvailable(message);
     case 111:
       return new Deno.errors.ConnectionRefused(message);
+    case 19:
+      return new Deno.errors.NotFound(message);
     default:
       return new Error(message);
   }

@@ -73,6 +73,43 @@ export const IPV6_RECVTCLASS = 66;
 /** `IPV6_TCLASS`: the traffic class sent with (an int), and its control message, an int. */
 export const IPV6_TCLASS = 67;
 
+// Path MTU discovery, the error queue and the device (<bits/in.h>, <linux/errqueue.h>).
+/** `SO_BINDTODEVICE`: sends and receives only through the interface named (a string). */
+export const SO_BINDTODEVICE = 25;
+/** `IP_MTU_DISCOVER`: whether datagrams leave with don't-fragment (an int, `IP_PMTUDISC_*`). */
+export const IP_MTU_DISCOVER = 10;
+/** `IP_RECVERR`: ICMP errors about the socket's datagrams go to its error queue, in full. */
+export const IP_RECVERR = 11;
+/** `IPV6_MTU_DISCOVER`: as `IP_MTU_DISCOVER`, for IPv6 (`IPV6_PMTUDISC_*`, the same values). */
+export const IPV6_MTU_DISCOVER = 23;
+/** `IPV6_RECVERR`: as `IP_RECVERR`, for ICMPv6; also the level-41 control message's type. */
+export const IPV6_RECVERR = 25;
+/** `IP_PMTUDISC_*`: never set DF, set it until the route says fragment, always, and always
+ * without heeding the route's path MTU (a probe of a size the route thinks too big). */
+export const PMTUDISC = { dont: 0, want: 1, do: 2, probe: 3 } as const;
+/** `MSG_ERRQUEUE`: a receive reads the socket's error queue, not its datagrams. */
+export const MSG_ERRQUEUE = 0x2000;
+// struct sock_extended_err { u32 ee_errno; u8 ee_origin, ee_type, ee_code, ee_pad;
+//   u32 ee_info; u32 ee_data; }, then the offender's sockaddr (SO_EE_OFFENDER).
+/** Offset of `ee_errno`. */
+export const EE_ERRNO = 0;
+/** Offset of `ee_origin`: `SO_EE_ORIGIN_LOCAL` (1), `_ICMP` (2), `_ICMP6` (3), ... */
+export const EE_ORIGIN = 4;
+/** Offset of `ee_type`: the ICMP type. */
+export const EE_TYPE = 5;
+/** Offset of `ee_code`: the ICMP code. */
+export const EE_CODE = 6;
+/** Offset of `ee_info`: the next-hop MTU of a "fragmentation needed" or "packet too big". */
+export const EE_INFO = 8;
+/** `sizeof(struct sock_extended_err)`: the offender's sockaddr follows. */
+export const EE_SIZE = 16;
+/** `SO_EE_ORIGIN_LOCAL`: this host's own error (a datagram too big for its interface). */
+export const EE_ORIGIN_LOCAL = 1;
+/** `SO_EE_ORIGIN_ICMP`. */
+export const EE_ORIGIN_ICMP = 2;
+/** `SO_EE_ORIGIN_ICMP6`. */
+export const EE_ORIGIN_ICMP6 = 3;
+
 // struct sockaddr_in { sa_family_t sin_family; in_port_t sin_port; struct in_addr sin_addr; … }
 // struct sockaddr_in6 { sa_family_t sin6_family; in_port_t sin6_port; uint32_t sin6_flowinfo;
 //                       struct in6_addr sin6_addr; uint32_t sin6_scope_id; }

@@ -9,10 +9,12 @@
  */
 
 import { checkTos, checkTtl } from "../_ip_header.ts";
+import type { DontFragment } from "../socket.ts";
 import { osError } from "./_errno.ts";
 import { native } from "./_ffi.ts";
 import {
   AF_INET6,
+  IP_MTU_DISCOVER,
   IP_PKTINFO,
   IP_RECVTOS,
   IP_RECVTTL,
@@ -20,11 +22,14 @@ import {
   IP_TTL,
   IPPROTO_IP,
   IPPROTO_IPV6,
+  IPV6_MTU_DISCOVER,
   IPV6_RECVHOPLIMIT,
   IPV6_RECVPKTINFO,
   IPV6_RECVTCLASS,
   IPV6_TCLASS,
   IPV6_UNICAST_HOPS,
+  PMTUDISC,
+  SO_BINDTODEVICE,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
   SO_RXQ_OVFL,
@@ -123,4 +128,26 @@ export function setTos(fd: number, family: number, tos: number): boolean {
   checkTos(tos);
   const v6 = family !== AF_INET6 || setInt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
   return setInt(fd, IPPROTO_IP, IP_TOS, tos) && v6;
+}
+
+/**
+ * Sends the datagrams of a socket of `family` with don't-fragment as `mode` says (IPv6: whether
+ * this host fragments them; routers never do); whether the kernel took it.
+ */
+export function setDontFragment(fd: number, family: number, mode: DontFragment): boolean {
+  const value = PMTUDISC[mode];
+  const v6 = family !== AF_INET6 || setInt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, value);
+  return setInt(fd, IPPROTO_IP, IP_MTU_DISCOVER, value) && v6;
+}
+
+/**
+ * Sends and receives through network interface `name` only (`SO_BINDTODEVICE`), whatever the
+ * routes say; throws the error Deno would (no such device: NotFound; not allowed: PermissionDenied).
+ */
+export function bindToDevice(fd: number, name: string): void {
+  const bytes = new TextEncoder().encode(name + "\0");
+  const { symbols, errno } = native();
+  if (symbols.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, bytes, bytes.byteLength) !== 0) {
+    throw osError(errno());
+  }
 }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { BATCH_SIZE, fillSlot, SLOT_SIZE } from "./_arena.ts";
+import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
 import { sendSlots } from "./_send_slots.ts";
 import { readClocks } from "./_clock.ts";
 import { control, readControl, slotMeta, writeSendControl } from "./_control.ts";
@@ -34,14 +34,9 @@ import {
   SOCKADDR_SIZE,
 } from "./_layout.ts";
 import { checkTos } from "../_ip_header.ts";
-import {
-  askForControl,
-  askForDestination,
-  askForTtlAndTos,
-  setReceiveBuffer,
-  setTos,
-  setTtl,
-} from "./_options.ts";
+import { askForControl, askForDestination, askForTtlAndTos } from "./_options.ts";
+import { askForErrors, readErrorQueue } from "./_errqueue.ts";
+import type { IcmpHandler } from "../icmp.ts";
 import type { DatagramHandler, PeerAddress, ReceiveOptions } from "../socket.ts";
 import { MICROTASK_ROUNDS } from "./_policy.ts";
 import { policy, reactor, type ReactorSocket } from "./_reactor.ts";
@@ -124,7 +119,9 @@ export class NativeUdpSocket implements ReactorSocket {
   #queueing = false; // they are running: sends go into the reply batch
   #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
   #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
-  readonly #family: number; // AF_INET or AF_INET6: an IPv6 socket sets the IPv4 options too
+  /** AF_INET or AF_INET6 (an IPv6 socket sets the IPv4 options too: _options.ts). */
+  readonly family: number;
+  #icmp: IcmpHandler | null = null; // told the ICMP errors of the error queue, if asked
   // Bound to 0.0.0.0 or ::: each datagram tells where it was sent to, and replies go from there.
   readonly #wildcard: boolean;
   #sourceText = ""; // the last reply source, and its bytes
@@ -138,7 +135,7 @@ export class NativeUdpSocket implements ReactorSocket {
     wildcard: boolean,
   ) {
     this.fd = fd;
-    this.#family = family;
+    this.family = family;
     this.#wildcard = wildcard;
     this.address = address;
     this.#kernelDrops = countsDrops ? 0 : null;
@@ -178,31 +175,6 @@ export class NativeUdpSocket implements ReactorSocket {
     return this.#kernelDrops;
   }
 
-  /**
-   * Asks for a receive buffer of `bytes` (past `net.core.rmem_max` where the process may) and
-   * returns what the kernel granted, as it reports it (Linux doubles the request for its own
-   * bookkeeping); throws the error Deno would.
-   */
-  setReceiveBuffer(bytes: number): number {
-    return setReceiveBuffer(this.fd, bytes);
-  }
-
-  /**
-   * Sends with TTL `ttl` (IPv6: hop limit; both on an IPv6 socket, for its IPv4 peers) from
-   * now on; whether the kernel took it. Throws a RangeError for a TTL out of 1 to 255.
-   */
-  setTtl(ttl: number): boolean {
-    return setTtl(this.fd, this.#family, ttl);
-  }
-
-  /**
-   * Sends with TOS byte `tos` (IPv6: traffic class; both on an IPv6 socket) from now on, the
-   * ECN bits included; whether the kernel took it. Throws a RangeError for a TOS out of 0 to 255.
-   */
-  setTos(tos: number): boolean {
-    return setTos(this.fd, this.#family, tos);
-  }
-
   /** Whether {@linkcode NativeUdpSocket.close} was called. */
   get closed(): boolean {
     return this.#closed;
@@ -215,12 +187,28 @@ export class NativeUdpSocket implements ReactorSocket {
     const length = this.#encodeDestination(to);
     if (this.prompt) policy.noteSend(1); // a reply may come soon
     const name = this.#to.bytes;
-    for (;;) {
+    for (let retried = false;;) {
       const sent = symbols.sendto(this.fd, data, BigInt(data.byteLength), 0, name, length);
       if (sent >= 0) return sent;
       const code = errno();
-      if (code !== EINTR) throw osError(code);
+      if (code === EINTR) continue;
+      if (retried || this.#readErrors() === 0) throw osError(code);
+      retried = true; // the error was an ICMP error's, about an earlier datagram: not this one's
     }
+  }
+
+  /**
+   * Reads the error queue, where the receive loop asked for ICMP errors: how many it held. The
+   * socket's pending error is then one of them, and the send or read it failed is tried again.
+   */
+  #readErrors(): number {
+    return this.#icmp === null ? 0 : readErrorQueue(this.fd, this.#icmp);
+  }
+
+  /** sendSlots(), again once if the socket's pending error was an ICMP error's (see above). */
+  #sendSlots(arena: BatchArena, first: number, count: number): number {
+    const result = sendSlots(this.fd, arena, first, count);
+    return result < 0 && this.#readErrors() > 0 ? sendSlots(this.fd, arena, first, count) : result;
   }
 
   /** Encodes `to` into the destination buffer, unless it is there already; its length. */
@@ -250,14 +238,15 @@ export class NativeUdpSocket implements ReactorSocket {
         if (sent === 0) throw osError(EMSGSIZE);
         return sent;
       }
-      const result = sendSlots(this.fd, arena, 0, count);
+      const result = this.#sendSlots(arena, 0, count);
       if (result < 0) {
         if (sent === 0) throw osError(-result);
         return sent;
       }
       sent += result;
       if (this.prompt) policy.noteSend(result); // a reply may come soon
-      if (result < count) return sent;
+      // Cut short by an ICMP error's pending error (about one sent before): send the rest.
+      if (result < count && this.#readErrors() === 0) return sent;
     }
     return sent;
   }
@@ -279,7 +268,10 @@ export class NativeUdpSocket implements ReactorSocket {
     this.#onError = onError;
     this.#concurrent = options.concurrent ?? false;
     this.prompt = options.prompt ?? true;
-    if (options.ttlAndTos) askForTtlAndTos(this.fd, this.#family);
+    if (options.ttlAndTos) askForTtlAndTos(this.fd, this.family);
+    if (options.onIcmp !== undefined && askForErrors(this.fd, this.family)) {
+      this.#icmp = options.onIcmp;
+    }
     this.#finished = Promise.withResolvers<void>();
     reactor.add(this);
     return this.#finished.promise;
@@ -301,7 +293,11 @@ export class NativeUdpSocket implements ReactorSocket {
   readBatch(): number {
     if (this.#closed) return 0;
     const { symbols, errno, receiveBatch: arena } = native();
-    const count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, MSG_DONTWAIT, null);
+    let count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, MSG_DONTWAIT, null);
+    // Nothing, or the pending error of an ICMP error: the error queue, then what it hid.
+    if (count < 0 && this.#readErrors() > 0) {
+      count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, MSG_DONTWAIT, null);
+    }
     if (count < 0) {
       const code = errno();
       if (code !== EAGAIN && code !== EINTR) this.#onError(osError(code));
@@ -394,7 +390,7 @@ export class NativeUdpSocket implements ReactorSocket {
   /** The bytes of source address `source` as this socket sends it (IPv4-mapped on IPv6). */
   #sourceBytes(source: string): Uint8Array {
     if (source !== this.#sourceText) {
-      this.#source = addressBytes(source, this.#family === AF_INET6);
+      this.#source = addressBytes(source, this.family === AF_INET6);
       this.#sourceText = source;
     }
     return this.#source;
@@ -416,7 +412,7 @@ export class NativeUdpSocket implements ReactorSocket {
     fillSlot(arena, 0, data, this.#to.bytes, nameLength);
     writeSendControl(arena, 0, tos, this.#to.ipv4, source);
     if (this.prompt) policy.noteSend(1); // a reply may come soon
-    const result = sendSlots(this.fd, arena, 0, 1);
+    const result = this.#sendSlots(arena, 0, 1);
     if (result < 0) throw osError(-result);
     return data.byteLength;
   }
@@ -455,7 +451,7 @@ export class NativeUdpSocket implements ReactorSocket {
         queued[done++].sent.reject(new Deno.errors.BadResource("the socket is closed"));
         continue;
       }
-      const result = sendSlots(this.fd, arena, done, queued.length - done);
+      const result = this.#sendSlots(arena, done, queued.length - done);
       if (result < 0) {
         queued[done++].sent.reject(osError(-result)); // then the rest
         continue;

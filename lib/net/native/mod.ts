@@ -18,7 +18,8 @@
  *   `SO_RXQ_OVFL`, the TTL and TOS it arrived with, where it was sent to), and those a datagram
  *   is sent with (its TOS, its source address);
  * - `_options.ts`: the socket options (what to tell with each datagram, the receive buffer,
- *   the TTL and TOS to send with);
+ *   the TTL and TOS to send with, don't-fragment, the interface);
+ * - `_errqueue.ts`: the error queue, where the kernel puts ICMP errors about what was sent;
  * - `_send_slots.ts`: one `sendmmsg()` of a send arena's slots;
  * - `_socket.ts`: the native socket;
  * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket, and
@@ -38,6 +39,7 @@ export { BUSY_TURN_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
 export { LAZY_READ_MS, reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
 export { kernelClockState } from "./_timex.ts";
 export { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
+export { bindToDevice, setDontFragment, setReceiveBuffer, setTos, setTtl } from "./_options.ts";
 export {
   type NativeDatagramHandler,
   type NativePeerAddress,
