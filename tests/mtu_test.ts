@@ -139,14 +139,18 @@ Deno.test("udp mtu: text output against udp serve, and its usage errors", native
 /** Why the namespace test cannot run here, or null. */
 function namespaceSkip(): string | null {
   if (missing("ip")) return "ip (iproute2) is not installed";
-  if (Deno.uid() !== 0) return "not root: network namespaces need it";
+  const uid = new TextDecoder().decode(
+    new Deno.Command("id", { args: ["-u"] }).outputSync().stdout,
+  );
+  if (uid.trim() !== "0") return `not root (uid ${uid.trim()}): network namespaces need it`;
   return null;
 }
 
 const skip = loadNativeUdp() ? namespaceSkip() : "udp's native sockets are not available";
 
 Deno.test({
-  name: "udp mtu: this host's interface as the limit (a namespace's loopback at MTU 1400)",
+  name:
+    "udp mtu: this host's interface as the limit, and ping -M (a namespace's loopback at MTU 1400)",
   ignore: skip !== null,
   async fn() {
     const ns = `udpmtu-${Deno.pid}`;
@@ -187,6 +191,28 @@ Deno.test({
           [summary.path_mtu, summary.max_payload, summary.found_by, summary.local_mtu],
           [1400, 1372, "local", 1400],
         );
+        // ping -M: a 1,548-byte datagram on a 1,400-byte link. Don't-fragment set: this host
+        // refuses to send it; not set, or only wanted (this host fragments what is too big
+        // for its own link): it leaves in fragments and its reply comes back.
+        for (const [hint, received] of [["do", 0], ["want", 1], ["dont", 1]] as const) {
+          const [command, args] = udpArgv(
+            ["ping", "-c", "1", "-W", "2", "-s", "1500", "-M", hint, "--json", "127.0.0.1:9999"],
+          );
+          const ping = await new Deno.Command("ip", {
+            args: ["netns", "exec", ns, command, ...args],
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          const out = new TextDecoder().decode(ping.stdout).trim().split("\n");
+          const last = JSON.parse(out.at(-1)!);
+          strictEqual(last.received, received, `-M ${hint}: ${out.join("\n")}`);
+          const errors = out.map((line) => JSON.parse(line)).filter((l) => l.type === "send_error");
+          assertEquals(
+            errors.map((e) => e.error),
+            received === 1 ? [] : ["Message too long"],
+            `-M ${hint}`,
+          );
+        }
       } finally {
         serve.kill("SIGTERM");
         await serve.stdout.cancel().catch(() => {});

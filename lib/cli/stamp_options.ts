@@ -162,8 +162,12 @@ export function tosOptions(): Option<number | undefined> {
         long: "tos",
         short: "Q",
         value: "N",
-        help: "the whole TOS byte (IPv6: traffic class), 0 to 255, as ping -Q",
-        parse: (value) => parseWholeNumber("--tos", value, 0, 255),
+        help: "the whole TOS byte (IPv6: traffic class), 0 to 255 or 0x00 to 0xff, as ping -Q",
+        // As ping(8): in hex too (0xb8 is DSCP EF).
+        parse: (value) =>
+          /^0x[0-9a-f]{1,2}$/i.test(value)
+            ? Number.parseInt(value.slice(2), 16)
+            : parseWholeNumber("--tos", value, 0, 255),
       }),
       dscp: option({
         long: "dscp",
@@ -190,10 +194,10 @@ export function tosOptions(): Option<number | undefined> {
 }
 
 /** `-t/--ttl N`: the probes' IP TTL (IPv6: hop limit); `--ttl` alone where `-t` is taken. */
-export function ttlOption(short: "t" | undefined = "t"): Option<number | undefined> {
+export function ttlOption(short: "t" | null = "t"): Option<number | undefined> {
   return option({
     long: "ttl",
-    short,
+    short: short ?? undefined,
     value: "N",
     help: `the probes' IP TTL (IPv6: hop limit), 1 to 255 (default: the system's;
 with --stamp 255)`,

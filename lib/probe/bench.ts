@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { PeerAddress, ResolvedAddress, UdpSocket } from "../net/mod.ts";
+import type { DontFragment, PeerAddress, ResolvedAddress, UdpSocket } from "../net/mod.ts";
 import {
   formatAddress,
   monotonicMs,
@@ -60,6 +60,16 @@ export interface BenchOptions {
   receiveBuffer?: number;
   /** Told what the kernel granted for `receiveBuffer` (null: the backend cannot set it). */
   onReceiveBuffer?: (granted: number | null) => void;
+  /** The IP TTL (IPv6: hop limit); default the system's, 255 for STAMP. */
+  ttl?: number;
+  /** The TOS byte (IPv6: traffic class): DSCP and ECN; default the system's. */
+  tos?: number;
+  /** Don't-fragment (`-M`); default the system's. */
+  dontFragment?: DontFragment;
+  /** The address to send from (`-I`). */
+  source?: string;
+  /** The network interface to send through (`--interface`). */
+  device?: string;
 }
 
 /**
@@ -133,7 +143,11 @@ class BenchRun {
       payloadSize: options.payloadSize,
       receiveBuffer: options.receiveBuffer,
       onReceiveBuffer: options.onReceiveBuffer,
-      ttl: options.format?.name === "stamp" ? 255 : undefined,
+      ttl: options.ttl ?? (options.format?.name === "stamp" ? 255 : undefined),
+      tos: options.tos,
+      dontFragment: options.dontFragment,
+      source: options.source,
+      device: options.device,
     });
     this.#datagramBytes = this.#sender.datagramBytes;
     // STAMP has no STATS: a stateful reflector's sequence numbers (or Direct Measurement)

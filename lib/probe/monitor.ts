@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { PeerAddress, UdpSocket } from "../net/mod.ts";
-import { DeadlineHeap, monotonicMs, wildcardFor } from "../net/mod.ts";
+import type { DontFragment, PeerAddress, UdpSocket } from "../net/mod.ts";
+import { DeadlineHeap, familyOf, monotonicMs, wildcardFor } from "../net/mod.ts";
 import { UdpSocket as Socket } from "../net/mod.ts";
 import {
   addressKey,
@@ -37,6 +37,12 @@ export interface MonitorOptions {
   tos?: number;
   /** The receive buffer each socket asks the kernel for, in bytes. */
   receiveBuffer?: number;
+  /** Don't-fragment (`-M`); default the system's. */
+  dontFragment?: DontFragment;
+  /** The address the probes of its family leave from (`-I`); default any. */
+  source?: string;
+  /** The network interface the probes leave through (`--interface`). */
+  device?: string;
   /** Told of each target once an interval, as it sends its next probe: its counters, and the
    * RTTs of the interval that ended. */
   onInterval?: (counters: TargetCounters, rtt: IntervalRtt) => void;
@@ -257,8 +263,14 @@ export class Monitor {
     const name = socketKey(target);
     const existing = this.#sockets.get(name);
     if (existing !== undefined) return existing.socket;
-    const socket = Socket.bind(wildcardFor(target.address.family), 0);
-    const { receiveBuffer, ttl, tos } = this.#options;
+    const { receiveBuffer, ttl, tos, dontFragment, source, device } = this.#options;
+    const family = target.address.family;
+    const socket = Socket.bind(
+      source !== undefined && familyOf(source) === family ? source : wildcardFor(family),
+      0,
+    );
+    if (device !== undefined) socket.bindToDevice(device);
+    if (dontFragment !== undefined) socket.setDontFragment(dontFragment);
     if (receiveBuffer !== undefined) socket.setReceiveBuffer(receiveBuffer);
     const stamp = target.format.name === "stamp";
     if (ttl !== undefined || stamp) socket.setTtl(ttl ?? 255);

@@ -32,12 +32,17 @@ import { frameOverhead } from "../../wire/protocol.ts";
 import type { ProbeFormat } from "../../wire/mod.ts";
 import { probeBytes } from "../../probe/mod.ts";
 import {
+  checkSourceFamily,
   checkStampDatagram,
+  pathOptions,
   ptpFlag,
+  requireSocketOptionSupport,
   senderFormat,
   STAMP_PORT,
   stampFlag,
   tlvOption,
+  tosOptions,
+  ttlOption,
 } from "../stamp_options.ts";
 import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
@@ -99,6 +104,10 @@ over short trials, starting at --rate`,
     help: "loss allowed by --search (default 1%)",
     parse: (text) => parsePercent("--max-loss", text),
   }),
+  tos: tosOptions(),
+  // -t is --duration here, as iperf3's: the TTL has its long name only.
+  ttl: ttlOption(null),
+  path: pathOptions(),
   key: keyOptions("authenticated mode, as udp ping: PINGs and STATS requests are tagged"),
   receiveBuffer: receiveBufferOption(),
   json: jsonOption("NDJSON: interval objects and a summary"),
@@ -117,6 +126,8 @@ export const benchCommand = defineCommand({
     `Usage: udp bench HOST[:PORT] [--rate PPS|Nk|NM|Nmbit|max] [--duration SEC] [-s BYTES]
                  [--interval SEC] [--search [--max-loss P%]] [--key-file F | --key-env]
                  [--stamp [--ptp] [--tlv LIST]] [--rcvbuf BYTES] [--json]
+                 [-Q N | --dscp D --ecn E] [--ttl N] [-M do|want|dont] [-I ADDRESS]
+                 [--interface NAME]
 
 Send paced datagrams to a udp serve, which reflects them, and report throughput, loss in each
 direction (the server's counts come from a final STATS exchange), duplicates, reordering
@@ -131,7 +142,8 @@ the per-direction split).`,
     const { search, json } = options;
     const key = await loadKey(options.key);
     context.filesOpened();
-    const format = senderFormat({ ...options, authenticated: key !== null, tos: undefined });
+    requireSocketOptionSupport(options);
+    const format = senderFormat({ ...options, authenticated: key !== null });
     const size = options.size ?? (options.stamp ? 0 : DEFAULT_PAYLOAD_SIZE);
     const datagramBytes = probeBytes(format, size, key !== null);
     const rate = datagramRate(options.rate, datagramBytes);
@@ -141,6 +153,7 @@ the per-direction split).`,
     }
     const { host, port } = parseHostPort(destination, options.stamp ? STAMP_PORT : DEFAULT_PORT);
     const target = await resolveHost(host, port);
+    checkSourceFamily(options.path.source, target);
     if (options.stamp) checkStampDatagram(datagramBytes, target.family);
     else checkPayloadSize(size, target.family, key !== null);
     const controller = new AbortController();
@@ -201,6 +214,9 @@ function trialRunner(options: BenchValues, setting: TrialSetting): Trial {
       graceMs: 300,
       signal: setting.signal,
       key: setting.key ?? undefined,
+      ttl: options.ttl,
+      tos: options.tos,
+      ...options.path,
       receiveBuffer,
       onReceiveBuffer: (granted) => {
         if (quiet) return;

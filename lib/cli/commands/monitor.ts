@@ -28,7 +28,8 @@ import { checkPayloadSize, parsePayloadSize, parseSeconds } from "../parse.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { interrupted } from "../signals.ts";
 import { checkStampDatagram, ptpFlag, senderFormat, tlvOption } from "../stamp_options.ts";
-import { requireSocketOptionSupport, tosOptions, ttlOption } from "../stamp_options.ts";
+import { checkSourceFamily, pathOptions, requireSocketOptionSupport } from "../stamp_options.ts";
+import { tosOptions, ttlOption } from "../stamp_options.ts";
 
 const DEFAULT_MONITOR_INTERVAL_MS = 1000;
 
@@ -79,6 +80,7 @@ http://HOST:PORT/metrics (docs/monitoring/)`),
   tlvs: tlvOption(),
   tos: tosOptions(),
   ttl: ttlOption(),
+  path: pathOptions(),
   key: keyOptions(`authenticated mode: tag probes with this key, count only replies with a
 valid tag (hex or base64, in a file only its owner may read)`),
   receiveBuffer: receiveBufferOption(),
@@ -95,7 +97,7 @@ export const monitorCommand = defineCommand({
     `Usage: udp monitor [TARGET ...] [--targets FILE] [--interval SEC] [-W SEC] [-w SEC]
                    [--metrics HOST:PORT] [--json] [-s BYTES] [--key-file F | --key-env]
                    [--ptp] [--tlv LIST] [-Q N | --dscp D --ecn E] [-t TTL] [--rcvbuf BYTES]
-                   [-4|-6]
+                   [-M do|want|dont] [-I ADDRESS] [--interface NAME] [-4|-6]
 
 Probe every target once an interval, continuously, the targets' probes spread over the
 interval. A target is HOST[:PORT] (a udp serve; port 9999) or stamp://HOST[:PORT] (any STAMP
@@ -147,6 +149,7 @@ function targetBuilder(options: MonitorValues, key: CryptoKey | null): TargetBui
       if (target.protocol === "stamp") {
         checkStampDatagram(probeBytes(format, payloadSize, authenticated), target.address.family);
       } else checkPayloadSize(payloadSize, target.address.family, authenticated);
+      checkSourceFamily(options.path.source, target.address);
       return { label: target.label, address: target.address, format, payloadSize };
     });
   };
@@ -173,6 +176,7 @@ async function runMonitor(
     key: key ?? undefined,
     ttl: options.ttl,
     tos: options.tos,
+    ...options.path,
     receiveBuffer: options.receiveBuffer,
     onInterval: options.json
       ? (counters, rtt) => printJson(intervalJson(counters, rtt))
