@@ -258,3 +258,36 @@ Deno.test("udp ping: -M, -I and --interface, and what each refuses", nativeOnly,
     assert(message.test(stderr), `${flags.join(" ")}: ${stderr}`);
   }
 });
+
+Deno.test(
+  "udp monitor: a target's ICMP errors counted by kind, each probe lost at once",
+  nativeOnly,
+  async () => {
+    const port = closedPort("127.0.0.1");
+    // -W far above the run: a probe is lost when its error comes, not at its timeout.
+    const run = await runUdp([
+      "monitor",
+      `127.0.0.1:${port}`,
+      "-w",
+      "0.5",
+      "--interval",
+      "0.1",
+      "-W",
+      "60",
+      "--json",
+    ]);
+    const summary = run.stdout.trim().split("\n").map((line) => JSON.parse(line)).at(-1);
+    strictEqual(summary.type, "summary", run.stdout);
+    assert(summary.sent >= 3, run.stdout);
+    assertEquals([summary.received, summary.lost, summary.in_flight], [0, summary.sent, 0]);
+    assertEquals(summary.icmp, {
+      port_unreachable: summary.sent,
+      host_unreachable: 0,
+      net_unreachable: 0,
+      admin_prohibited: 0,
+      frag_needed: 0,
+      time_exceeded: 0,
+      other: 0,
+    });
+  },
+);

@@ -6,12 +6,13 @@
  * @module
  */
 
-import type { PeerAddress, ResolvedAddress } from "../net/mod.ts";
+import type { IcmpCounts, IcmpReport, PeerAddress, ResolvedAddress } from "../net/mod.ts";
 import { canonicalHost, formatAddress, wallClockMs } from "../net/mod.ts";
 import { JitterEstimator, ReorderDetector } from "../stats/mod.ts";
 import { timestampFromMs } from "../wire/mod.ts";
 import type { ProbeFormat } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
+import { IcmpTally } from "./_icmp_tally.ts";
 
 /**
  * Upper bounds of `udp_probe_rtt_seconds`'s buckets, in seconds: 10 µs (loopback) to 10 s,
@@ -77,6 +78,8 @@ export interface TargetCounters {
   readonly late: number;
   /** Probes the socket would not take (the probe is neither received nor lost). */
   readonly sendErrors: number;
+  /** ICMP errors about its probes, by kind (each such probe is lost at once). */
+  readonly icmp: Readonly<IcmpCounts>;
   /** Answered probes per {@linkcode RTT_BUCKETS_SECONDS} bucket (not cumulative; the last
    * one is above the largest bound). */
   readonly rttBuckets: Float64Array;
@@ -129,6 +132,7 @@ export class TargetProbes {
   #corrupted = 0;
   #late = 0;
   #sendErrors = 0;
+  readonly #icmp: IcmpTally;
   readonly #rttBuckets = new Float64Array(RTT_BUCKETS_SECONDS.length + 1);
   #rttSumSeconds = 0;
   readonly #jitter = new JitterEstimator();
@@ -145,6 +149,10 @@ export class TargetProbes {
     this.#states = new Uint8Array(window);
     this.#sendTimes = new Float64Array(window);
     this.#sentAt = new Float64Array(window);
+    this.#icmp = new IcmpTally(
+      window,
+      (sequence) => this.#tags[sequence % window] === sequence + 1,
+    );
   }
 
   /** Points the target at a new address or format (a reload), keeping its counters; probes in
@@ -182,6 +190,15 @@ export class TargetProbes {
     this.#states[slot] = 0;
     this.#sent--;
     this.#sendErrors++;
+  }
+
+  /** An ICMP error about one of its probes (port unreachable, ...): counted by kind, and the
+   * probe is lost at once (no reply can come); whether it was about one. */
+  onIcmp(report: IcmpReport): boolean {
+    const event = this.#icmp.read(report, this.sender);
+    if (event === null) return false;
+    if (event.seq !== null) this.timedOut(event.seq);
+    return true;
   }
 
   /** The probe's timeout passed: lost, unless answered since. */
@@ -283,6 +300,7 @@ export class TargetProbes {
       corrupted: this.#corrupted,
       late: this.#late,
       sendErrors: this.#sendErrors,
+      icmp: this.#icmp.counts,
       rttBuckets: this.#rttBuckets,
       rttSumSeconds: this.#rttSumSeconds,
       jitterMs: this.#jitter.value,

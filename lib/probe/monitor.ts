@@ -278,7 +278,13 @@ export class Monitor {
     const receiving = socket.receiveEach(
       (data, from, arrivedAt) => this.#onDatagram(name, data, from, arrivedAt),
       undefined,
-      { prompt: false }, // read on the next tick: RTTs are the kernel's arrival stamps
+      {
+        prompt: false, // read on the next tick: RTTs are the kernel's arrival stamps
+        onIcmp: (report) => {
+          this.#byAddress.get(`${addressKey(report.to)} ${name}`)?.onIcmp(report);
+          this.#checkDrained();
+        },
+      },
     );
     this.#sockets.set(name, { socket, receiving });
     return socket;

@@ -7,11 +7,19 @@
  */
 
 import type { MetricFamily, Sample } from "../metrics/mod.ts";
+import { ICMP_KINDS } from "../net/mod.ts";
 import { RTT_BUCKETS_SECONDS, type TargetCounters } from "./_monitor_target.ts";
 
 type CounterName = Exclude<
   keyof TargetCounters,
-  "label" | "address" | "protocol" | "inFlight" | "rttBuckets" | "rttSumSeconds" | "jitterMs"
+  | "label"
+  | "address"
+  | "protocol"
+  | "inFlight"
+  | "rttBuckets"
+  | "rttSumSeconds"
+  | "jitterMs"
+  | "icmp"
 >;
 
 /** The counter families: metric name, help, and the field it reads. */
@@ -55,6 +63,7 @@ const COUNTERS: readonly [string, string, CounterName][] = [
  * const text = renderText(monitorMetrics(monitor.counters(), monitor.foreign));
  * strictEqual(text.includes('udp_probe_sent_total{target="a"} 0\n'), true);
  * strictEqual(text.includes('udp_probe_rtt_seconds_bucket{target="a",le="+Inf"} 0\n'), true);
+ * strictEqual(text.includes('udp_probe_icmp_errors_total{target="a",kind="port_unreachable"} 0\n'), true);
  * ```
  */
 export function monitorMetrics(
@@ -70,6 +79,17 @@ export function monitorMetrics(
       help,
       samples: labelled((target) => target[field]),
     })),
+    {
+      type: "counter",
+      name: "udp_probe_icmp_errors_total",
+      help: "ICMP errors about the probes, by kind (port_unreachable, ...): each probe lost.",
+      samples: counters.flatMap((target) =>
+        ICMP_KINDS.map((kind) => ({
+          labels: { target: target.label, kind },
+          value: target.icmp[kind],
+        }))
+      ),
+    },
     {
       type: "gauge",
       name: "udp_probe_in_flight",

@@ -295,6 +295,7 @@ function intervalJson(counters: TargetCounters, rtt: IntervalRtt): Record<string
     corrupted: counters.corrupted,
     late: counters.late,
     send_errors: counters.sendErrors,
+    icmp: { ...counters.icmp },
     rtt_ms: rtt,
     rtt_sum_ms: counters.rttSumSeconds * 1000,
     jitter_ms: counters.jitterMs,
