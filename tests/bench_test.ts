@@ -28,6 +28,8 @@ const SUMMARY_KEYS = [
   "reordered",
   "corrupted",
   "echo_server",
+  "errors",
+  "icmp",
   "rtt_ms",
   "round_trip_ms",
   "jitter_ms",

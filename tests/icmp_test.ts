@@ -291,3 +291,39 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  "udp bench: datagrams to a closed port are ICMP errors, counted by kind, not silent loss",
+  nativeOnly,
+  async () => {
+    const port = closedPort("127.0.0.1");
+    const json = await runUdp([
+      "bench",
+      `127.0.0.1:${port}`,
+      "-t",
+      "0.2",
+      "--rate",
+      "50",
+      "--json",
+    ]);
+    const summary = JSON.parse(json.stdout.trim().split("\n").at(-1)!);
+    strictEqual(summary.type, "summary", json.stdout);
+    assert(summary.sent >= 5, json.stdout);
+    strictEqual(summary.received, 0);
+    // Every datagram drew one (errors counts them); the STATS requests before and after the run
+    // (retried when unanswered) draw theirs too, counted by kind only.
+    strictEqual(summary.errors, summary.sent);
+    assert(summary.icmp.port_unreachable > summary.sent, JSON.stringify(summary.icmp));
+    strictEqual(
+      summary.icmp.port_unreachable + 0,
+      Object.values(summary.icmp).reduce((a, b) => Number(a) + Number(b), 0),
+    );
+    const text = await runUdp(["bench", `127.0.0.1:${port}`, "-t", "0.2", "--rate", "50"]);
+    assert(
+      /ICMP errors: \d+ port unreachable \(about \d+ datagrams: not silent loss\)/.test(
+        text.stdout,
+      ),
+      text.stdout,
+    );
+  },
+);

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ICMP_KINDS, type IcmpCounts } from "../net/mod.ts";
+
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -117,4 +119,26 @@ export function hexDump(data: Uint8Array): string {
     );
   }
   return lines.join("\n");
+}
+
+/**
+ * The ICMP errors of a run, by kind, as one line; null when there were none.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { noIcmpCounts } from "../net/mod.ts";
+ * import { icmpLine } from "./format.ts";
+ * const counts = { ...noIcmpCounts(), port_unreachable: 3 };
+ * strictEqual(icmpLine(counts, 3, "probe"), "ICMP errors: 3 port unreachable (about 3 probes: not silent loss)");
+ * strictEqual(icmpLine(noIcmpCounts(), 0, "probe"), null);
+ * ```
+ */
+export function icmpLine(counts: IcmpCounts, about: number, noun: string): string | null {
+  const kinds = ICMP_KINDS.filter((kind) => counts[kind] > 0);
+  if (kinds.length === 0) return null;
+  const listed = kinds.map((kind) => `${counts[kind]} ${kind.replaceAll("_", " ")}`).join(", ");
+  return `ICMP errors: ${listed} (about ${about} ${noun}${
+    about === 1 ? "" : "s"
+  }: not silent loss)`;
 }

@@ -22,6 +22,7 @@ import {
   UNKNOWN_COUNT,
 } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
+import { IcmpTally } from "./_icmp_tally.ts";
 import { StampPath } from "./_stamp_path.ts";
 import type { BenchInterval, BenchSummary } from "./bench_report.ts";
 
@@ -126,6 +127,8 @@ class BenchRun {
   // resolves (the native backend copies them into its own batch at once).
   readonly #batchBuffers: Uint8Array[];
   #sent = 0;
+  // ICMP errors about the datagrams, by kind: a closed port or a filter is no silent loss.
+  readonly #icmp = new IcmpTally(BENCH_WINDOW, (sequence) => sequence < this.#sent);
   #received = 0;
   #duplicates = 0;
   #corrupted = 0;
@@ -160,8 +163,10 @@ class BenchRun {
       () => new Uint8Array(this.#datagramBytes),
     );
     this.#socket = this.#sender.bind();
-    this.#receiving = this.#socket.receiveEach((data, from, arrivedAt) =>
-      this.#onDatagram(data, from, arrivedAt)
+    this.#receiving = this.#socket.receiveEach(
+      (data, from, arrivedAt) => this.#onDatagram(data, from, arrivedAt),
+      undefined,
+      { onIcmp: (report) => void this.#icmp.read(report, this.#sender) },
     );
   }
 
@@ -354,6 +359,8 @@ class BenchRun {
       reordered: this.#reorder.reordered,
       corrupted: this.#corrupted,
       echo_server: this.#echoServer,
+      errors: this.#icmp.errors,
+      icmp: { ...this.#icmp.counts },
       rtt_ms: this.#rtt.summary(),
       round_trip_ms: this.#roundTrip.summary(),
       jitter_ms: this.#jitter.value,

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { IcmpCounts } from "../net/mod.ts";
 import { type LatencySummary, latencySummaryJson } from "../stats/mod.ts";
 
 /** What the reflector refused of this session, by reason (from its STATS reply). */
@@ -84,6 +85,10 @@ export interface BenchSummary {
   corrupted: number;
   /** Whether the target answered as a plain echo server (no STATS, no timestamps). */
   echo_server: boolean;
+  /** Datagrams that drew an ICMP error (their loss is not silent). */
+  errors: number;
+  /** The ICMP errors about the datagrams, by kind. */
+  icmp: IcmpCounts;
   /** Further replies to a probe already answered (network duplication). */
   duplicates: number;
   /** Replies that arrived after a later probe's reply (RFC 4737). */
@@ -186,6 +191,8 @@ export function benchSummaryJson(summary: BenchSummary): BenchSummary {
     reordered: summary.reordered,
     corrupted: summary.corrupted,
     echo_server: summary.echo_server,
+    errors: summary.errors,
+    icmp: { ...summary.icmp },
     rtt_ms: latencySummaryJson(summary.rtt_ms),
     round_trip_ms: latencySummaryJson(summary.round_trip_ms),
     jitter_ms: summary.jitter_ms,

@@ -17,7 +17,7 @@ import { DEFAULT_PAYLOAD_SIZE } from "../../probe/ping.ts";
 import type { RateLimit } from "../../proxy/impairment.ts";
 import { defineCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
-import { formatStat } from "../format.ts";
+import { formatStat, icmpLine } from "../format.ts";
 import { loadKey } from "../keys.ts";
 import { flag, option, type OptionValues, section } from "../options.ts";
 import { printLine, toJson } from "../output.ts";
@@ -396,6 +396,8 @@ export function summaryText(s: BenchSummary): string {
         "sources: its receive buffer was full; see udp serve --rcvbuf)",
     );
   }
+  const icmp = icmpLine(s.icmp, s.errors, "datagram");
+  if (icmp !== null) lines.push(icmp);
   if (s.corrupted > 0) {
     lines.push(`${s.corrupted} corrupted replies (failed their check: not counted as received)`);
   }

@@ -23,7 +23,7 @@ import {
   type PingResult,
 } from "../../probe/ping.ts";
 import { defineCommand } from "../command.ts";
-import { formatRtt, formatStat } from "../format.ts";
+import { formatRtt, formatStat, icmpLine } from "../format.ts";
 import { frameOverhead } from "../../wire/protocol.ts";
 import { loadKey } from "../keys.ts";
 import { flag, option, type OptionValues, section } from "../options.ts";
@@ -33,7 +33,7 @@ import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
 import { UsageError } from "../errors.ts";
-import { type Family, ICMP_KINDS, icmpWords, localClockQuality } from "../../net/mod.ts";
+import { type Family, icmpWords, localClockQuality } from "../../net/mod.ts";
 import { probeBytes } from "../../probe/mod.ts";
 import { type ProbeFormat, STAMP_AUTHENTICATED, STAMP_UNAUTHENTICATED } from "../../wire/mod.ts";
 import {
@@ -304,7 +304,7 @@ function printEvent(event: PingEvent, family: Family): void {
       );
       break;
     case "icmp":
-      printLine(icmpLine(event, family));
+      printLine(icmpEventLine(event, family));
       break;
     case "foreign":
     case "error":
@@ -313,7 +313,7 @@ function printEvent(event: PingEvent, family: Family): void {
 }
 
 /** An ICMP error as ping(8) prints it: `From 192.0.2.1 icmp_seq=3 Destination Port Unreachable`. */
-function icmpLine(event: IcmpEvent, family: Family): string {
+function icmpEventLine(event: IcmpEvent, family: Family): string {
   const from = event.from ?? "an unknown address";
   const seq = event.seq === null ? "" : ` icmp_seq=${event.seq}`;
   const attempt = event.attempt !== null && event.attempt > 0 ? ` attempt=${event.attempt}` : "";
@@ -365,14 +365,8 @@ export function summaryText(result: PingResult): string {
     `${s.transmitted} packets transmitted, ${s.received} received${errors}${loss}` +
     `${unanswered}, time ${s.time_ms}ms`,
   ];
-  const icmp = ICMP_KINDS.filter((kind) => s.icmp[kind] > 0);
-  if (icmp.length > 0) {
-    lines.push(
-      "ICMP errors: " + icmp.map((kind) => `${s.icmp[kind]} ${kind.replaceAll("_", " ")}`)
-        .join(", ") +
-        ` (about ${s.errors} ${s.errors === 1 ? "probe" : "probes"}: not silent loss)`,
-    );
-  }
+  const icmp = icmpLine(s.icmp, s.errors, "probe");
+  if (icmp !== null) lines.push(icmp);
   if (s.received > 0) {
     const rtt = s.rtt_ms;
     lines.push(
