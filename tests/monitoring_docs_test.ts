@@ -34,6 +34,7 @@ const PROBE_SERIES = [
   "udp_probe_corrupted_total",
   "udp_probe_late_total",
   "udp_probe_send_errors_total",
+  "udp_probe_icmp_errors_total",
   "udp_probe_in_flight",
   "udp_probe_rtt_seconds_bucket",
   "udp_probe_rtt_seconds_sum",
@@ -170,6 +171,13 @@ function exporterText(scrape: number): string {
   for (const name of ["duplicates", "reordered", "corrupted", "late", "send_errors"]) {
     family(`udp_probe_${name}_total`, "counter", perTarget(scrape % 3));
   }
+  family("udp_probe_icmp_errors_total", "counter", [
+    ...targets.map((target): [string, number] => [
+      `{target="${target}",kind="port_unreachable"}`,
+      scrape % 2,
+    ]),
+    ...targets.map((target): [string, number] => [`{target="${target}",kind="other"}`, 0]),
+  ]);
   family("udp_probe_in_flight", "gauge", perTarget(2));
   lines.push("# HELP udp_probe_rtt_seconds A stand-in.", "# TYPE udp_probe_rtt_seconds histogram");
   for (const target of targets) {

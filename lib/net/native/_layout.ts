@@ -36,6 +36,8 @@ export const EFD_CLOEXEC = 0o2000000;
 
 /** `POLLIN`: `ppoll()` reports data to read. */
 export const POLLIN = 0x001;
+/** `POLLERR`: `ppoll()` reports an error pending (always, whatever was asked): the error queue. */
+export const POLLERR = 0x008;
 /** `CLOCK_REALTIME`: the clock `SO_TIMESTAMPNS` stamps with. */
 export const CLOCK_REALTIME = 0;
 

@@ -18,6 +18,7 @@ import { BATCH_SIZE } from "./_arena.ts";
 import { Doorbell } from "./_doorbell.ts";
 import { native } from "./_ffi.ts";
 import {
+  POLLERR,
   POLLFD_EVENTS,
   POLLFD_FD,
   POLLFD_REVENTS,
@@ -39,6 +40,8 @@ export interface ReactorSocket {
   readBatch(): number;
   /** Hands the `count` datagrams read last to its handler. */
   handleBatch(count: number): Promise<void>;
+  /** Reads its error queue (ppoll said POLLERR), without waiting; how many entries it held. */
+  readErrors(): number;
   /**
    * Whether its datagrams must be handled the moment they come (true), or may wait, up to
    * {@linkcode LAZY_READ_MS}, for the reactor to wake for something else (false: a monitor,
@@ -318,6 +321,7 @@ export class Reactor {
     for (const i of indices) {
       const revents = POLLFD_SIZE * i + POLLFD_REVENTS;
       if (pollfds[revents] === 0 && pollfds[revents + 1] === 0) continue;
+      if (pollfds[revents] & POLLERR) order[i].readErrors(); // ICMP errors, before the data
       const count = order[i].readBatch();
       if (count > 0) await order[i].handleBatch(count);
     }

@@ -192,23 +192,29 @@ export class NativeUdpSocket implements ReactorSocket {
       if (sent >= 0) return sent;
       const code = errno();
       if (code === EINTR) continue;
-      if (retried || this.#readErrors() === 0) throw osError(code);
-      retried = true; // the error was an ICMP error's, about an earlier datagram: not this one's
+      // Read whatever the failure queued (an ICMP error's, about an earlier datagram, or this
+      // one's own); again once if the failure may not have been this datagram's.
+      if (this.readErrors() === 0 || retried) throw osError(code);
+      retried = true;
     }
   }
 
   /**
-   * Reads the error queue, where the receive loop asked for ICMP errors: how many it held. The
-   * socket's pending error is then one of them, and the send or read it failed is tried again.
+   * Reads the error queue, where the receive loop asked for ICMP errors: how many it held (the
+   * reactor calls it when ppoll says POLLERR). After a failed send or read, more than 0 means
+   * the socket's pending error was one of them: the call is made again.
    */
-  #readErrors(): number {
+  readErrors(): number {
     return this.#icmp === null ? 0 : readErrorQueue(this.fd, this.#icmp);
   }
 
   /** sendSlots(), again once if the socket's pending error was an ICMP error's (see above). */
   #sendSlots(arena: BatchArena, first: number, count: number): number {
     const result = sendSlots(this.fd, arena, first, count);
-    return result < 0 && this.#readErrors() > 0 ? sendSlots(this.fd, arena, first, count) : result;
+    if (result >= 0 || this.readErrors() === 0) return result;
+    const again = sendSlots(this.fd, arena, first, count);
+    if (again < 0) this.readErrors(); // what this failure queued (too big for the interface)
+    return again;
   }
 
   /** Encodes `to` into the destination buffer, unless it is there already; its length. */
@@ -246,7 +252,7 @@ export class NativeUdpSocket implements ReactorSocket {
       sent += result;
       if (this.prompt) policy.noteSend(result); // a reply may come soon
       // Cut short by an ICMP error's pending error (about one sent before): send the rest.
-      if (result < count && this.#readErrors() === 0) return sent;
+      if (result < count && this.readErrors() === 0) return sent;
     }
     return sent;
   }
@@ -294,8 +300,8 @@ export class NativeUdpSocket implements ReactorSocket {
     if (this.#closed) return 0;
     const { symbols, errno, receiveBatch: arena } = native();
     let count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, MSG_DONTWAIT, null);
-    // Nothing, or the pending error of an ICMP error: the error queue, then what it hid.
-    if (count < 0 && this.#readErrors() > 0) {
+    // An ICMP error's pending error (not EAGAIN): the error queue, then what it hid.
+    if (count < 0 && errno() !== EAGAIN && this.readErrors() > 0) {
       count = symbols.recvmmsg(this.fd, arena.headers, BATCH_SIZE, MSG_DONTWAIT, null);
     }
     if (count < 0) {
