@@ -189,13 +189,15 @@ export function tosOptions(): Option<number | undefined> {
 }
 
 /** `-t/--ttl N`: the probes' IP TTL (IPv6: hop limit). */
-export function ttlOption(): Option<number | undefined> {
+export function ttlOption(
+  byDefault = "the system's; with --stamp 255",
+): Option<number | undefined> {
   return option({
     long: "ttl",
     short: "t",
     value: "N",
-    help: `the probes' IP TTL (IPv6: hop limit), 1 to 255 (default: the system's;
-with --stamp 255)`,
+    help: `the probes' IP TTL (IPv6: hop limit), 1 to 255 (default:
+${byDefault})`,
     parse: (value) => parseWholeNumber("--ttl", value, 1, 255),
   });
 }

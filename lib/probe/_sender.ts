@@ -40,6 +40,12 @@ export interface SenderOptions {
   ttl?: number;
   /** The TOS byte (IPv6: traffic class) of its datagrams: DSCP and ECN; default the system's. */
   tos?: number;
+  /** Ask the reflector to report how each probe arrived (udp's PATH, where the padding has
+   * room: {@linkcode ReplyReading.path}); formats without it ignore it. Default false. */
+  path?: boolean;
+  /** Ask for each probe's one reply after this many milliseconds, none at once (udp's
+   * DELAYED: the padding needs 28 bytes). Default: at once. */
+  delayMs?: number;
 }
 
 /** Why a datagram that reached a sender is not a datagram of its session. */
@@ -105,6 +111,8 @@ export class ProbeSender {
       sentAt: NO_TIMESTAMP,
       padding: this.#padding,
       authenticated: this.key !== null,
+      path: options.path,
+      delayMs: options.delayMs,
     };
     this.datagramBytes = probeBytes(this.format, options.payloadSize, this.key !== null);
   }

@@ -13,6 +13,7 @@ import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts"
 import { type ProbeError, timestampFromMs } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
 import { StampPath, UNKNOWN_PATH } from "./_stamp_path.ts";
+import { PathArrival } from "./_path_arrival.ts";
 import {
   ATTEMPT_KEYS,
   DEFAULT_INTERVAL_MS,
@@ -129,6 +130,7 @@ class Pinger {
   readonly #reorder = new ReorderDetector();
   readonly #synchronized: boolean;
   #path: StampPath | null = null;
+  readonly #arrival: PathArrival;
 
   constructor(options: PingOptions) {
     this.#target = options.target;
@@ -147,9 +149,11 @@ class Pinger {
       payloadSize: options.payloadSize ?? DEFAULT_PAYLOAD_SIZE,
       receiveBuffer: options.receiveBuffer,
       onReceiveBuffer: options.onReceiveBuffer,
-      ttl: options.ttl ?? (options.format?.name === "stamp" ? 255 : undefined),
+      ttl: options.ttl ?? 255,
       tos: options.tos,
+      path: true,
     });
+    this.#arrival = new PathArrival(this.#sender);
     this.#synchronized = options.synchronized ?? false;
     this.#signal = options.signal;
     this.#emit = options.onEvent ?? (() => {});
@@ -168,14 +172,8 @@ class Pinger {
     const socket = this.#sender.bind();
     this.#socket = socket;
     this.#waiter = new LoopWaiter(socket, () => this.#stopped);
-    if (this.#sender.format.name === "stamp") {
-      this.#path = new StampPath({
-        window: PROBE_WINDOW,
-        synchronized: this.#synchronized,
-        ttlSent: this.#sender.ttlSet ? this.#sender.ttl : null,
-        tosSent: this.#sender.tosSet ? this.#sender.tos : null,
-      });
-    }
+    const path = { window: PROBE_WINDOW, synchronized: this.#synchronized, arrival: this.#arrival };
+    if (this.#sender.format.name === "stamp") this.#path = new StampPath(path);
     const receiving = socket.receiveEach(
       (data, from, arrivedAt, arrival) => this.#onDatagram(data, from, arrivedAt, arrival),
       undefined,
@@ -396,6 +394,7 @@ class Pinger {
         this.#jitter.update(rtt);
         const reordered = this.#reorder.observe(this.#transmissionIndex[index]);
         if (trip.serverMs !== null) this.#server.record(trip.serverMs);
+        if (reply.path !== null) this.#arrival.observeReport(reply.path);
         if (reply.stamp !== null) {
           this.#path?.onReply(
             sequence,
@@ -481,6 +480,7 @@ class Pinger {
       server_ms: this.#server.summary(),
       jitter_ms: this.#jitter.value,
       ...(this.#path?.summary(this.#received + this.#late) ?? UNKNOWN_PATH),
+      ...this.#arrival.summary(),
     };
     return {
       summary,

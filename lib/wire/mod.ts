@@ -58,6 +58,17 @@ export {
 } from "./auth.ts";
 export type * from "./probe_format.ts";
 export { newReplyReading, newRequestReading } from "./readings.ts";
+export {
+  DELAYED_PAYLOAD_SIZE,
+  MAX_DELAY_MS,
+  PATH_REPORT_SIZE,
+  PathKnown,
+  type PathReport,
+  readDelay,
+  readPathReport,
+  writeDelay,
+  writePathReport,
+} from "./path_report.ts";
 export { udpFormat } from "./udp_format.ts";
 export {
   AUTHENTICATED as STAMP_AUTHENTICATED,
