@@ -38,6 +38,9 @@
 export {
   ackReply,
   DEFAULT_REPLAY_WINDOW_MS,
+  DELAYED_PER_SOURCE,
+  DELAYED_TOTAL,
+  MAX_DELAYED_BYTES,
   MAX_SESSIONS,
   RAW_MODES,
   type RawMode,
@@ -47,6 +50,7 @@ export {
 export {
   type DatagramEvent,
   type DatagramKind,
+  type DelayedCounts,
   type ReflectorStats,
   type ReflectorStatsJson,
   reflectorStatsJson,

@@ -39,11 +39,13 @@ import {
 } from "./reflector_stats.ts";
 import { ReplayGuard } from "./replay.ts";
 import { SessionTable } from "./_sessions.ts";
+import { DelayedReplies } from "./_delayed.ts";
 
 import { ackReply, type RawMode } from "./raw.ts";
 
 export { ackReply, RAW_MODES, type RawMode } from "./raw.ts";
 export { MAX_SESSIONS } from "./_sessions.ts";
+export { DELAYED_PER_SOURCE, DELAYED_TOTAL, MAX_DELAYED_BYTES } from "./_delayed.ts";
 
 // What a reflector reports, also from here (where lib/cli imports it from).
 export type * from "./reflector_stats.ts";
@@ -123,6 +125,11 @@ export class Reflector {
   readonly #request: RequestReading = newRequestReading();
   readonly #finished: Promise<void>;
   readonly #receiveBuffer: number | null;
+  /** PINGs whose one reply waits for its delay (DELAYED). */
+  readonly #delayed: DelayedReplies;
+  /** The datagram being handled's arrival, monotonic (what a delay counts from), and the
+   * address it was sent to when the socket says (ReceiveMeta.local). */
+  readonly #arrival = { at: 0, local: null as string | null };
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
@@ -131,6 +138,7 @@ export class Reflector {
     this.#format = options.format ?? udpFormat;
     this.#stats = emptyStats(this.#format);
     this.#sessions = new SessionTable(this.#format.sessionsBySource);
+    this.#delayed = new DelayedReplies(socket, this.#format, this.#stats, options.key ?? null);
     this.#receiveBuffer = options.receiveBuffer === undefined
       ? null
       : socket.setReceiveBuffer(options.receiveBuffer);
@@ -184,8 +192,10 @@ export class Reflector {
     return this.#finished;
   }
 
-  /** Stops serving; the datagram being handled, if any, is finished and counted first. */
+  /** Stops serving; the datagram being handled, if any, is finished and counted first, and
+   * the delayed replies still waiting are dropped (counted). */
   async close(): Promise<void> {
+    await this.#delayed.close();
     this.#socket.close();
     await this.#finished;
   }
@@ -224,6 +234,8 @@ export class Reflector {
     // this reflector's address for it (STAMP's Location TLV) and where its reply comes from.
     const local = arrival.local;
     context.local.hostname = local ?? this.#socket.address.hostname;
+    this.#arrival.at = arrivedAt;
+    this.#arrival.local = local;
     try {
       const refusal = this.#overLimit(source);
       reply = refusal === null ? this.#classify(data, event, receivedAt) : null;
@@ -407,11 +419,18 @@ export class Reflector {
 
   /** The answer to a request that passed every check: a PONG, or the session's STATS. */
   #replyTo(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp): Uint8Array | null {
+    const { kind, delayMs } = this.#request;
+    const delayed = kind === "ping" && delayMs >= 0;
+    const refusal = delayed
+      ? this.#delayed.refusal(delayMs, data.length, event.from.hostname)
+      : null;
+    if (refusal !== null) return this.#refuse(event, refusal);
     const session = this.#sessions.countsFor(this.#sessionKey(event));
     this.#context.session = session;
-    if (this.#request.kind === "ping") {
+    if (kind === "ping") {
       event.kind = "ping";
       session.received++;
+      if (delayed) return this.#hold(data, event, receivedAt, delayMs);
       // Counted when built, not once sent: a batch's replies leave together, and STAMP's
       // Direct Measurement counts the replies before this one (R_TxC) at once.
       const reply = this.#build(data, event, receivedAt, "pong", null);
@@ -427,6 +446,15 @@ export class Reflector {
       corrupted: this.#stats.kinds.corrupted,
     };
     return this.#build(data, event, receivedAt, "stats", counts);
+  }
+
+  /** A DELAYED PING accepted: its one reply leaves `delayMs` after its arrival, none now. */
+  #hold(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp, delayMs: number): null {
+    this.#context.receivedAt = receivedAt;
+    this.#delayed.hold(data, this.#request, this.#context, this.#arrival, delayMs);
+    event.reply = "delayed";
+    event.delayMs = delayMs;
+    return null;
   }
 
   /** The wire format's reply to the datagram just read, stamped as sent now. */
