@@ -9,20 +9,17 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import {
   DELAYED_PAYLOAD_SIZE,
+  DELAYED_PER_SOURCE,
+  DELAYED_TOTAL,
   importKey,
   MAX_DELAY_MS,
+  MAX_DELAYED_BYTES,
   newReplyReading,
   type ReplyReading,
   timestampDiffMs,
   udpFormat,
 } from "../lib/wire/mod.ts";
-import {
-  DELAYED_PER_SOURCE,
-  DELAYED_TOTAL,
-  MAX_DELAYED_BYTES,
-  Reflector,
-  type ReflectorOptions,
-} from "../lib/reflector/mod.ts";
+import { Reflector, type ReflectorOptions } from "../lib/reflector/mod.ts";
 import { defaultBackend } from "../lib/net/socket.ts";
 import { reflectorMetrics } from "../lib/reflector/mod.ts";
 import { renderText } from "../lib/metrics/mod.ts";

@@ -11,8 +11,11 @@
 import { errorKind, type PeerAddress, type UdpSocket, wallClockMs } from "../net/mod.ts";
 import {
   type AnswerContext,
+  DELAYED_PER_SOURCE,
+  DELAYED_TOTAL,
   emptySessionCounts,
   MAX_DELAY_MS,
+  MAX_DELAYED_BYTES,
   NO_TIMESTAMP,
   type ProbeFormat,
   type RequestReading,
@@ -21,15 +24,6 @@ import {
   timestampFromMs,
 } from "../wire/mod.ts";
 import type { ReflectorStats, RefusalReason } from "./reflector_stats.ts";
-
-/** The most delayed replies that may wait for one source address. */
-export const DELAYED_PER_SOURCE = 16;
-
-/** The most delayed replies that may wait in all. */
-export const DELAYED_TOTAL = 1024;
-
-/** The longest request whose reply may be delayed: at most 1 MiB is held in all. */
-export const MAX_DELAYED_BYTES = 1024;
 
 /** What a held request's reply will need: its bytes and reading, and how it arrived. */
 interface Held {

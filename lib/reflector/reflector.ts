@@ -45,7 +45,6 @@ import { ackReply, type RawMode } from "./raw.ts";
 
 export { ackReply, RAW_MODES, type RawMode } from "./raw.ts";
 export { MAX_SESSIONS } from "./_sessions.ts";
-export { DELAYED_PER_SOURCE, DELAYED_TOTAL, MAX_DELAYED_BYTES } from "./_delayed.ts";
 
 // What a reflector reports, also from here (where lib/cli imports it from).
 export type * from "./reflector_stats.ts";

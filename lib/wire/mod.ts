@@ -60,7 +60,10 @@ export type * from "./probe_format.ts";
 export { newReplyReading, newRequestReading } from "./readings.ts";
 export {
   DELAYED_PAYLOAD_SIZE,
+  DELAYED_PER_SOURCE,
+  DELAYED_TOTAL,
   MAX_DELAY_MS,
+  MAX_DELAYED_BYTES,
   PATH_REPORT_SIZE,
   PathKnown,
   type PathReport,

@@ -21,6 +21,16 @@ export const DELAYED_PAYLOAD_SIZE = 28;
 /** The longest delay a reflector accepts: 10 minutes. A longer one is refused (counted). */
 export const MAX_DELAY_MS = 600_000;
 
+/** The most delayed replies a reflector holds for one source address (any port): a sender
+ * keeps no more than this many waiting. More are refused (counted). */
+export const DELAYED_PER_SOURCE = 16;
+
+/** The most delayed replies a reflector holds in all. */
+export const DELAYED_TOTAL = 1024;
+
+/** The longest DELAYED PING a reflector holds (it needs 76 bytes): at most 1 MiB in all. */
+export const MAX_DELAYED_BYTES = 1024;
+
 /** Bits of the report's first byte: which of its fields the reflector knew. */
 export const PathKnown = {
   /** Byte 1 holds the TTL (IPv6: hop limit) the PING arrived with. */
