@@ -44,6 +44,7 @@ export const SUMMARY_KEYS = [
   "dscp_received",
   "ecn_sent",
   "ecn_received",
+  "seen_as",
 ];
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

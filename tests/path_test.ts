@@ -68,11 +68,10 @@ const PROTOCOLS: readonly Protocol[] = [
     name: "udp",
     port: 9999,
     serve: [],
+    // The frame's path report (flags bit 1): udp ping asks for it, with TTL 255, by default.
     ping: [],
-    // The udp protocol leaves the system's TTL (64) unless told.
-    ttl: ["-t", String(TTL)],
-    pending: "awaits the udp frame's path report (DSCP, ECN and TTL as they arrived, on " +
-      "another branch)",
+    ttl: [],
+    pending: null,
   },
 ];
 

@@ -9,10 +9,12 @@ import {
   decodeErrorDetail,
   decodeFrame,
   decodeStats,
+  DELAYED_PAYLOAD_SIZE,
   emptySessionCounts,
   encodeError,
   encodeFrame,
   ErrorCode,
+  Flags,
   type Frame,
   frameOverhead,
   isTimestampSet,
@@ -97,6 +99,11 @@ Deno.test("docs/protocol.md holds the test vectors", () => {
     "pong-authenticated",
     "stats-request",
     "stats",
+    "ping-path",
+    "pong-path-ipv4",
+    "pong-path-ipv6",
+    "ping-delayed",
+    "pong-delayed",
   ]);
   assert(classifications.length >= 10);
 });
@@ -201,7 +208,12 @@ Deno.test("encodeFrame() / decodeFrame() round-trip every type, size class and e
           attempt: extremes ? 0xffff : 0,
           session: extremes ? 0xffff_ffff : 0,
           sequence: extremes ? 0xffff_ffff : 0,
-          flags: extremes ? 0xffff : 0,
+          // Every flag, but DELAYED where the payload has no room for its delay (malformed).
+          flags: !extremes
+            ? 0
+            : type === MessageType.PING && size < DELAYED_PAYLOAD_SIZE
+            ? 0xffff & ~Flags.DELAYED
+            : 0xffff,
           ...(extremes ? { tag: new Uint8Array(16).fill(0xee) } : {}),
           sentAt: extremes ? { seconds: 0xffff_ffff, nanos: 999_999_999 } : NO_TIMESTAMP,
           receivedAt: extremes ? { seconds: 0, nanos: 1 } : NO_TIMESTAMP,

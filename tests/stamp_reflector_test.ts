@@ -526,7 +526,7 @@ Deno.test({
       });
       const s = result.summary;
       assertEquals([s.received, s.hops_there], [3, native ? 1 : null]);
-      assert(result.path?.seenAs?.startsWith("[::1]:"), String(result.path?.seenAs));
+      assert(s.seen_as?.startsWith("[::1]:"), String(s.seen_as));
     } finally {
       await reflector.close();
     }

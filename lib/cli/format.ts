@@ -5,7 +5,8 @@
  * @module
  */
 
-import { ICMP_KINDS, type IcmpCounts } from "../net/mod.ts";
+import { type Family, ICMP_KINDS, type IcmpCounts, icmpWords } from "../net/mod.ts";
+import type { IcmpEvent } from "../probe/mod.ts";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -141,4 +142,15 @@ export function icmpLine(counts: IcmpCounts, about: number, noun: string): strin
   return `ICMP errors: ${listed} (about ${about} ${noun}${
     about === 1 ? "" : "s"
   }: not silent loss)`;
+}
+
+/** An ICMP error as ping(8) prints it: `From 192.0.2.1 icmp_seq=3 Destination Port Unreachable`. */
+export function icmpEventLine(event: IcmpEvent, family: Family): string {
+  const from = event.from ?? "an unknown address";
+  const seq = event.seq === null ? "" : ` icmp_seq=${event.seq}`;
+  const attempt = event.attempt !== null && event.attempt > 0 ? ` attempt=${event.attempt}` : "";
+  const version = family === "ipv6" ? 6 : 4;
+  return `From ${from}${seq}${attempt} ${
+    icmpWords(version, event.icmp_type, event.icmp_code, event.mtu)
+  }`;
 }

@@ -194,13 +194,16 @@ export function tosOptions(): Option<number | undefined> {
 }
 
 /** `-t/--ttl N`: the probes' IP TTL (IPv6: hop limit); `--ttl` alone where `-t` is taken. */
-export function ttlOption(short: "t" | null = "t"): Option<number | undefined> {
+export function ttlOption(
+  byDefault = "the system's; with --stamp 255",
+  short: "t" | null = "t",
+): Option<number | undefined> {
   return option({
     long: "ttl",
     short: short ?? undefined,
     value: "N",
-    help: `the probes' IP TTL (IPv6: hop limit), 1 to 255 (default: the system's;
-with --stamp 255)`,
+    help: `the probes' IP TTL (IPv6: hop limit), 1 to 255 (default:
+${byDefault})`,
     parse: (value) => parseWholeNumber("--ttl", value, 1, 255),
   });
 }

@@ -47,6 +47,12 @@ export interface SenderOptions {
   source?: string;
   /** The network interface to send through (`--interface`); default the routes' choice. */
   device?: string;
+  /** Ask the reflector to report how each probe arrived (udp's PATH, where the padding has
+   * room: {@linkcode ReplyReading.path}); formats without it ignore it. Default false. */
+  path?: boolean;
+  /** Ask for each probe's one reply after this many milliseconds, none at once (udp's
+   * DELAYED: the padding needs 28 bytes). Default: at once. */
+  delayMs?: number;
 }
 
 /** Why a datagram that reached a sender is not a datagram of its session. */
@@ -112,6 +118,8 @@ export class ProbeSender {
       sentAt: NO_TIMESTAMP,
       padding: this.#padding,
       authenticated: this.key !== null,
+      path: options.path,
+      delayMs: options.delayMs,
     };
     this.datagramBytes = probeBytes(this.format, options.payloadSize, this.key !== null);
   }

@@ -3,15 +3,18 @@
  * trip: loss there and back (a stateful reflector's own sequence numbers, or the Direct
  * Measurement TLV's counts), delay variation each way (IPDV, RFC 5481: it needs no
  * synchronized clocks), one-way delays (only when both clocks say they are synchronized),
- * hops on the way there, and what the path did to DSCP and ECN (Class of Service TLV).
+ * and, through a {@linkcode PathArrival}, hops on the way there, what the path did to DSCP and
+ * ECN (Class of Service TLV) and the source the reflector saw (Location TLV).
  *
  * @module
  */
 
 import { SignedStats, type SignedSummary } from "../stats/mod.ts";
 import { type StampReplyFields, type Timestamp, timestampDiffMs } from "../wire/mod.ts";
+import type { PathArrival } from "./_path_arrival.ts";
 
-/** The STAMP part of a ping summary; every key null (or empty) when it is not known. */
+/** The STAMP part of a ping summary; every key null (or empty) when it is not known. How the
+ * probes arrived (hops, DSCP, ECN, the source seen) is {@linkcode PathArrival}'s part. */
 export interface StampPathSummary {
   /** Probes lost on the way to the reflector, up to the last one answered; null when the
    * reflector does not say (a stateless reflector without Direct Measurement). */
@@ -26,17 +29,6 @@ export interface StampPathSummary {
   one_way_there_ms: SignedSummary | null;
   /** One-way delays back; null likewise. */
   one_way_back_ms: SignedSummary | null;
-  /** Routers on the way there plus one (256 − the TTL the reflector saw of our 255); null
-   * when the reflector did not say or our TTL could not be set. */
-  hops_there: number | null;
-  /** DSCP the probes left with; null when not known. */
-  dscp_sent: number | null;
-  /** DSCP the probes reached the reflector with (Class of Service TLV); null without it. */
-  dscp_received: number | null;
-  /** ECN the probes left with; null when not known. */
-  ecn_sent: number | null;
-  /** ECN the probes reached the reflector with (Class of Service TLV); null without it. */
-  ecn_received: number | null;
 }
 
 /** What the text report says besides the summary's keys. */
@@ -47,8 +39,6 @@ export interface StampPathNotes {
   oneWayOmitted: string | null;
   /** The DSCP the replies arrived with, when the Class of Service TLV asked for one. */
   dscpBack: number | null;
-  /** The source address and port the reflector saw (Location TLV). */
-  seenAs: string | null;
   /** Whether the reflector returned our TLVs untouched (it does not process them). */
   tlvsUntouched: boolean;
   /** TLVs the reflector flagged unrecognized, malformed or failing integrity, in the last reply. */
@@ -61,10 +51,9 @@ export interface StampPathOptions {
   window: number;
   /** Whether this end's clock is known synchronized. */
   synchronized: boolean;
-  /** The TTL the probes left with, when the socket took it; else null. */
-  ttlSent: number | null;
-  /** The TOS byte the probes left with, when the socket took it; else null. */
-  tosSent: number | null;
+  /** Where to tell how each answered probe arrived (Sender TTL, Class of Service, Location);
+   * null: nowhere. */
+  arrival: PathArrival | null;
 }
 
 /**
@@ -73,8 +62,10 @@ export interface StampPathOptions {
  * @example Two replies of a stateful reflector that missed probe 1 on the way there
  * ```ts
  * import { strictEqual } from "node:assert/strict";
+ * import { PathArrival } from "./_path_arrival.ts";
  * import { StampPath } from "./_stamp_path.ts";
- * const path = new StampPath({ window: 16, synchronized: false, ttlSent: 255, tosSent: null });
+ * const arrival = new PathArrival({ ttlSet: true, ttl: 255, tosSet: false, tos: -1 });
+ * const path = new StampPath({ window: 16, synchronized: false, arrival });
  * const at = (ms: number) => ({ seconds: 1000, nanos: ms * 1e6 });
  * const fields = (reflectorSequence: number, t1: number) => ({
  *   reflectorSequence, ttl: 254, requestSentAt: at(t1), reflectorSynchronized: false,
@@ -87,8 +78,8 @@ export interface StampPathOptions {
  * const summary = path.summary(2);
  * strictEqual(summary.lost_there, 1);
  * strictEqual(summary.lost_back, 0);
- * strictEqual(summary.hops_there, 2);
  * strictEqual(summary.one_way_there_ms, null);
+ * strictEqual(arrival.summary().hops_there, 2);
  * ```
  */
 export class StampPath {
@@ -118,11 +109,7 @@ export class StampPath {
   readonly #slotCounts: Float64Array;
   /** Sequence numbers used by probes that never left (their send failed). */
   readonly #unsent: number[] = [];
-  #ttl: number | null = null;
-  #dscpReceived: number | null = null;
-  #ecnReceived: number | null = null;
   #dscpBack: number | null = null;
-  #seenAs: string | null = null;
   #tlvsUntouched = false;
   #tlvFlags = { unrecognized: 0, malformed: 0, integrity: 0 };
 
@@ -193,19 +180,16 @@ export class StampPath {
     }
     this.#slotCounts[slot] = reflectorCount(fields);
     this.#count(sequence, fields);
-    if (fields.ttl !== null) this.#ttl = fields.ttl;
     const cos = fields.classOfService;
-    if (cos !== null) {
-      this.#dscpReceived = cos.dscpReceived;
-      this.#ecnReceived = cos.ecnReceived;
-      if (arrivedTos >= 0) this.#dscpBack = arrivedTos >> 2;
-    }
+    if (cos !== null && arrivedTos >= 0) this.#dscpBack = arrivedTos >> 2;
     const location = fields.location;
-    if (location !== null && location.address !== null) {
-      this.#seenAs = location.address.includes(":")
-        ? `[${location.address}]:${location.port}`
-        : `${location.address}:${location.port}`;
-    }
+    this.#options.arrival?.observe(
+      fields.ttl,
+      cos?.dscpReceived ?? null,
+      cos?.ecnReceived ?? null,
+      location?.address ?? null,
+      location?.port ?? null,
+    );
     this.#tlvsUntouched = fields.tlvsUntouched;
     this.#tlvFlags = { ...fields.tlvFlags };
   }
@@ -213,7 +197,6 @@ export class StampPath {
   /** The summary, `answered` being the probes answered at all (received or late). */
   summary(answered: number): StampPathSummary {
     const [lostThere, lostBack] = this.#loss(answered);
-    const { ttlSent, tosSent } = this.#options;
     const oneWay = this.#allSynchronized && this.#replies > 0;
     return {
       lost_there: lostThere,
@@ -222,13 +205,6 @@ export class StampPath {
       ipdv_back_ms: this.#ipdvBack.summary(),
       one_way_there_ms: oneWay ? this.#oneWayThere.summary() : null,
       one_way_back_ms: oneWay ? this.#oneWayBack.summary() : null,
-      hops_there: ttlSent === null || this.#ttl === null || this.#ttl > ttlSent
-        ? null
-        : ttlSent - this.#ttl + 1,
-      dscp_sent: tosSent === null ? null : tosSent >> 2,
-      dscp_received: this.#dscpReceived,
-      ecn_sent: tosSent === null ? null : tosSent & 3,
-      ecn_received: this.#ecnReceived,
     };
   }
 
@@ -249,7 +225,6 @@ export class StampPath {
       lossSource,
       oneWayOmitted,
       dscpBack: this.#dscpBack,
-      seenAs: this.#seenAs,
       tlvsUntouched: this.#tlvsUntouched,
       tlvFlags: this.#tlvFlags,
     };
@@ -328,7 +303,7 @@ function reflectorCount(fields: StampReplyFields): number {
   return fields.direct?.reflectorReceived ?? fields.reflectorSequence + 1;
 }
 
-/** The STAMP keys of a summary when the format says nothing of the path (udp's, for now).. */
+/** The STAMP keys of a summary when the format is not STAMP (udp's). */
 export const UNKNOWN_PATH: StampPathSummary = Object.freeze({
   lost_there: null,
   lost_back: null,
@@ -336,9 +311,4 @@ export const UNKNOWN_PATH: StampPathSummary = Object.freeze({
   ipdv_back_ms: new SignedStats().summary(),
   one_way_there_ms: null,
   one_way_back_ms: null,
-  hops_there: null,
-  dscp_sent: null,
-  dscp_received: null,
-  ecn_sent: null,
-  ecn_received: null,
 });

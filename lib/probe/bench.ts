@@ -156,7 +156,7 @@ class BenchRun {
     // STAMP has no STATS: a stateful reflector's sequence numbers (or Direct Measurement)
     // tell the loss per direction instead.
     this.#path = this.#sender.format.name === "stamp"
-      ? new StampPath({ window: BENCH_WINDOW, synchronized: false, ttlSent: null, tosSent: null })
+      ? new StampPath({ window: BENCH_WINDOW, synchronized: false, arrival: null })
       : null;
     this.#batchBuffers = Array.from(
       { length: SEND_BATCH },

@@ -33,6 +33,7 @@ export {
   PROBE_WINDOW,
 } from "./ping.ts";
 export {
+  type ArrivalSummary,
   type ForeignReason,
   type IcmpEvent,
   type PingEvent,

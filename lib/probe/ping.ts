@@ -16,6 +16,7 @@ import { StampPath, UNKNOWN_PATH } from "./_stamp_path.ts";
 import { ATTEMPT_KEYS, DEFAULT_INTERVAL_MS, DEFAULT_TIMEOUT_MS } from "./ping_options.ts";
 import { MAX_RETRIES, type PingOptions, pingSenderOptions, PROBE_WINDOW } from "./ping_options.ts";
 import { IcmpTally } from "./_icmp_tally.ts";
+import { PathArrival } from "./_path_arrival.ts";
 import { LoopWaiter } from "./_waiter.ts";
 import type { ForeignReason, PingEvent, PingResult } from "./ping_report.ts";
 import type { PingSummary, StopReason } from "./ping_report.ts";
@@ -121,6 +122,7 @@ class Pinger {
     const slot = sequence % PROBE_WINDOW;
     return this.#tags[slot] === sequence + 1 && attempt < this.#attemptsSent[slot];
   });
+  readonly #arrival: PathArrival;
 
   constructor(options: PingOptions) {
     this.#target = options.target;
@@ -132,6 +134,7 @@ class Pinger {
     this.#retries = Math.min(options.retries ?? 0, MAX_RETRIES);
     this.#lingerMs = options.lingerMs ?? 0;
     this.#sender = new ProbeSender(pingSenderOptions(options));
+    this.#arrival = new PathArrival(this.#sender);
     this.#synchronized = options.synchronized ?? false;
     this.#signal = options.signal;
     this.#emit = options.onEvent ?? (() => {});
@@ -150,14 +153,8 @@ class Pinger {
     const socket = this.#sender.bind();
     this.#socket = socket;
     this.#waiter = new LoopWaiter(socket, () => this.#stopped);
-    if (this.#sender.format.name === "stamp") {
-      this.#path = new StampPath({
-        window: PROBE_WINDOW,
-        synchronized: this.#synchronized,
-        ttlSent: this.#sender.ttlSet ? this.#sender.ttl : null,
-        tosSent: this.#sender.tosSet ? this.#sender.tos : null,
-      });
-    }
+    const path = { window: PROBE_WINDOW, synchronized: this.#synchronized, arrival: this.#arrival };
+    if (this.#sender.format.name === "stamp") this.#path = new StampPath(path);
     const receiving = socket.receiveEach(
       (data, from, arrivedAt, arrival) => this.#onDatagram(data, from, arrivedAt, arrival),
       undefined,
@@ -382,6 +379,7 @@ class Pinger {
         this.#jitter.update(rtt);
         const reordered = this.#reorder.observe(this.#transmissionIndex[index]);
         if (trip.serverMs !== null) this.#server.record(trip.serverMs);
+        if (reply.path !== null) this.#arrival.observeReport(reply.path);
         if (reply.stamp !== null) {
           this.#path?.onReply(
             sequence,
@@ -479,6 +477,7 @@ class Pinger {
       errors: this.#icmp.errors,
       icmp: { ...this.#icmp.counts },
       ...(this.#path?.summary(this.#received + this.#late) ?? UNKNOWN_PATH),
+      ...this.#arrival.summary(),
     };
     return {
       summary,

@@ -61,7 +61,7 @@ export interface PingOptions {
   receiveBuffer?: number;
   /** Told what the kernel granted for `receiveBuffer` (null: the backend cannot set it). */
   onReceiveBuffer?: (granted: number | null) => void;
-  /** The IP TTL (IPv6: hop limit) of the probes; default the system's, 255 for STAMP (RFC
+  /** The IP TTL (IPv6: hop limit) of the probes; default 255 (as STAMP's, RFC
    * 8762 §4.2: so the reflector's Sender TTL tells the hops). */
   ttl?: number;
   /** The TOS byte (IPv6: traffic class) of the probes; default the system's. */
@@ -87,8 +87,10 @@ export function pingSenderOptions(options: PingOptions): SenderOptions {
     payloadSize: options.payloadSize ?? DEFAULT_PAYLOAD_SIZE,
     receiveBuffer: options.receiveBuffer,
     onReceiveBuffer: options.onReceiveBuffer,
-    ttl: options.ttl ?? (options.format?.name === "stamp" ? 255 : undefined),
+    // 255, so that the TTL the reflector saw tells the hops (RFC 8762 §4.2, udp's report).
+    ttl: options.ttl ?? 255,
     tos: options.tos,
+    path: true,
     dontFragment: options.dontFragment,
     source: options.source,
     device: options.device,

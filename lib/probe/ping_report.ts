@@ -8,8 +8,10 @@
 import type { IcmpCounts, IcmpKind } from "../net/mod.ts";
 import { type LatencySummary, latencySummaryJson } from "../stats/mod.ts";
 import type { StampPathNotes, StampPathSummary } from "./_stamp_path.ts";
+import type { ArrivalSummary } from "./_path_arrival.ts";
 
 export type { StampPathNotes, StampPathSummary } from "./_stamp_path.ts";
+export type { ArrivalSummary } from "./_path_arrival.ts";
 
 /** Why a datagram that reached the pinger was not a reply to it. */
 export type ForeignReason =
@@ -118,8 +120,9 @@ export interface IcmpEvent {
 }
 
 /** The final numbers of a run; `--json` prints exactly these keys. The path's keys
- * ({@linkcode StampPathSummary}) are STAMP's: null (or no samples) against udp serve. */
-export interface PingSummary extends StampPathSummary {
+ * ({@linkcode StampPathSummary}) are STAMP's: null (or no samples) against udp serve; how the
+ * probes arrived ({@linkcode ArrivalSummary}) both formats tell (udp's path report). */
+export interface PingSummary extends StampPathSummary, ArrivalSummary {
   /** Always "summary". */
   type: "summary";
   /** The target as HOST:PORT (IPv6 in brackets). */
@@ -214,7 +217,7 @@ export interface PingResult {
  *   "loss_percent duplicates reordered late foreign corrupted echo_server retransmitted " +
  *   "time_ms rtt_ms round_trip_ms server_ms jitter_ms errors icmp lost_there lost_back ipdv_there_ms " +
  *   "ipdv_back_ms one_way_there_ms one_way_back_ms hops_there dscp_sent dscp_received " +
- *   "ecn_sent ecn_received");
+ *   "ecn_sent ecn_received seen_as");
  * strictEqual(json.loss_percent, 0);
  * strictEqual(json.jitter_ms, null);
  * ```
@@ -253,5 +256,6 @@ export function pingSummaryJson(summary: PingSummary): PingSummary {
     dscp_received: summary.dscp_received,
     ecn_sent: summary.ecn_sent,
     ecn_received: summary.ecn_received,
+    seen_as: summary.seen_as,
   };
 }

@@ -47,6 +47,7 @@ export {
 export {
   type DatagramEvent,
   type DatagramKind,
+  type DelayedCounts,
   type ReflectorStats,
   type ReflectorStatsJson,
   reflectorStatsJson,

@@ -38,10 +38,13 @@ import {
   type ReplyKind,
 } from "./reflector_stats.ts";
 import { ReplayGuard } from "./replay.ts";
+import { SessionTable } from "./_sessions.ts";
+import { DelayedReplies } from "./_delayed.ts";
 
 import { ackReply, type RawMode } from "./raw.ts";
 
 export { ackReply, RAW_MODES, type RawMode } from "./raw.ts";
+export { MAX_SESSIONS } from "./_sessions.ts";
 
 // What a reflector reports, also from here (where lib/cli imports it from).
 export type * from "./reflector_stats.ts";
@@ -73,9 +76,6 @@ export interface ReflectorOptions {
   receiveBuffer?: number;
 }
 
-/** Sessions whose PING counts a reflector keeps for STATS_REQUEST. */
-export const MAX_SESSIONS = 4096;
-
 /** Default of {@linkcode ReflectorOptions.replayWindowMs}. */
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
 
@@ -103,12 +103,8 @@ export class Reflector {
   readonly #replay: ReplayGuard | null;
   readonly #sourceLimiter: SourceLimiter | null;
   readonly #globalLimiter: TokenBucket | null;
-  /** PINGs received and answered per session, for STATS_REQUEST (and STAMP's stateful
-   * sequence and Direct Measurement); the oldest session (STAMP: the least recently used) is
-   * forgotten when the table is full.
-   * Keyed by session number, or, where the format says sessions are told apart by source
-   * too, by source, port and number. */
-  readonly #sessions = new Map<number | string, SessionCounts>();
+  /** PINGs received and answered per session, and what was refused of each. */
+  readonly #sessions: SessionTable;
   /** What the format's answer is told besides the datagram, one for all (as #request). */
   readonly #context: AnswerContext = {
     receivedAt: NO_TIMESTAMP,
@@ -128,6 +124,11 @@ export class Reflector {
   readonly #request: RequestReading = newRequestReading();
   readonly #finished: Promise<void>;
   readonly #receiveBuffer: number | null;
+  /** PINGs whose one reply waits for its delay (DELAYED). */
+  readonly #delayed: DelayedReplies;
+  /** The datagram being handled's arrival, monotonic (what a delay counts from), and the
+   * address it was sent to when the socket says (ReceiveMeta.local). */
+  readonly #arrival = { at: 0, local: null as string | null };
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
@@ -135,6 +136,8 @@ export class Reflector {
     this.#context.replyTosSettable = socket.canSetTos;
     this.#format = options.format ?? udpFormat;
     this.#stats = emptyStats(this.#format);
+    this.#sessions = new SessionTable(this.#format.sessionsBySource);
+    this.#delayed = new DelayedReplies(socket, this.#format, this.#stats, options.key ?? null);
     this.#receiveBuffer = options.receiveBuffer === undefined
       ? null
       : socket.setReceiveBuffer(options.receiveBuffer);
@@ -188,8 +191,10 @@ export class Reflector {
     return this.#finished;
   }
 
-  /** Stops serving; the datagram being handled, if any, is finished and counted first. */
+  /** Stops serving; the datagram being handled, if any, is finished and counted first, and
+   * the delayed replies still waiting are dropped (counted). */
   async close(): Promise<void> {
+    await this.#delayed.close();
     this.#socket.close();
     await this.#finished;
   }
@@ -228,12 +233,14 @@ export class Reflector {
     // this reflector's address for it (STAMP's Location TLV) and where its reply comes from.
     const local = arrival.local;
     context.local.hostname = local ?? this.#socket.address.hostname;
+    this.#arrival.at = arrivedAt;
+    this.#arrival.local = local;
     try {
       const refusal = this.#overLimit(source);
       reply = refusal === null ? this.#classify(data, event, receivedAt) : null;
       if (refusal !== null) {
         this.#refuse(event, refusal);
-        this.#countRefusal(this.#format.peekSession(data), refusal);
+        this.#sessions.countRefusal(this.#format.peekSession(data), refusal);
       }
     } catch (error) {
       return this.#classifyFailed(error, event, from);
@@ -383,11 +390,11 @@ export class Reflector {
     // A session's refusals count its probes only: its STATS requests are not part of its load.
     const session = this.#request.kind === "ping" ? header.session : null;
     if (!authenticated) {
-      this.#countRefusal(session, "auth-missing");
+      this.#sessions.countRefusal(session, "auth-missing");
       return this.#refuse(event, "auth-missing");
     }
     if (!(await this.#format.verify(data, key))) {
-      this.#countRefusal(session, "auth-failed");
+      this.#sessions.countRefusal(session, "auth-failed");
       return this.#refuse(event, "auth-failed");
     }
     const replay = this.#replay as ReplayGuard;
@@ -401,7 +408,7 @@ export class Reflector {
     );
     if (verdict !== "ok") {
       const reason = verdict === "full" ? "replay-cache-full" : verdict;
-      this.#countRefusal(session, reason);
+      this.#sessions.countRefusal(session, reason);
       return this.#refuse(event, reason);
     }
     const reply = this.#replyTo(data, event, receivedAt);
@@ -411,11 +418,18 @@ export class Reflector {
 
   /** The answer to a request that passed every check: a PONG, or the session's STATS. */
   #replyTo(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp): Uint8Array | null {
-    const session = this.#countsFor(this.#sessionKey(event));
+    const { kind, delayMs } = this.#request;
+    const delayed = kind === "ping" && delayMs >= 0;
+    const refusal = delayed
+      ? this.#delayed.refusal(delayMs, data.length, event.from.hostname)
+      : null;
+    if (refusal !== null) return this.#refuse(event, refusal);
+    const session = this.#sessions.countsFor(this.#sessionKey(event));
     this.#context.session = session;
-    if (this.#request.kind === "ping") {
+    if (kind === "ping") {
       event.kind = "ping";
       session.received++;
+      if (delayed) return this.#hold(data, event, receivedAt, delayMs);
       // Counted when built, not once sent: a batch's replies leave together, and STAMP's
       // Direct Measurement counts the replies before this one (R_TxC) at once.
       const reply = this.#build(data, event, receivedAt, "pong", null);
@@ -431,6 +445,15 @@ export class Reflector {
       corrupted: this.#stats.kinds.corrupted,
     };
     return this.#build(data, event, receivedAt, "stats", counts);
+  }
+
+  /** A DELAYED PING accepted: its one reply leaves `delayMs` after its arrival, none now. */
+  #hold(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp, delayMs: number): null {
+    this.#context.receivedAt = receivedAt;
+    this.#delayed.hold(data, this.#request, this.#context, this.#arrival, delayMs);
+    event.reply = "delayed";
+    event.delayMs = delayMs;
+    return null;
   }
 
   /** The wire format's reply to the datagram just read, stamped as sent now. */
@@ -450,42 +473,9 @@ export class Reflector {
     return reply;
   }
 
-  /** The key of the session a request belongs to (see #sessions). */
+  /** The key of the session a request belongs to. */
   #sessionKey(event: DatagramEvent): number | string {
-    const session = event.frame!.session;
-    if (!this.#format.sessionsBySource) return session;
-    return `${event.from.hostname} ${event.from.port} ${session}`;
-  }
-
-  #countsFor(session: number | string): SessionCounts {
-    let counts = this.#sessions.get(session);
-    if (counts !== undefined && this.#format.sessionsBySource) {
-      // Used now: to the end of the order, so that the table forgets the least recently used
-      // (a STAMP session's counts are its stateful sequence and Direct Measurement).
-      this.#sessions.delete(session);
-      this.#sessions.set(session, counts);
-    }
-    if (counts === undefined) {
-      if (this.#sessions.size >= MAX_SESSIONS) {
-        this.#sessions.delete(this.#sessions.keys().next().value!);
-      }
-      counts = emptySessionCounts();
-      this.#sessions.set(session, counts);
-    }
-    return counts;
-  }
-
-  /**
-   * Counts a refusal for the session it belongs to, when that session is known (it had a request
-   * accepted): never a new entry, so a flood of made-up sessions cannot push real ones out.
-   */
-  #countRefusal(session: number | null, reason: RefusalReason): void {
-    const counts = session === null ? undefined : this.#sessions.get(session);
-    if (counts === undefined) return;
-    if (reason === "rate-limit") counts.refusedRateLimit++;
-    else if (reason === "global-limit") counts.refusedGlobalLimit++;
-    else if (reason === "auth-missing" || reason === "auth-failed") counts.refusedAuth++;
-    else counts.refusedReplay++;
+    return this.#sessions.keyOf(event.frame!.session, event.from);
   }
 
   #countError(kind: string): void {

@@ -69,6 +69,25 @@ export function reflectorMetrics(stats: ReflectorStats): MetricFamily[] {
       byReason(stats.errors, "kind"),
     ),
     counter(
+      "udp_serve_delayed_replies_total",
+      "Delayed replies (DELAYED PINGs accepted), by outcome: held, then sent, failed or dropped.",
+      byReason(
+        {
+          held: stats.delayed.held,
+          sent: stats.delayed.sent,
+          failed: stats.delayed.failed,
+          dropped: stats.delayed.dropped,
+        },
+        "outcome",
+      ),
+    ),
+    {
+      type: "gauge",
+      name: "udp_serve_delayed_replies_pending",
+      help: "Delayed replies waiting for their delay.",
+      samples: [{ value: stats.delayed.pending }],
+    },
+    counter(
       "udp_serve_kernel_drops_total",
       "Datagrams the kernel dropped on the socket before they were read (receive buffer full).",
       stats.kernelDrops === null ? [] : [{ value: stats.kernelDrops }],

@@ -20,10 +20,14 @@ export type RefusalReason =
   | "auth-failed"
   | "stale"
   | "replayed"
-  | "replay-cache-full";
+  | "replay-cache-full"
+  | "delay-too-long"
+  | "delayed-too-large"
+  | "delayed-source-cap"
+  | "delayed-global-cap";
 
-/** What the reflector sent back. */
-export type ReplyKind = "pong" | "error" | "stats" | "ack" | "echo" | "none";
+/** What the reflector sent back ("delayed": a PONG, after the delay its PING asked for). */
+export type ReplyKind = "pong" | "error" | "stats" | "ack" | "echo" | "delayed" | "none";
 
 /** One datagram as the reflector saw and answered it (for `-v` and `--json` logs). */
 export interface DatagramEvent {
@@ -43,8 +47,10 @@ export interface DatagramEvent {
   refused?: RefusalReason;
   /** The reply sent, if any. */
   reply: ReplyKind;
-  /** Size of the reply (0 when none was sent). */
+  /** Size of the reply (0 when none was sent, or not yet: a delayed one). */
   replyBytes: number;
+  /** A delayed reply's delay, in milliseconds. */
+  delayMs?: number;
   /** Why sending the reply failed, if it did. */
   sendError?: string;
 }
@@ -68,15 +74,36 @@ export interface ReflectorStats {
   refused: Record<RefusalReason, number>;
   /** Errors by kind: replies that could not be sent, receive errors, internal errors. */
   errors: Record<string, number>;
+  /** Delayed replies (DELAYED PINGs accepted): held, then sent, failed (also among the
+   * errors) or dropped (still waiting when the reflector stopped); pending: waiting now. */
+  delayed: DelayedCounts;
   /** Datagrams the kernel dropped on the socket before the reflector could read them (its
    * receive buffer was full), as of the last one read; null where the kernel does not say. */
   kernelDrops: number | null;
 }
 
+/** What became of the delayed replies a reflector held ({@linkcode ReflectorStats.delayed}):
+ * held = sent + failed + dropped + pending. */
+export interface DelayedCounts {
+  /** DELAYED PINGs accepted, their replies held. */
+  held: number;
+  /** Delayed replies sent. */
+  sent: number;
+  /** Delayed replies that could not be built, signed or sent. */
+  failed: number;
+  /** Delayed replies still waiting when the reflector stopped. */
+  dropped: number;
+  /** Delayed replies waiting now. */
+  pending: number;
+}
+
 /** {@linkcode reflectorStatsJson}: the counters as `udp serve --json` prints them on exit,
  * those of {@linkcode ReflectorStats} under JSON's names. */
 export type ReflectorStatsJson =
-  & Pick<ReflectorStats, "received" | "replied" | "kinds" | "malformed" | "refused" | "errors">
+  & Pick<
+    ReflectorStats,
+    "received" | "replied" | "kinds" | "malformed" | "refused" | "errors" | "delayed"
+  >
   & { type: "stats"; bytes_received: number; bytes_replied: number; kernel_drops: number | null };
 
 /**
@@ -110,6 +137,7 @@ export function reflectorStatsJson(stats: ReflectorStats): ReflectorStatsJson {
     refused: stats.refused,
     kernel_drops: stats.kernelDrops,
     errors: stats.errors,
+    delayed: stats.delayed,
   };
 }
 
@@ -152,8 +180,13 @@ export function emptyStats(format: ProbeFormat): ReflectorStats {
       stale: 0,
       replayed: 0,
       "replay-cache-full": 0,
+      "delay-too-long": 0,
+      "delayed-too-large": 0,
+      "delayed-source-cap": 0,
+      "delayed-global-cap": 0,
     },
     errors: {},
+    delayed: { held: 0, sent: 0, failed: 0, dropped: 0, pending: 0 },
     kernelDrops: null,
   };
 }

@@ -58,6 +58,20 @@ export {
 } from "./auth.ts";
 export type * from "./probe_format.ts";
 export { newReplyReading, newRequestReading } from "./readings.ts";
+export {
+  DELAYED_PAYLOAD_SIZE,
+  DELAYED_PER_SOURCE,
+  DELAYED_TOTAL,
+  MAX_DELAY_MS,
+  MAX_DELAYED_BYTES,
+  PATH_REPORT_SIZE,
+  PathKnown,
+  type PathReport,
+  readDelay,
+  readPathReport,
+  writeDelay,
+  writePathReport,
+} from "./path_report.ts";
 export { udpFormat } from "./udp_format.ts";
 export {
   AUTHENTICATED as STAMP_AUTHENTICATED,

@@ -13,6 +13,7 @@
  * @module
  */
 
+import type { PathReport } from "./path_report.ts";
 import type { SessionCounts } from "./session_counts.ts";
 import type { Timestamp } from "./timestamp.ts";
 
@@ -65,6 +66,9 @@ export interface RequestReading {
   /** "malformed" and "unsupported-version": whether the format has an error reply to it (one
    * the sender can match); whether to send it is the reflector's policy. */
   answerable: boolean;
+  /** "ping": the delay in milliseconds its one reply is asked to wait, none being sent at once
+   * (udp's DELAYED flag); -1: answer at once. Whether it is granted is the reflector's. */
+  delayMs: number;
 }
 
 /** Why a datagram is no reply at all, as the format tells. */
@@ -118,6 +122,10 @@ export interface ReplyReading {
   error: ProbeError | null;
   /** "reply" in a STAMP format: what the reflector said beyond its timestamps; else null. */
   stamp: StampReplyFields | null;
+  /** "reply" to a request that asked for it ({@linkcode ProbeRequest.path}): what the
+   * reflector reported of the request's arrival; null when it was not asked, had no room, or
+   * the reflector knew nothing (one that does not write reports). */
+  path: PathReport | null;
 }
 
 /** What a STAMP reflector's reply says besides its two timestamps (docs/stamp.md). */
@@ -172,6 +180,12 @@ export interface ProbeRequest {
   padding: Uint8Array;
   /** Laid out with room for a tag: sign it ({@linkcode ProbeFormat.sign}) before sending. */
   authenticated: boolean;
+  /** A "ping": ask the reflector to report how it arrived (udp's PATH flag), where the
+   * padding has room for the report; formats without one ignore it. */
+  path?: boolean;
+  /** A "ping": ask for its one reply after this many milliseconds of silence, none at once
+   * (udp's DELAYED flag; the padding needs room for the delay). Formats without it ignore it. */
+  delayMs?: number;
 }
 
 /** A request as an ICMP error quoted it ({@linkcode ProbeFormat.readQuoted}). */

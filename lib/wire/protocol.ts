@@ -11,6 +11,7 @@
  */
 
 import { crc32c } from "./crc32c.ts";
+import { DELAYED_PAYLOAD_SIZE } from "./path_report.ts";
 import { STATS_PAYLOAD_SIZE } from "./session_counts.ts";
 import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
 
@@ -48,6 +49,10 @@ export const MAX_DATAGRAM_IPV6 = 65527;
 export const Flags = {
   /** The frame ends with a 16-byte HMAC-SHA-256 tag over everything before it. */
   AUTHENTICATED: 0x0001,
+  /** PING: report how it arrived (TTL, TOS, source) in the PONG's first 24 payload bytes. */
+  PATH: 0x0002,
+  /** PING: one PONG, after the delay in payload bytes 24 to 27 (u32 ms), none at once. */
+  DELAYED: 0x0004,
 } as const;
 
 /** Size of the authentication tag of an AUTHENTICATED frame (HMAC-SHA-256 truncated). */
@@ -136,7 +141,8 @@ export type MalformedReason =
   | "unknown-type"
   | "bad-timestamp"
   | "bad-error-payload"
-  | "bad-stats-payload";
+  | "bad-stats-payload"
+  | "bad-delay-payload";
 
 /** Every {@linkcode MalformedReason}, in the order a reflector lists its counts. */
 export const MALFORMED_REASONS: readonly MalformedReason[] = [
@@ -146,6 +152,7 @@ export const MALFORMED_REASONS: readonly MalformedReason[] = [
   "bad-timestamp",
   "bad-error-payload",
   "bad-stats-payload",
+  "bad-delay-payload",
 ];
 
 /** The fields every version carries at fixed offsets (see {@linkcode INVARIANT_SIZE}). */
@@ -387,6 +394,10 @@ function decodeVersion1(
       null,
     );
   }
+  if (type === MessageType.PING && flags & Flags.DELAYED && payload.length < DELAYED_PAYLOAD_SIZE) {
+    const detail = `a DELAYED PING needs ${DELAYED_PAYLOAD_SIZE} payload bytes for its delay`;
+    return malformed("bad-delay-payload", detail, null);
+  }
   const frame: Frame = {
     version: PROTOCOL_VERSION,
     type: type as MessageType,
@@ -449,21 +460,10 @@ export function peekSentAt(bytes: Uint8Array): Timestamp {
  * ```
  */
 export function messageTypeName(type: number): string {
-  switch (type) {
-    case MessageType.PING:
-      return "PING";
-    case MessageType.PONG:
-      return "PONG";
-    case MessageType.ERROR:
-      return "ERROR";
-    case MessageType.STATS_REQUEST:
-      return "STATS_REQUEST";
-    case MessageType.STATS:
-      return "STATS";
-    default:
-      return `type ${type}`;
-  }
+  return (TYPE_NAMES[type] as string | undefined) || `type ${type}`;
 }
+
+const TYPE_NAMES = ["", "PING", "PONG", "ERROR", "STATS_REQUEST", "STATS"];
 
 /**
  * The largest payload (bytes between the header and the tag or check) a frame can carry over

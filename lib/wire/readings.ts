@@ -27,6 +27,7 @@ export function newRequestReading(): RequestReading {
     authenticated: false,
     sentAt: NO_TIMESTAMP,
     answerable: false,
+    delayMs: -1,
   };
 }
 
@@ -54,5 +55,6 @@ export function newReplyReading(): ReplyReading {
     counts: null,
     error: null,
     stamp: null,
+    path: null,
   };
 }

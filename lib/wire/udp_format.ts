@@ -10,6 +10,7 @@ import type {
   AnswerContext,
   ProbeError,
   ProbeFormat,
+  ProbeRequest,
   QuotedRequest,
   ReplyReading,
   RequestHeader,
@@ -23,6 +24,7 @@ import {
   type ErrorDetail,
   Flags,
   frameOverhead,
+  HEADER_SIZE,
   type Invariants,
   MAGIC,
   MALFORMED_REASONS,
@@ -31,8 +33,17 @@ import {
   peekSentAt,
   PROTOCOL_VERSION,
   REQUEST_TYPES,
+  sealFrame,
   SUPPORTED_VERSIONS,
 } from "./protocol.ts";
+import {
+  DELAYED_PAYLOAD_SIZE,
+  PATH_REPORT_SIZE,
+  readDelay,
+  readPathReport,
+  writeDelay,
+  writePathReport,
+} from "./path_report.ts";
 import { encodeError, makePong, makeStats } from "./replies.ts";
 import { decodeStats, STATS_PAYLOAD_SIZE } from "./session_counts.ts";
 import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
@@ -75,20 +86,7 @@ export const udpFormat: ProbeFormat = {
   malformedReasons: MALFORMED_REASONS,
   statsPadding: STATS_PAYLOAD_SIZE,
   overhead: frameOverhead,
-  encodeRequest(request, into) {
-    return encodeFrame({
-      version: PROTOCOL_VERSION,
-      type: request.type === "stats" ? MessageType.STATS_REQUEST : MessageType.PING,
-      flags: request.authenticated ? Flags.AUTHENTICATED : 0,
-      attempt: request.attempt,
-      session: request.session,
-      sequence: request.sequence,
-      sentAt: request.sentAt,
-      receivedAt: NO_TIMESTAMP,
-      repliedAt: NO_TIMESTAMP,
-      payload: request.padding,
-    }, into === undefined ? undefined : { into });
-  },
+  encodeRequest,
   sign: signFrame,
   verify: verifyFrame,
   readReply,
@@ -97,12 +95,47 @@ export const udpFormat: ProbeFormat = {
   peekSession,
   answer,
   replyFits: (requestBytes, replyBytes) => requestBytes === replyBytes,
-  readsIpHeader: false,
+  // The path report tells the TTL and TOS each PING arrived with.
+  readsIpHeader: true,
   hasStats: true,
   hasAttempts: true,
   sessionLimit: 0xffff_ffff,
   sessionsBySource: false,
 };
+
+function encodeRequest(request: ProbeRequest, into?: Uint8Array): Uint8Array {
+  const ping = request.type === "ping";
+  const padding = request.padding;
+  let flags = request.authenticated ? Flags.AUTHENTICATED : 0;
+  if (ping && request.path && padding.length >= PATH_REPORT_SIZE) flags |= Flags.PATH;
+  const delayMs = ping ? request.delayMs : undefined;
+  if (delayMs !== undefined) {
+    if (padding.length < DELAYED_PAYLOAD_SIZE) {
+      throw new RangeError(`a DELAYED PING needs ${DELAYED_PAYLOAD_SIZE} bytes of padding`);
+    }
+    flags |= Flags.DELAYED;
+  }
+  const bytes = encodeFrame({
+    version: PROTOCOL_VERSION,
+    type: ping ? MessageType.PING : MessageType.STATS_REQUEST,
+    flags,
+    attempt: request.attempt,
+    session: request.session,
+    sequence: request.sequence,
+    sentAt: request.sentAt,
+    receivedAt: NO_TIMESTAMP,
+    repliedAt: NO_TIMESTAMP,
+    payload: padding,
+  }, into === undefined ? undefined : { into });
+  if ((flags & (Flags.PATH | Flags.DELAYED)) === 0) return bytes;
+  // The report's room goes out as zeros: a reflector that does not write reports returns them,
+  // which reads as "nothing known".
+  const payload = bytes.subarray(HEADER_SIZE);
+  payload.fill(0, 0, PATH_REPORT_SIZE);
+  if (delayMs !== undefined) writeDelay(payload, delayMs);
+  sealFrame(bytes);
+  return bytes;
+}
 
 function readReply(datagram: Uint8Array, into: ReplyReading): void {
   const decoded = decodeFrame(datagram);
@@ -126,6 +159,9 @@ function readReply(datagram: Uint8Array, into: ReplyReading): void {
   into.error = null;
   into.stamp = null;
   const type = frame.type;
+  into.path = type === MessageType.PONG && (frame.flags & Flags.PATH) !== 0
+    ? readPathReport(frame.payload)
+    : null;
   // A PING or STATS_REQUEST that comes back is our own request echoed (or anyone's request).
   into.kind = type === MessageType.ERROR
     ? "error"
@@ -162,6 +198,7 @@ function readRequest(datagram: Uint8Array, into: RequestReading): void {
   const decoded = decodeFrame(datagram);
   into.header = null;
   into.answerable = false;
+  into.delayMs = -1;
   switch (decoded.kind) {
     case "frame": {
       const frame = decoded.frame;
@@ -180,6 +217,10 @@ function readRequest(datagram: Uint8Array, into: RequestReading): void {
       };
       into.authenticated = (frame.flags & Flags.AUTHENTICATED) !== 0;
       into.sentAt = frame.sentAt;
+      // decodeFrame made sure that a DELAYED PING has room for its delay.
+      if (into.kind === "ping" && frame.flags & Flags.DELAYED) {
+        into.delayMs = readDelay(frame.payload)!;
+      }
       return;
     }
     case "unsupported-version":
@@ -241,10 +282,12 @@ function readUint32(data: Uint8Array, at: number): number {
 function answer(
   datagram: Uint8Array,
   reading: RequestReading,
-  { receivedAt, repliedAt, counts }: AnswerContext,
+  context: AnswerContext,
 ): Uint8Array | null {
+  const { receivedAt, repliedAt, counts } = context;
   switch (reading.kind) {
     case "ping":
+      writeReport(datagram, context);
       // In place: the receive buffer is not reused before this reply has been sent.
       return makePong(datagram, datagram, receivedAt, repliedAt);
     case "stats":
@@ -259,6 +302,15 @@ function answer(
     default:
       return null;
   }
+}
+
+/** A PING that asks for a path report (PATH) and has room for it gets it, in place. */
+function writeReport(datagram: Uint8Array, { ttl, tos, from }: AnswerContext): void {
+  const flags = (datagram[6] << 8) | datagram[7];
+  if ((flags & Flags.PATH) === 0) return;
+  const payload = datagram.length - frameOverhead((flags & Flags.AUTHENTICATED) !== 0);
+  if (payload < PATH_REPORT_SIZE) return;
+  writePathReport(datagram.subarray(HEADER_SIZE, HEADER_SIZE + PATH_REPORT_SIZE), ttl, tos, from);
 }
 
 /** An ERROR matching the request (null when it would be longer than the request). */

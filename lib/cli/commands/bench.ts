@@ -106,7 +106,7 @@ over short trials, starting at --rate`,
   }),
   tos: tosOptions(),
   // -t is --duration here, as iperf3's: the TTL has its long name only.
-  ttl: ttlOption(null),
+  ttl: ttlOption(undefined, null),
   path: pathOptions(),
   key: keyOptions("authenticated mode, as udp ping: PINGs and STATS requests are tagged"),
   receiveBuffer: receiveBufferOption(),

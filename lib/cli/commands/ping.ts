@@ -16,14 +16,13 @@ import {
   DEFAULT_INTERVAL_MS,
   DEFAULT_PAYLOAD_SIZE,
   DEFAULT_TIMEOUT_MS,
-  type IcmpEvent,
   MAX_RETRIES,
   ping,
   type PingEvent,
   type PingResult,
 } from "../../probe/ping.ts";
 import { defineCommand } from "../command.ts";
-import { formatRtt, formatStat, icmpLine } from "../format.ts";
+import { formatRtt, formatStat, icmpEventLine, icmpLine } from "../format.ts";
 import { frameOverhead } from "../../wire/protocol.ts";
 import { loadKey } from "../keys.ts";
 import { flag, option, type OptionValues, section } from "../options.ts";
@@ -33,7 +32,7 @@ import { describeReceiveBuffer } from "../receive_buffer.ts";
 import { familyOption, jsonOption, keyOptions, receiveBufferOption } from "../shared_options.ts";
 import { onInterrupt } from "../signals.ts";
 import { UsageError } from "../errors.ts";
-import { type Family, icmpWords, localClockQuality } from "../../net/mod.ts";
+import { type Family, localClockQuality } from "../../net/mod.ts";
 import { probeBytes } from "../../probe/mod.ts";
 import { type ProbeFormat, STAMP_AUTHENTICATED, STAMP_UNAUTHENTICATED } from "../../wire/mod.ts";
 import {
@@ -115,7 +114,7 @@ ${STAMP_PORT}); adds loss and delay variation per direction, hops, one-way delay
   ptp: ptpFlag(),
   tlvs: tlvOption(),
   tos: tosOptions(),
-  ttl: ttlOption(),
+  ttl: ttlOption("255, so that the reflector's report tells the hops"),
   path: pathOptions(),
   key: keyOptions(`authenticated mode: tag PINGs with this key, reject PONGs without a
 valid tag (hex or base64, in a file only its owner may read)`),
@@ -142,6 +141,8 @@ reordering, duplicates, late replies and ICMP errors (unreachable, filtered, too
 exceeded: each from the address that sent it). Options follow ping(8). The RTT is the network's: from
 the probe's hand-over to the kernel to its reply's arrival (the kernel's timestamp), minus the
 time the reflector says it held the probe (as irtt counts it); the summary gives both.
+Against udp serve the probes leave with TTL 255 and ask for the reflector's path report: the
+summary adds the hops there, what the path did to DSCP and ECN, and the address it saw.
 With --stamp, the probes are STAMP test packets (RFC 8762) for any STAMP or TWAMP-light
 reflector (a router's, udp serve --stamp), and the summary adds what each direction did.`,
     section("Options:", OPTIONS, 21),
@@ -239,8 +240,10 @@ async function runPing(
       format,
       ttl: options.ttl,
       ...options.path,
-      // Class of Service compares the DSCP sent with the one that arrived: it must be known.
-      tos: options.tos ?? (options.tlvs.includes("class-of-service") ? 0 : undefined),
+      // udp's path report and STAMP's Class of Service compare the DSCP and ECN sent with
+      // those that arrived: they must be known.
+      tos: options.tos ??
+        (!options.stamp || options.tlvs.includes("class-of-service") ? 0 : undefined),
       synchronized: localClockQuality().synchronized,
       key: key ?? undefined,
       signal: controller.signal,
@@ -310,17 +313,6 @@ function printEvent(event: PingEvent, family: Family): void {
     case "error":
       break;
   }
-}
-
-/** An ICMP error as ping(8) prints it: `From 192.0.2.1 icmp_seq=3 Destination Port Unreachable`. */
-function icmpEventLine(event: IcmpEvent, family: Family): string {
-  const from = event.from ?? "an unknown address";
-  const seq = event.seq === null ? "" : ` icmp_seq=${event.seq}`;
-  const attempt = event.attempt !== null && event.attempt > 0 ? ` attempt=${event.attempt}` : "";
-  const version = family === "ipv6" ? 6 : 4;
-  return `From ${from}${seq}${attempt} ${
-    icmpWords(version, event.icmp_type, event.icmp_code, event.mtu)
-  }`;
 }
 
 function replyPrefix(event: { bytes: number; from: string; seq: number; attempt: number }): string {
@@ -404,6 +396,7 @@ export function summaryText(result: PingResult): string {
   }
   if (s.echo_server) lines.push("the target is an echo server: no reflector timestamps");
   if (result.path !== null) lines.push(...pathLines(s, result.path));
+  else if (s.received > 0) lines.push(...arrivalLines(s));
   return lines.join("\n");
 }
 
@@ -442,6 +435,30 @@ function pathLines(s: PingResult["summary"], path: NonNullable<PingResult["path"
   } else if (path.oneWayOmitted !== null) {
     lines.push(`one-way delays omitted: ${path.oneWayOmitted}`);
   }
+  lines.push(...arrivalLines(s));
+  if (path.dscpBack !== null && s.dscp_sent !== null && path.dscpBack !== s.dscp_sent) {
+    lines.push(
+      `DSCP ${dscpName(s.dscp_sent)} asked for the replies, ${dscpName(path.dscpBack)} arrived`,
+    );
+  }
+  if (path.tlvsUntouched) {
+    lines.push("the reflector returned the TLVs unchanged: it does not process RFC 8972 TLVs");
+  }
+  const flags = path.tlvFlags;
+  const flagged: [number, string][] = [
+    [flags.unrecognized, "not recognized (U)"],
+    [flags.malformed, "malformed (M)"],
+    [flags.integrity, "failing the HMAC check (I)"],
+  ];
+  for (const [count, what] of flagged) {
+    if (count > 0) lines.push(`${count} TLVs flagged by the reflector as ${what}`);
+  }
+  return lines;
+}
+
+/** What the reflector said of the probes' arrival: STAMP's TLVs, or udp's path report. */
+function arrivalLines(s: PingResult["summary"]): string[] {
+  const lines: string[] = [];
   if (s.hops_there !== null) lines.push(`hops there: ${s.hops_there}`);
   if (s.dscp_received !== null && s.dscp_sent !== null) {
     const [sent, received] = [dscpName(s.dscp_sent), dscpName(s.dscp_received)];
@@ -459,24 +476,7 @@ function pathLines(s: PingResult["summary"], path: NonNullable<PingResult["path"
         : `ECN ${sent} -> ${received} on the way there`,
     );
   }
-  if (path.dscpBack !== null && s.dscp_sent !== null && path.dscpBack !== s.dscp_sent) {
-    lines.push(
-      `DSCP ${dscpName(s.dscp_sent)} asked for the replies, ${dscpName(path.dscpBack)} arrived`,
-    );
-  }
-  if (path.seenAs !== null) lines.push(`the reflector saw this host as ${path.seenAs}`);
-  if (path.tlvsUntouched) {
-    lines.push("the reflector returned the TLVs unchanged: it does not process RFC 8972 TLVs");
-  }
-  const flags = path.tlvFlags;
-  const flagged: [number, string][] = [
-    [flags.unrecognized, "not recognized (U)"],
-    [flags.malformed, "malformed (M)"],
-    [flags.integrity, "failing the HMAC check (I)"],
-  ];
-  for (const [count, what] of flagged) {
-    if (count > 0) lines.push(`${count} TLVs flagged by the reflector as ${what}`);
-  }
+  if (s.seen_as !== null) lines.push(`the reflector saw this host as ${s.seen_as}`);
   return lines;
 }
 

@@ -13,7 +13,12 @@ import { flag, group, option, type OptionValues, section, text } from "../option
 import { printLine, toJson } from "../output.ts";
 import { parseChoice, parseSeconds, parseWholeNumber } from "../parse.ts";
 import { describePayload, payloadText } from "../format.ts";
-import { type DatagramEvent, RAW_MODES, Reflector } from "../../reflector/reflector.ts";
+import {
+  type DatagramEvent,
+  type DelayedCounts,
+  RAW_MODES,
+  Reflector,
+} from "../../reflector/reflector.ts";
 import { describeReceiveBuffer } from "../receive_buffer.ts";
 import {
   jsonOption,
@@ -290,6 +295,8 @@ function datagramLine(event: DatagramEvent): string {
     ? `send failed: ${event.sendError}`
     : event.reply === "none"
     ? "no reply"
+    : event.reply === "delayed"
+    ? `PONG ${event.bytes} bytes in ${event.delayMs} ms (delayed)`
     : `${event.reply.toUpperCase()} ${event.replyBytes} bytes`;
   return `${from} ${event.bytes} bytes ${what} -> ${reply}`;
 }
@@ -320,6 +327,7 @@ function datagramJson(event: DatagramEvent): Record<string, unknown> {
   }
   json.reply = event.reply;
   json.reply_bytes = event.replyBytes;
+  if (event.delayMs !== undefined) json.delay_ms = event.delayMs;
   if (event.sendError) json.send_error = event.sendError;
   return json;
 }
@@ -349,6 +357,8 @@ export interface ServeStats {
   readonly errors: Counts;
   /** Datagrams the kernel dropped on the socket; null where it does not say. */
   readonly kernelDrops: number | null;
+  /** Delayed replies: held, then sent, failed or dropped at exit; pending now. */
+  readonly delayed: DelayedCounts;
 }
 
 /**
@@ -381,6 +391,13 @@ export function statsText(stats: ServeStats): string {
   if (refused) lines.push(`refused: ${refused}`);
   if (stats.kinds.corrupted > 0) {
     lines.push(`corrupted: ${stats.kinds.corrupted} (failed their check: never answered)`);
+  }
+  const { held, sent, failed, dropped, pending } = stats.delayed;
+  if (held > 0) {
+    lines.push(
+      `delayed replies: ${held} held, ${sent} sent, ${failed} failed, ` +
+        (pending > 0 ? `${pending} waiting` : `${dropped} dropped (still waiting at exit)`),
+    );
   }
   lines.push(
     stats.kernelDrops === null
