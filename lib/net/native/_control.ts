@@ -197,3 +197,24 @@ export function writeSendControl(
   }
   arena.headerView.setUint32(slot * MMSGHDR_SIZE + MSGHDR_CONTROLLEN, at - start, true);
 }
+
+/**
+ * When datagram `slot` of the batch just read arrived (its SCM_TIMESTAMPNS, on the monotonic
+ * clock), read without giving the slot its room back (readControl does that, later); when
+ * the batch was read if it has none.
+ */
+export function peekArrival(arena: BatchArena, slot: number): number {
+  const controlLength = arena.headerView.getUint32(slot * MMSGHDR_SIZE + MSGHDR_CONTROLLEN, true);
+  const view = arena.controlView;
+  const start = slot * CONTROL_SIZE;
+  for (let at = start; at + CMSGHDR_SIZE <= start + controlLength;) {
+    const length = view.getUint32(at + CMSGHDR_LEN, true);
+    if (length < CMSGHDR_SIZE || at + length > start + controlLength) break;
+    if (
+      view.getInt32(at + CMSGHDR_LEVEL, true) === SOL_SOCKET &&
+      view.getInt32(at + CMSGHDR_TYPE, true) === SO_TIMESTAMPNS
+    ) return monotonicOfRealtime(view, at + CMSGHDR_SIZE);
+    at += (length + CMSG_ALIGN_MASK) & ~CMSG_ALIGN_MASK;
+  }
+  return batchReadAt;
+}

@@ -37,7 +37,7 @@ export const LINGER_MS = 1;
 /** The longest the reactor looks for an awaited reply before it sleeps (see the spin). */
 export const SPIN_MAX_MS = 0.5;
 /** The shortest spin, while replies come at once. */
-export const SPIN_MIN_MS = 0.05;
+export const SPIN_MIN_MS = 0.1;
 /** The most waits it skips spinning for after spins that found nothing. */
 export const SPIN_BACKOFF_MAX = 64;
 /** Rounds of promise jobs run before the reactor sleeps. */
@@ -132,9 +132,14 @@ export class SchedulingPolicy {
     if (this.#readyCode === 0) this.#expected = 0;
   }
 
-  /** The awaited reply came `waitedMs` after the wait began. */
-  replyCame(waitedMs: number): void {
+  /**
+   * The awaited reply came `waitedMs` after the wait began (by its arrival stamp), after a
+   * sleep or not. One that came within the longest spin, after a sleep, was a near miss of a
+   * spin, not a slow peer: no back-off for it.
+   */
+  replyCame(waitedMs: number, slept = false): void {
     this.#replyDelay += (waitedMs - this.#replyDelay) / 4;
+    if (slept && waitedMs <= SPIN_MAX_MS) this.#spinBackoff = this.#spinSkips = 0;
   }
 
   /** The awaited reply did not come before a timer: late or lost, so nothing in particular is. */

@@ -29,6 +29,7 @@ import {
   TIMESPEC_SIZE,
 } from "./_layout.ts";
 import { MICROTASK_ROUNDS, SchedulingPolicy } from "./_policy.ts";
+import { peekArrival } from "./_control.ts";
 
 /** What the reactor needs of a socket it serves. */
 export interface ReactorSocket {
@@ -424,7 +425,9 @@ export class Reactor {
       count = socket.readBatch(); // 0: the doorbell rang, or the socket closed
       if (count === 0) return slept;
     }
-    policy.replyCame(performance.now() - now);
+    // When it reached the socket, not when this thread got round to it: a wake-up's cost is
+    // what spinning saves, so counting it would stop the spins for good.
+    policy.replyCame(Math.max(0, peekArrival(native().receiveBatch, 0) - now), slept);
     await socket.handleBatch(count);
     return slept;
   }
