@@ -13,10 +13,9 @@ import {
   type AnswerContext,
   DELAYED_PER_SOURCE,
   DELAYED_TOTAL,
-  emptySessionCounts,
   MAX_DELAY_MS,
   MAX_DELAYED_BYTES,
-  NO_TIMESTAMP,
+  newAnswerContext,
   type ProbeFormat,
   type RequestReading,
   type SessionCounts,
@@ -81,18 +80,7 @@ export class DelayedReplies {
   readonly #inFlight = new Set<Promise<void>>();
   /** The format's answer is told this, for one reply at a time (not the reflector's, which a
    * request being handled under a key may be using meanwhile). */
-  readonly #context: AnswerContext = {
-    receivedAt: NO_TIMESTAMP,
-    repliedAt: NO_TIMESTAMP,
-    counts: null,
-    session: emptySessionCounts(),
-    ttl: -1,
-    tos: -1,
-    from: { hostname: "", port: 0 },
-    local: { hostname: "", port: 0 },
-    replyTos: -1,
-    replyTosSettable: false,
-  };
+  readonly #context: AnswerContext = newAnswerContext();
 
   /**
    * Delayed replies for a reflector: its socket (the timers, and the replies' way out), its

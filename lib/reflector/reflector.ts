@@ -18,9 +18,8 @@ import {
 } from "../net/mod.ts";
 import {
   type AnswerContext,
-  emptySessionCounts,
+  newAnswerContext,
   newRequestReading,
-  NO_TIMESTAMP,
   type ProbeFormat,
   type RequestReading,
   type SessionCounts,
@@ -106,18 +105,7 @@ export class Reflector {
   /** PINGs received and answered per session, and what was refused of each. */
   readonly #sessions: SessionTable;
   /** What the format's answer is told besides the datagram, one for all (as #request). */
-  readonly #context: AnswerContext = {
-    receivedAt: NO_TIMESTAMP,
-    repliedAt: NO_TIMESTAMP,
-    counts: null,
-    session: emptySessionCounts(),
-    ttl: -1,
-    tos: -1,
-    from: { hostname: "", port: 0 },
-    local: { hostname: "", port: 0 },
-    replyTos: -1,
-    replyTosSettable: false,
-  };
+  readonly #context: AnswerContext = newAnswerContext();
   /** The format's reading of the datagram being handled, one for all: a datagram is read and
    * answered before the next is, but under a key, whose datagrams are handled one at a time
    * (see the constructor), so it still holds the datagram's reading after its awaits. */

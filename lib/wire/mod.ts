@@ -57,7 +57,7 @@ export {
   verifyFrame,
 } from "./auth.ts";
 export type * from "./probe_format.ts";
-export { newReplyReading, newRequestReading } from "./readings.ts";
+export { newAnswerContext, newReplyReading, newRequestReading } from "./readings.ts";
 export {
   DELAYED_PAYLOAD_SIZE,
   DELAYED_PER_SOURCE,

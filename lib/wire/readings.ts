@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { ReplyReading, RequestReading } from "./probe_format.ts";
+import type { AnswerContext, ReplyReading, RequestReading } from "./probe_format.ts";
+import { emptySessionCounts } from "./session_counts.ts";
 import { NO_TIMESTAMP } from "./timestamp.ts";
 
 /**
@@ -56,5 +57,31 @@ export function newReplyReading(): ReplyReading {
     error: null,
     stamp: null,
     path: null,
+  };
+}
+
+/**
+ * A context for {@linkcode ProbeFormat.answer} to be told, before any request: a reflector
+ * makes one per place that answers and refills it for each reply.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { newAnswerContext } from "./readings.ts";
+ * strictEqual(newAnswerContext().replyTos, -1);
+ * ```
+ */
+export function newAnswerContext(): AnswerContext {
+  return {
+    receivedAt: NO_TIMESTAMP,
+    repliedAt: NO_TIMESTAMP,
+    counts: null,
+    session: emptySessionCounts(),
+    ttl: -1,
+    tos: -1,
+    from: { hostname: "", port: 0 },
+    local: { hostname: "", port: 0 },
+    replyTos: -1,
+    replyTosSettable: false,
   };
 }
