@@ -460,21 +460,16 @@ function pathLines(s: PingResult["summary"], path: NonNullable<PingResult["path"
 function arrivalLines(s: PingResult["summary"]): string[] {
   const lines: string[] = [];
   if (s.hops_there !== null) lines.push(`hops there: ${s.hops_there}`);
+  // What the path did to a field of the IP header: kept, or changed (by its names).
+  const field = (label: string, sent: string, received: string) =>
+    sent === received
+      ? `${label} ${sent} kept on the way there`
+      : `${label} ${sent} -> ${received} on the way there`;
   if (s.dscp_received !== null && s.dscp_sent !== null) {
-    const [sent, received] = [dscpName(s.dscp_sent), dscpName(s.dscp_received)];
-    lines.push(
-      s.dscp_sent === s.dscp_received
-        ? `DSCP ${sent} kept on the way there`
-        : `DSCP ${sent} -> ${received} on the way there`,
-    );
+    lines.push(field("DSCP", dscpName(s.dscp_sent), dscpName(s.dscp_received)));
   }
   if (s.ecn_received !== null && s.ecn_sent !== null) {
-    const [sent, received] = [ecnName(s.ecn_sent), ecnName(s.ecn_received)];
-    lines.push(
-      s.ecn_sent === s.ecn_received
-        ? `ECN ${sent} kept on the way there`
-        : `ECN ${sent} -> ${received} on the way there`,
-    );
+    lines.push(field("ECN", ecnName(s.ecn_sent), ecnName(s.ecn_received)));
   }
   if (s.seen_as !== null) lines.push(`the reflector saw this host as ${s.seen_as}`);
   return lines;
