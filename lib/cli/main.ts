@@ -23,6 +23,7 @@ import { proxyCommand } from "./commands/proxy.ts";
 import { sendCommand } from "./commands/send.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { monitorCommand } from "./commands/monitor.ts";
+import { natCommand } from "./commands/nat.ts";
 
 /** The version of this build, from deno.json. */
 export const VERSION: string = config.version;
@@ -31,6 +32,7 @@ const COMMANDS: readonly Command[] = [
   serveCommand,
   pingCommand,
   monitorCommand,
+  natCommand,
   sendCommand,
   listenCommand,
   benchCommand,
