@@ -84,17 +84,48 @@ export interface RunOptions {
 }
 
 /** Runs `udp ARGS` to completion, with optional standard input. */
-export async function runUdp(
+export function runUdp(
   args: string[],
   stdin?: string | Uint8Array,
   options: RunOptions = {},
 ): Promise<CliResult> {
   const [command, argv] = udpArgv(args, options.entry);
+  return tryRun(command, argv, stdin, { cwd: options.cwd, env: childEnv(options.env) });
+}
+
+function decoded(output: Deno.CommandOutput): CliResult {
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Runs a command to its end, synchronously (at a module's load); never throws for an exit
+ * code. */
+export function runSync(command: string, args: string[]): CliResult {
+  return decoded(
+    new Deno.Command(command, { args, stdin: "null", stdout: "piped", stderr: "piped" })
+      .outputSync(),
+  );
+}
+
+/**
+ * Runs a command to its end, with `stdin` if given; never throws for an exit code. With
+ * `env`, that is its whole environment.
+ */
+export async function tryRun(
+  command: string,
+  args: string[],
+  stdin?: string | Uint8Array,
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
   const child = new Deno.Command(command, {
-    args: argv,
+    args,
     cwd: options.cwd,
-    clearEnv: true,
-    env: childEnv(options.env),
+    clearEnv: options.env !== undefined,
+    env: options.env,
     stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -104,12 +135,16 @@ export async function runUdp(
     await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
     await writer.close();
   }
-  const output = await child.output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
+  return decoded(await child.output());
+}
+
+/** Runs a command to its end; throws, with its stderr, when it fails. */
+export async function run(command: string, args: string[], stdin?: string): Promise<string> {
+  const output = await tryRun(command, args, stdin);
+  if (output.code !== 0) {
+    throw new Error(`${command} ${args.join(" ")}: exit ${output.code}: ${output.stderr.trim()}`);
+  }
+  return output.stdout;
 }
 
 /** A running `udp` subprocess whose stdout can be read line by line. */

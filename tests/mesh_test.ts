@@ -14,11 +14,19 @@
  *
  * Needs root (network namespaces, nftables), `ip` and `nft`, and Prometheus' binaries; skipped,
  * saying why, without them (in CI a missing program fails, being non-root or refused network
- * namespaces still skips).
+ * namespaces still skips; tests/netns.ts says which).
  */
 
 import { ok as assert, strictEqual } from "node:assert/strict";
-import { childEnv, missing, udpArgv } from "./helpers.ts";
+import { run, runSync, tryRun } from "./helpers.ts";
+import {
+  cleanly,
+  type Json,
+  type Namespace,
+  Namespaces,
+  netnsSkipReason,
+  NsProcess,
+} from "./netns.ts";
 import { prometheusMissing, type PrometheusServer, startPrometheus } from "./prometheus.ts";
 
 const HOSTS = ["a", "b", "c"] as const;
@@ -38,94 +46,18 @@ const DROP_PERCENT = 20;
 const FINAL_MARGIN_MS = 500;
 const SCRAPE_INTERVAL_MS = 250;
 const TABLE = "udpmesh";
-const PROCESS_STOP_MS = 10_000;
-
-/** A line of a `--json` output (a line that is not JSON is kept as `{ type: "text" }`). */
-// deno-lint-ignore no-explicit-any
-type Json = Record<string, any>;
-
-/** The result of a finished command. */
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runSync(command: string, args: string[]): Output {
-  const output = new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .outputSync();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** Runs a command to its end, with `stdin` if given; never throws for an exit code. */
-async function tryRun(command: string, args: string[], stdin?: string): Promise<Output> {
-  const child = new Deno.Command(command, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(stdin));
-    await writer.close();
-  }
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** Runs a command to its end; throws, with its stderr, when it fails. */
-async function run(command: string, args: string[], stdin?: string): Promise<string> {
-  const output = await tryRun(command, args, stdin);
-  if (output.code !== 0) {
-    throw new Error(`${command} ${args.join(" ")}: exit ${output.code}: ${output.stderr.trim()}`);
-  }
-  return output.stdout;
-}
 
 /** Why the mesh test cannot run here, or null. Tried once, at module load. */
 function skipReason(): string | null {
-  for (const program of ["ip", "nft"]) {
-    if (missing(program)) return `${program} is not installed`;
-  }
   if (prometheusMissing()) return "Prometheus's binaries are missing";
-  const uid = runSync("id", ["-u"]).stdout.trim();
-  if (uid !== "0") {
-    return `not root (uid ${uid}): network namespaces, veths and nftables need root`;
-  }
-  const probe = `udpmesh-${Deno.pid}-probe`;
-  const added = runSync("ip", ["netns", "add", probe]);
-  if (added.code !== 0) {
-    return `ip netns add is refused (${added.stderr.trim()}): no CAP_SYS_ADMIN here, ` +
-      "e.g. an unprivileged container";
-  }
-  try {
+  return netnsSkipReason((probe) => {
     const entered = runSync("ip", ["netns", "exec", probe, "nft", "add", "table", "bridge", "t"]);
-    if (entered.code !== 0) {
-      const why = `nftables' bridge family does not work in a network namespace here ` +
-        `(ip netns exec ... nft add table bridge t: ${entered.stderr.trim()})`;
-      if (Deno.env.get("CI") === "true") throw new Error(why);
-      return why;
-    }
-  } finally {
-    runSync("ip", ["netns", "del", probe]);
-  }
-  return null;
+    if (entered.code === 0) return null;
+    const why = `nftables' bridge family does not work in a network namespace here ` +
+      `(ip netns exec ... nft add table bridge t: ${entered.stderr.trim()})`;
+    if (Deno.env.get("CI") === "true") throw new Error(why);
+    return why;
+  });
 }
 
 const SKIP = skipReason();
@@ -133,19 +65,6 @@ if (SKIP !== null) console.log(`skipping the mesh test: ${SKIP}`);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `promise`, or "timeout" after `ms` (the timer always cleared). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), Math.max(0, ms));
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -166,109 +85,6 @@ async function eventually<T>(
       throw new Error(`${what}: not within ${timeoutMs} ms; last: ${describe()}`);
     }
     await sleep(100);
-  }
-}
-
-/** A `udp` subprocess in a network namespace, its stdout read into `lines` as it comes (so
- * that a full pipe never stalls it), its stderr collected. */
-class NsProcess {
-  readonly lines: Json[] = [];
-  readonly #child: Deno.ChildProcess;
-  readonly #status: Promise<Deno.CommandStatus>;
-  readonly #stdout: Promise<void>;
-  readonly #stderr: Promise<string>;
-  #exit: Deno.CommandStatus | null = null;
-  #stdoutDone = false;
-  #changed = Promise.withResolvers<void>();
-  #stopped: Promise<{ code: number; stderr: string }> | null = null;
-
-  constructor(readonly name: string, namespace: string, args: string[]) {
-    const [command, argv] = udpArgv(args);
-    this.#child = new Deno.Command("ip", {
-      args: ["netns", "exec", namespace, command, ...argv],
-      clearEnv: true,
-      env: childEnv(),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#status = this.#child.status.then((status) => {
-      this.#exit = status;
-      this.#notify();
-      return status;
-    });
-    this.#stdout = this.#pump();
-    this.#stderr = new Response(this.#child.stderr).text();
-  }
-
-  async #pump(): Promise<void> {
-    let pending = "";
-    const push = (line: string) => {
-      try {
-        this.lines.push(JSON.parse(line));
-      } catch {
-        this.lines.push({ type: "text", text: line });
-      }
-    };
-    for await (const text of this.#child.stdout.pipeThrough(new TextDecoderStream())) {
-      pending += text;
-      let newline;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        push(pending.slice(0, newline));
-        pending = pending.slice(newline + 1);
-      }
-      this.#notify();
-    }
-    if (pending !== "") push(pending);
-    this.#stdoutDone = true;
-    this.#notify();
-  }
-
-  #notify(): void {
-    this.#changed.resolve();
-    this.#changed = Promise.withResolvers<void>();
-  }
-
-  /** The first line (from the start of its output) that `match`es; fails after `timeoutMs`
-   * or at the end of its output. */
-  async waitFor(what: string, match: (line: Json) => boolean, timeoutMs: number): Promise<Json> {
-    const deadline = Date.now() + timeoutMs;
-    let index = 0;
-    while (true) {
-      for (; index < this.lines.length; index++) {
-        if (match(this.lines[index])) return this.lines[index];
-      }
-      const fail = (why: string) =>
-        new Error(
-          `${this.name}: ${why} before ${what}; its last lines:\n` +
-            this.lines.slice(-8).map((line) => JSON.stringify(line)).join("\n"),
-        );
-      if (this.#stdoutDone) throw fail(`output ended (exit ${this.#exit?.code ?? "?"})`);
-      const changed = this.#changed.promise;
-      if (await within(changed, deadline - Date.now()) === "timeout") {
-        throw fail(`${timeoutMs} ms passed`);
-      }
-    }
-  }
-
-  /** Sends `signal` (unless it has exited), SIGKILL if it lingers; waits for its exit and
-   * the end of its output. Once only: later calls return the first one's result. */
-  stop(signal: Deno.Signal = "SIGTERM"): Promise<{ code: number; stderr: string }> {
-    return this.#stopped ??= (async () => {
-      if (this.#exit === null) {
-        try {
-          this.#child.kill(signal);
-        } catch {
-          // it has exited already
-        }
-        if (await within(this.#status, PROCESS_STOP_MS) === "timeout") {
-          this.#child.kill("SIGKILL");
-        }
-      }
-      const status = await this.#status;
-      await this.#stdout;
-      return { code: status.code, stderr: await this.#stderr };
-    })();
   }
 }
 
@@ -301,15 +117,15 @@ async function freeSubnet(): Promise<string> {
 
 /** The namespaces and links of one run: names unique to this process. */
 class Mesh {
-  readonly switchNs = `udpmesh-${Deno.pid}-sw`;
+  readonly #namespaces = new Namespaces("udpmesh");
   /** The root namespace's end of the veth to the bridge (15 characters at most). */
   readonly rootLink = `udpm${Deno.pid}`;
-  readonly #created: string[] = [];
+  #switch: Namespace | null = null;
 
   constructor(readonly subnet: string) {}
 
   ns(host: Host): string {
-    return `udpmesh-${Deno.pid}-${host}`;
+    return this.#namespaces.nameOf(host);
   }
 
   address(host: Host): string {
@@ -320,21 +136,19 @@ class Mesh {
     return `${this.subnet}.254`;
   }
 
-  async #addNs(name: string): Promise<void> {
-    await run("ip", ["netns", "add", name]);
-    this.#created.push(name);
-    await run("ip", ["-n", name, "link", "set", "lo", "up"]);
+  /** The switch's namespace, once up() has made it. */
+  get switch(): Namespace {
+    if (this.#switch === null) throw new Error("the mesh is not up");
+    return this.#switch;
   }
 
   /** The bridge, the hosts on it with their addresses, and the root namespace's port. */
   async up(): Promise<void> {
-    const sw = this.switchNs;
-    await this.#addNs(sw);
+    const sw = (this.#switch = await this.#namespaces.add("sw")).name;
     await run("ip", ["-n", sw, "link", "add", "br0", "type", "bridge"]);
     await run("ip", ["-n", sw, "link", "set", "br0", "up"]);
     for (const host of HOSTS) {
-      const ns = this.ns(host);
-      await this.#addNs(ns);
+      const ns = (await this.#namespaces.add(host)).name;
       const port = `p${host}`;
       await run("ip", [
         ...["link", "add", "eth0", "netns", ns, "type", "veth"],
@@ -362,22 +176,16 @@ class Mesh {
     if (link.code !== 0 && !/Cannot find device/.test(link.stderr)) {
       problems.push(`ip link del ${this.rootLink}: ${link.stderr.trim()}`);
     }
-    for (const name of this.#created.splice(0).reverse()) {
-      const deleted = await tryRun("ip", ["netns", "del", name]);
-      if (deleted.code !== 0) problems.push(`ip netns del ${name}: ${deleted.stderr.trim()}`);
-    }
+    problems.push(...await this.#namespaces.down());
     if ((await tryRun("ip", ["link", "show", this.rootLink])).code === 0) {
       problems.push(`${this.rootLink} is still in the root namespace`);
     }
-    const left = (await run("ip", ["netns", "list"])).split("\n")
-      .filter((line) => line.startsWith(`udpmesh-${Deno.pid}-`));
-    if (left.length > 0) problems.push(`namespaces left: ${left.join(", ")}`);
     return problems;
   }
 
   /** Runs nft in the switch's namespace. */
   nft(args: string[], stdin?: string): Promise<string> {
-    return run("ip", ["netns", "exec", this.switchNs, "nft", ...args], stdin);
+    return this.switch.nft(args, stdin);
   }
 }
 
@@ -416,15 +224,8 @@ function tableText(mesh: Mesh): string {
 }
 
 /** The table's named counters: name to packets. */
-async function counters(mesh: Mesh): Promise<Map<string, number>> {
-  const listed: { nftables: { counter?: { name: string; packets: number } }[] } = JSON.parse(
-    await mesh.nft(["-j", "list", "counters", "table", "bridge", TABLE]),
-  );
-  return new Map(
-    listed.nftables.flatMap((entry) =>
-      entry.counter ? [[entry.counter.name, entry.counter.packets]] : []
-    ),
-  );
+function counters(mesh: Mesh): Promise<Map<string, number>> {
+  return mesh.switch.counters("bridge", TABLE);
 }
 
 /** The six `udp` processes of one run, on a mesh, and the Prometheus scraping them. */
@@ -695,8 +496,7 @@ Deno.test({
     const mesh = new Mesh(await freeSubnet());
     let prometheus: PrometheusServer | null = null;
     let fleet: Fleet | null = null;
-    let failure: unknown = null;
-    try {
+    await cleanly(async () => {
       const metrics = (port: number) => HOSTS.map((host) => `${mesh.address(host)}:${port}`);
       // Prometheus starts (and waits out its first discovery) while the mesh is built.
       const [started, built] = await Promise.allSettled([
@@ -712,7 +512,7 @@ Deno.test({
       if (started.status === "fulfilled") prometheus = started.value;
       if (started.status === "rejected") throw started.reason;
       if (built.status === "rejected") throw built.reason;
-      await mesh.nft(["-f", "-"], tableText(mesh));
+      await mesh.switch.loadNft(tableText(mesh));
       fleet = new Fleet(mesh, prometheus as PrometheusServer);
 
       const { drops, crossed, lost, scraped } = await lossyPhase(fleet);
@@ -727,20 +527,15 @@ Deno.test({
           `monitor lost ${lost}, Prometheus ${scraped}; median RTTs ${rtts.join(", ")} ms; ` +
           `${seconds} s`,
       );
-    } catch (error) {
-      failure = error;
-    }
-    let problems: string[] = [];
-    try {
-      await Promise.all((fleet?.processes ?? []).map((process) => process.stop("SIGKILL")));
-      await prometheus?.close();
-    } finally {
-      problems = await mesh.down();
-    }
-    if (failure !== null) {
-      if (problems.length > 0) console.error(`mesh cleanup: ${problems.join("; ")}`);
-      throw failure;
-    }
-    strictEqual(problems.length, 0, `mesh cleanup: ${problems.join("; ")}`);
+    }, async () => {
+      const problems: string[] = [];
+      try {
+        await Promise.all((fleet?.processes ?? []).map((process) => process.stop("SIGKILL")));
+        await prometheus?.close();
+      } catch (error) {
+        problems.push(`stopping the fleet and Prometheus: ${error}`);
+      }
+      return [...problems, ...await mesh.down()];
+    });
   },
 });
