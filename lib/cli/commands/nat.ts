@@ -150,8 +150,10 @@ function printEvent(event: NatEvent): void {
       printLine(
         event.local_address === null
           ? `this host is seen as ${event.mapped_address}`
-          : `this host ${event.local_address} is seen as ${event.mapped_address}` +
-            (event.nat ? "" : ": no NAT"),
+          : `this host ${event.local_address} is seen as ${event.mapped_address}: ` +
+            (!event.nat
+              ? "no NAT"
+              : `NAT, source port ${event.port_preserved ? "kept" : "changed"}`),
       );
       break;
     case "trial": {
