@@ -569,7 +569,7 @@ const TOO_BIG = String(maxPayloadSize("ipv6") + 1);
 const BAD_INVOCATIONS: [string[], RegExp][] = [
   [
     ["bogus"],
-    /^udp: unknown command 'bogus': use one of serve, ping, monitor, send, listen, bench, mtu, proxy, keygen \(see 'udp --help'\)$/,
+    /^udp: unknown command 'bogus': use one of serve, ping, monitor, mtu, nat, send, listen, bench, proxy, keygen \(see 'udp --help'\)$/,
   ],
   [["--bogus"], /^udp: unknown option '--bogus'/],
   [["pnig"], /^udp: unknown command 'pnig': did you mean 'ping'\? \(see 'udp --help'\)$/],

@@ -479,6 +479,16 @@ Deno.test("least privilege: every command gives up read and write permission onc
           `${dir}/data.txt`,
         ]],
         ["ping --key-file", ["ping", keyed, "-c", "1", "--key-file", `${dir}/udp.key`]],
+        ["nat --key-file", [
+          "nat",
+          keyed,
+          "--max",
+          "1",
+          "-W",
+          "0.3",
+          "--key-file",
+          `${dir}/udp.key`,
+        ]],
         ["bench --key-file", [
           "bench",
           keyed,

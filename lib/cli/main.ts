@@ -24,6 +24,7 @@ import { sendCommand } from "./commands/send.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { monitorCommand } from "./commands/monitor.ts";
 import { mtuCommand } from "./commands/mtu.ts";
+import { natCommand } from "./commands/nat.ts";
 
 /** The version of this build, from deno.json. */
 export const VERSION: string = config.version;
@@ -32,10 +33,11 @@ const COMMANDS: readonly Command[] = [
   serveCommand,
   pingCommand,
   monitorCommand,
+  mtuCommand,
+  natCommand,
   sendCommand,
   listenCommand,
   benchCommand,
-  mtuCommand,
   proxyCommand,
   keygenCommand,
 ];

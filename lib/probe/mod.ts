@@ -62,6 +62,25 @@ export {
   type TargetCounters,
 } from "./monitor.ts";
 export { monitorMetrics } from "./monitor_metrics.ts";
+export {
+  DEFAULT_NAT_MAX_S,
+  DEFAULT_NAT_RESOLUTION_S,
+  DEFAULT_NAT_WAIT_MS,
+  LADDER_S,
+  MAX_NAT_S,
+  MAX_ROUNDS,
+  nat,
+  NAT_SPACING_MS,
+  type NatOptions,
+} from "./nat.ts";
+export {
+  type NatEvent,
+  type NatResult,
+  type NatStopReason,
+  type NatSummary,
+  natSummaryJson,
+  type SearchOutcome,
+} from "./nat_report.ts";
 // Types of other folders this face's API refers to.
 export type { Family, ResolvedAddress } from "../net/mod.ts";
 export type { LatencySummary } from "../stats/mod.ts";

@@ -395,8 +395,8 @@ export function statsText(stats: ServeStats): string {
   const { held, sent, failed, dropped, pending } = stats.delayed;
   if (held > 0) {
     lines.push(
-      `delayed replies: ${held} held, ${sent} sent, ${failed} failed, ` +
-        (pending > 0 ? `${pending} waiting` : `${dropped} dropped (still waiting at exit)`),
+      `delayed replies: ${held} held, ${sent} sent, ${failed} failed, ${dropped} dropped at exit` +
+        (pending > 0 ? `, ${pending} waiting` : ""),
     );
   }
   lines.push(
