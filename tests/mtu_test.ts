@@ -208,8 +208,8 @@ Deno.test({
           strictEqual(last.received, received, `-M ${hint}: ${out.join("\n")}`);
           const errors = out.map((line) => JSON.parse(line)).filter((l) => l.type === "send_error");
           assertEquals(
-            errors.map((e) => e.error),
-            received === 1 ? [] : ["Message too long"],
+            errors.map((e) => [e.error, e.mtu]),
+            received === 1 ? [] : [["Message too long", 1400]],
             `-M ${hint}`,
           );
         }

@@ -36,6 +36,7 @@ export class IcmpTally {
   /** The errors about the sender's probes, by kind. */
   readonly counts: IcmpCounts = noIcmpCounts();
   #errors = 0;
+  #localMtu: number | null = null;
   readonly #window: number;
   readonly #counted: Float64Array; // by slot: sequence + 1 of the probe counted in `errors`
   readonly #sent: (sequence: number, attempt: number) => boolean;
@@ -56,11 +57,22 @@ export class IcmpTally {
   }
 
   /**
+   * The MTU this host's own link named when a datagram was too big for it (the kernel queues
+   * it with the send's "Message too long", before the send fails); null until then.
+   */
+  get localMtu(): number | null {
+    return this.#localMtu;
+  }
+
+  /**
    * Counts an error, and returns its event, if it is about one of `sender`'s requests (to its
    * target, in its session); null otherwise (another socket's destination, a quote too short).
    */
   read(report: IcmpReport, sender: ProbeSender): IcmpEvent | null {
-    if (report.local) return null; // the send that failed has told it
+    if (report.local) { // the send that failed tells it; its MTU goes with that failure
+      if (report.mtu !== null) this.#localMtu = report.mtu;
+      return null;
+    }
     const quoted = sender.readQuoted(report);
     if (quoted === null) return null;
     this.counts[report.kind]++;

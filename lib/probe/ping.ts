@@ -246,7 +246,9 @@ class Pinger {
   #onSendError(sequence: number, attempt: number, error: unknown): void {
     if (this.#stopped) return;
     this.#sendErrors++;
-    this.#emit({ type: "send_error", seq: sequence, attempt, error: errorKind(error) });
+    const kind = errorKind(error);
+    const mtu = kind === "Message too long" ? this.#icmp.localMtu : null;
+    this.#emit({ type: "send_error", seq: sequence, attempt, error: kind, mtu });
     const slot = sequence % PROBE_WINDOW;
     if (this.#states[slot] !== ProbeState.Pending || this.#tags[slot] !== sequence + 1) return;
     if (attempt > 0) {

@@ -85,7 +85,14 @@ export type PingEvent =
     type: "echo_server";
     from: string;
   }
-  | { type: "send_error"; seq: number; attempt: number; error: string }
+  | {
+    type: "send_error";
+    seq: number;
+    attempt: number;
+    error: string;
+    /** For "Message too long", the MTU of this host's link, where the kernel named it. */
+    mtu: number | null;
+  }
   | IcmpEvent
   | {
     /** The reflector answered with an ERROR frame; the run stops. */

@@ -295,7 +295,10 @@ function printEvent(event: PingEvent, family: Family): void {
       printLine(`retransmit seq=${event.seq} attempt=${event.attempt}`);
       break;
     case "send_error":
-      console.error(`udp ping: sending seq=${event.seq} failed: ${event.error}`);
+      console.error(
+        `udp ping: sending seq=${event.seq} failed: ${event.error}` +
+          (event.mtu === null ? "" : `, mtu=${event.mtu}`),
+      );
       break;
     case "corrupted":
       printLine(`${event.bytes} bytes from ${event.from}: corrupted (its check fails), ignored`);
