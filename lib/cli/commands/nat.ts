@@ -190,6 +190,8 @@ function printEvent(event: NatEvent): void {
  * });
  * strictEqual(text.split("\n")[3],
  *   "binding timeout: 29 s (a reply after 29 s of silence came; after 30 s none did, twice)");
+ * strictEqual(text.split("\n")[4], "tried T = 1, 2, 3, 5, 8, 13, 20, 29, 30, 45 s: 20 trials, " +
+ *   "16 replied, 4 expired, 0 lost; 4 more not waited for");
  * ```
  */
 export function summaryText(result: NatResult): string {
@@ -221,7 +223,8 @@ export function summaryText(result: NatResult): string {
   if (s.tried.length > 0) {
     lines.push(
       `tried T = ${s.tried.join(", ")} s: ${s.trials} trials, ${s.replied} replied, ` +
-        `${s.lost} lost, ${s.cancelled} not waited for`,
+        `${s.trials - s.replied - s.lost} expired, ${s.lost} lost; ` +
+        `${s.cancelled} more not waited for`,
     );
   }
   return lines.join("\n");
