@@ -11,7 +11,8 @@ import { loadNativeUdp } from "../lib/net/native/mod.ts";
 import { findPathMtu, type MtuProbeEvent } from "../lib/probe/mtu.ts";
 import { Reflector } from "../lib/reflector/reflector.ts";
 import { stampFormat } from "../lib/wire/mod.ts";
-import { missing, runUdp, udpArgv } from "./helpers.ts";
+import { runtimeFlags } from "../scripts/flags.ts";
+import { childEnv, missing, runUdp, udpArgv } from "./helpers.ts";
 
 const nativeOnly = { ignore: !loadNativeUdp() };
 
@@ -134,6 +135,29 @@ Deno.test("udp mtu: text output against udp serve, and its usage errors", native
   } finally {
     await reflector.close();
   }
+});
+
+Deno.test("udp mtu: without udp's native sockets it is a usage error that says so", async () => {
+  // main.ts with the binary's flags less --allow-ffi: the sockets fall back to Deno's own.
+  const flags = runtimeFlags().filter((flag) => flag !== "--allow-ffi");
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...flags,
+      new URL("../main.ts", import.meta.url).pathname,
+      "mtu",
+      "127.0.0.1:9",
+    ],
+    env: childEnv(),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  strictEqual(output.code, 2, stderr);
+  strictEqual(stderr.trim().split("\n").length, 1, stderr);
+  assert(/udp mtu needs udp's native sockets \(Linux x86-64, glibc\)/.test(stderr), stderr);
 });
 
 /** Why the namespace test cannot run here, or null. */

@@ -7,6 +7,7 @@
  */
 
 import { DEFAULT_PORT, formatAddress, parseHostPort, resolveHost } from "../../net/address.ts";
+import { defaultBackend } from "../../net/mod.ts";
 import {
   findPathMtu,
   HEADER_BYTES,
@@ -86,11 +87,17 @@ whole IP packets (the MTU), headers included; a reply is never longer than its p
     const { host, port } = parseHostPort(destination, options.stamp ? STAMP_PORT : DEFAULT_PORT);
     const target = await resolveHost(host, port, { family: options.family });
     context.filesOpened();
-    // Don't-fragment and the error queue are the native sockets' own.
-    requireSocketOptionSupport({ path: { ...options.path, dontFragment: "do" } });
     if (options.path.dontFragment !== undefined) {
       throw new UsageError("-M goes without udp mtu: its probes always set don't-fragment");
     }
+    // Don't-fragment and the error queue are the native sockets' own.
+    if (defaultBackend() !== "native") {
+      throw new UsageError(
+        "udp mtu needs udp's native sockets (Linux x86-64, glibc): don't-fragment and the " +
+          "ICMP errors that name an MTU are theirs",
+      );
+    }
+    requireSocketOptionSupport({ path: options.path });
     checkSourceFamily(options.path.source, target);
     const least = options.minSize ?? (target.family === "ipv6" ? 1280 : 576);
     const most = options.maxSize ?? MAX_MTU;
