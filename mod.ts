@@ -23,6 +23,7 @@
 
 export {
   type AnswerContext,
+  type ArrivalCounts,
   checkFrame,
   type ClockQuality,
   computeTag,
@@ -173,10 +174,14 @@ export {
 export {
   type ArrivalSummary,
   bench,
+  type BenchBack,
+  type BenchDirection,
   type BenchInterval,
   benchIntervalJson,
+  type BenchMode,
   type BenchOptions,
   type BenchRefusals,
+  benchStreams,
   type BenchSummary,
   benchSummaryJson,
   DEFAULT_INTERVAL_MS,

@@ -267,7 +267,11 @@ async function capacity(server: Server, port: number) {
   const before = await server.cpuMs();
   const summary = await udpBench(port, "max", "5");
   const cpu = (await server.cpuMs()) - before;
-  return { summary, cpuMs: cpu, cpuUsPerDatagram: (cpu * 1000) / Math.max(1, summary.received) };
+  return {
+    summary,
+    cpuMs: cpu,
+    cpuUsPerDatagram: (cpu * 1000) / Math.max(1, summary.received ?? 0),
+  };
 }
 const nodeServer = new Server("node", [NODE_ECHO], "piped");
 const nodePort = Number(await nodeServer.firstLine());
@@ -328,7 +332,7 @@ async function rssSeries(server: Server, port: number) {
     while (served < goal) {
       const seconds = Math.min(10, Math.max(0.2, (goal - served) / 50_000));
       const chunk = await udpBench(port, "50k", String(seconds));
-      served += chunk.server_received ?? chunk.received;
+      served += chunk.server_received ?? chunk.received ?? 0;
     }
     points.push({ datagrams: served, rssKiB: await server.rssKiB() });
   }

@@ -7,6 +7,9 @@ import { loopbackTarget, runUdp } from "./helpers.ts";
 
 const SUMMARY_KEYS = [
   "type",
+  "stream",
+  "streams",
+  "mode",
   "target",
   "datagram_bytes",
   "duration_s",
@@ -33,6 +36,8 @@ const SUMMARY_KEYS = [
   "rtt_ms",
   "round_trip_ms",
   "jitter_ms",
+  "one_way_answered",
+  "back",
 ];
 
 Deno.test("bench() paces to the requested rate and gets the server's counts", async () => {
@@ -81,12 +86,12 @@ Deno.test("bench() at max rate: each frame of a batch is its own (sequences, non
     });
     // Batches of 64 are encoded into the same buffers each time: a frame overwritten before it
     // left would come back as a duplicate (or a reordering) of another.
-    assert(summary.sent >= 64 && summary.received > 0, JSON.stringify(summary));
+    assert(summary.sent >= 64 && summary.received! > 0, JSON.stringify(summary));
     assertEquals([summary.duplicates, summary.reordered], [0, 0]);
     const { loss_up: up, loss_down: down } = summary;
     assert(up !== null && down !== null, "the server's counts came back");
     strictEqual(summary.server_received, summary.sent - up);
-    strictEqual(summary.received + up + down, summary.sent);
+    strictEqual(summary.received! + up + down, summary.sent);
   } finally {
     await reflector.close();
   }

@@ -104,6 +104,9 @@ Deno.test("docs/protocol.md holds the test vectors", () => {
     "pong-path-ipv6",
     "ping-delayed",
     "pong-delayed",
+    "ping-one-way",
+    "stats-request-arrivals",
+    "stats-arrivals",
   ]);
   assert(classifications.length >= 10);
 });

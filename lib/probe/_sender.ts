@@ -53,6 +53,8 @@ export interface SenderOptions {
   /** Ask for each probe's one reply after this many milliseconds, none at once (udp's
    * DELAYED: the padding needs 28 bytes). Default: at once. */
   delayMs?: number;
+  /** Ask for no reply to each probe (udp's ONE_WAY: `udp bench --one-way`). Default false. */
+  oneWay?: boolean;
 }
 
 /** Why a datagram that reached a sender is not a datagram of its session. */
@@ -120,6 +122,7 @@ export class ProbeSender {
       authenticated: this.key !== null,
       path: options.path,
       delayMs: options.delayMs,
+      oneWay: options.oneWay,
     };
     this.datagramBytes = probeBytes(this.format, options.payloadSize, this.key !== null);
   }

@@ -1,30 +1,30 @@
 /**
  * The throughput mode behind `udp bench`: paced PINGs at a set rate (or as fast as the socket
  * takes them) to a reflector, counting replies, RTT, jitter, reordering and duplicates in
- * bounded memory, then a STATS exchange so that loss is told apart per direction.
+ * bounded memory, then a STATS exchange so that loss is told apart per direction. One-way
+ * (`--one-way`): the PINGs ask for no reply, and the reflector's STATS, each interval and at
+ * the end, say what arrived.
  *
  * @module
  */
 
 import type { DontFragment, PeerAddress, ResolvedAddress, UdpSocket } from "../net/mod.ts";
-import {
-  formatAddress,
-  monotonicMs,
-  wallClockAt,
-  wallClockMs,
-  yieldToEventLoop,
-} from "../net/mod.ts";
-import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
-import {
-  type ProbeFormat,
-  type SessionCounts,
-  timestampFromMs,
-  UNKNOWN_COUNT,
-} from "../wire/mod.ts";
+import { monotonicMs, wallClockAt, wallClockMs, yieldToEventLoop } from "../net/mod.ts";
+import { Histogram, JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
+import { type ProbeFormat, type SessionCounts, timestampFromMs } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
+import { benchSummary } from "./_bench_summary.ts";
+import { runStreams, type StreamRun, type StreamTotals, within } from "./_bench_streams.ts";
 import { IcmpTally } from "./_icmp_tally.ts";
 import { StampPath } from "./_stamp_path.ts";
-import type { BenchInterval, BenchSummary } from "./bench_report.ts";
+import type { BenchInterval, BenchMode, BenchSummary } from "./bench_report.ts";
+import {
+  type DirectionCounts,
+  intervalReport,
+  type IntervalSpan,
+  NOTHING_YET,
+  ThereIntervals,
+} from "./_bench_intervals.ts";
 
 // What a bench run reports, also from here (where lib/cli imports it from).
 export type * from "./bench_report.ts";
@@ -71,6 +71,10 @@ export interface BenchOptions {
   source?: string;
   /** The network interface to send through (`--interface`). */
   device?: string;
+  /** How the run uses the path; default "reflected". STAMP reflectors only reflect. */
+  mode?: BenchMode;
+  /** The stream's number in its interval reports and summary (`-P`); default 1. */
+  stream?: number;
 }
 
 /**
@@ -96,23 +100,57 @@ export interface BenchOptions {
  * strictEqual(summary.echo_server, false);
  * ```
  */
-export async function bench(options: BenchOptions): Promise<BenchSummary> {
-  const run = new BenchRun(options);
-  try {
-    return await run.run();
-  } finally {
-    await run.close();
-  }
+export function bench(options: BenchOptions): Promise<BenchSummary> {
+  return benchStreams(options, 1);
+}
+
+/**
+ * Runs `count` streams at once (`-P`), each its own socket and session at the options' rate,
+ * and returns the summary of them all; `onStream` is told each stream's own when there are
+ * several. Interval reports come per stream and, with several, summed (stream 0).
+ *
+ * @example Two streams, one summary
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { benchStreams } from "./bench.ts";
+ * import { Reflector } from "../reflector/reflector.ts";
+ * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+ * const streams: number[] = [];
+ * const summary = await benchStreams({
+ *   target: { hostname: "127.0.0.1", port: reflector.address.port, family: "ipv4" },
+ *   rate: 500,
+ *   durationMs: 100,
+ *   payloadSize: 56,
+ *   graceMs: 100,
+ * }, 2, (stream) => streams.push(stream.sent));
+ * await reflector.close();
+ * strictEqual(summary.streams, 2);
+ * strictEqual(summary.sent, streams[0] + streams[1]);
+ * strictEqual(summary.server_received, summary.sent);
+ * ```
+ */
+export function benchStreams(
+  options: BenchOptions,
+  count: number,
+  onStream?: (summary: BenchSummary) => void,
+): Promise<BenchSummary> {
+  return runStreams(options, count, (run, totals) => new BenchRun(run, totals), onStream);
 }
 
 /** The sequence numbers of the STATS requests made before the run (after it: `sent` on). */
 const BASELINE_SEQUENCE = 0xffff_ff00;
 /** STATS requests per exchange: UDP may lose the question or the answer. */
 const STATS_ATTEMPTS = 4;
+/** The sequence number of a one-way run's STATS request at the end of interval `n` is this +
+ * n (one request each, not retried: a lost one leaves that interval's counts unknown). */
+const INTERVAL_SEQUENCE = 0xfff0_0000;
+/** How long the last interval's STATS is waited for. */
+const LAST_INTERVAL_WAIT_MS = 250;
 
-/** One run's state: the sender, the reply accounting and the STATS exchanges. */
-class BenchRun {
+/** One stream's state: the sender, the reply accounting and the STATS exchanges. */
+export class BenchRun implements StreamRun {
   readonly #options: BenchOptions;
+  readonly #mode: BenchMode;
   readonly #socket: UdpSocket;
   readonly #receiving: Promise<void>;
   readonly #sender: ProbeSender;
@@ -130,15 +168,32 @@ class BenchRun {
   // ICMP errors about the datagrams, by kind: a closed port or a filter is no silent loss.
   readonly #icmp = new IcmpTally(BENCH_WINDOW, (sequence) => sequence < this.#sent);
   #received = 0;
+  /** The highest sequence number answered + 1, and the numbers skipped below it. */
+  #replyEnd = 0;
+  #gaps = 0;
+  /** The RTTs of the current interval's replies. */
+  #intervalRtt = new Histogram();
   #duplicates = 0;
   #corrupted = 0;
   #echoServer = false;
+  /** Replies to one-way PINGs (a reflector that predates the flag). */
+  #oneWayAnswered = 0;
   #stats: { first: number; last: number; counts: SessionCounts | null } | null = null;
   readonly #path: StampPath | null;
   #statsArrived = Promise.withResolvers<void>();
+  /** A reflected run's counts at the last interval's end. */
+  #intervalBase: DirectionCounts = NOTHING_YET;
+  /** A one-way run's intervals, reported as the reflector's STATS for them come. */
+  readonly #there: ThereIntervals | null;
+  #before: SessionCounts | null = null;
+  /** Where every RTT also goes: the sum of several streams' (`-P`). */
+  readonly #totals: StreamTotals | null;
 
-  constructor(options: BenchOptions) {
+  /** A stream's run (its socket bound), its RTTs also recorded in `totals`. */
+  constructor(options: BenchOptions, totals: StreamTotals | null = null) {
     this.#options = options;
+    this.#totals = totals;
+    this.#mode = options.mode ?? "reflected";
     this.#sender = new ProbeSender({
       target: options.target,
       format: options.format,
@@ -151,8 +206,15 @@ class BenchRun {
       dontFragment: options.dontFragment,
       source: options.source,
       device: options.device,
+      oneWay: this.#mode === "one-way",
     });
+    if (this.#mode !== "reflected" && this.#sender.format.name !== "udp") {
+      throw new RangeError(`a ${this.#mode} run needs udp's own protocol (its STATS)`);
+    }
     this.#datagramBytes = this.#sender.datagramBytes;
+    this.#there = this.#mode === "one-way"
+      ? new ThereIntervals(options.stream ?? 1, this.#datagramBytes, options.onInterval)
+      : null;
     // STAMP has no STATS: a stateful reflector's sequence numbers (or Direct Measurement)
     // tell the loss per direction instead.
     this.#path = this.#sender.format.name === "stamp"
@@ -170,22 +232,48 @@ class BenchRun {
     );
   }
 
-  async run(): Promise<BenchSummary> {
-    // The reflector's own counters before the run, so that its kernel's drops during the run
-    // can be told (a plain echo server answers with the request itself: no counts).
-    const hasStats = this.#sender.format.hasStats;
-    const before = hasStats ? await this.#askStats(BASELINE_SEQUENCE) : null;
-    const started = monotonicMs();
-    const reporter = new IntervalReporter(this.#options, started, this.#datagramBytes);
-    try {
-      await this.#send(started, () => reporter.tick(this.#sent, this.#received));
-    } finally {
-      reporter.stop(this.#sent, this.#received);
-    }
-    const sendingMs = monotonicMs() - started;
+  /** Asks the reflector for its counts before the run, so that its kernel's drops during
+   * the run can be told (a plain echo server answers with the request itself: no counts). */
+  async prepare(): Promise<void> {
+    if (this.#sender.format.hasStats) this.#before = await this.#askStats(BASELINE_SEQUENCE);
+  }
+
+  /** Sends from `started` (monotonic ms) until the duration is over or the signal aborts;
+   * resolves with the time it took. */
+  async send(started: number): Promise<number> {
+    await this.#send(started);
+    return monotonicMs() - started;
+  }
+
+  /** Waits for the stragglers, asks for the reflector's counts and sums the run up. */
+  async finish(sendingMs: number): Promise<BenchSummary> {
     await sleep(this.#options.graceMs ?? 500);
+    await this.#there?.finish(LAST_INTERVAL_WAIT_MS);
+    const before = this.#before;
+    const hasStats = this.#sender.format.hasStats;
     const after = this.#echoServer || !hasStats ? null : await this.#askStats(this.#sent);
-    return this.#summary(sendingMs / 1000, before, after);
+    return benchSummary({
+      options: this.#options,
+      mode: this.#mode,
+      datagramBytes: this.#datagramBytes,
+      seconds: sendingMs / 1000,
+      sent: this.#sent,
+      replies: {
+        received: this.#received,
+        duplicates: this.#duplicates,
+        reordered: this.#reorder.reordered,
+        rtt: this.#rtt,
+        roundTrip: this.#roundTrip,
+        jitterMs: this.#jitter.value,
+      },
+      corrupted: this.#corrupted,
+      echoServer: this.#echoServer,
+      icmp: this.#icmp,
+      path: this.#path,
+      oneWayAnswered: this.#oneWayAnswered,
+      before,
+      after,
+    });
   }
 
   async close(): Promise<void> {
@@ -194,13 +282,12 @@ class BenchRun {
   }
 
   /** Sends at the rate asked for until the duration is over or the signal aborts. */
-  async #send(started: number, tick: () => void): Promise<void> {
+  async #send(started: number): Promise<void> {
     const { rate, signal } = this.#options;
     const end = started + this.#options.durationMs;
     while (!signal?.aborted) {
       const now = monotonicMs();
       if (now >= end) break;
-      tick();
       // Pacing by the count due so far: a late timer is caught up at once, so the average
       // rate holds whatever the timer granularity.
       const due = rate === "max" ? this.#sent + 64 : Math.floor(((now - started) / 1000) * rate);
@@ -228,6 +315,54 @@ class BenchRun {
       this.#sendTimes[sequence % BENCH_WINDOW] = batchStart;
     }
     this.#sent += await this.#socket.sendBatch(batch, this.#options.target);
+  }
+
+  /** An interval is over: reported now (reflected: this host's counts), or, one-way, once
+   * the reflector's STATS for it came (or the next interval ended without it). */
+  intervalEnded(span: IntervalSpan): void {
+    const options = this.#options;
+    const stream = options.stream ?? 1;
+    if (this.#mode === "reflected") {
+      const now: DirectionCounts = {
+        sent: this.#sent,
+        received: this.#received,
+        gaps: this.#gaps,
+        late: this.#reorder.reordered,
+        duplicates: this.#duplicates,
+        jitterMs: this.#jitter.value,
+      };
+      const rtt = this.#intervalRtt;
+      this.#intervalRtt = new Histogram();
+      const before = this.#intervalBase;
+      this.#intervalBase = now;
+      options.onInterval?.(intervalReport(stream, "reflected", span, this.#datagramBytes, {
+        sentBefore: before.sent,
+        sentNow: now.sent,
+        before,
+        now,
+        rtt: rtt.total > 0 ? rtt : null,
+      }));
+      return;
+    }
+    const index = this.#there!.ended(span, this.#sent);
+    void this.#askIntervalStats(index);
+  }
+
+  /** The one STATS request of interval `index` (a one-way run). */
+  async #askIntervalStats(index: number): Promise<void> {
+    const sender = this.#sender;
+    const request = sender.encode(
+      "stats",
+      INTERVAL_SEQUENCE + index,
+      0,
+      timestampFromMs(wallClockMs()),
+    );
+    if (sender.key !== null) await sender.sign(request);
+    try {
+      await this.#socket.send(request, this.#options.target);
+    } catch {
+      // Taken as lost, as a request lost on the way is: the interval's report says null.
+    }
   }
 
   /**
@@ -268,6 +403,10 @@ class BenchRun {
     const reply = this.#sender.reply;
     const stats = this.#stats;
     if (reply.kind === "reply" && reply.request === "stats") {
+      const interval = reply.sequence - INTERVAL_SEQUENCE;
+      if (interval > 0 && interval < BASELINE_SEQUENCE - INTERVAL_SEQUENCE && reply.counts) {
+        return this.#there?.onStats(interval, reply.counts);
+      }
       if (stats === null || reply.sequence < stats.first || reply.sequence > stats.last) return;
       stats.counts ??= reply.counts;
       this.#statsArrived.resolve();
@@ -283,6 +422,10 @@ class BenchRun {
     if (reply.kind !== "reply" && !echoed) return;
     if (reply.sequence >= this.#sent) return;
     if (!this.#sender.format.replyFits(this.#datagramBytes, bytes)) return;
+    if (this.#mode === "one-way") {
+      this.#oneWayAnswered++; // not asked for: the way back carried it all the same
+      return;
+    }
     this.#countReply(reply.sequence, arrivedAt, now);
   }
 
@@ -297,6 +440,10 @@ class BenchRun {
     }
     if (recent) this.#seenTags[slot] = sequence + 1;
     this.#received++;
+    if (sequence >= this.#replyEnd) {
+      this.#gaps += sequence - this.#replyEnd;
+      this.#replyEnd = sequence + 1;
+    }
     const reply = this.#sender.reply;
     if (this.#path !== null && reply.stamp !== null) {
       this.#path.onReply(
@@ -314,119 +461,12 @@ class BenchRun {
     this.#rtt.record(trip.rttMs);
     this.#roundTrip.record(trip.totalMs);
     this.#jitter.update(trip.rttMs);
+    this.#intervalRtt.record(trip.rttMs);
+    this.#totals?.rtt.record(trip.rttMs);
+    this.#totals?.roundTrip.record(trip.totalMs);
   }
-
-  #summary(
-    seconds: number,
-    before: SessionCounts | null,
-    after: SessionCounts | null,
-  ): BenchSummary {
-    const sent = this.#sent;
-    const received = this.#received;
-    const bits = this.#datagramBytes * 8;
-    const refused = after === null ? null : {
-      rate_limit: after.refusedRateLimit,
-      global_limit: after.refusedGlobalLimit,
-      auth: after.refusedAuth,
-      replay: after.refusedReplay,
-    };
-    const refusedTotal = refused === null
-      ? 0
-      : refused.rate_limit + refused.global_limit + refused.auth + refused.replay;
-    const path = this.#path?.summary(received);
-    const knowsDrops = before !== null && after !== null &&
-      before.kernelDrops !== UNKNOWN_COUNT && after.kernelDrops !== UNKNOWN_COUNT;
-    return {
-      type: "summary",
-      target: formatAddress(this.#options.target),
-      datagram_bytes: this.#datagramBytes,
-      duration_s: round(seconds, 3),
-      sent,
-      received,
-      requested_pps: this.#options.rate === "max" ? null : this.#options.rate,
-      offered_pps: round(sent / seconds, 1),
-      offered_bps: round((sent * bits) / seconds, 0),
-      achieved_pps: round(received / seconds, 1),
-      achieved_bps: round((received * bits) / seconds, 0),
-      server_received: after?.received ?? null,
-      server_replied: after?.replied ?? null,
-      server_refused: refused,
-      server_kernel_drops: knowsDrops ? (after!.kernelDrops - before!.kernelDrops) >>> 0 : null,
-      loss_up: after === null ? path?.lost_there ?? null : sent - after.received - refusedTotal,
-      loss_down: after === null ? path?.lost_back ?? null : after.replied - received,
-      loss_percent: sent === 0 ? null : ((sent - received) / sent) * 100,
-      duplicates: this.#duplicates,
-      reordered: this.#reorder.reordered,
-      corrupted: this.#corrupted,
-      echo_server: this.#echoServer,
-      errors: this.#icmp.errors,
-      icmp: { ...this.#icmp.counts },
-      rtt_ms: this.#rtt.summary(),
-      round_trip_ms: this.#roundTrip.summary(),
-      jitter_ms: this.#jitter.value,
-    };
-  }
-}
-
-/** The interval reports: counts within each interval, told through `onInterval`. */
-class IntervalReporter {
-  readonly #onInterval?: (report: BenchInterval) => void;
-  readonly #intervalMs: number;
-  readonly #started: number;
-  readonly #datagramBytes: number;
-  #last: { at: number; sent: number; received: number };
-
-  constructor(options: BenchOptions, started: number, datagramBytes: number) {
-    this.#onInterval = options.intervalMs ? options.onInterval : undefined;
-    this.#intervalMs = options.intervalMs ?? 0;
-    this.#started = started;
-    this.#datagramBytes = datagramBytes;
-    this.#last = { at: started, sent: 0, received: 0 };
-  }
-
-  /** Reports the interval if it is over. */
-  tick(sent: number, received: number): void {
-    if (this.#onInterval && monotonicMs() - this.#last.at >= this.#intervalMs) {
-      this.#report(sent, received);
-    }
-  }
-
-  /** Reports the last, partial interval. */
-  stop(sent: number, received: number): void {
-    if (this.#onInterval) this.#report(sent, received);
-  }
-
-  #report(sent: number, received: number): void {
-    const now = monotonicMs();
-    const last = this.#last;
-    const seconds = (now - last.at) / 1000;
-    if (seconds <= 0) return;
-    this.#last = { at: now, sent, received };
-    this.#onInterval?.({
-      type: "interval",
-      start_s: round((last.at - this.#started) / 1000, 3),
-      end_s: round((now - this.#started) / 1000, 3),
-      sent: sent - last.sent,
-      received: received - last.received,
-      sent_pps: round((sent - last.sent) / seconds, 1),
-      received_pps: round((received - last.received) / seconds, 1),
-      received_bps: round(((received - last.received) * this.#datagramBytes * 8) / seconds, 0),
-    });
-  }
-}
-
-function round(value: number, digits: number): number {
-  const scale = 10 ** digits;
-  return Math.round(value * scale) / scale;
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits for `promise`, but at most `ms`; the timer never outlives the wait. */
-async function within(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => timer = setTimeout(resolve, ms))]);
-  clearTimeout(timer);
 }

@@ -19,30 +19,90 @@ export interface BenchRefusals {
   replay: number;
 }
 
-/** One interval report (counts within the interval). */
+/** How a run uses the path: PINGs reflected (the default), PINGs only there (`--one-way`),
+ * a stream from the reflector only (`-R`), or both one-way streams at once (`--bidir`). */
+export type BenchMode = "reflected" | "one-way" | "reverse" | "bidir";
+
+/** What an interval line counts: replies to PINGs (reflected), PINGs as the reflector
+ * received them (there), or the reflector's stream as this host received it (back). */
+export type BenchDirection = "reflected" | "there" | "back";
+
+/** One interval report (counts within the interval). A count the receiver's report did not
+ * bring (a one-way run's STATS lost) is null, with what is computed from it. */
 export interface BenchInterval {
   /** Always "interval". */
   type: "interval";
+  /** The stream, 1 to `-P`; 0 for the sum of all streams. */
+  stream: number;
+  /** What the interval's counts are of. */
+  direction: BenchDirection;
   /** Interval start, seconds since the start. */
   start_s: number;
   /** Interval end, seconds since the start. */
   end_s: number;
-  /** Datagrams sent in the interval. */
-  sent: number;
-  /** Replies received in the interval. */
-  received: number;
+  /** Datagrams sent in the interval (back: the reflector's stream; null when it has not
+   * said). */
+  sent: number | null;
+  /** Datagrams received in the interval, each sequence number once (reflected: replies). */
+  received: number | null;
   /** Datagrams sent per second. */
-  sent_pps: number;
-  /** Replies received per second. */
-  received_pps: number;
+  sent_pps: number | null;
+  /** Datagrams received per second. */
+  received_pps: number | null;
   /** Bits per second of UDP payload received. */
-  received_bps: number;
+  received_bps: number | null;
+  /** Sequence numbers found missing in the interval (skipped when a later one arrived). */
+  lost: number | null;
+  /** Datagrams that arrived in the interval after a later one: they filled a gap counted as
+   * lost before (RFC 4737 reordering). */
+  late: number | null;
+  /** Datagrams received again in the interval. */
+  duplicates: number | null;
+  /** RFC 3550 jitter at the interval's end, ms: of the RTT (reflected), else of the one-way
+   * transit. */
+  jitter_ms: number | null;
+  /** The median RTT of the interval's replies (reflected only; else null). */
+  rtt_p50_ms: number | null;
+}
+
+/** The reflector's stream to this host (`-R`, `--bidir`), as it arrived. */
+export interface BenchBack {
+  /** Datagrams per second asked for. */
+  requested_pps: number;
+  /** Datagrams per second the reflector granted (its caps), null when it never answered. */
+  granted_pps: number | null;
+  /** Datagrams the reflector says it sent; null when its last word did not arrive. */
+  sent: number | null;
+  /** Datagrams received, each sequence number once. */
+  received: number;
+  /** sent − received (null without the reflector's count). */
+  lost: number | null;
+  /** Datagrams that arrived after a later one. */
+  late: number;
+  /** Datagrams received again. */
+  duplicates: number;
+  /** Datagrams that failed their check: not counted as received. */
+  corrupted: number;
+  /** Datagrams per second received over the run's time. */
+  achieved_pps: number;
+  /** Bits per second of UDP payload received. */
+  achieved_bps: number;
+  /** RFC 3550 jitter of the one-way transit, ms; null until two arrived. */
+  jitter_ms: number | null;
+  /** Why the reflector refused or stopped the stream, if it did; else null. */
+  refused: string | null;
 }
 
 /** The result of a run; `--json` prints exactly these keys. */
 export interface BenchSummary {
-  /** Always "summary". */
-  type: "summary";
+  /** "summary"; "stream_summary" for one stream of several (`-P`). */
+  type: "summary" | "stream_summary";
+  /** The stream, 1 to `-P`, of a stream summary; 0 for the summary (of them all). */
+  stream: number;
+  /** How many streams ran (`-P`); 1 on a stream summary. */
+  streams: number;
+  /** How the run used the path. */
+  mode: BenchMode;
   /** The target as HOST:PORT (IPv6 in brackets). */
   target: string;
   /** Bytes per datagram (header + padding). */
@@ -51,8 +111,9 @@ export interface BenchSummary {
   duration_s: number;
   /** Datagrams sent. */
   sent: number;
-  /** Replies received (each probe counted once). */
-  received: number;
+  /** Replies received (each probe counted once); a one-way run: the PINGs the reflector
+   * received, each once (null when its STATS did not arrive); reverse: 0. */
+  received: number | null;
   /** What was asked for (null for "max"). */
   requested_pps: number | null;
   /** Datagrams per second the sender achieved. */
@@ -98,8 +159,14 @@ export interface BenchSummary {
   rtt_ms: LatencySummary;
   /** The same round trips with the reflector's time in. */
   round_trip_ms: LatencySummary;
-  /** RFC 3550 jitter of the RTTs; null until two replies were received. */
+  /** RFC 3550 jitter of the RTTs (a one-way run: of the transit, by the reflector); null
+   * until two replies were received. */
   jitter_ms: number | null;
+  /** A one-way run's PINGs that were answered all the same (a reflector that predates
+   * one-way mode answers them: the way back was not idle); 0 otherwise. */
+  one_way_answered: number;
+  /** The reflector's stream (`-R`, `--bidir`); null in the other modes. */
+  back: BenchBack | null;
 }
 
 /**
@@ -110,19 +177,23 @@ export interface BenchSummary {
  * import { strictEqual } from "node:assert/strict";
  * import { benchIntervalJson } from "./bench_report.ts";
  * const json = benchIntervalJson({
- *   type: "interval", start_s: 0, end_s: 1, sent: 10, received: 9, sent_pps: 10,
- *   received_pps: 9, received_bps: 7488,
+ *   type: "interval", stream: 1, direction: "reflected", start_s: 0, end_s: 1, sent: 10,
+ *   received: 9, sent_pps: 10, received_pps: 9, received_bps: 7488, lost: 1, late: 0,
+ *   duplicates: 0, jitter_ms: 0.01, rtt_p50_ms: 0.05,
  * });
  * strictEqual(
  *   JSON.stringify(json),
- *   '{"type":"interval","start_s":0,"end_s":1,"sent":10,"received":9,"sent_pps":10,' +
- *     '"received_pps":9,"received_bps":7488}',
+ *   '{"type":"interval","stream":1,"direction":"reflected","start_s":0,"end_s":1,"sent":10,' +
+ *     '"received":9,"sent_pps":10,"received_pps":9,"received_bps":7488,"lost":1,"late":0,' +
+ *     '"duplicates":0,"jitter_ms":0.01,"rtt_p50_ms":0.05}',
  * );
  * ```
  */
 export function benchIntervalJson(report: BenchInterval): BenchInterval {
   return {
     type: "interval",
+    stream: report.stream,
+    direction: report.direction,
     start_s: report.start_s,
     end_s: report.end_s,
     sent: report.sent,
@@ -130,6 +201,11 @@ export function benchIntervalJson(report: BenchInterval): BenchInterval {
     sent_pps: report.sent_pps,
     received_pps: report.received_pps,
     received_bps: report.received_bps,
+    lost: report.lost,
+    late: report.late,
+    duplicates: report.duplicates,
+    jitter_ms: report.jitter_ms,
+    rtt_p50_ms: report.rtt_p50_ms,
   };
 }
 
@@ -154,7 +230,7 @@ export function benchIntervalJson(report: BenchInterval): BenchInterval {
  * });
  * await reflector.close();
  * const json = benchSummaryJson(summary);
- * strictEqual(Object.keys(json).slice(0, 4).join(" "), "type target datagram_bytes duration_s");
+ * strictEqual(Object.keys(json).slice(0, 5).join(" "), "type stream streams mode target");
  * strictEqual(
  *   JSON.stringify(json.server_refused),
  *   '{"rate_limit":0,"global_limit":0,"auth":0,"replay":0}',
@@ -163,8 +239,12 @@ export function benchIntervalJson(report: BenchInterval): BenchInterval {
  */
 export function benchSummaryJson(summary: BenchSummary): BenchSummary {
   const refused = summary.server_refused;
+  const back = summary.back;
   return {
-    type: "summary",
+    type: summary.type,
+    stream: summary.stream,
+    streams: summary.streams,
+    mode: summary.mode,
     target: summary.target,
     datagram_bytes: summary.datagram_bytes,
     duration_s: summary.duration_s,
@@ -196,5 +276,20 @@ export function benchSummaryJson(summary: BenchSummary): BenchSummary {
     rtt_ms: latencySummaryJson(summary.rtt_ms),
     round_trip_ms: latencySummaryJson(summary.round_trip_ms),
     jitter_ms: summary.jitter_ms,
+    one_way_answered: summary.one_way_answered,
+    back: back === null ? null : {
+      requested_pps: back.requested_pps,
+      granted_pps: back.granted_pps,
+      sent: back.sent,
+      received: back.received,
+      lost: back.lost,
+      late: back.late,
+      duplicates: back.duplicates,
+      corrupted: back.corrupted,
+      achieved_pps: back.achieved_pps,
+      achieved_bps: back.achieved_bps,
+      jitter_ms: back.jitter_ms,
+      refused: back.refused,
+    },
   };
 }

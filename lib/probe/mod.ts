@@ -44,11 +44,14 @@ export {
   type StampPathSummary,
   type StopReason,
 } from "./ping_report.ts";
-export { bench, BENCH_WINDOW, type BenchOptions } from "./bench.ts";
+export { bench, BENCH_WINDOW, type BenchOptions, benchStreams } from "./bench.ts";
 export { probeBytes } from "./_sender.ts";
 export {
+  type BenchBack,
+  type BenchDirection,
   type BenchInterval,
   benchIntervalJson,
+  type BenchMode,
   type BenchRefusals,
   type BenchSummary,
   benchSummaryJson,

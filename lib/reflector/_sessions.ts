@@ -7,11 +7,55 @@
  * @module
  */
 
-import { emptySessionCounts, type SessionCounts } from "../wire/mod.ts";
+import { ArrivalTracker } from "../stats/mod.ts";
+import {
+  type ArrivalCounts,
+  emptySessionCounts,
+  NO_TIMESTAMP,
+  type SessionCounts,
+  timestampFromMs,
+  UNKNOWN_COUNT,
+} from "../wire/mod.ts";
 import type { RefusalReason } from "./reflector_stats.ts";
 
 /** Sessions whose PING counts a reflector keeps for STATS_REQUEST. */
 export const MAX_SESSIONS = 4096;
+
+/** A session's counts, and how its PINGs arrived (its STATS's arrival counts). */
+export interface Session extends SessionCounts {
+  /** Every accepted PING of the session, by sequence number. */
+  readonly tracker: ArrivalTracker;
+}
+
+/**
+ * The arrival counts a STATS carries, from a session's tracker.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { ArrivalTracker } from "../stats/mod.ts";
+ * import { arrivalCounts } from "./_sessions.ts";
+ * const tracker = new ArrivalTracker();
+ * tracker.observe(0, 3, 64, 1_700_000_000_000);
+ * strictEqual(arrivalCounts(tracker).jitterNs, 0xffff_ffff); // one arrival: no jitter yet
+ * strictEqual(arrivalCounts(tracker).firstArrival.seconds, 1_700_000_000);
+ * ```
+ */
+export function arrivalCounts(tracker: ArrivalTracker): ArrivalCounts {
+  const seen = tracker.snapshot();
+  return {
+    sequenceEnd: seen.sequenceEnd,
+    gaps: seen.gaps,
+    late: seen.late,
+    duplicates: seen.duplicates,
+    jitterNs: seen.jitterMs === null
+      ? UNKNOWN_COUNT
+      : Math.min(Math.round(seen.jitterMs * 1e6), UNKNOWN_COUNT - 1),
+    bytes: seen.bytes,
+    firstArrival: seen.firstMs === null ? NO_TIMESTAMP : timestampFromMs(seen.firstMs),
+    lastArrival: seen.lastMs === null ? NO_TIMESTAMP : timestampFromMs(seen.lastMs),
+  };
+}
 
 /**
  * Sessions keyed by number, or, where the format says sessions are told apart by source too
@@ -31,7 +75,7 @@ export const MAX_SESSIONS = 4096;
  * ```
  */
 export class SessionTable {
-  readonly #sessions = new Map<number | string, SessionCounts>();
+  readonly #sessions = new Map<number | string, Session>();
   readonly #bySource: boolean;
 
   /** A table keyed by session number, or by source, port and number when `bySource`. */
@@ -46,12 +90,12 @@ export class SessionTable {
   }
 
   /** The counts of a known session; undefined for another. */
-  get(key: number | string): SessionCounts | undefined {
+  get(key: number | string): Session | undefined {
     return this.#sessions.get(key);
   }
 
   /** The counts of a session, made (forgetting the oldest when full) if it is new. */
-  countsFor(key: number | string): SessionCounts {
+  countsFor(key: number | string): Session {
     let counts = this.#sessions.get(key);
     if (counts !== undefined && this.#bySource) {
       // Used now: to the end of the order, so that the table forgets the least recently used
@@ -63,7 +107,7 @@ export class SessionTable {
       if (this.#sessions.size >= MAX_SESSIONS) {
         this.#sessions.delete(this.#sessions.keys().next().value!);
       }
-      counts = emptySessionCounts();
+      counts = { ...emptySessionCounts(), tracker: new ArrivalTracker() };
       this.#sessions.set(key, counts);
     }
     return counts;

@@ -24,6 +24,7 @@ import {
   type RequestReading,
   type SessionCounts,
   type Timestamp,
+  timestampDiffMs,
   timestampFromMs,
   udpFormat,
   UNKNOWN_COUNT,
@@ -37,7 +38,7 @@ import {
   type ReplyKind,
 } from "./reflector_stats.ts";
 import { ReplayGuard } from "./replay.ts";
-import { SessionTable } from "./_sessions.ts";
+import { arrivalCounts, SessionTable } from "./_sessions.ts";
 import { DelayedReplies } from "./_delayed.ts";
 
 import { ackReply, type RawMode } from "./raw.ts";
@@ -417,7 +418,12 @@ export class Reflector {
     if (kind === "ping") {
       event.kind = "ping";
       session.received++;
+      const sequence = event.frame!.sequence;
+      const transitMs = timestampDiffMs(receivedAt, this.#request.sentAt);
+      const arrivedMs = receivedAt.seconds * 1000 + receivedAt.nanos / 1e6;
+      session.tracker.observe(sequence, transitMs, data.length, arrivedMs);
       if (delayed) return this.#hold(data, event, receivedAt, delayMs);
+      if (this.#request.oneWay) return null; // counted, and its STATS will say what arrived
       // Counted when built, not once sent: a batch's replies leave together, and STAMP's
       // Direct Measurement counts the replies before this one (R_TxC) at once.
       const reply = this.#build(data, event, receivedAt, "pong", null);
@@ -431,6 +437,7 @@ export class Reflector {
       ...session,
       kernelDrops: this.#socket.kernelDrops ?? UNKNOWN_COUNT,
       corrupted: this.#stats.kinds.corrupted,
+      arrivals: arrivalCounts(session.tracker),
     };
     return this.#build(data, event, receivedAt, "stats", counts);
   }

@@ -32,3 +32,4 @@ export { measureRoundTrip, type RoundTrip } from "./rtt.ts";
 export { SignedStats, type SignedSummary } from "./signed_stats.ts";
 /** The wire's timestamp, which {@linkcode measureRoundTrip} takes (from `lib/wire/`). */
 export type { Timestamp } from "../wire/mod.ts";
+export { ARRIVAL_WINDOW, type ArrivalSnapshot, ArrivalTracker } from "./arrivals.ts";

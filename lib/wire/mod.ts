@@ -35,9 +35,13 @@
 export * from "./protocol.ts";
 export { encodeError, makePong, makeStats } from "./replies.ts";
 export {
+  type ArrivalCounts,
   decodeStats,
   emptySessionCounts,
+  markArrivalsUnwritten,
+  readArrivalCounts,
   type SessionCounts,
+  STATS_ARRIVALS_PAYLOAD_SIZE,
   STATS_PAYLOAD_SIZE,
   UNKNOWN_COUNT,
 } from "./session_counts.ts";

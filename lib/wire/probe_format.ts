@@ -69,6 +69,8 @@ export interface RequestReading {
   /** "ping": the delay in milliseconds its one reply is asked to wait, none being sent at once
    * (udp's DELAYED flag); -1: answer at once. Whether it is granted is the reflector's. */
   delayMs: number;
+  /** "ping": to be counted and not answered (udp's ONE_WAY flag: `udp bench --one-way`). */
+  oneWay: boolean;
 }
 
 /** Why a datagram is no reply at all, as the format tells. */
@@ -186,6 +188,9 @@ export interface ProbeRequest {
   /** A "ping": ask for its one reply after this many milliseconds of silence, none at once
    * (udp's DELAYED flag; the padding needs room for the delay). Formats without it ignore it. */
   delayMs?: number;
+  /** A "ping": to be counted and not answered (udp's ONE_WAY flag); formats without it
+   * ignore it (their reflectors answer). */
+  oneWay?: boolean;
 }
 
 /** A request as an ICMP error quoted it ({@linkcode ProbeFormat.readQuoted}). */

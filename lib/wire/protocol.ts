@@ -53,6 +53,9 @@ export const Flags = {
   PATH: 0x0002,
   /** PING: one PONG, after the delay in payload bytes 24 to 27 (u32 ms), none at once. */
   DELAYED: 0x0004,
+  /** PING: count it and send no PONG (`udp bench --one-way`); its session's STATS say what
+   * arrived. */
+  ONE_WAY: 0x0008,
 } as const;
 
 /** Size of the authentication tag of an AUTHENTICATED frame (HMAC-SHA-256 truncated). */

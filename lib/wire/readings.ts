@@ -29,6 +29,7 @@ export function newRequestReading(): RequestReading {
     sentAt: NO_TIMESTAMP,
     answerable: false,
     delayMs: -1,
+    oneWay: false,
   };
 }
 

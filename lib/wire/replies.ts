@@ -17,7 +17,13 @@ import {
   PROTOCOL_VERSION,
   sealFrame,
 } from "./protocol.ts";
-import { type SessionCounts, STATS_PAYLOAD_SIZE, writeSessionCounts } from "./session_counts.ts";
+import {
+  type SessionCounts,
+  STATS_ARRIVALS_PAYLOAD_SIZE,
+  STATS_PAYLOAD_SIZE,
+  writeArrivalCounts,
+  writeSessionCounts,
+} from "./session_counts.ts";
 import { type Timestamp, writeTimestamp } from "./timestamp.ts";
 
 /**
@@ -108,8 +114,9 @@ export function encodeError(
 /**
  * Builds the STATS reply to a STATS_REQUEST (given as received) in place: the same bytes with
  * the type changed, the reflector's timestamps and the counts in the first
- * {@linkcode STATS_PAYLOAD_SIZE} payload bytes, sealed again. Returns null when the request has
- * no room for them (the reply is never longer).
+ * {@linkcode STATS_PAYLOAD_SIZE} payload bytes (and the arrival counts after them, where the
+ * counts have them and the request has room), sealed again. Returns null when the request has
+ * no room for the counts (the reply is never longer).
  *
  * @example
  * ```ts
@@ -143,6 +150,9 @@ export function makeStats(
   const reply = makePong(request, request, receivedAt, repliedAt);
   view.setUint8(5, MessageType.STATS);
   writeSessionCounts(view, HEADER_SIZE, counts);
+  if (counts.arrivals && room >= STATS_ARRIVALS_PAYLOAD_SIZE) {
+    writeArrivalCounts(view, HEADER_SIZE, counts.arrivals);
+  }
   sealFrame(reply);
   return reply;
 }

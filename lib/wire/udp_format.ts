@@ -45,7 +45,11 @@ import {
   writePathReport,
 } from "./path_report.ts";
 import { encodeError, makePong, makeStats } from "./replies.ts";
-import { decodeStats, STATS_PAYLOAD_SIZE } from "./session_counts.ts";
+import {
+  decodeStats,
+  markArrivalsUnwritten,
+  STATS_ARRIVALS_PAYLOAD_SIZE,
+} from "./session_counts.ts";
 import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
 
 /**
@@ -84,7 +88,8 @@ import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
 export const udpFormat: ProbeFormat = {
   name: "udp",
   malformedReasons: MALFORMED_REASONS,
-  statsPadding: STATS_PAYLOAD_SIZE,
+  // Room for the arrival counts, which a reflector that predates them leaves as sent (ff).
+  statsPadding: STATS_ARRIVALS_PAYLOAD_SIZE,
   overhead: frameOverhead,
   encodeRequest,
   sign: signFrame,
@@ -108,6 +113,7 @@ function encodeRequest(request: ProbeRequest, into?: Uint8Array): Uint8Array {
   const padding = request.padding;
   let flags = request.authenticated ? Flags.AUTHENTICATED : 0;
   if (ping && request.path && padding.length >= PATH_REPORT_SIZE) flags |= Flags.PATH;
+  if (ping && request.oneWay) flags |= Flags.ONE_WAY;
   const delayMs = ping ? request.delayMs : undefined;
   if (delayMs !== undefined) {
     if (padding.length < DELAYED_PAYLOAD_SIZE) {
@@ -127,6 +133,11 @@ function encodeRequest(request: ProbeRequest, into?: Uint8Array): Uint8Array {
     repliedAt: NO_TIMESTAMP,
     payload: padding,
   }, into === undefined ? undefined : { into });
+  if (!ping && padding.length >= STATS_ARRIVALS_PAYLOAD_SIZE) {
+    markArrivalsUnwritten(bytes.subarray(HEADER_SIZE));
+    sealFrame(bytes);
+    return bytes;
+  }
   if ((flags & (Flags.PATH | Flags.DELAYED)) === 0) return bytes;
   // The report's room goes out as zeros: a reflector that does not write reports returns them,
   // which reads as "nothing known".
@@ -199,6 +210,7 @@ function readRequest(datagram: Uint8Array, into: RequestReading): void {
   into.header = null;
   into.answerable = false;
   into.delayMs = -1;
+  into.oneWay = false;
   switch (decoded.kind) {
     case "frame": {
       const frame = decoded.frame;
@@ -221,6 +233,7 @@ function readRequest(datagram: Uint8Array, into: RequestReading): void {
       if (into.kind === "ping" && frame.flags & Flags.DELAYED) {
         into.delayMs = readDelay(frame.payload)!;
       }
+      into.oneWay = into.kind === "ping" && (frame.flags & Flags.ONE_WAY) !== 0;
       return;
     }
     case "unsupported-version":

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { benchIntervalJson, benchSummaryJson } from "../../probe/mod.ts";
+import { benchIntervalJson, type BenchMode, benchSummaryJson } from "../../probe/mod.ts";
 import {
   DEFAULT_PORT,
   formatAddress,
@@ -12,12 +12,12 @@ import {
   type ResolvedAddress,
   resolveHost,
 } from "../../net/address.ts";
-import { bench, type BenchInterval, type BenchSummary } from "../../probe/bench.ts";
+import { benchStreams, type BenchSummary } from "../../probe/bench.ts";
 import { DEFAULT_PAYLOAD_SIZE } from "../../probe/ping.ts";
 import type { RateLimit } from "../../proxy/impairment.ts";
 import { defineCommand } from "../command.ts";
 import { UsageError } from "../errors.ts";
-import { formatStat, icmpLine } from "../format.ts";
+import { formatPercent, intervalLine, streamLine, summaryText } from "../bench_text.ts";
 import { loadKey } from "../keys.ts";
 import { flag, option, type OptionValues, section } from "../options.ts";
 import { printLine, toJson } from "../output.ts";
@@ -27,6 +27,7 @@ import {
   parsePercent,
   parseRate,
   parseSeconds,
+  parseWholeNumber,
 } from "../parse.ts";
 import { frameOverhead } from "../../wire/protocol.ts";
 import type { ProbeFormat } from "../../wire/mod.ts";
@@ -93,6 +94,21 @@ loss per direction from a stateful reflector's sequence numbers, or with
     parse: (text) => parseSeconds("interval", text, true),
     default: 1000,
   }),
+  oneWay: flag({
+    long: "one-way",
+    help: `the reflector counts the PINGs and sends none back: what arrived (loss,
+duplicates, reordering, one-way jitter) comes from its STATS, one per
+interval and one at the end (iperf3's UDP mode)`,
+  }),
+  parallel: option({
+    long: "parallel",
+    short: "P",
+    value: "N",
+    help: `N streams at once, each its own socket and session at --rate, reported
+per stream and summed (default 1)`,
+    parse: (text) => parseWholeNumber("--parallel", text, 1, MAX_STREAMS),
+    default: 1,
+  }),
   search: flag({
     long: "search",
     help: `find the highest rate whose loss stays under --max-loss, by bisection
@@ -115,6 +131,9 @@ over short trials, starting at --rate`,
 
 type BenchValues = OptionValues<typeof OPTIONS>;
 
+/** Streams `-P` may ask for. */
+const MAX_STREAMS = 128;
+
 /** One run of `bench()` at `rate`; `quiet` for a trial of --search (no interval lines). */
 type Trial = (rate: number | "max", quiet: boolean) => Promise<BenchSummary>;
 
@@ -124,6 +143,7 @@ export const benchCommand = defineCommand({
   summary: "throughput, per-direction loss and latency at a set rate (or the highest)",
   help: [
     `Usage: udp bench HOST[:PORT] [--rate PPS|Nk|NM|Nmbit|max] [--duration SEC] [-s BYTES]
+                 [--one-way] [-P N]
                  [--interval SEC] [--search [--max-loss P%]] [--key-file F | --key-env]
                  [--stamp [--ptp] [--tlv LIST]] [--rcvbuf BYTES] [--json]
                  [-Q N | --dscp D --ecn E] [--ttl N] [-M do|want|dont] [-I ADDRESS]
@@ -151,6 +171,7 @@ the per-direction split).`,
     if (options.maxLoss !== undefined && !search) {
       throw new UsageError("--max-loss goes with --search");
     }
+    const mode = benchMode(options);
     const { host, port } = parseHostPort(destination, options.stamp ? STAMP_PORT : DEFAULT_PORT);
     const target = await resolveHost(host, port);
     checkSourceFamily(options.path.source, target);
@@ -167,26 +188,48 @@ the per-direction split).`,
         format,
         size,
         datagramBytes,
+        mode,
       });
       if (search) {
         return await searchRate(run, rate, options.maxLoss ?? 0.01, json, controller.signal);
       }
       if (!json) {
+        const streams = options.parallel > 1 ? `${options.parallel} streams, each ` : "";
         printLine(
-          `${options.stamp ? "STAMP" : "UDP"} BENCH ${formatAddress(target)}: ` +
+          `${options.stamp ? "STAMP" : "UDP"} BENCH ${formatAddress(target)}: ${streams}` +
             `${datagramBytes}-byte datagrams at ${
               rate === "max" ? "the highest rate the socket takes" : `${rate} pps`
-            } for ${durationMs / 1000} s`,
+            } for ${durationMs / 1000} s${MODE_WORDS[mode]}`,
         );
       }
       const summary = await run(rate, false);
       printLine(json ? toJson(benchSummaryJson(summary)) : summaryText(summary));
-      return summary.received > 0 ? 0 : 1;
+      return (summary.received ?? 0) > 0 || (summary.back?.received ?? 0) > 0 ? 0 : 1;
     } finally {
       removeInterrupt();
     }
   },
 });
+
+/** How the header line names each mode. */
+const MODE_WORDS: Record<BenchMode, string> = {
+  reflected: "",
+  "one-way": ", one way (the reflector counts, and sends nothing back)",
+  reverse: "",
+  bidir: "",
+};
+
+/** The mode the flags ask for; STAMP reflectors reflect every packet, so only that. */
+function benchMode(options: BenchValues): BenchMode {
+  const mode: BenchMode = options.oneWay ? "one-way" : "reflected";
+  if (mode !== "reflected" && options.stamp) {
+    throw new UsageError(
+      "--one-way needs udp serve: a STAMP reflector answers every packet (RFC 8762), so its " +
+        "way back cannot stay idle",
+    );
+  }
+  return mode;
+}
 
 /** What every run of one `udp bench` shares, whatever its rate. */
 interface TrialSetting {
@@ -197,38 +240,50 @@ interface TrialSetting {
   format: ProbeFormat;
   size: number;
   datagramBytes: number;
+  mode: BenchMode;
 }
 
 /** Runs `bench()` with the options, printing its interval lines (unless quiet). */
 function trialRunner(options: BenchValues, setting: TrialSetting): Trial {
   const { json, receiveBuffer } = options;
   const { size, datagramBytes } = setting;
+  const onStream = (summary: BenchSummary) =>
+    printLine(json ? toJson(benchSummaryJson(summary)) : streamLine(summary));
   return (rate, quiet) =>
-    bench({
-      target: setting.target,
-      format: setting.format,
-      rate,
-      durationMs: setting.durationMs,
-      payloadSize: size,
-      intervalMs: quiet ? 0 : options.intervalMs,
-      graceMs: 300,
-      signal: setting.signal,
-      key: setting.key ?? undefined,
-      ttl: options.ttl,
-      tos: options.tos,
-      ...options.path,
-      receiveBuffer,
-      onReceiveBuffer: (granted) => {
-        if (quiet) return;
-        printLine(
-          json
-            ? toJson({ type: "receive_buffer", asked: receiveBuffer, granted })
-            : describeReceiveBuffer(receiveBuffer!, granted),
-        );
+    benchStreams(
+      {
+        target: setting.target,
+        mode: setting.mode,
+        format: setting.format,
+        rate,
+        durationMs: setting.durationMs,
+        payloadSize: size,
+        intervalMs: quiet ? 0 : options.intervalMs,
+        graceMs: 300,
+        signal: setting.signal,
+        key: setting.key ?? undefined,
+        ttl: options.ttl,
+        tos: options.tos,
+        ...options.path,
+        receiveBuffer,
+        onReceiveBuffer: (granted) => {
+          if (quiet) return;
+          printLine(
+            json
+              ? toJson({ type: "receive_buffer", asked: receiveBuffer, granted })
+              : describeReceiveBuffer(receiveBuffer!, granted),
+          );
+        },
+        onInterval: (report) =>
+          printLine(
+            json
+              ? toJson(benchIntervalJson(report))
+              : intervalLine(report, datagramBytes, options.parallel > 1),
+          ),
       },
-      onInterval: (report) =>
-        printLine(json ? toJson(benchIntervalJson(report)) : intervalLine(report, datagramBytes)),
-    });
+      options.parallel,
+      quiet ? undefined : onStream,
+    );
 }
 
 /** Bisection: double from the start rate until loss exceeds the limit, then narrow to 5%. */
@@ -305,113 +360,4 @@ function datagramRate(rate: BenchRate, datagramBytes: number): number | "max" {
     );
   }
   return pps;
-}
-
-function formatPercent(percent: number): string {
-  return `${Number(percent.toPrecision(3))}%`;
-}
-
-function formatBits(bps: number): string {
-  if (bps >= 1e9) return `${(bps / 1e9).toFixed(2)} Gbit/s`;
-  if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
-  return `${(bps / 1e3).toFixed(2)} kbit/s`;
-}
-
-function intervalLine(report: BenchInterval, datagramBytes: number): string {
-  const span = `[${report.start_s.toFixed(1).padStart(5)}-${
-    report.end_s.toFixed(1).padStart(5)
-  } s]`;
-  const loss = report.sent === 0
-    ? 0
-    : Math.max(0, (report.sent - report.received) / report.sent * 100);
-  return `${span} sent ${report.sent} (${Math.round(report.sent_pps)} pps, ${
-    formatBits(report.sent_pps * datagramBytes * 8)
-  }), received ${report.received} (${formatBits(report.received_bps)}), ${
-    formatPercent(loss)
-  } not (yet) back`;
-}
-
-function lossLine(s: BenchSummary): string {
-  const loss = `loss ${s.loss_percent === null ? "-" : formatPercent(s.loss_percent)}`;
-  if (s.echo_server) return `${loss} (an echo server: no per-direction split)`;
-  if (s.server_refused === null && s.loss_up !== null && s.loss_down !== null) {
-    // STAMP: no STATS, but the reflector's own sequence numbers (or Direct Measurement).
-    return `${loss}: ${s.loss_up} lost on the way there, ${s.loss_down} on the way back, up to ` +
-      "the last datagram answered (the STAMP reflector's counts)";
-  }
-  if (s.loss_up === null || s.loss_down === null || s.server_refused === null) {
-    return `${loss} (no per-direction split: the server's counts did not arrive, or a ` +
-      "stateless STAMP reflector without --tlv direct-measurement)";
-  }
-  const reasons = Object.entries(s.server_refused).filter(([, count]) => count > 0);
-  const refusedTotal = reasons.reduce((sum, [, count]) => sum + count, 0);
-  const refused = refusedTotal === 0
-    ? ""
-    : `${refusedTotal} refused by the server (${
-      reasons.map(([reason, count]) => `${reason.replace("_", "-")} ${count}`).join(", ")
-    }), `;
-  return `${loss}: ${refused}${s.loss_up} lost on the way there, ${s.loss_down} on the way ` +
-    `back (server received ${s.server_received}, replied ${s.server_replied})`;
-}
-
-/**
- * The text summary of a bench run.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { bench } from "../../probe/bench.ts";
- * import { Reflector } from "../../reflector/reflector.ts";
- * import { summaryText } from "./bench.ts";
- * const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
- * const port = reflector.address.port;
- * const summary = await bench({
- *   target: { hostname: "127.0.0.1", port, family: "ipv4" },
- *   rate: 100,
- *   durationMs: 100,
- *   payloadSize: 56,
- *   graceMs: 100,
- * });
- * await reflector.close();
- * const lines = summaryText(summary).split("\n");
- * const heading = `--- 127.0.0.1:${port} udp bench (104-byte datagrams, `;
- * strictEqual(lines[1].startsWith(heading), true); // then the time it took, e.g. "0.101 s) ---"
- * strictEqual(lines.at(-1), "0 duplicates, 0 reordered");
- * ```
- */
-export function summaryText(s: BenchSummary): string {
-  const lines = [
-    "",
-    `--- ${s.target} udp bench (${s.datagram_bytes}-byte datagrams, ${s.duration_s} s) ---`,
-    `offered  ${s.offered_pps} pps, ${formatBits(s.offered_bps)} (${s.sent} datagrams` +
-    (s.requested_pps === null
-      ? ", as fast as possible)"
-      : `, ${Math.round(s.requested_pps)} pps requested)`),
-    `achieved ${s.achieved_pps} pps, ${formatBits(s.achieved_bps)} (${s.received} replies)`,
-    lossLine(s),
-  ];
-  if (s.server_kernel_drops !== null && s.server_kernel_drops > 0) {
-    lines.push(
-      `the server's kernel dropped ${s.server_kernel_drops} datagrams during the run (all ` +
-        "sources: its receive buffer was full; see udp serve --rcvbuf)",
-    );
-  }
-  const icmp = icmpLine(s.icmp, s.errors, "datagram");
-  if (icmp !== null) lines.push(icmp);
-  if (s.corrupted > 0) {
-    lines.push(`${s.corrupted} corrupted replies (failed their check: not counted as received)`);
-  }
-  if (s.received > 0) {
-    lines.push(
-      `rtt min/avg/max = ${formatStat(s.rtt_ms.min)}/${formatStat(s.rtt_ms.avg)}/${
-        formatStat(s.rtt_ms.max)
-      } ms, ` +
-        `p50/p90/p99 = ${formatStat(s.rtt_ms.p50)}/${formatStat(s.rtt_ms.p90)}/${
-          formatStat(s.rtt_ms.p99)
-        } ms` +
-        (s.jitter_ms === null ? "" : `, jitter ${formatStat(s.jitter_ms)} ms`),
-    );
-  }
-  lines.push(`${s.duplicates} duplicates, ${s.reordered} reordered`);
-  return lines.join("\n");
 }
