@@ -169,6 +169,7 @@ export {
   type ReplyKind,
   SourceLimiter,
   type SourceLimiterOptions,
+  type StreamCounts,
   TokenBucket,
 } from "./lib/reflector/mod.ts";
 export {

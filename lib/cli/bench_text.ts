@@ -30,18 +30,21 @@ export function intervalLine(
   } s]`;
   const stream = !streams ? "" : report.stream === 0 ? " [SUM]" : ` [${report.stream}]`;
   const direction = report.direction === "reflected" ? "" : ` ${report.direction}:`;
-  const sent = report.sent === null
-    ? "sent ? (not said yet)"
-    : `sent ${report.sent} (${Math.round(report.sent_pps ?? 0)} pps, ${
+  // The reflector says how many its stream sent at the end only.
+  const sent = report.sent === null && report.direction === "back"
+    ? ""
+    : report.sent === null
+    ? " sent ?,"
+    : ` sent ${report.sent} (${Math.round(report.sent_pps ?? 0)} pps, ${
       formatBits((report.sent_pps ?? 0) * datagramBytes * 8)
-    })`;
+    }),`;
   if (report.received === null) {
-    return `${span}${stream}${direction} ${sent}, received ? (the reflector's counts for ` +
+    return `${span}${stream}${direction}${sent} received ? (the reflector's counts for ` +
       "this interval did not come)";
   }
   const rtt = report.rtt_p50_ms === null ? "" : `, rtt p50 ${formatStat(report.rtt_p50_ms)} ms`;
   const jitter = report.jitter_ms === null ? "" : `, jitter ${formatStat(report.jitter_ms)} ms`;
-  return `${span}${stream}${direction} ${sent}, received ${report.received} (${
+  return `${span}${stream}${direction}${sent} received ${report.received} (${
     formatBits(report.received_bps ?? 0)
   }), lost ${report.lost}, late ${report.late}, dup ${report.duplicates}${rtt}${jitter}`;
 }
@@ -57,11 +60,11 @@ export function streamLine(s: BenchSummary): string {
 function lossLine(s: BenchSummary): string {
   const loss = `loss ${s.loss_percent === null ? "-" : formatPercent(s.loss_percent)}`;
   if (s.echo_server) return `${loss} (an echo server: no per-direction split)`;
-  if (s.mode === "one-way" && s.received === null) {
+  if (oneWay(s) && s.received === null) {
     return `${loss} (the reflector's counts did not arrive, or it predates one-way mode: what ` +
       "arrived is not known)";
   }
-  if (s.mode === "one-way") {
+  if (oneWay(s)) {
     const refused = refusedWords(s);
     return `${loss}: ${refused}${s.loss_up} lost on the way there (server received ` +
       `${s.server_received}, ${s.duplicates} of them again)`;
@@ -79,6 +82,33 @@ function lossLine(s: BenchSummary): string {
     refusedWords(s)
   }${s.loss_up} lost on the way there, ${s.loss_down} on the way ` +
     `back (server received ${s.server_received}, replied ${s.server_replied})`;
+}
+
+/** The reflector's stream (`-R`, `--bidir`) as it arrived. */
+function backLines(back: NonNullable<BenchSummary["back"]>): string[] {
+  if (back.refused !== null && back.received === 0) return [`back: no stream: ${back.refused}`];
+  const loss = back.sent === null || back.sent === 0
+    ? "loss - (the reflector's count of what it sent did not arrive)"
+    : `loss ${formatPercent(((back.sent - back.received) / back.sent) * 100)}: ${back.lost} ` +
+      `of the reflector's ${back.sent} lost on the way back`;
+  const granted = back.granted_pps === null || back.granted_pps === back.requested_pps
+    ? ""
+    : ` (${back.granted_pps} pps granted of ${back.requested_pps} asked)`;
+  const lines = [
+    `back     ${back.achieved_pps} pps, ${formatBits(back.achieved_bps)} (${back.received} ` +
+    `datagrams from the reflector)${granted}`,
+    `back ${loss}; ${back.late} late, ${back.duplicates} duplicates` +
+    (back.jitter_ms === null ? "" : `, one-way jitter ${formatStat(back.jitter_ms)} ms`),
+  ];
+  if (back.corrupted > 0) lines.push(`back: ${back.corrupted} corrupted (not counted)`);
+  if (back.refused !== null) lines.push(`back: ${back.refused}`);
+  return lines;
+}
+
+/** Whether the way there was one way (`--one-way`, `--bidir`): no replies, the reflector's
+ * counts. */
+function oneWay(s: BenchSummary): boolean {
+  return s.mode === "one-way" || s.mode === "bidir";
 }
 
 /** "N refused by the server (rate-limit N, …), " or "" when it refused none. */
@@ -123,17 +153,25 @@ export function summaryText(s: BenchSummary): string {
     `--- ${s.target} udp bench (${s.datagram_bytes}-byte datagrams, ${s.duration_s} s${
       s.streams > 1 ? `, ${s.streams} streams` : ""
     }${s.mode === "reflected" ? "" : `, ${s.mode}`}) ---`,
+  ];
+  if (s.mode === "reverse" && s.back !== null) {
+    lines.push(...backLines(s.back));
+    const icmp = icmpLine(s.icmp, s.errors, "request");
+    if (icmp !== null) lines.push(icmp);
+    return lines.join("\n");
+  }
+  lines.push(
     `offered  ${s.offered_pps} pps, ${formatBits(s.offered_bps)} (${s.sent} datagrams` +
-    (s.requested_pps === null
-      ? ", as fast as possible)"
-      : `, ${Math.round(s.requested_pps)} pps requested)`),
-    s.mode === "one-way"
+      (s.requested_pps === null
+        ? ", as fast as possible)"
+        : `, ${Math.round(s.requested_pps)} pps requested)`),
+    oneWay(s)
       ? `received ${s.achieved_pps} pps, ${formatBits(s.achieved_bps)} (${
         s.received ?? "?"
       } datagrams, by the reflector's count)`
       : `achieved ${s.achieved_pps} pps, ${formatBits(s.achieved_bps)} (${s.received} replies)`,
     lossLine(s),
-  ];
+  );
   if (s.one_way_answered > 0) {
     lines.push(
       `the reflector answered ${s.one_way_answered} one-way PINGs: it predates one-way mode, ` +
@@ -146,15 +184,16 @@ export function summaryText(s: BenchSummary): string {
         "sources: its receive buffer was full; see udp serve --rcvbuf)",
     );
   }
+  if (s.back !== null) lines.push(...backLines(s.back));
   const icmp = icmpLine(s.icmp, s.errors, "datagram");
   if (icmp !== null) lines.push(icmp);
   if (s.corrupted > 0) {
     lines.push(`${s.corrupted} corrupted replies (failed their check: not counted as received)`);
   }
-  if (s.mode === "one-way" && s.jitter_ms !== null) {
+  if (oneWay(s) && s.jitter_ms !== null) {
     lines.push(`one-way jitter ${formatStat(s.jitter_ms)} ms (RFC 3550, by the reflector)`);
   }
-  if (s.mode !== "one-way" && (s.received ?? 0) > 0) {
+  if (!oneWay(s) && (s.received ?? 0) > 0) {
     lines.push(
       `rtt min/avg/max = ${formatStat(s.rtt_ms.min)}/${formatStat(s.rtt_ms.avg)}/${
         formatStat(s.rtt_ms.max)

@@ -15,6 +15,7 @@ import { type ProbeFormat, type SessionCounts, timestampFromMs } from "../wire/m
 import { ProbeSender } from "./_sender.ts";
 import { benchSummary } from "./_bench_summary.ts";
 import { runStreams, type StreamRun, type StreamTotals, within } from "./_bench_streams.ts";
+import { BidirRun, ReverseRun } from "./_bench_reverse.ts";
 import { IcmpTally } from "./_icmp_tally.ts";
 import { StampPath } from "./_stamp_path.ts";
 import type { BenchInterval, BenchMode, BenchSummary } from "./bench_report.ts";
@@ -134,7 +135,20 @@ export function benchStreams(
   count: number,
   onStream?: (summary: BenchSummary) => void,
 ): Promise<BenchSummary> {
-  return runStreams(options, count, (run, totals) => new BenchRun(run, totals), onStream);
+  return runStreams(options, count, (run, totals) => makeRun(run, totals), onStream);
+}
+
+/** A stream of the options' mode. */
+function makeRun(options: BenchOptions, totals: StreamTotals | null): StreamRun {
+  if (options.mode === "reverse") return new ReverseRun(options);
+  if (options.mode !== "bidir") return new BenchRun(options, totals);
+  const there = new BenchRun({ ...options, mode: "one-way" }, totals);
+  try {
+    return new BidirRun(there, new ReverseRun(options));
+  } catch (error) {
+    void there.close();
+    throw error;
+  }
 }
 
 /** The sequence numbers of the STATS requests made before the run (after it: `sent` on). */

@@ -53,6 +53,7 @@ export {
   reflectorStatsJson,
   type RefusalReason,
   type ReplyKind,
+  type StreamCounts,
 } from "./reflector_stats.ts";
 export { reflectorMetrics } from "./reflector_metrics.ts";
 export { SourceLimiter, type SourceLimiterOptions, TokenBucket } from "./ratelimit.ts";

@@ -40,6 +40,7 @@ import {
 import { ReplayGuard } from "./replay.ts";
 import { arrivalCounts, SessionTable } from "./_sessions.ts";
 import { DelayedReplies } from "./_delayed.ts";
+import { StreamServer } from "./_streams.ts";
 
 import { ackReply, type RawMode } from "./raw.ts";
 
@@ -115,6 +116,8 @@ export class Reflector {
   readonly #receiveBuffer: number | null;
   /** PINGs whose one reply waits for its delay (DELAYED). */
   readonly #delayed: DelayedReplies;
+  /** The streams it sends to senders that asked (STREAM_REQUEST). */
+  readonly #streams: StreamServer;
   /** The datagram being handled's arrival, monotonic (what a delay counts from), and the
    * address it was sent to when the socket says (ReceiveMeta.local). */
   readonly #arrival = { at: 0, local: null as string | null };
@@ -140,6 +143,10 @@ export class Reflector {
     this.#globalLimiter = options.globalLimit
       ? new TokenBucket(options.globalLimit.rate, options.globalLimit.burst, monotonicMs())
       : null;
+    this.#streams = new StreamServer(socket, this.#format, this.#key, {
+      sourceRate: options.rateLimit?.rate ?? Infinity,
+      globalRate: options.globalLimit?.rate ?? Infinity,
+    });
     this.#finished = socket.receiveEach(
       (data, from, arrivedAt, arrival) => this.#handle(data, from, arrivedAt, arrival),
       (error) => this.#countError(`receive: ${errorKind(error)}`),
@@ -164,6 +171,7 @@ export class Reflector {
   get stats(): ReflectorStats {
     const stats = structuredClone(this.#stats);
     stats.kernelDrops = this.#socket.kernelDrops;
+    stats.streams = { ...this.#streams.counts };
     return stats;
   }
 
@@ -184,6 +192,7 @@ export class Reflector {
    * the delayed replies still waiting are dropped (counted). */
   async close(): Promise<void> {
     await this.#delayed.close();
+    await this.#streams.close();
     this.#socket.close();
     await this.#finished;
   }
@@ -326,6 +335,7 @@ export class Reflector {
     switch (request.kind) {
       case "ping":
       case "stats":
+      case "stream":
         event.frame = request.header!;
         if (key !== null) return this.#classifyAuthenticated(data, event, receivedAt, key);
         return this.#replyTo(data, event, receivedAt);
@@ -400,14 +410,25 @@ export class Reflector {
       this.#sessions.countRefusal(session, reason);
       return this.#refuse(event, reason);
     }
-    const reply = this.#replyTo(data, event, receivedAt);
+    const reply = await this.#replyTo(data, event, receivedAt);
     if (reply !== null) await this.#format.sign(reply, key);
     return reply;
   }
 
-  /** The answer to a request that passed every check: a PONG, or the session's STATS. */
-  #replyTo(data: Uint8Array, event: DatagramEvent, receivedAt: Timestamp): Uint8Array | null {
+  /** The answer to a request that passed every check: a PONG, the session's STATS, or a
+   * stream's grant. */
+  #replyTo(
+    data: Uint8Array,
+    event: DatagramEvent,
+    receivedAt: Timestamp,
+  ): Uint8Array | null | Promise<Uint8Array | null> {
     const { kind, delayMs } = this.#request;
+    if (kind === "stream") {
+      event.kind = "stream";
+      event.reply = "grant";
+      // A copy: the grant is built after an await, when the receive buffer may be reused.
+      return this.#streams.answer(data.slice(), event.frame!.session, event.from, receivedAt);
+    }
     const delayed = kind === "ping" && delayMs >= 0;
     const refusal = delayed
       ? this.#delayed.refusal(delayMs, data.length, event.from.hostname)

@@ -27,7 +27,15 @@ export type RefusalReason =
   | "delayed-global-cap";
 
 /** What the reflector sent back ("delayed": a PONG, after the delay its PING asked for). */
-export type ReplyKind = "pong" | "error" | "stats" | "ack" | "echo" | "delayed" | "none";
+export type ReplyKind =
+  | "pong"
+  | "error"
+  | "stats"
+  | "grant"
+  | "ack"
+  | "echo"
+  | "delayed"
+  | "none";
 
 /** One datagram as the reflector saw and answered it (for `-v` and `--json` logs). */
 export interface DatagramEvent {
@@ -77,9 +85,24 @@ export interface ReflectorStats {
   /** Delayed replies (DELAYED PINGs accepted): held, then sent, failed (also among the
    * errors) or dropped (still waiting when the reflector stopped); pending: waiting now. */
   delayed: DelayedCounts;
+  /** The streams it sent (`udp bench -R`, `--bidir`): started, refused, running now, and
+   * their datagrams. */
+  streams: StreamCounts;
   /** Datagrams the kernel dropped on the socket before the reflector could read them (its
    * receive buffer was full), as of the last one read; null where the kernel does not say. */
   kernelDrops: number | null;
+}
+
+/** The streams a reflector sent ({@linkcode ReflectorStats.streams}). */
+export interface StreamCounts {
+  /** Streams started. */
+  started: number;
+  /** Requests refused (busy, rate, size). */
+  refused: number;
+  /** Streams running now. */
+  active: number;
+  /** STREAM_DATA datagrams sent. */
+  datagrams: number;
 }
 
 /** What became of the delayed replies a reflector held ({@linkcode ReflectorStats.delayed}):
@@ -102,7 +125,14 @@ export interface DelayedCounts {
 export type ReflectorStatsJson =
   & Pick<
     ReflectorStats,
-    "received" | "replied" | "kinds" | "malformed" | "refused" | "errors" | "delayed"
+    | "received"
+    | "replied"
+    | "kinds"
+    | "malformed"
+    | "refused"
+    | "errors"
+    | "delayed"
+    | "streams"
   >
   & { type: "stats"; bytes_received: number; bytes_replied: number; kernel_drops: number | null };
 
@@ -138,6 +168,7 @@ export function reflectorStatsJson(stats: ReflectorStats): ReflectorStatsJson {
     kernel_drops: stats.kernelDrops,
     errors: stats.errors,
     delayed: stats.delayed,
+    streams: stats.streams,
   };
 }
 
@@ -170,6 +201,7 @@ export function emptyStats(format: ProbeFormat): ReflectorStats {
       unexpected: 0,
       refused: 0,
       stats: 0,
+      stream: 0,
     },
     malformed: Object.fromEntries(format.malformedReasons.map((reason) => [reason, 0])),
     refused: {
@@ -187,6 +219,7 @@ export function emptyStats(format: ProbeFormat): ReflectorStats {
     },
     errors: {},
     delayed: { held: 0, sent: 0, failed: 0, dropped: 0, pending: 0 },
+    streams: { started: 0, refused: 0, active: 0, datagrams: 0 },
     kernelDrops: null,
   };
 }

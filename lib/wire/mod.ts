@@ -33,6 +33,7 @@
  */
 
 export * from "./protocol.ts";
+export { messageTypeName } from "./type_names.ts";
 export { encodeError, makePong, makeStats } from "./replies.ts";
 export {
   type ArrivalCounts,
@@ -107,3 +108,15 @@ export {
   TlvFlag,
   TlvType,
 } from "./stamp_tlv.ts";
+export {
+  COOKIE_SIZE,
+  encodeStreamRequest,
+  layOutStreamData,
+  makeGrant,
+  readStreamFields,
+  stampStreamData,
+  STREAM_FIELDS_EXAMPLE,
+  type StreamFields,
+  StreamStatus,
+  writeStreamFields,
+} from "./stream.ts";

@@ -21,10 +21,11 @@ import type { Timestamp } from "./timestamp.ts";
  * counts of its session. */
 export type RequestType = "ping" | "stats";
 
-/** What a reflector makes of a datagram: a request to answer ("ping", "stats"), or what it
- * counts instead. */
+/** What a reflector makes of a datagram: a request to answer ("ping", "stats", "stream": a
+ * request for a stream, udp's own), or what it counts instead. */
 export type RequestKind =
   | RequestType
+  | "stream"
   | "corrupted"
   | "raw"
   | "malformed"

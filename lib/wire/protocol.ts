@@ -13,6 +13,9 @@
 import { crc32c } from "./crc32c.ts";
 import { DELAYED_PAYLOAD_SIZE } from "./path_report.ts";
 import { STATS_PAYLOAD_SIZE } from "./session_counts.ts";
+
+/** Payload bytes of a STREAM_REQUEST and of its STREAM_GRANT (docs/protocol.md, "Streams"). */
+export const STREAM_PAYLOAD_SIZE = 40;
 import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
 
 /** The four bytes every frame starts with: `DA 7A 55 50`. The first byte is not valid UTF-8 on
@@ -77,8 +80,8 @@ export function frameOverhead(authenticated: boolean): number {
   return HEADER_SIZE + CHECK_SIZE + (authenticated ? TAG_SIZE : 0);
 }
 
-/** Message types. PING and STATS_REQUEST are requests; PONG, ERROR and STATS are replies and
- * are never answered. */
+/** Message types. PING, STATS_REQUEST and STREAM_REQUEST are requests; PONG, ERROR, STATS,
+ * STREAM_GRANT and STREAM_DATA are never answered. */
 export const MessageType = {
   /** A probe: the reflector answers it with a PONG of exactly the same length. */
   PING: 1,
@@ -90,10 +93,21 @@ export const MessageType = {
   STATS_REQUEST: 4,
   /** The answer to a STATS_REQUEST (see {@linkcode SessionCounts}). */
   STATS: 5,
+  /** Asks the reflector for a stream of STREAM_DATA to the sender (`udp bench -R`), or for a
+   * cookie that proves the sender receives at its address (`stream.ts`). */
+  STREAM_REQUEST: 6,
+  /** The answer to a STREAM_REQUEST: a cookie, the stream granted, or why not. */
+  STREAM_GRANT: 7,
+  /** One datagram of a stream the reflector sends; never answered. */
+  STREAM_DATA: 8,
 } as const;
 
 /** The message types a reflector answers. */
-export const REQUEST_TYPES: readonly number[] = [MessageType.PING, MessageType.STATS_REQUEST];
+export const REQUEST_TYPES: readonly number[] = [
+  MessageType.PING,
+  MessageType.STATS_REQUEST,
+  MessageType.STREAM_REQUEST,
+];
 
 /** A message type number defined by version 1. */
 export type MessageType = typeof MessageType[keyof typeof MessageType];
@@ -145,7 +159,8 @@ export type MalformedReason =
   | "bad-timestamp"
   | "bad-error-payload"
   | "bad-stats-payload"
-  | "bad-delay-payload";
+  | "bad-delay-payload"
+  | "bad-stream-payload";
 
 /** Every {@linkcode MalformedReason}, in the order a reflector lists its counts. */
 export const MALFORMED_REASONS: readonly MalformedReason[] = [
@@ -156,6 +171,7 @@ export const MALFORMED_REASONS: readonly MalformedReason[] = [
   "bad-error-payload",
   "bad-stats-payload",
   "bad-delay-payload",
+  "bad-stream-payload",
 ];
 
 /** The fields every version carries at fixed offsets (see {@linkcode INVARIANT_SIZE}). */
@@ -371,7 +387,7 @@ function decodeVersion1(
     );
   }
   const type = invariants.type;
-  if (type < MessageType.PING || type > MessageType.STATS) {
+  if (type < MessageType.PING || type > MessageType.STREAM_DATA) {
     return malformed("unknown-type", `message type ${type} is not defined`, invariants);
   }
   const sentAt = readTimestamp(view, 20);
@@ -396,6 +412,12 @@ function decodeVersion1(
       `STATS payload is shorter than ${STATS_PAYLOAD_SIZE} bytes`,
       null,
     );
+  }
+  const stream = type === MessageType.STREAM_REQUEST || type === MessageType.STREAM_GRANT;
+  if (stream && payload.length < STREAM_PAYLOAD_SIZE) {
+    const name = type === MessageType.STREAM_REQUEST ? "STREAM_REQUEST" : "STREAM_GRANT";
+    const detail = `a ${name} needs ${STREAM_PAYLOAD_SIZE} payload bytes`;
+    return malformed("bad-stream-payload", detail, null);
   }
   if (type === MessageType.PING && flags & Flags.DELAYED && payload.length < DELAYED_PAYLOAD_SIZE) {
     const detail = `a DELAYED PING needs ${DELAYED_PAYLOAD_SIZE} payload bytes for its delay`;
@@ -450,23 +472,6 @@ export function peekSentAt(bytes: Uint8Array): Timestamp {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return readTimestamp(view, 20) ?? NO_TIMESTAMP;
 }
-
-/**
- * The name of a message type for people, e.g. "PING", or "type 9".
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { messageTypeName } from "./protocol.ts";
- * strictEqual(messageTypeName(2), "PONG");
- * strictEqual(messageTypeName(9), "type 9");
- * ```
- */
-export function messageTypeName(type: number): string {
-  return (TYPE_NAMES[type] as string | undefined) || `type ${type}`;
-}
-
-const TYPE_NAMES = ["", "PING", "PONG", "ERROR", "STATS_REQUEST", "STATS"];
 
 /**
  * The largest payload (bytes between the header and the tag or check) a frame can carry over

@@ -29,7 +29,6 @@ import {
   MAGIC,
   MALFORMED_REASONS,
   MessageType,
-  messageTypeName,
   peekSentAt,
   PROTOCOL_VERSION,
   REQUEST_TYPES,
@@ -51,6 +50,7 @@ import {
   STATS_ARRIVALS_PAYLOAD_SIZE,
 } from "./session_counts.ts";
 import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
+import { messageTypeName } from "./type_names.ts";
 
 /**
  * The `udp` frame format, version 1: the default of every reflector and sender.
@@ -219,6 +219,8 @@ function readRequest(datagram: Uint8Array, into: RequestReading): void {
         ? "ping"
         : frame.type === MessageType.STATS_REQUEST
         ? "stats"
+        : frame.type === MessageType.STREAM_REQUEST
+        ? "stream"
         : "unexpected";
       into.header = {
         type: messageTypeName(frame.type),

@@ -100,6 +100,16 @@ loss per direction from a stateful reflector's sequence numbers, or with
 duplicates, reordering, one-way jitter) comes from its STATS, one per
 interval and one at the end (iperf3's UDP mode)`,
   }),
+  reverse: flag({
+    long: "reverse",
+    short: "R",
+    help: `the reflector sends, this host counts (iperf3's -R): a stream at --rate for
+--duration, asked for after a round trip that proves this host receives here`,
+  }),
+  bidir: flag({
+    long: "bidir",
+    help: "both at once: --one-way there and the reflector's stream back (iperf3's)",
+  }),
   parallel: option({
     long: "parallel",
     short: "P",
@@ -143,7 +153,7 @@ export const benchCommand = defineCommand({
   summary: "throughput, per-direction loss and latency at a set rate (or the highest)",
   help: [
     `Usage: udp bench HOST[:PORT] [--rate PPS|Nk|NM|Nmbit|max] [--duration SEC] [-s BYTES]
-                 [--one-way] [-P N]
+                 [--one-way | -R | --bidir] [-P N]
                  [--interval SEC] [--search [--max-loss P%]] [--key-file F | --key-env]
                  [--stamp [--ptp] [--tlv LIST]] [--rcvbuf BYTES] [--json]
                  [-Q N | --dscp D --ecn E] [--ttl N] [-M do|want|dont] [-I ADDRESS]
@@ -215,20 +225,34 @@ the per-direction split).`,
 const MODE_WORDS: Record<BenchMode, string> = {
   reflected: "",
   "one-way": ", one way (the reflector counts, and sends nothing back)",
-  reverse: "",
-  bidir: "",
+  reverse: ", reverse (the reflector sends, this host counts)",
+  bidir: ", both ways at once (one way there, the reflector's stream back)",
 };
 
 /** The mode the flags ask for; STAMP reflectors reflect every packet, so only that. */
 function benchMode(options: BenchValues): BenchMode {
-  const mode: BenchMode = options.oneWay ? "one-way" : "reflected";
-  if (mode !== "reflected" && options.stamp) {
+  const asked = [
+    options.oneWay && "--one-way",
+    options.reverse && "-R",
+    options.bidir && "--bidir",
+  ].filter((name): name is string => typeof name === "string");
+  if (asked.length > 1) throw new UsageError(`${asked.join(" and ")}: give one of them`);
+  if (asked.length === 1 && options.stamp) {
     throw new UsageError(
-      "--one-way needs udp serve: a STAMP reflector answers every packet (RFC 8762), so its " +
-        "way back cannot stay idle",
+      `${asked[0]} needs udp serve: a STAMP reflector answers every packet (RFC 8762) and ` +
+        "sends nothing else",
     );
   }
-  return mode;
+  if ((options.reverse || options.bidir) && options.search) {
+    throw new UsageError(`--search goes with the reflected or --one-way modes, not ${asked[0]}`);
+  }
+  return options.oneWay
+    ? "one-way"
+    : options.reverse
+    ? "reverse"
+    : options.bidir
+    ? "bidir"
+    : "reflected";
 }
 
 /** What every run of one `udp bench` shares, whatever its rate. */
