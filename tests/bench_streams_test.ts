@@ -118,7 +118,10 @@ Deno.test("bench -R: what arrived is what the reflector says it sent, exactly, a
     strictEqual(summary.datagram_bytes, 1400);
     assert(intervals.length >= 2);
     for (const r of intervals) assertEquals([r.direction, r.sent, r.lost], ["back", null, 0]);
-    strictEqual(intervals.reduce((sum, r) => sum + r.received!, 0), back.received);
+    // The stream ends a little after this host's clock does (it started a round trip later):
+    // what arrives after the last interval is in the summary only.
+    const inIntervals = intervals.reduce((sum, r) => sum + r.received!, 0);
+    assert(inIntervals <= back.received && inIntervals >= back.received - 40, `${inIntervals}`);
   } finally {
     await reflector.close();
   }

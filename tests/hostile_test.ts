@@ -167,7 +167,7 @@ function floodDatagram(kind: FloodKind, random: () => number): Uint8Array {
       return frame({ version: 2 + Math.floor(random() * 254), payload: new Uint8Array(0) });
     case "unknown-type":
       return frame({
-        type: (6 + Math.floor(random() * 250)) as MessageType,
+        type: (9 + Math.floor(random() * 247)) as MessageType,
         payload: new Uint8Array(0),
       });
     case "bad-timestamp": {
@@ -263,6 +263,7 @@ Deno.test("a flood of 100,000 random and mutated datagrams: udp serve stays up a
     unexpected: 0,
     refused: 0,
     stats: 0,
+    stream: 0,
   });
   // --json keys are snake_case (lib/output.ts): "too-short" in the text is too_short here.
   assertEquals(stats.malformed, {
@@ -273,6 +274,7 @@ Deno.test("a flood of 100,000 random and mutated datagrams: udp serve stays up a
     bad_error_payload: 0,
     bad_stats_payload: 0,
     bad_delay_payload: 0,
+    bad_stream_payload: 0,
   });
   // Replies: every PING, and an ERROR to each unsupported version or unknown type (48-byte
   // requests are too short for a 51-byte ERROR, so those get none).

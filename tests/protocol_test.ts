@@ -107,6 +107,11 @@ Deno.test("docs/protocol.md holds the test vectors", () => {
     "ping-one-way",
     "stats-request-arrivals",
     "stats-arrivals",
+    "stream-request",
+    "stream-grant-cookie",
+    "stream-request-cookie",
+    "stream-grant",
+    "stream-data",
   ]);
   assert(classifications.length >= 10);
 });

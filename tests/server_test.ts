@@ -236,7 +236,7 @@ Deno.test("Reflector answers an unknown type with ERROR UNSUPPORTED_TYPE", async
     assert(decoded.kind === "frame" && decoded.frame.type === MessageType.ERROR);
     assertEquals(decodeErrorDetail(decoded.frame.payload), {
       code: ErrorCode.UNSUPPORTED_TYPE,
-      values: [1, 4],
+      values: [1, 4, 6],
     });
     strictEqual(reflector.stats.malformed["unknown-type"], 1);
   });
