@@ -224,7 +224,7 @@ export function closedLoopReport(f: ClosedLoopFigures): SectionReport {
         r.rounds.map((x) => Math.round(x.replies_per_s)).join(", ")
       } | ${m.reply_kind} | ${m.bad} | ${m.late} | ${m.timeouts} | ${
         r.serverCpuPercent.toFixed(0)
-      } |`,
+      } | ${(m.cpu_s / m.seconds * 100).toFixed(0)} |`,
     );
     headlines[`closed_loop.${r.key}_pps`] = m.replies_per_s;
   }

@@ -87,6 +87,13 @@ export function shownRuns(runs: HistoryRun[]): HistoryRun[] {
   return shown;
 }
 
+/** A run's load average at its start and the CPU time the hypervisor stole during it. */
+function loadAndSteal(run: HistoryRun): string {
+  const load = run.machine.load_start?.[0]?.toFixed(2) ?? "unknown";
+  const steal = run.machine.steal_percent;
+  return `${load}; ${steal === null || steal === undefined ? "unknown" : `${steal.toFixed(1)}%`}`;
+}
+
 /** The History table, as Markdown lines: one column per run, one row per headline figure. */
 export function historyTable(runs: HistoryRun[]): string[] {
   const shown = shownRuns(runs);
@@ -100,6 +107,7 @@ export function historyTable(runs: HistoryRun[]): string[] {
       cells((r) => (r.machine.cpu_model ?? "unknown").replace(/\s*\(R\)|\s*Processor/g, ""))
     } |`,
     `| Sections | ${cells((r) => r.full ? "all" : r.sections.join(", "))} |`,
+    `| Load at start; CPU stolen | ${cells(loadAndSteal)} |`,
   ];
   for (const [key, name, digits] of ROWS) {
     if (shown.every((r) => r.figures[key] === undefined || r.figures[key] === null)) continue;

@@ -22,6 +22,11 @@ export interface MachineFacts {
   /** /proc/loadavg's 1, 5 and 15 minute averages at the run's start and end. */
   load_start: number[] | null;
   load_end: number[] | null;
+  /**
+   * The share of the CPUs' time over the run that the hypervisor gave to others ("steal" in
+   * /proc/stat), in %: a noisy neighbour shows here.
+   */
+  steal_percent: number | null;
   versions: Record<string, string | null>;
 }
 
@@ -86,9 +91,20 @@ async function versions(): Promise<Record<string, string | null>> {
   };
 }
 
+/** /proc/stat's first line: [steal, total] jiffies of all CPUs so far. */
+async function cpuTimes(): Promise<[number, number] | null> {
+  const stat = await readFile("/proc/stat");
+  const fields = stat?.split("\n")[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  if (!fields || fields.length < 8) return null;
+  return [fields[7], fields.reduce((a, b) => a + b, 0)];
+}
+
+let startTimes: [number, number] | null = null;
+
 /** The facts at the start of a run (`load_end` is filled in by {@link finishFacts}). */
 export async function machineFacts(): Promise<MachineFacts> {
   const cpuinfo = await readFile("/proc/cpuinfo");
+  startTimes = await cpuTimes();
   const model = cpuinfo === null ? null : /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? null;
   return {
     os: Deno.build.os,
@@ -99,6 +115,7 @@ export async function machineFacts(): Promise<MachineFacts> {
     virtualization: await virtualization(cpuinfo),
     load_start: await loadAverage(),
     load_end: null,
+    steal_percent: null,
     versions: await versions(),
   };
 }
@@ -106,6 +123,10 @@ export async function machineFacts(): Promise<MachineFacts> {
 /** Records the load average at the end of the run. */
 export async function finishFacts(facts: MachineFacts): Promise<void> {
   facts.load_end = await loadAverage();
+  const end = await cpuTimes();
+  if (startTimes !== null && end !== null && end[1] > startTimes[1]) {
+    facts.steal_percent = (end[0] - startTimes[0]) / (end[1] - startTimes[1]) * 100;
+  }
 }
 
 const known = (value: unknown) => value === null || value === undefined ? "unknown" : `${value}`;
@@ -119,7 +140,8 @@ export function machineLines(facts: MachineFacts): string[] {
     `- Machine: ${known(facts.cpu_model)}, ${known(facts.cores)} cores, ${facts.os} ` +
     `${facts.arch}, kernel ${known(facts.kernel)}; virtualization: ${known(facts.virtualization)}`,
     `- Load average (1, 5, 15 min) at the start: ${load(facts.load_start)}; at the end: ` +
-    load(facts.load_end),
+    `${load(facts.load_end)}; CPU time stolen by the hypervisor during the run: ` +
+    (facts.steal_percent === null ? "unknown" : `${facts.steal_percent.toFixed(1)}%`),
     `- Deno ${known(v.deno)}; Node ${known(v.node)}; ${known(v.python3)}; ${known(v.gcc)}`,
     `- udp ${known(v.udp)}`,
     `- ${known(v.sockperf)}; irtt ${known(v.irtt)}; ${known(v.iperf3)}`,
