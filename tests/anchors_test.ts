@@ -97,6 +97,12 @@ Deno.test(`loadgen against echo.c: raw and PING modes, every reply good${SKIP_GC
     try {
       assertGood(await loadgen(anchors, echo.port, { mode: "raw", seconds: 1 }), "echo");
       assertGood(await loadgen(anchors, echo.port, { mode: "ping", seconds: 1 }), "echo");
+      const blocking = await loadgen(anchors, echo.port, {
+        mode: "ping",
+        seconds: 1,
+        wait: "block",
+      });
+      assertGood(blocking, "echo");
       const big = await loadgen(anchors, echo.port, { mode: "ping", seconds: 1, size: 1400 });
       assertGood(big, "echo");
     } finally {

@@ -6,7 +6,7 @@
  * batches; replies come in recvmmsg() batches. Each reply is checked in full before it counts.
  *
  *   loadgen HOST PORT [--mode raw|ping] [--size BYTES] [--window W] [--duration SECONDS]
- *           [--timeout-ms MS]
+ *           [--timeout-ms MS] [--wait spin|block]
  *
  * Modes:
  *   raw   BYTES of text ("udp-loadgen SEQ " and a letter pattern; never the udp magic).
@@ -26,7 +26,12 @@
  * Prints one JSON line: mode, size, window, sent, replies (good, in time), echo_replies,
  * ack_replies (raw) or pong_replies (ping), late, bad, timeouts, errors, seconds, cpu_s (its
  * own user + system CPU time: near `seconds`, the generator was the bottleneck),
+ * waited_s (the time it had nothing to read: near `seconds`, the server bounded the run),
  * replies_per_s, reply_kind ("echo", "ack", "pong", "mixed" or "none").
+ *
+ * --wait spin (the default) reads with a non-blocking recvmmsg() in a loop, so that the
+ * generator, on a core of its own, never sleeps and never pays for waking up (costly on a
+ * virtual machine); --wait block sleeps in poll() between batches.
  * Exit 0 after the run, 2 on bad arguments, 1 on a socket error at start.
  */
 #define _GNU_SOURCE
@@ -155,7 +160,7 @@ static double now_s(void) {
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen HOST PORT [--mode raw|ping] [--size BYTES] [--window W] "
-                  "[--duration SECONDS] [--timeout-ms MS]\n");
+                  "[--duration SECONDS] [--timeout-ms MS] [--wait spin|block]\n");
   exit(2);
 }
 
@@ -221,6 +226,7 @@ int main(int argc, char **argv) {
   const char *host = argv[1], *port = argv[2];
   enum mode mode = RAW;
   long size = 64, window = 64, timeout_ms = 200;
+  int spin = 1;
   double duration = 5;
   for (int i = 3; i < argc; i++) {
     if (i + 1 >= argc) usage();
@@ -233,6 +239,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i - 1], "--window")) window = atol(value);
     else if (!strcmp(argv[i - 1], "--duration")) duration = atof(value);
     else if (!strcmp(argv[i - 1], "--timeout-ms")) timeout_ms = atol(value);
+    else if (!strcmp(argv[i - 1], "--wait")) {
+      if (!strcmp(value, "spin")) spin = 1;
+      else if (!strcmp(value, "block")) spin = 0;
+      else usage();
+    }
     else usage();
   }
   long min_size = mode == RAW ? RAW_MIN : HEADER + CHECK;
@@ -296,7 +307,7 @@ int main(int argc, char **argv) {
   for (long s = 0; s < window; s++) queue[queued++] = (uint32_t)s;
   const double start = now_s(), end = start + duration, timeout = timeout_ms / 1000.0;
   double next_scan = start + timeout / 4;
-  double t = start;
+  double t = start, waited = 0, waiting_since = 0;
   while (t < end) {
     /* Send every freed slot's next datagram. */
     uint32_t prepared = 0;
@@ -328,29 +339,44 @@ int main(int argc, char **argv) {
       done += n;
       c.sent += n;
     }
-    /* Wait for replies (at most until the next timeout scan), then read them in batches. */
-    int wait_ms = (int)((next_scan - now_s()) * 1000) + 1;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, wait_ms > 0 ? wait_ms : 0) > 0) {
-      for (int round = 0; round < 16; round++) {
-        int n = recvmmsg(fd, in, BATCH, MSG_DONTWAIT, NULL);
-        if (n < 0) {
-          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) c.errors++;
-          break;
-        }
-        for (int i = 0; i < n; i++) {
-          size_t len = in[i].msg_len;
-          if (in[i].msg_hdr.msg_flags & MSG_TRUNC) {
-            c.bad++;
-            continue;
-          }
-          int freed = check_reply(mode, in_iov[i].iov_base, len, size, session, slots, window,
-                                  expect, &c);
-          if (freed >= 0) queue[queued++] = (uint32_t)freed;
-        }
-        if (n < BATCH) break;
-      }
+    /*
+     * Read replies in batches: spinning on a non-blocking recvmmsg() (the default: the
+     * generator has its core to itself, and never pays for waking up), or after a poll() that
+     * sleeps at most until the next timeout scan (--wait block). Either way the time with
+     * nothing to read is "waited": the share of the run the generator waited for the server.
+     */
+    if (!spin) {
+      double before = now_s();
+      int wait_ms = (int)((next_scan - before) * 1000) + 1;
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      int ready = poll(&p, 1, wait_ms > 0 ? wait_ms : 0);
+      waited += now_s() - before;
+      if (ready <= 0) goto scan;
     }
+    for (int round = 0; round < 16; round++) {
+      int n = recvmmsg(fd, in, BATCH, MSG_DONTWAIT, NULL);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) c.errors++;
+        if (spin && round == 0 && waiting_since == 0) waiting_since = now_s();
+        break;
+      }
+      if (waiting_since != 0) {
+        waited += now_s() - waiting_since;
+        waiting_since = 0;
+      }
+      for (int i = 0; i < n; i++) {
+        size_t len = in[i].msg_len;
+        if (in[i].msg_hdr.msg_flags & MSG_TRUNC) {
+          c.bad++;
+          continue;
+        }
+        int freed = check_reply(mode, in_iov[i].iov_base, len, size, session, slots, window,
+                                expect, &c);
+        if (freed >= 0) queue[queued++] = (uint32_t)freed;
+      }
+      if (n < BATCH) break;
+    }
+  scan:
     t = now_s();
     if (t >= next_scan) {
       /* Datagrams lost (or very late): give up on them, so the window stays full. */
@@ -365,6 +391,7 @@ int main(int argc, char **argv) {
     }
   }
   double seconds = now_s() - start;
+  if (waiting_since != 0) waited += now_s() - waiting_since;
   struct rusage usage;
   getrusage(RUSAGE_SELF, &usage);
   double cpu_s = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 + usage.ru_stime.tv_sec +
@@ -375,14 +402,14 @@ int main(int argc, char **argv) {
                      : c.pong == c.replies ? "pong" : "mixed";
   printf("{\"mode\":\"%s\",\"size\":%ld,\"window\":%ld,\"sent\":%llu,\"replies\":%llu,"
          "\"echo_replies\":%llu,\"%s\":%llu,\"late\":%llu,\"bad\":%llu,\"timeouts\":%llu,"
-         "\"errors\":%llu,\"seconds\":%.3f,\"cpu_s\":%.3f,\"replies_per_s\":%.1f,"
+         "\"errors\":%llu,\"seconds\":%.3f,\"cpu_s\":%.3f,\"waited_s\":%.3f,\"replies_per_s\":%.1f,"
          "\"reply_kind\":\"%s\"}\n",
          mode == RAW ? "raw" : "ping", size, window, (unsigned long long)c.sent,
          (unsigned long long)c.replies, (unsigned long long)c.echo,
          mode == RAW ? "ack_replies" : "pong_replies",
          (unsigned long long)(mode == RAW ? c.ack : c.pong), (unsigned long long)c.late,
          (unsigned long long)c.bad, (unsigned long long)c.timeouts,
-         (unsigned long long)c.errors, seconds, cpu_s, c.replies / seconds, kind);
+         (unsigned long long)c.errors, seconds, cpu_s, waited, c.replies / seconds, kind);
   close(fd);
   return 0;
 }

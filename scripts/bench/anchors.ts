@@ -40,6 +40,8 @@ export interface LoadgenResult {
   seconds: number;
   /** Its own user + system CPU time: near `seconds`, the generator bounded the run. */
   cpu_s: number;
+  /** The time it had nothing to read: near `seconds`, the server bounded the run. */
+  waited_s: number;
   replies_per_s: number;
   reply_kind: "echo" | "ack" | "pong" | "mixed" | "none";
 }
@@ -81,6 +83,8 @@ export interface LoadgenOptions {
   size?: number;
   /** Run it under `taskset -c CPU`. */
   cpu?: number;
+  /** How it waits for replies: spinning on a non-blocking read (the default), or in poll(). */
+  wait?: "spin" | "block";
 }
 
 /** Runs loadgen against 127.0.0.1:PORT; its result. Throws if it fails. */
@@ -92,6 +96,7 @@ export async function loadgen(
   const args = [
     ...["127.0.0.1", String(port), "--mode", options.mode, "--duration", String(options.seconds)],
     ...["--window", String(options.window ?? 64), "--size", String(options.size ?? 64)],
+    ...["--wait", options.wait ?? "spin"],
   ];
   const [command, argv] = options.cpu === undefined
     ? [anchors.loadgen, args]

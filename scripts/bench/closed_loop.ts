@@ -27,6 +27,8 @@ const WINDOW = 64;
 const SIZE = 64;
 const LOADGEN_CPU = 0;
 const SERVER_CPU = 1;
+/** A row whose rounds spread more than this (% of its median) marks the section noisy. */
+const NOISY_SPREAD = 25;
 
 /** One server and mode: every round's result, the median round and the server's CPU. */
 export interface ClosedLoopRow {
@@ -207,14 +209,16 @@ export function closedLoopReport(f: ClosedLoopFigures): SectionReport {
     `the ${f.rounds} rounds alternated; the table has each one's median round. The anchors:`,
     "scripts/anchors/echo.c (a batch of up to 64 with `recvmmsg()`, sent back with one",
     "`sendmmsg()`, nothing else) and scripts/anchors/echo.py (the classic `recvfrom()`/`sendto()`",
-    "loop), both built and started by the harness. CPU is each process's user + system time over",
-    "the median round (100% is its core): where the generator's is near 100% and the server's",
-    "is not, the generator bounded that row, and the server could answer more. The anchors only",
+    "loop), both built and started by the harness. The generator spins on a non-blocking read",
+    "(it has its core to itself, and so never pays for waking up); it waited for the server the",
+    "share of the run in the last column, with nothing to read: where that is low, the generator",
+    "bounded the row, and the server could answer more. Server CPU is its user + system time over",
+    "the median round (100% is its core). The anchors only",
     "copy: `udp serve` does its whole job (a PONG: the PING's CRC-32C checked, two timestamps,",
     "the session's counts, a new CRC-32C; raw: 4 bytes more each way), which the targets allow",
     "for: 0.9 × the C echo, 1.5 × the Python loop.",
     "",
-    "| Server | Mode | Replies/s | Rounds (replies/s) | Reply | Bad | Late | Timeouts | Server CPU (%) | Generator CPU (%) |",
+    "| Server | Mode | Replies/s | Rounds (replies/s) | Reply | Bad | Late | Timeouts | Server CPU (%) | Generator waited (%) |",
     "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of f.rows) {
@@ -224,7 +228,7 @@ export function closedLoopReport(f: ClosedLoopFigures): SectionReport {
         r.rounds.map((x) => Math.round(x.replies_per_s)).join(", ")
       } | ${m.reply_kind} | ${m.bad} | ${m.late} | ${m.timeouts} | ${
         r.serverCpuPercent.toFixed(0)
-      } | ${(m.cpu_s / m.seconds * 100).toFixed(0)} |`,
+      } | ${(m.waited_s / m.seconds * 100).toFixed(0)} |`,
     );
     headlines[`closed_loop.${r.key}_pps`] = m.replies_per_s;
   }
@@ -244,12 +248,29 @@ export function closedLoopReport(f: ClosedLoopFigures): SectionReport {
   if (bad > 0) {
     lines.push(`**${bad} bad replies** over all rounds: a reflector answered wrongly.`, "");
   }
-  const spread = f.rows.map((r) => {
-    const values = r.rounds.map((x) => x.replies_per_s);
-    return `${r.key} ${
-      ((Math.max(...values) - Math.min(...values)) / median(values) * 100).toFixed(0)
-    }%`;
-  });
-  lines.push(`Spread of the rounds (highest − lowest, of the median): ${spread.join(", ")}.`, "");
+  lines.push(...spreadLines(f.rows));
   return { markdown: lines, targets, headlines };
+}
+
+/** How far each row's rounds spread, and a warning when that makes the ratios meaningless. */
+function spreadLines(rows: ClosedLoopRow[]): string[] {
+  const lines: string[] = [];
+  const spreads = rows.map((r) => {
+    const values = r.rounds.map((x) => x.replies_per_s);
+    return [r.key, (Math.max(...values) - Math.min(...values)) / median(values) * 100] as const;
+  });
+  lines.push(
+    "Spread of the rounds (highest − lowest, of the median): " +
+      spreads.map(([key, spread]) => `${key} ${spread.toFixed(0)}%`).join(", ") + ".",
+    "",
+  );
+  if (spreads.some(([, spread]) => spread > NOISY_SPREAD)) {
+    lines.push(
+      `**Noisy:** rounds of a row differ by more than ${NOISY_SPREAD}% of its median, so ` +
+        "these ratios say more about the machine than about the servers (see the CPU time " +
+        "stolen by the hypervisor, in the header); measure again on a quiet machine.",
+      "",
+    );
+  }
+  return lines;
 }
