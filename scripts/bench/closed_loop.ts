@@ -190,6 +190,7 @@ export function closedLoopReport(f: ClosedLoopFigures): SectionReport {
   const headlines: Record<string, number | null> = {};
   for (const c of CONFIGS) headlines[`closed_loop.${c.key}_pps`] = null;
   for (const t of RATIO_TARGETS) headlines[`closed_loop.${t.key}`] = null;
+  headlines["closed_loop.max_spread_percent"] = null;
   if (f.skipped !== null) {
     return {
       markdown: [`Skipped: ${f.skipped}.`, ""],
@@ -249,16 +250,20 @@ export function closedLoopReport(f: ClosedLoopFigures): SectionReport {
     lines.push(`**${bad} bad replies** over all rounds: a reflector answered wrongly.`, "");
   }
   lines.push(...spreadLines(f.rows));
+  headlines["closed_loop.max_spread_percent"] = Math.max(...f.rows.map(spreadOf));
   return { markdown: lines, targets, headlines };
+}
+
+/** How far a row's rounds spread: highest − lowest, in % of their median. */
+function spreadOf(row: ClosedLoopRow): number {
+  const values = row.rounds.map((x) => x.replies_per_s);
+  return (Math.max(...values) - Math.min(...values)) / median(values) * 100;
 }
 
 /** How far each row's rounds spread, and a warning when that makes the ratios meaningless. */
 function spreadLines(rows: ClosedLoopRow[]): string[] {
   const lines: string[] = [];
-  const spreads = rows.map((r) => {
-    const values = r.rounds.map((x) => x.replies_per_s);
-    return [r.key, (Math.max(...values) - Math.min(...values)) / median(values) * 100] as const;
-  });
+  const spreads = rows.map((r) => [r.key, spreadOf(r)] as const);
   lines.push(
     "Spread of the rounds (highest − lowest, of the median): " +
       spreads.map(([key, spread]) => `${key} ${spread.toFixed(0)}%`).join(", ") + ".",

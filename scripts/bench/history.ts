@@ -57,6 +57,11 @@ const ROWS: [string, string, number][] = [
   ["closed_loop.ratio_udp_ping_python", "`udp serve` PING / Python loop, closed loop (≥ 1.5)", 2],
   ["closed_loop.udp_serve_ping_pps", "`udp serve` PING replies/s, closed loop", 0],
   ["closed_loop.c_echo_raw_pps", "C echo replies/s, closed loop", 0],
+  [
+    "closed_loop.max_spread_percent",
+    "closed loop: widest spread of a row's rounds (%, > 25 noisy)",
+    0,
+  ],
   ["sender.ratio_udp_iperf3", "`udp bench --rate max` / iperf3 (≥ 0.8)", 2],
   ["memory.udp_rss_growth_percent", "`udp serve` RSS growth, 10 k to 1 M (%, ±10)", 1],
   ["pacing.error_percent", "`udp bench --rate 10k` pacing error (%, ±1)", 2],
