@@ -1,7 +1,8 @@
 /**
  * `deno task check` runs this: the layer rules of docs/architecture.md, checked on the imports
  * of every module in `lib/` and of `mod.ts`, and the size limits (500 lines a file, 80 a
- * function). Prints each violation on a line of its own and exits 1 if there is any.
+ * function) on `lib/` and `scripts/`. Prints each violation on a line of its own and exits 1 if
+ * there is any.
  *
  * @module
  */
@@ -109,14 +110,22 @@ export async function violations(): Promise<string[]> {
       const problem = checkImport(url, new URL(specifier, url));
       if (problem) found.push(`${where}: ${problem}`);
     }
-    if (folderOf(url) === null) continue;
-    const lines = source.split("\n").length - (source.endsWith("\n") ? 1 : 0);
-    if (lines > MAX_FILE_LINES) found.push(`${where}: ${lines} lines, more than ${MAX_FILE_LINES}`);
-    for (const { line, length } of longFunctions(source, MAX_FUNCTION_LINES)) {
-      found.push(
-        `${where}:${line}: a function of ${length} lines, more than ${MAX_FUNCTION_LINES}`,
-      );
-    }
+    if (folderOf(url) !== null) found.push(...sizeViolations(where, source));
+  }
+  for await (const url of modules(new URL("scripts/", ROOT))) {
+    const where = url.pathname.slice(ROOT.pathname.length);
+    found.push(...sizeViolations(where, await Deno.readTextFile(url)));
+  }
+  return found;
+}
+
+/** A module's breaches of the size limits. */
+function sizeViolations(where: string, source: string): string[] {
+  const found: string[] = [];
+  const lines = source.split("\n").length - (source.endsWith("\n") ? 1 : 0);
+  if (lines > MAX_FILE_LINES) found.push(`${where}: ${lines} lines, more than ${MAX_FILE_LINES}`);
+  for (const { line, length } of longFunctions(source, MAX_FUNCTION_LINES)) {
+    found.push(`${where}:${line}: a function of ${length} lines, more than ${MAX_FUNCTION_LINES}`);
   }
   return found;
 }
