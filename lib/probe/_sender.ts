@@ -9,6 +9,8 @@ import type { DontFragment, IcmpReport, PeerAddress, ResolvedAddress } from "../
 import { sameAddress, UdpSocket, wildcardFor } from "../net/mod.ts";
 import { measureRoundTrip, type RoundTrip } from "../stats/mod.ts";
 import {
+  FrameSealer,
+  HEADER_SIZE,
   newReplyReading,
   NO_TIMESTAMP,
   type NotAReply,
@@ -100,6 +102,9 @@ export class ProbeSender {
   readonly #request: ProbeRequest;
   readonly #padding: Uint8Array;
   readonly #statsPadding: Uint8Array;
+  /** Seals this sender's PINGs reading their header only (their padding never changes); made
+   * from the first one, for the udp format's plain PINGs. */
+  #sealer: FrameSealer | null = null;
 
   /** A sender for one run. */
   constructor(options: SenderOptions) {
@@ -181,7 +186,21 @@ export class ProbeSender {
     request.attempt = attempt;
     request.sentAt = sentAt;
     request.padding = type === "stats" ? this.#statsPadding : this.#padding;
-    return this.format.encodeRequest(request, into);
+    const ping = type === "ping";
+    request.sealer = ping ? this.#sealer ?? undefined : undefined;
+    const bytes = this.format.encodeRequest(request, into);
+    if (ping && this.#sealer === null && this.#sealable()) {
+      this.#sealer = new FrameSealer(bytes, HEADER_SIZE);
+    }
+    return bytes;
+  }
+
+  /** Whether its PINGs are all alike after the header: the udp format's, without a tag (which
+   * differs per frame), a path report's room or a delay. */
+  #sealable(): boolean {
+    const options = this.#options;
+    return this.format.name === "udp" && this.key === null && !options.path &&
+      options.delayMs === undefined;
   }
 
   /** Tags a request with the key (authenticated mode only). */

@@ -34,7 +34,14 @@
 
 export * from "./protocol.ts";
 export { messageTypeName } from "./type_names.ts";
-export { encodeError, makePong, makeStats } from "./replies.ts";
+export {
+  type CheckPatch,
+  checkPatchOf,
+  encodeError,
+  makePong,
+  makeStats,
+  peekSentAt,
+} from "./replies.ts";
 export {
   type ArrivalCounts,
   decodeStats,
@@ -120,3 +127,4 @@ export {
   StreamStatus,
   writeStreamFields,
 } from "./stream.ts";
+export { crc32c, crc32cShift, crc32cUpdate, FrameSealer } from "./crc32c.ts";

@@ -14,6 +14,7 @@
  */
 
 import type { PathReport } from "./path_report.ts";
+import type { FrameSealer } from "./crc32c.ts";
 import type { SessionCounts } from "./session_counts.ts";
 import type { Timestamp } from "./timestamp.ts";
 
@@ -192,6 +193,9 @@ export interface ProbeRequest {
   /** A "ping": to be counted and not answered (udp's ONE_WAY flag); formats without it
    * ignore it (their reflectors answer). */
   oneWay?: boolean;
+  /** A "ping": seal with this where its length fits (the sender's word that the bytes after
+   * the header are the sealer's: its fixed padding); formats without one ignore it. */
+  sealer?: FrameSealer;
 }
 
 /** A request as an ICMP error quoted it ({@linkcode ProbeFormat.readQuoted}). */

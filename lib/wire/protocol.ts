@@ -10,13 +10,13 @@
  * @module
  */
 
-import { crc32c } from "./crc32c.ts";
+import { crc32c, type FrameSealer } from "./crc32c.ts";
 import { DELAYED_PAYLOAD_SIZE } from "./path_report.ts";
 import { STATS_PAYLOAD_SIZE } from "./session_counts.ts";
 
 /** Payload bytes of a STREAM_REQUEST and of its STREAM_GRANT (docs/protocol.md, "Streams"). */
 export const STREAM_PAYLOAD_SIZE = 40;
-import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
+import { readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
 
 /** The four bytes every frame starts with: `DA 7A 55 50`. The first byte is not valid UTF-8 on
  * its own, so no text datagram is ever mistaken for a frame. */
@@ -223,6 +223,9 @@ export interface ErrorDetail {
 export interface EncodeOptions {
   /** Write into this buffer (from offset 0) instead of allocating; it must be large enough. */
   into?: Uint8Array;
+  /** Seal with this sealer where it is for frames of this length: the caller's word that the
+   * bytes after the header are the sealer's (a sender's fixed padding). */
+  sealer?: FrameSealer;
 }
 
 /**
@@ -265,7 +268,7 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
     if (frame.tag) tag.set(frame.tag.subarray(0, TAG_SIZE));
     else tag.fill(0);
   }
-  sealFrame(out);
+  sealFrame(out, options.sealer);
   return out;
 }
 
@@ -285,9 +288,15 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
  * strictEqual(checkFrame(bytes), false);
  * ```
  */
-export function sealFrame(bytes: Uint8Array): void {
+export function sealFrame(bytes: Uint8Array, sealer?: FrameSealer): void {
   const end = bytes.length - CHECK_SIZE;
-  const crc = crc32c(bytes, end);
+  const crc = sealer?.length === bytes.length ? sealer.crc(bytes) : crc32c(bytes, end);
+  writeCheck(bytes, crc);
+}
+
+/** Writes `crc` as a frame's check (its last 4 bytes, big-endian). */
+export function writeCheck(bytes: Uint8Array, crc: number): void {
+  const end = bytes.length - CHECK_SIZE;
   bytes[end] = crc >>> 24;
   bytes[end + 1] = (crc >>> 16) & 0xff;
   bytes[end + 2] = (crc >>> 8) & 0xff;
@@ -453,24 +462,6 @@ function decodeVersion1(
 export function decodeErrorDetail(payload: Uint8Array): ErrorDetail | null {
   if (payload.length < 2 || payload.length < 2 + payload[1]) return null;
   return { code: payload[0], values: Array.from(payload.subarray(2, 2 + payload[1])) };
-}
-
-/**
- * Reads the client's send timestamp of a frame of any version (it is one of the invariants),
- * or no timestamp when the datagram is too short or the field invalid: an ERROR copies it so
- * the client can match and time the reply.
- *
- * @example
- * ```ts
- * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- * import { peekSentAt } from "./protocol.ts";
- * assertEquals(peekSentAt(new Uint8Array(10)), { seconds: 0, nanos: 0 });
- * ```
- */
-export function peekSentAt(bytes: Uint8Array): Timestamp {
-  if (bytes.length < INVARIANT_SIZE) return NO_TIMESTAMP;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return readTimestamp(view, 20) ?? NO_TIMESTAMP;
 }
 
 /**

@@ -7,16 +7,20 @@
  */
 
 import {
+  CHECK_SIZE,
   encodeFrame,
   type ErrorDetail,
   Flags,
   type Frame,
   frameOverhead,
   HEADER_SIZE,
+  INVARIANT_SIZE,
   MessageType,
   PROTOCOL_VERSION,
   sealFrame,
+  writeCheck,
 } from "./protocol.ts";
+import { crc32cShift, crc32cUpdate } from "./crc32c.ts";
 import {
   type SessionCounts,
   STATS_ARRIVALS_PAYLOAD_SIZE,
@@ -24,7 +28,7 @@ import {
   writeArrivalCounts,
   writeSessionCounts,
 } from "./session_counts.ts";
-import { type Timestamp, writeTimestamp } from "./timestamp.ts";
+import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
 
 /**
  * Turns a valid PING (as received) into its PONG, written into `out`: the same bytes with the
@@ -56,6 +60,7 @@ export function makePong(
   out: Uint8Array,
   receivedAt: Timestamp,
   repliedAt: Timestamp,
+  patch?: CheckPatch,
 ): Uint8Array {
   const pong = out.subarray(0, ping.length);
   if (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset) pong.set(ping);
@@ -63,8 +68,61 @@ export function makePong(
   view.setUint8(5, MessageType.PONG);
   writeTimestamp(view, 28, receivedAt);
   writeTimestamp(view, 36, repliedAt);
-  sealFrame(pong);
+  if (patch === undefined) sealFrame(pong);
+  else patchCheck(pong, patch);
   return pong;
+}
+
+/**
+ * How a frame that was valid changed: only its first `headBytes`, whose linear CRC-32C
+ * (register from 0) was `before`. Its new check is then its old one patched (CRC-32C is linear:
+ * the old and new frames differ only there), reading the head, not the whole frame.
+ */
+export interface CheckPatch {
+  /** Bytes from the start that may have changed. */
+  headBytes: number;
+  /** `crc32cUpdate(0, frame, 0, headBytes)` before the change. */
+  before: number;
+}
+
+/** Frames shorter than this are sealed again in full: reading them costs less than patching. */
+export const PATCH_MIN_BYTES = 256;
+
+/**
+ * The patch of a valid frame about to change in its first `headBytes` (see
+ * {@linkcode CheckPatch}), or undefined when it is short enough to seal again in full.
+ *
+ * @example A PONG patched, not read again, equals a PONG sealed anew
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { checkFrame, encodeFrame, MessageType } from "./protocol.ts";
+ * import { checkPatchOf, makePong } from "./replies.ts";
+ * import { NO_TIMESTAMP } from "./timestamp.ts";
+ * const ping = encodeFrame({
+ *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 7, sequence: 3,
+ *   sentAt: { seconds: 1, nanos: 0 }, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
+ *   payload: new Uint8Array(1400).fill(5),
+ * });
+ * const at = { seconds: 2, nanos: 9 };
+ * const sealed = makePong(ping, new Uint8Array(ping.length), at, at);
+ * const patched = makePong(ping, ping, at, at, checkPatchOf(ping, 44));
+ * strictEqual(patched.toHex(), sealed.toHex());
+ * strictEqual(checkFrame(patched), true);
+ * ```
+ */
+export function checkPatchOf(frame: Uint8Array, headBytes: number): CheckPatch | undefined {
+  if (frame.length < PATCH_MIN_BYTES) return undefined;
+  return { headBytes, before: crc32cUpdate(0, frame, 0, headBytes) };
+}
+
+/** Writes the check of a frame changed as `patch` says (its old check still in place). */
+function patchCheck(frame: Uint8Array, patch: CheckPatch): void {
+  const end = frame.length - CHECK_SIZE;
+  const old = ((frame[end] << 24) | (frame[end + 1] << 16) | (frame[end + 2] << 8) |
+    frame[end + 3]) >>> 0;
+  const head = patch.headBytes;
+  const delta = patch.before ^ crc32cUpdate(0, frame, 0, head);
+  writeCheck(frame, (old ^ crc32cShift(delta, end - head)) >>> 0);
 }
 
 /**
@@ -155,4 +213,22 @@ export function makeStats(
   }
   sealFrame(reply);
   return reply;
+}
+
+/**
+ * Reads the client's send timestamp of a frame of any version (it is one of the invariants),
+ * or no timestamp when the datagram is too short or the field invalid: an ERROR copies it so
+ * the client can match and time the reply.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { peekSentAt } from "./replies.ts";
+ * assertEquals(peekSentAt(new Uint8Array(10)), { seconds: 0, nanos: 0 });
+ * ```
+ */
+export function peekSentAt(bytes: Uint8Array): Timestamp {
+  if (bytes.length < INVARIANT_SIZE) return NO_TIMESTAMP;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return readTimestamp(view, 20) ?? NO_TIMESTAMP;
 }

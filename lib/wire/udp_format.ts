@@ -29,7 +29,6 @@ import {
   MAGIC,
   MALFORMED_REASONS,
   MessageType,
-  peekSentAt,
   PROTOCOL_VERSION,
   REQUEST_TYPES,
   sealFrame,
@@ -43,7 +42,7 @@ import {
   writeDelay,
   writePathReport,
 } from "./path_report.ts";
-import { encodeError, makePong, makeStats } from "./replies.ts";
+import { checkPatchOf, encodeError, makePong, makeStats, peekSentAt } from "./replies.ts";
 import {
   decodeStats,
   markArrivalsUnwritten,
@@ -132,7 +131,11 @@ function encodeRequest(request: ProbeRequest, into?: Uint8Array): Uint8Array {
     receivedAt: NO_TIMESTAMP,
     repliedAt: NO_TIMESTAMP,
     payload: padding,
-  }, into === undefined ? undefined : { into });
+  }, {
+    into,
+    // Only a flag in the header (ONE_WAY) may differ from the frame the sealer was made from.
+    sealer: ping && (flags & ~Flags.ONE_WAY) === 0 ? request.sealer : undefined,
+  });
   if (!ping && padding.length >= STATS_ARRIVALS_PAYLOAD_SIZE) {
     markArrivalsUnwritten(bytes.subarray(HEADER_SIZE));
     sealFrame(bytes);
@@ -301,10 +304,14 @@ function answer(
 ): Uint8Array | null {
   const { receivedAt, repliedAt, counts } = context;
   switch (reading.kind) {
-    case "ping":
+    case "ping": {
+      // The PING's check was verified: the PONG's is patched from it, over the bytes that
+      // change (the header, and the report's room when one is written), not read in full.
+      const patch = checkPatchOf(datagram, HEADER_SIZE + PATH_REPORT_SIZE);
       writeReport(datagram, context);
       // In place: the receive buffer is not reused before this reply has been sent.
-      return makePong(datagram, datagram, receivedAt, repliedAt);
+      return makePong(datagram, datagram, receivedAt, repliedAt, patch);
+    }
     case "stats":
       return counts === null ? null : makeStats(datagram, counts, receivedAt, repliedAt);
     case "unsupported-version":
