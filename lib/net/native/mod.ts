@@ -25,7 +25,8 @@
  * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket, and
  *   sleeps off the main thread;
  * - `_doorbell.ts`: the eventfd that ends the reactor's sleep when the main thread needs it;
- * - `_policy.ts`: the reactor's scheduling policy (turns of the event loop, spins for a reply, back-off).
+ * - `_policy.ts`: the reactor's scheduling policy (turns of the event loop, spins for a reply, back-off);
+ * - `_turns.ts`: turns of the event loop by message, over one channel while the reactor runs.
  *
  * This module is the folder's face: nothing outside it imports the others.
  *
