@@ -13,7 +13,7 @@ import { giveUpFileAccess } from "./files.ts";
 import { printLine } from "./output.ts";
 import { PROTOCOL_VERSION } from "../wire/protocol.ts";
 import { defaultBackend } from "../net/socket.ts";
-import { NetError } from "../net/mod.ts";
+import { NetError, udpOffload } from "../net/mod.ts";
 import type { Command, RunContext } from "./command.ts";
 import { benchCommand } from "./commands/bench.ts";
 import { keygenCommand } from "./commands/keygen.ts";
@@ -111,7 +111,14 @@ function describeBackend(): string {
   const ffi = Deno.permissions.querySync({ name: "ffi" }).state;
   return `native (the C library's socket calls through FFI; FFI permission ${
     ffi === "granted" ? "held" : "given up"
-  })`;
+  }); offload: ${describeOffload()}`;
+}
+
+/** Which UDP offloads the native sockets use, and why not the others. */
+function describeOffload(): string {
+  const { gso, gro, reason } = udpOffload();
+  const used = [gso ? "GSO" : "", gro ? "GRO" : ""].filter((name) => name).join(" and ");
+  return reason === null ? used : `${used || "none"} (${reason})`;
 }
 
 function describeError(error: unknown): string {

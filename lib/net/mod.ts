@@ -60,7 +60,11 @@ export {
   icmpWords,
   noIcmpCounts,
 } from "./icmp.ts";
-export { giveUpFfiPermission } from "./native/mod.ts";
+export {
+  giveUpFfiPermission,
+  type OffloadSupport,
+  offloadSupport as udpOffload,
+} from "./native/mod.ts";
 export {
   type DatagramHandler,
   type DatagramSocket,

@@ -24,12 +24,13 @@ export const BATCH_SIZE = 64;
 /** The room for one datagram: 64 KiB, more than the largest one. */
 export const SLOT_SIZE = 65536;
 /**
- * Room for each datagram's control messages: up to five, each a cmsghdr (16 bytes) and its
+ * Room for each datagram's control messages: up to six, each a cmsghdr (16 bytes) and its
  * data padded to 8 bytes: the arrival timestamp (a struct timespec, 16 bytes), the socket's
  * drop count (a u32), the TTL or hop limit (an int), the TOS byte or traffic class (a byte
- * or an int) and, on a socket bound to a wildcard address, where it was sent to (a struct
- * in6_pktinfo, 20 bytes, at most), 144 bytes in all, rounded up. A datagram sent gets at most
- * two, its TOS and its source address.
+ * or an int), on a socket bound to a wildcard address, where it was sent to (a struct
+ * in6_pktinfo, 20 bytes, at most), and a coalesced message's segment size (UDP_GRO, an int),
+ * 168 bytes in all, rounded up. A datagram sent gets at most two, its TOS and its source
+ * address, or one, the segment size of a super-datagram (UDP_SEGMENT).
  */
 export const CONTROL_SIZE = 192;
 

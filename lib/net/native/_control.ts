@@ -4,7 +4,8 @@
  * TTL or hop limit and the TOS byte or traffic class it arrived with, `IP_RECVTTL`,
  * `IP_RECVTOS`, `IPV6_RECVHOPLIMIT`, `IPV6_RECVTCLASS`; on a socket bound to a wildcard
  * address, the address it was sent to, `IP_PKTINFO`, `IPV6_PKTINFO`; read from the error
- * queue, the ICMP error, `IP_RECVERR`, `IPV6_RECVERR`), and those a datagram may be sent with:
+ * queue, the ICMP error, `IP_RECVERR`, `IPV6_RECVERR`; the segment size of a coalesced message,
+ * `UDP_GRO`), and those a datagram may be sent with:
  * its TOS (`IP_TOS` or `IPV6_TCLASS`) and its source address (`IP_PKTINFO` or `IPV6_PKTINFO`).
  *
  * @module
@@ -48,6 +49,7 @@ import {
   SOL_SOCKET,
 } from "./_layout.ts";
 import { decodeSockaddr } from "./_sockaddr.ts";
+import { SOL_UDP, UDP_GRO } from "./_offload.ts";
 import type { ReceiveMeta } from "../socket.ts";
 
 /** What the control messages of the datagram read last said (see {@linkcode readControl}). */
@@ -56,6 +58,8 @@ export const control = {
   arrivedAt: 0,
   /** The socket's drop count when it was queued (SO_RXQ_OVFL); -1 when not given. */
   drops: -1,
+  /** The size of the datagrams a coalesced message holds (UDP_GRO); 0 when it is one datagram. */
+  segment: 0,
   /**
    * Read from the error queue: where its struct sock_extended_err starts in the arena's
    * control view (IP_RECVERR, IPV6_RECVERR); -1 when it has none.
@@ -118,6 +122,7 @@ export function readControl(arena: BatchArena, slot: number): void {
   const meta = slotMeta[slot];
   control.arrivedAt = batchReadAt;
   control.drops = -1;
+  control.segment = 0;
   control.errorAt = -1;
   meta.ttl = -1;
   meta.tos = -1;
@@ -136,6 +141,8 @@ export function readControl(arena: BatchArena, slot: number): void {
       else if (type === IP_TOS) meta.tos = view.getUint8(data); // one byte, not an int
       else if (type === IP_PKTINFO) meta.local = localAddress(view, data + IN_PKTINFO_ADDR, 4);
       else if (type === IP_RECVERR) control.errorAt = data;
+    } else if (level === SOL_UDP) {
+      if (type === UDP_GRO) control.segment = view.getInt32(data, true);
     } else if (level === IPPROTO_IPV6) {
       if (type === IPV6_HOPLIMIT) meta.ttl = view.getInt32(data, true);
       else if (type === IPV6_RECVERR) control.errorAt = data;

@@ -30,6 +30,7 @@ import {
 } from "./_layout.ts";
 import { MICROTASK_ROUNDS, SchedulingPolicy } from "./_policy.ts";
 import { peekArrival } from "./_control.ts";
+import { messageTurns } from "./_turns.ts";
 
 /** What the reactor needs of a socket it serves. */
 export interface ReactorSocket {
@@ -336,14 +337,7 @@ export class Reactor {
   }
 
   async #run(): Promise<void> {
-    const channel = new MessageChannel();
-    let wake: (() => void) | null = null;
-    channel.port1.onmessage = () => wake?.();
-    const letReadyCodeRun = () =>
-      new Promise<void>((resolve) => {
-        wake = resolve;
-        channel.port2.postMessage(null);
-      });
+    messageTurns.open();
     try {
       let lastTurn = performance.now();
       while (this.#sockets.size > 0) {
@@ -361,7 +355,7 @@ export class Reactor {
           continue;
         } else if (policy.codeIsReady()) {
           // A sender loop that yielded goes on at once, and so does the reactor.
-          await letReadyCodeRun();
+          await messageTurns.next();
           now = performance.now();
         }
         if (this.#sockets.size === 0) break;
@@ -397,8 +391,7 @@ export class Reactor {
         lastTurn = performance.now();
       }
     } finally {
-      channel.port1.close();
-      channel.port2.close();
+      messageTurns.close();
       const running = this.#running;
       this.#running = null;
       this.#releaseSleepers();
@@ -484,14 +477,5 @@ export function reactorSleeps(): { begun: number; asleep: boolean } {
  */
 export function yieldToEventLoop(): Promise<void> {
   policy.noteReadyCode(1);
-  return new Promise((resolve) => {
-    const { port1, port2 } = new MessageChannel();
-    port1.onmessage = () => {
-      port1.close();
-      policy.noteReadyCode(-1);
-      resolve();
-    };
-    port2.postMessage(null);
-    port2.close();
-  });
+  return messageTurns.next().then(() => policy.noteReadyCode(-1));
 }

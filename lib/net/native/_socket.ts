@@ -17,6 +17,8 @@
 
 import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
 import { sendSlots } from "./_send_slots.ts";
+import { ReplyQueue } from "./_reply_queue.ts";
+import { openSockets } from "./_open_sockets.ts";
 import { readClocks } from "./_clock.ts";
 import { control, readControl, slotMeta, writeSendControl } from "./_control.ts";
 import { EAGAIN, EINTR, EMSGSIZE, osError } from "./_errno.ts";
@@ -36,6 +38,14 @@ import {
 import { checkTos } from "../_ip_header.ts";
 import { askForControl, askForDestination, askForTtlAndTos } from "./_options.ts";
 import { askForErrors, readErrorQueue } from "./_errqueue.ts";
+import {
+  enableGro,
+  offloadSupport,
+  packBatch,
+  PackedBatch,
+  refusesGso,
+  segmentLength,
+} from "./_offload.ts";
 import type { IcmpHandler } from "../icmp.ts";
 import type { DatagramHandler, PeerAddress, ReceiveOptions } from "../socket.ts";
 import { MICROTASK_ROUNDS } from "./_policy.ts";
@@ -55,24 +65,6 @@ export type NativePeerAddress = PeerAddress;
 
 /** Called once per datagram, as the socket interface says (`arrivedAt` by the kernel's stamp). */
 export type NativeDatagramHandler = DatagramHandler;
-
-// Deno's resource sanitizer cannot see these file descriptors, so the tests count them.
-let openSockets = 0;
-
-/**
- * How many native sockets are open: the tests check it is back to 0, as Deno's resource
- * sanitizer does for its own sockets.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { openNativeSockets } from "./mod.ts";
- * strictEqual(openNativeSockets(), 0);
- * ```
- */
-export function openNativeSockets(): number {
-  return openSockets;
-}
 
 /**
  * A UDP socket on the native backend. Sends are synchronous system calls (so they leave in
@@ -117,7 +109,7 @@ export class NativeUdpSocket implements ReactorSocket {
   #closed = false;
   #concurrent = false; // the handlers of one batch may run together (receiveEach's option)
   #queueing = false; // they are running: sends go into the reply batch
-  #queued: { length: number; sent: PromiseWithResolvers<number> }[] = [];
+  readonly #queued = new ReplyQueue();
   #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
   /** AF_INET or AF_INET6 (an IPv6 socket sets the IPv4 options too: _options.ts). */
   readonly family: number;
@@ -126,6 +118,10 @@ export class NativeUdpSocket implements ReactorSocket {
   readonly #wildcard: boolean;
   #sourceText = ""; // the last reply source, and its bytes
   #source: Uint8Array = new Uint8Array(4);
+  #gso: boolean; // a batch's runs leave as super-datagrams, until the kernel refuses one
+  readonly #packed = new PackedBatch();
+  /** Whether it reads coalesced messages (UDP_GRO) and splits them into their datagrams. */
+  readonly gro: boolean;
 
   private constructor(
     fd: number,
@@ -133,16 +129,26 @@ export class NativeUdpSocket implements ReactorSocket {
     address: NativePeerAddress,
     countsDrops: boolean,
     wildcard: boolean,
+    offload: { gso: boolean; gro: boolean },
   ) {
     this.fd = fd;
+    this.#gso = offload.gso;
+    this.gro = enableGro(fd, offload.gro);
     this.family = family;
     this.#wildcard = wildcard;
     this.address = address;
     this.#kernelDrops = countsDrops ? 0 : null;
   }
 
-  /** Binds a socket; throws the error Deno would (see {@linkcode osError}). */
-  static bind(hostname: string, port: number): NativeUdpSocket {
+  /**
+   * Binds a socket, with the offloads `offload` allows (by default those the process uses);
+   * throws the error Deno would (see {@linkcode osError}).
+   */
+  static bind(
+    hostname: string,
+    port: number,
+    offload: { gso: boolean; gro: boolean } = offloadSupport(),
+  ): NativeUdpSocket {
     const { symbols, errno } = native();
     const sockaddr = new Uint8Array(SOCKADDR_SIZE);
     const length = encodeSockaddr(hostname, port, sockaddr);
@@ -162,9 +168,9 @@ export class NativeUdpSocket implements ReactorSocket {
     // Bound to every address: its replies must leave from the one each request came to.
     const wildcard = (boundHost === "0.0.0.0" || boundHost === "::") &&
       askForDestination(fd, family);
-    openSockets++;
+    openSockets.count++;
     const address: NativePeerAddress = { transport: "udp", hostname: boundHost, port: boundPort };
-    return new NativeUdpSocket(fd, family, address, countsDrops, wildcard);
+    return new NativeUdpSocket(fd, family, address, countsDrops, wildcard, offload);
   }
 
   /**
@@ -223,36 +229,44 @@ export class NativeUdpSocket implements ReactorSocket {
     return this.#to.length;
   }
 
+  /** Whether a batch's runs of equal datagrams leave as GSO super-datagrams (see _offload.ts). */
+  get gso(): boolean {
+    return this.#gso;
+  }
+
   /**
    * Sends datagrams to one destination with as few system calls as it can: `sendmmsg()` for
-   * up to {@linkcode BATCH_SIZE} at a time. Returns how many were sent, in order; throws the
-   * error Deno would if not even the first could be.
+   * up to {@linkcode BATCH_SIZE} messages at a time, runs of equal datagrams as one each with
+   * GSO. Returns how many datagrams were sent, in order; throws the error Deno would if not
+   * even the first could be.
    */
   sendBatchNow(datagrams: readonly Uint8Array[], to: { hostname: string; port: number }): number {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     const arena = native().sendBatch;
     const nameLength = this.#encodeDestination(to);
+    const packed = this.#packed;
     let sent = 0;
     while (sent < datagrams.length) {
-      let count = 0;
-      for (; count < BATCH_SIZE && sent + count < datagrams.length; count++) {
-        const datagram = datagrams[sent + count];
-        if (datagram.byteLength > SLOT_SIZE) break; // longer than any datagram can be
-        fillSlot(arena, count, datagram, this.#to.bytes, nameLength);
-      }
-      if (count === 0) {
+      packBatch(arena, datagrams, sent, this.#to.bytes, nameLength, this.#gso, packed);
+      if (packed.messages === 0) {
         if (sent === 0) throw osError(EMSGSIZE);
         return sent;
       }
-      const result = this.#sendSlots(arena, 0, count);
+      const result = this.#sendSlots(arena, 0, packed.messages);
+      if (result < 0 && packed.segmented && refusesGso(-result)) {
+        this.#gso = false; // this path cannot take them: the same datagrams, one by one
+        continue;
+      }
       if (result < 0) {
         if (sent === 0) throw osError(-result);
         return sent;
       }
-      sent += result;
-      if (this.prompt) policy.noteSend(result); // a reply may come soon
-      // Cut short by an ICMP error's pending error (about one sent before): send the rest.
-      if (result < count && this.readErrors() === 0) return sent;
+      const count = packed.datagramsIn(result);
+      sent += count;
+      if (this.prompt) policy.noteSend(count); // a reply may come soon
+      // Cut short: by an ICMP error's pending error (about one sent before), or by a
+      // super-datagram the next call sees refused. Either way, the rest is sent again.
+      if (result < packed.messages && this.readErrors() === 0 && !packed.segmented) return sent;
     }
     return sent;
   }
@@ -322,7 +336,7 @@ export class NativeUdpSocket implements ReactorSocket {
   async handleBatch(count: number): Promise<void> {
     const arena = native().receiveBatch;
     const handler = this.#handler as NativeDatagramHandler;
-    const concurrent = this.#concurrent && count > 1;
+    const concurrent = this.#concurrent && (count > 1 || this.gro); // one message may hold many
     const started: Promise<void>[] = [];
     if (concurrent) this.#queueing = true;
     try {
@@ -335,12 +349,17 @@ export class NativeUdpSocket implements ReactorSocket {
         readControl(arena, i);
         const arrivedAt = control.arrivedAt;
         if (control.drops >= 0) this.#kernelDrops = control.drops;
-        if (this.prompt) policy.noteTraffic(); // soon another: linger for it
-        const data = arena.data.subarray(i * SLOT_SIZE, i * SLOT_SIZE + length);
-        const pending = handler(data, peer, arrivedAt, slotMeta[i]);
-        if (pending === undefined) continue;
-        if (concurrent) started.push(pending);
-        else await pending;
+        // A coalesced message (GRO) holds several datagrams of one sender: each on its own.
+        const segment = segmentLength(length, control.segment);
+        for (let at = 0; at === 0 || (at < length && !this.#closed); at += segment) {
+          if (this.prompt) policy.noteTraffic(); // soon another: linger for it
+          const start = i * SLOT_SIZE + at;
+          const data = arena.data.subarray(start, start + Math.min(segment, length - at));
+          const pending = handler(data, peer, arrivedAt, slotMeta[i]);
+          if (pending === undefined) continue;
+          if (concurrent) started.push(pending);
+          else await pending;
+        }
       }
       if (concurrent) {
         // Let the handlers run up to their sends, send those with one sendmmsg(), then let
@@ -423,47 +442,25 @@ export class NativeUdpSocket implements ReactorSocket {
     return data.byteLength;
   }
 
-  /**
-   * Puts a datagram into the reply batch, with TOS `tos` unless it is -1 (the socket's) and
-   * from `source` unless it is null (the kernel's choice).
-   */
+  /** Puts a datagram into the reply batch (TOS -1: the socket's; source null: the kernel's). */
   #queue(
     data: Uint8Array,
     to: { hostname: string; port: number },
     tos: number,
     source: Uint8Array | null = null,
   ): Promise<number> {
-    if (this.#queued.length === BATCH_SIZE) this.#flushQueued(); // full: keep the order
+    if (this.#queued.full) this.#flushQueued(); // full: keep the order
     const nameLength = this.#encodeDestination(to);
-    const arena = native().replyBatch;
-    const slot = this.#queued.length;
-    fillSlot(arena, slot, data, this.#to.bytes, nameLength);
-    if (tos >= 0 || source !== null) writeSendControl(arena, slot, tos, this.#to.ipv4, source);
-    const sent = Promise.withResolvers<number>();
-    this.#queued.push({ length: data.byteLength, sent });
     if (this.prompt) policy.noteSend(1); // a reply may come soon
-    return sent.promise;
+    return this.#queued.add(data, this.#to.bytes, nameLength, this.#to.ipv4, tos, source);
   }
 
   /** Sends the queued replies, in order, and settles each one's promise. */
   #flushQueued(): void {
-    const queued = this.#queued;
-    if (queued.length === 0) return;
-    this.#queued = [];
-    const arena = native().replyBatch;
-    let done = 0;
-    while (done < queued.length) {
-      if (this.#closed) {
-        queued[done++].sent.reject(new Deno.errors.BadResource("the socket is closed"));
-        continue;
-      }
-      const result = this.#sendSlots(arena, done, queued.length - done);
-      if (result < 0) {
-        queued[done++].sent.reject(osError(-result)); // then the rest
-        continue;
-      }
-      for (let k = 0; k < result; k++, done++) queued[done].sent.resolve(queued[done].length);
-    }
+    this.#queued.flush(
+      (arena, first, count) => this.#sendSlots(arena, first, count),
+      () => this.#closed,
+    );
   }
 
   /**
@@ -485,7 +482,7 @@ export class NativeUdpSocket implements ReactorSocket {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    openSockets--;
+    openSockets.count--;
     const released = reactor.remove(this);
     this.#flushQueued(); // rejects what is still queued: the socket is closed
     native().symbols.close(this.fd);

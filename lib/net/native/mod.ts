@@ -21,11 +21,15 @@
  *   the TTL and TOS to send with, don't-fragment, the interface);
  * - `_errqueue.ts`: the error queue, where the kernel puts ICMP errors about what was sent;
  * - `_send_slots.ts`: one `sendmmsg()` of a send arena's slots;
+ * - `_reply_queue.ts`: a concurrent batch's replies, waiting for their one `sendmmsg()`;
+ * - `_open_sockets.ts`: how many native sockets are open (for the tests);
+ * - `_offload.ts`: UDP GSO and GRO (`UDP_SEGMENT`, `UDP_GRO`): support, packing, splitting;
  * - `_socket.ts`: the native socket;
  * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket, and
  *   sleeps off the main thread;
  * - `_doorbell.ts`: the eventfd that ends the reactor's sleep when the main thread needs it;
- * - `_policy.ts`: the reactor's scheduling policy (turns of the event loop, spins for a reply, back-off).
+ * - `_policy.ts`: the reactor's scheduling policy (turns of the event loop, spins for a reply, back-off);
+ * - `_turns.ts`: turns of the event loop by message, over one channel while the reactor runs.
  *
  * This module is the folder's face: nothing outside it imports the others.
  *
@@ -40,9 +44,6 @@ export { LAZY_READ_MS, reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
 export { kernelClockState } from "./_timex.ts";
 export { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
 export { bindToDevice, setDontFragment, setReceiveBuffer, setTos, setTtl } from "./_options.ts";
-export {
-  type NativeDatagramHandler,
-  type NativePeerAddress,
-  NativeUdpSocket,
-  openNativeSockets,
-} from "./_socket.ts";
+export { type NativeDatagramHandler, type NativePeerAddress, NativeUdpSocket } from "./_socket.ts";
+export { openNativeSockets } from "./_open_sockets.ts";
+export { type OffloadSupport, offloadSupport } from "./_offload.ts";

@@ -1,0 +1,170 @@
+// UDP GSO and GRO in the native backend (lib/net/native/_offload.ts), on real sockets on
+// loopback: what a batch sends arrives complete, in order and byte-exact, however it was
+// packed, and a socket with GRO hands each datagram of a coalesced message on by itself.
+
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  loadNativeUdp,
+  NativeUdpSocket,
+  offloadSupport,
+  openNativeSockets,
+  setReceiveBuffer,
+} from "../lib/net/native/mod.ts";
+import { childEnv } from "./helpers.ts";
+
+const native = loadNativeUdp();
+const supported = native && offloadSupport().gso;
+
+/** A datagram of `size` bytes whose bytes say which it is (`index`) and where in it they are. */
+function datagram(index: number, size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (index * 31 + i) & 0xff;
+  return bytes;
+}
+
+/** 200 datagrams of 1400 bytes, with odd sizes among them (shorter, longer, empty, one byte). */
+function mixedBatch(): Uint8Array[] {
+  const sizes = Array.from({ length: 200 }, () => 1400);
+  for (const [at, size] of [[10, 700], [11, 1], [50, 0], [51, 1500], [120, 9000], [199, 3]]) {
+    sizes[at] = size;
+  }
+  return sizes.map((size, index) => datagram(index, size));
+}
+
+/** A receiver that collects `expected` datagrams (copies) and resolves once it has them all. */
+function collector(socket: NativeUdpSocket, expected: number) {
+  const received: Uint8Array[] = [];
+  const complete = Promise.withResolvers<void>();
+  const loop = socket.receiveEach((data) => {
+    received.push(data.slice());
+    if (received.length === expected) complete.resolve();
+  });
+  return { received, complete: complete.promise, loop };
+}
+
+function bindReceiver(gro: boolean): NativeUdpSocket {
+  const socket = NativeUdpSocket.bind("127.0.0.1", 0, { gso: false, gro });
+  setReceiveBuffer(socket.fd, 8 << 20); // the whole batch waits in it before it is read
+  return socket;
+}
+
+async function sendToBoth(gso: boolean, gro: boolean, prepare?: (fd: number) => void) {
+  const sender = NativeUdpSocket.bind("127.0.0.1", 0, { gso, gro: false });
+  prepare?.(sender.fd);
+  const receivers = [bindReceiver(gro), bindReceiver(gro)];
+  const batch = mixedBatch();
+  const collectors = receivers.map((receiver) => collector(receiver, batch.length));
+  try {
+    for (const receiver of receivers) {
+      assertEquals(sender.sendBatchNow(batch, receiver.address), batch.length); // datagrams
+    }
+    await Promise.all(collectors.map((c) => c.complete));
+    for (const { received } of collectors) {
+      assertEquals(received.length, batch.length);
+      received.forEach((data, i) => assertEquals(data, batch[i], `datagram ${i}`));
+    }
+    return { sender, receivers };
+  } finally {
+    sender.close();
+    for (const receiver of receivers) receiver.close();
+    await Promise.all(collectors.map((c) => c.loop));
+  }
+}
+
+Deno.test({
+  name: "GSO: a batch of runs and odd sizes to two destinations arrives complete, in order",
+  ignore: !supported,
+  async fn() {
+    for (const gro of [false, true]) {
+      const { sender, receivers } = await sendToBoth(true, gro);
+      assert(sender.gso, "GSO stayed on: the kernel took every super-datagram");
+      assertEquals(receivers.map((r) => r.gro), [gro, gro]);
+    }
+    assertEquals(openNativeSockets(), 0);
+  },
+});
+
+Deno.test({
+  name: "GRO: a super-datagram reaches the handler as its datagrams, each of its size",
+  ignore: !supported,
+  async fn() {
+    const sender = NativeUdpSocket.bind("127.0.0.1", 0, { gso: true, gro: false });
+    const receiver = bindReceiver(true);
+    const sizes = [...Array.from({ length: 63 }, () => 1000), 123]; // one run: one message
+    const { received, complete, loop } = collector(receiver, sizes.length);
+    let messages = 0;
+    const batch = sizes.map((size, i) => datagram(i, size));
+    try {
+      assertEquals(sender.sendBatchNow(batch, receiver.address), sizes.length);
+      await complete;
+      assertEquals(received.map((data) => data.byteLength), sizes);
+      received.forEach((data, i) => assertEquals(data, batch[i]));
+      messages = receiver.lastBatch; // what one recvmmsg() read: the coalesced message
+    } finally {
+      sender.close();
+      receiver.close();
+      await loop;
+    }
+    assertEquals(messages, 1);
+    assertEquals(openNativeSockets(), 0);
+  },
+});
+
+Deno.test({
+  name: "offload off: the same batch, one message per datagram, arrives the same",
+  ignore: !native,
+  async fn() {
+    const { sender, receivers } = await sendToBoth(false, false);
+    assertEquals([sender.gso, ...receivers.map((r) => r.gro)], [false, false, false]);
+    assertEquals(openNativeSockets(), 0);
+  },
+});
+
+// SO_NO_CHECK: UDP without checksums, which GSO cannot do: the kernel refuses the
+// super-datagram (EINVAL) as it does one a device cannot segment.
+const SOL_SOCKET = 1;
+const SO_NO_CHECK = 11;
+
+Deno.test({
+  name: "GSO refused by the kernel: the socket falls back for good and sends every datagram",
+  ignore: !supported,
+  async fn() {
+    const libc = Deno.dlopen("libc.so.6", {
+      setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+    });
+    let senderSocket: NativeUdpSocket | null = null;
+    try {
+      const { sender } = await sendToBoth(true, false, (fd) => {
+        const one = new Uint8Array(new Int32Array([1]).buffer);
+        assertEquals(libc.symbols.setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, one, 4), 0);
+      });
+      senderSocket = sender;
+    } finally {
+      libc.close();
+    }
+    assertEquals(senderSocket?.gso, false);
+    assertEquals(openNativeSockets(), 0);
+  },
+});
+
+/** `udp --version`'s output, run where it may read $UDP_OFFLOAD (`deno task udp` may not). */
+async function version(env: Record<string, string>): Promise<string> {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const args = ["run", "--quiet", "--allow-ffi", "--allow-read", "--allow-env", main, "--version"];
+  const command = new Deno.Command(Deno.execPath(), { args, env: childEnv(env), stdout: "piped" });
+  const { code, stdout } = await command.output();
+  assertEquals(code, 0);
+  return new TextDecoder().decode(stdout);
+}
+
+Deno.test({
+  name: "udp --version says which offloads are used; UDP_OFFLOAD=off turns them off",
+  ignore: !native,
+  async fn() {
+    const on = await version({});
+    const off = await version({ UDP_OFFLOAD: "off" });
+    const expected = supported ? "offload: GSO (" : "offload: none (";
+    assert(on.includes(expected), on);
+    assert(off.includes("offload: none (UDP_OFFLOAD=off)"), off);
+  },
+});
