@@ -64,6 +64,10 @@ export class DenoDatagramSocket implements DatagramSocket {
     return null;
   }
 
+  enableGro(): boolean {
+    return false; // Deno's sockets read one datagram at a time
+  }
+
   /** Not possible: Deno's sockets have no such option. */
   setReceiveBuffer(_bytes: number): number | null {
     return null;

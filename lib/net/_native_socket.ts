@@ -60,6 +60,10 @@ export class NativeDatagramSocket implements DatagramSocket {
     return this.#socket.kernelDrops;
   }
 
+  enableGro(): boolean {
+    return this.#socket.enableGro();
+  }
+
   /** Asks for a receive buffer of `bytes`; what the kernel granted. */
   setReceiveBuffer(bytes: number): number | null {
     return setReceiveBuffer(this.#socket.fd, bytes);

@@ -140,9 +140,18 @@ export interface DatagramSocket extends Disposable {
 
   /**
    * How many datagrams the kernel dropped on this socket because its receive buffer was full,
-   * as of the last datagram received; null where the backend cannot tell (Deno's sockets).
+   * as of the last datagram received; null where the backend cannot tell (Deno's sockets), or
+   * where the kernel coalesces what arrives ({@linkcode DatagramSocket.enableGro}).
    */
   readonly kernelDrops: number | null;
+
+  /**
+   * Has the kernel coalesce what arrives from one sender (Linux's UDP_GRO: fewer, larger reads
+   * from a sender that uses GSO), each datagram still handled on its own; whether it does. Its
+   * drop count is unknown from then on: the kernel counts a coalesced message dropped whole
+   * once, whatever it held.
+   */
+  enableGro(): boolean;
 
   /**
    * Asks the kernel for a receive buffer of `bytes` and returns what it granted, as it reports

@@ -94,6 +94,7 @@ export class ReverseRun implements StreamRun {
     this.#rate = options.rate === "max" ? REVERSE_MAX_RATE : Math.round(options.rate);
     this.#icmp = new IcmpTally(1, () => false);
     this.#socket = this.#sender.bind();
+    this.#socket.enableGro(); // a GSO stream arrives in a few reads
     this.#receiving = this.#socket.receiveEach(
       (data, from, arrivedAt) => this.#onDatagram(data, from, arrivedAt),
       undefined,

@@ -72,9 +72,10 @@ export interface ReflectorOptions {
   rateLimit?: { rate: number; burst: number };
   /** All sources together: datagrams per second and burst. */
   globalLimit?: { rate: number; burst: number };
-  /** The socket's receive buffer to ask the kernel for, in bytes (see
-   * {@linkcode Reflector.receiveBuffer}). */
+  /** The receive buffer to ask the kernel for, bytes ({@linkcode Reflector.receiveBuffer}). */
   receiveBuffer?: number;
+  /** Read what the kernel coalesces (UDP_GRO; its drop count is then unknown). */
+  gro?: boolean;
 }
 
 /** Default of {@linkcode ReflectorOptions.replayWindowMs}. */
@@ -159,7 +160,9 @@ export class Reflector {
 
   /** Binds and starts serving. Throws a NetError when the address cannot be bound. */
   static listen(options: ReflectorOptions): Reflector {
-    return new Reflector(UdpSocket.bind(options.hostname, options.port), options);
+    const socket = UdpSocket.bind(options.hostname, options.port);
+    if (options.gro) socket.enableGro();
+    return new Reflector(socket, options);
   }
 
   /** The bound address, with the real port. */
@@ -175,10 +178,8 @@ export class Reflector {
     return stats;
   }
 
-  /**
-   * The receive buffer the kernel granted for `receiveBuffer`, as it reports it (Linux doubles
-   * the request); null when none was asked for or the backend cannot set it.
-   */
+  /** The receive buffer the kernel granted for `receiveBuffer` (Linux doubles the request);
+   * null when none was asked for or the backend cannot set it. */
   get receiveBuffer(): number | null {
     return this.#receiveBuffer;
   }
@@ -319,11 +320,8 @@ export class Reflector {
     return null;
   }
 
-  /**
-   * Has the wire format read the datagram, fills in the event's classification and returns
-   * the reply to send, if any: at once, or, with a key (whose checks are asynchronous), as a
-   * promise. No ERROR is ever sent under a key.
-   */
+  /** Has the format read the datagram, classifies the event and returns the reply, if any: at
+   * once, or under a key (asynchronous checks) as a promise. No ERROR is sent under a key. */
   #classify(
     data: Uint8Array,
     event: DatagramEvent,
@@ -374,10 +372,8 @@ export class Reflector {
     return ackReply(data);
   }
 
-  /**
-   * A request under a key: checks its tag and the replay window (refusing silently, so that no
-   * reply tells an attacker which check failed), then signs the reply.
-   */
+  /** A request under a key: its tag and the replay window checked (refused silently: no reply
+   * tells an attacker which check failed), then the reply signed. */
   async #classifyAuthenticated(
     data: Uint8Array,
     event: DatagramEvent,

@@ -108,6 +108,12 @@ is remembered against replays (default 30)`,
     `the socket's receive buffer (e.g. 8M), for bursts; says what the kernel
 granted. Datagrams the kernel drops when it is full are counted`,
   ),
+  gro: flag({
+    long: "gro",
+    help: `read what the kernel coalesces (Linux UDP_GRO): fewer reads from senders that
+use GSO (udp bench does); the kernel then counts a dropped coalesced message once,
+so the drops are reported as unknown`,
+  }),
   metrics: metricsOption(`serve the counters to Prometheus at http://HOST:PORT/metrics
 (docs/monitoring/)`),
   verbose: flag({
@@ -129,7 +135,7 @@ export const serveCommand = defineCommand({
   help: [
     `Usage: udp serve [--host ADDR] [--port PORT] [--raw ack|echo|ignore] [--key-file F | --key-env]
                  [--rate-limit PPS [--rate-burst N]] [--global-limit PPS] [--rcvbuf BYTES]
-                 [--metrics HOST:PORT] [-v] [--json]
+                 [--gro] [--metrics HOST:PORT] [-v] [--json]
        udp serve --stamp [--stateful] [--ptp] [--host ADDR] [--port PORT]
                  [--key-file F | --key-env] [--rate-limit PPS [--rate-burst N]]
                  [--global-limit PPS] [--rcvbuf BYTES] [--metrics HOST:PORT] [-v] [--json]
@@ -221,6 +227,7 @@ async function startReflector(options: ServeValues, key: CryptoKey | null): Prom
     rateLimit: options.rateLimit,
     globalLimit: options.globalLimit,
     receiveBuffer: options.receiveBuffer,
+    gro: options.gro,
   });
 }
 

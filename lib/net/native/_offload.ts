@@ -61,8 +61,8 @@ export interface OffloadSupport {
 
 let support: OffloadSupport | null = null;
 
-/** Why GRO is not used where the kernel has it (see {@linkcode offloadSupport}). */
-const GRO_LEFT_OFF = "GRO left off: the kernel counts a dropped coalesced message as one drop";
+/** Where GRO is used (see {@linkcode offloadSupport}). */
+const GRO_WHERE = "GRO where asked for: udp serve --gro, udp bench's own sockets";
 
 /** Whether `UDP_OFFLOAD=off` is set and the process may read it. */
 function turnedOff(): boolean {
@@ -107,12 +107,16 @@ export function offloadSupport(): OffloadSupport {
   const segment = setUdpOption(fd, UDP_SEGMENT, 0); // 0: no segmentation, only the question
   const gro = setUdpOption(fd, UDP_GRO, 0);
   symbols.close(fd);
-  // GRO is left off where the kernel has it: its drop count (SO_RXQ_OVFL) counts a coalesced
-  // message dropped whole as one drop (5,452 counted for 174,000 lost in a run here), and the
-  // loss udp reports must stay exact. A socket may still be bound with it (the tests do).
-  const groText = gro === 0 ? GRO_LEFT_OFF : refusal("UDP_GRO", gro);
+  // GRO is the kernel's, but a socket turns it on only when asked (enableGro): its drop count
+  // (SO_RXQ_OVFL) counts a coalesced message dropped whole as one drop (5,452 counted for
+  // 174,000 lost in a run here), so a socket with GRO reports its drops as unknown.
+  const groText = gro === 0 ? GRO_WHERE : refusal("UDP_GRO", gro);
   const reasons = [segment && refusal("UDP_SEGMENT", segment), groText];
-  return support = { gso: segment === 0, gro: false, reason: reasons.filter(Boolean).join(", ") };
+  return support = {
+    gso: segment === 0,
+    gro: gro === 0,
+    reason: reasons.filter(Boolean).join(", "),
+  };
 }
 
 /**

@@ -120,8 +120,7 @@ export class NativeUdpSocket implements ReactorSocket {
   #source: Uint8Array = new Uint8Array(4);
   #gso: boolean; // a batch's runs leave as super-datagrams, until the kernel refuses one
   readonly #packed = new PackedBatch();
-  /** Whether it reads coalesced messages (UDP_GRO) and splits them into their datagrams. */
-  readonly gro: boolean;
+  #gro: boolean; // it reads coalesced messages (UDP_GRO) and splits them into datagrams
 
   private constructor(
     fd: number,
@@ -133,7 +132,7 @@ export class NativeUdpSocket implements ReactorSocket {
   ) {
     this.fd = fd;
     this.#gso = offload.gso;
-    this.gro = enableGro(fd, offload.gro);
+    this.#gro = enableGro(fd, offload.gro);
     this.family = family;
     this.#wildcard = wildcard;
     this.address = address;
@@ -147,7 +146,7 @@ export class NativeUdpSocket implements ReactorSocket {
   static bind(
     hostname: string,
     port: number,
-    offload: { gso: boolean; gro: boolean } = offloadSupport(),
+    offload: { gso: boolean; gro: boolean } = { gso: offloadSupport().gso, gro: false },
   ): NativeUdpSocket {
     const { symbols, errno } = native();
     const sockaddr = new Uint8Array(SOCKADDR_SIZE);
@@ -178,7 +177,17 @@ export class NativeUdpSocket implements ReactorSocket {
    * as of the last datagram read (the kernel tells it with each one); null where it does not.
    */
   get kernelDrops(): number | null {
-    return this.#kernelDrops;
+    return this.#gro ? null : this.#kernelDrops; // GRO: a coalesced message drops as one
+  }
+
+  /** Whether it reads coalesced messages (UDP_GRO); {@linkcode enableGro} turns it on. */
+  get gro(): boolean {
+    return this.#gro;
+  }
+
+  /** Reads coalesced datagrams from now on where the kernel can; whether it does. */
+  enableGro(): boolean {
+    return this.#gro ||= enableGro(this.fd, offloadSupport().gro);
   }
 
   /** Whether {@linkcode NativeUdpSocket.close} was called. */
@@ -205,11 +214,8 @@ export class NativeUdpSocket implements ReactorSocket {
     }
   }
 
-  /**
-   * Reads the error queue, where the receive loop asked for ICMP errors: how many it held (the
-   * reactor calls it when ppoll says POLLERR). After a failed send or read, more than 0 means
-   * the socket's pending error was one of them: the call is made again.
-   */
+  /** Reads the error queue (on POLLERR, where ICMP errors were asked for): how many it held;
+   * after a failed send or read, more than 0 means that error was one of them: call again. */
   readErrors(): number {
     return this.#icmp === null ? 0 : readErrorQueue(this.fd, this.#icmp);
   }
@@ -234,12 +240,9 @@ export class NativeUdpSocket implements ReactorSocket {
     return this.#gso;
   }
 
-  /**
-   * Sends datagrams to one destination with as few system calls as it can: `sendmmsg()` for
-   * up to {@linkcode BATCH_SIZE} messages at a time, runs of equal datagrams as one each with
-   * GSO. Returns how many datagrams were sent, in order; throws the error Deno would if not
-   * even the first could be.
-   */
+  /** Sends datagrams to one destination in as few calls as it can (`sendmmsg()` of up to
+   * {@linkcode BATCH_SIZE} messages, runs of equal datagrams one each with GSO): how many were
+   * sent, in order; throws the error Deno would if not even the first could be. */
   sendBatchNow(datagrams: readonly Uint8Array[], to: { hostname: string; port: number }): number {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     const arena = native().sendBatch;
