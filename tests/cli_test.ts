@@ -38,7 +38,8 @@ Deno.test("udp --help, --version and COMMAND --help exit 0", async () => {
   const version = await runUdp(["--version"]);
   strictEqual(version.code, 0);
   // The offloads are the kernel's to grant (tests/offload_test.ts checks the words).
-  const offload = /; offload: (GSO and GRO|GSO|GRO|none) \([^)]+\)$/m.exec(version.stdout)?.[0] ?? "";
+  const offload = /; offload: (GSO and GRO|GSO|GRO|none) \([^)]+\)$/m.exec(version.stdout)?.[0] ??
+    "";
   const sockets = Deno.build.os === "linux" && Deno.build.arch === "x86_64"
     ? `native (the C library's socket calls through FFI; FFI permission given up)${offload}`
     : "Deno.listenDatagram";
