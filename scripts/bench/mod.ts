@@ -23,6 +23,7 @@ import { finishFacts, machineFacts } from "./machine.ts";
 import { measureMemory, memoryReport } from "./memory.ts";
 import { fullReport, partialReport, type RanSection } from "./report.ts";
 import { measureSender, type SenderFigures, senderReport } from "./sender.ts";
+import { measureThroughput, throughputReport } from "./throughput.ts";
 
 const REPORT = new URL("../../docs/performance.md", import.meta.url);
 
@@ -65,6 +66,12 @@ const SECTIONS: Section[] = [
     title: "Sender rate",
     about: "udp bench --rate max vs iperf3 -u -b 0, and pacing at 10k (~20 s)",
     run: async (kept) => senderReport(kept.sender = await measureSender()),
+  },
+  {
+    name: "throughput",
+    title: "Throughput, 1400-byte datagrams",
+    about: "udp bench --one-way and reflected at -s 1400 --rate max vs iperf3 -l 1400 (~1.5 min)",
+    run: async () => throughputReport(await measureThroughput()),
   },
   {
     name: "memory",
