@@ -85,16 +85,20 @@ function refusal(name: string, code: number): string {
 }
 
 /**
- * Which offloads the native sockets use: asked of the kernel once per process, on a socket of
+ * Which offloads the kernel gives the native sockets: asked once per process, on a socket of
  * its own (an option it does not know is refused with ENOPROTOOPT, or EINVAL); none where the
- * native backend is not available. A socket whose GSO send is refused stops using GSO alone.
+ * native backend is not available. GSO is used by every socket (one whose GSO send is refused
+ * stops alone), GRO by those that ask ({@linkcode enableGro}); the reason says which are not
+ * used and why, and where GRO is.
  *
  * @example
  * ```ts
- * import { strictEqual } from "node:assert/strict";
+ * import { ok } from "node:assert/strict";
  * import { offloadSupport } from "./mod.ts";
  * const { gso, gro, reason } = offloadSupport();
- * strictEqual(reason === null, gso && gro);
+ * ok(reason !== null); // where GRO is used, or why an offload is not
+ * ok(gro || !reason.includes("GRO where asked for"));
+ * ok(gso || /UDP_SEGMENT|UDP_OFFLOAD|no native|no socket/.test(reason));
  * ```
  */
 export function offloadSupport(): OffloadSupport {
