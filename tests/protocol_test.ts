@@ -349,6 +349,13 @@ Deno.test("crc32c() gives RFC 3720's test vectors and the standard check value",
     // Up to an end, as the frame check reads all but its last 4 bytes.
     assertStrictEquals(crc32c(bytes, length >> 1), reference(bytes.subarray(0, length >> 1)));
   }
+  // Both sides of the length from which words are read through a DataView, also from an odd
+  // offset into a larger buffer, as a received datagram's view is.
+  for (const length of [255, 256, 257, 271, 1444, 1445, 9000]) {
+    const inside = Uint8Array.from({ length: length + 3 }, (_, i) => (i * 151 + 7) & 255);
+    const bytes = inside.subarray(3);
+    assertStrictEquals(crc32c(bytes), reference(bytes.slice()), `length ${length} at 3`);
+  }
 });
 
 Deno.test("decodeFrame(): every single-bit flip of every spec vector is corrupted, never a frame", () => {

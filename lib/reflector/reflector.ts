@@ -307,6 +307,7 @@ export class Reflector {
 
   /** Rate limits come first and cost no decoding: a flood is dropped as cheaply as possible. */
   #overLimit(source: string): RefusalReason | null {
+    if (this.#sourceLimiter === null && this.#globalLimiter === null) return null; // no clock
     const now = monotonicMs();
     if (this.#sourceLimiter && !this.#sourceLimiter.allow(source, now)) return "rate-limit";
     if (this.#globalLimiter && !this.#globalLimiter.take(now)) return "global-limit";
