@@ -371,3 +371,22 @@ Deno.test("udp bench -R and --bidir: text, JSON, and their usage errors", async 
     await reflector.close();
   }
 });
+
+Deno.test("streams: one after another, each sent (the pump starts again once it has stopped)", async () => {
+  const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0 });
+  const clients = [new StreamClient(300, reflector.address.port)];
+  clients.push(new StreamClient(301, reflector.address.port));
+  try {
+    for (const client of clients) {
+      const { cookie } = await client.ask({});
+      const ended = await client.untilEnded({ cookie, rate: 1000, durationMs: 50 });
+      assert(ended.sent > 0 && ended.sent <= 50, `sent ${ended.sent}`);
+      strictEqual(client.data.length, ended.sent);
+      strictEqual(reflector.stats.streams.active, 0);
+    }
+    assertEquals(reflector.stats.streams.started, 2);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await reflector.close();
+  }
+});

@@ -76,6 +76,8 @@ export class StreamServer {
   readonly #streams = new Map<string, Stream>();
   readonly counts: StreamCounts = { started: 0, refused: 0, active: 0, datagrams: 0 };
   #secret: Promise<CryptoKey> | null = null;
+  /** The pump, while it runs; cleared by the pump itself as it returns (not a microtask
+   * later, when a stream started meanwhile would find it still set and never be sent). */
   #pumping: Promise<void> | null = null;
   #closed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -207,7 +209,11 @@ export class StreamServer {
     this.#streams.set(key, stream);
     this.counts.started++;
     this.counts.active++;
-    this.#pumping ??= this.#pump().finally(() => this.#pumping = null);
+    // A failure (a signing error under a key) stops the streams, never the reflector.
+    this.#pumping ??= this.#pump().catch(() => {
+      this.#pumping = null;
+      for (const stream of this.#streams.values()) this.#end(stream, monotonicMs());
+    });
     this.#wake?.();
     return stream;
   }
@@ -229,7 +235,10 @@ export class StreamServer {
         running++;
         behind = (await this.#sendDue(stream, now)) || behind;
       }
-      if (running === 0) return;
+      if (running === 0) {
+        this.#pumping = null;
+        return;
+      }
       // Behind: at once (after a turn of the event loop); else at the next millisecond.
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
