@@ -115,12 +115,13 @@ export class ReverseRun implements StreamRun {
   async send(started: number): Promise<number> {
     const { durationMs, signal } = this.#options;
     if (this.#cookie !== null) {
+      // One listener for the whole run, not one a renewal.
+      const aborted = new Promise<void>((resolve) =>
+        signal?.addEventListener("abort", () => resolve(), { once: true })
+      );
       while (!signal?.aborted && monotonicMs() - started < durationMs) {
         await this.#request();
         const left = started + durationMs - monotonicMs();
-        const aborted = new Promise<void>((resolve) =>
-          signal?.addEventListener("abort", () => resolve(), { once: true })
-        );
         await within(aborted, Math.max(1, Math.min(RENEW_MS, left)));
       }
     }
