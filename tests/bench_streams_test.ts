@@ -25,7 +25,7 @@ import {
   type StreamFields,
   StreamStatus,
 } from "../lib/wire/mod.ts";
-import { loopbackTarget, runUdp } from "./helpers.ts";
+import { assertUsageError, loopbackTarget, runUdp } from "./helpers.ts";
 
 const AT = { seconds: 1_700_000_000, nanos: 0 };
 
@@ -237,27 +237,10 @@ Deno.test("streams: within the rate limits and caps, sizes checked, nothing else
     strictEqual((await last.ask({ cookie, size: 65_535 })).status, StreamStatus.REFUSED_SIZE);
     // Grants and data are never answered; a request too short for its fields is malformed.
     const probe = clients[1];
-    for (const type of [MessageType.STREAM_GRANT, MessageType.STREAM_DATA]) {
-      await probe.socket.send(
-        encodeFrame({
-          version: 1,
-          type: type as 7,
-          flags: 0,
-          attempt: 0,
-          session: 1,
-          sequence: 0,
-          sentAt: AT,
-          receivedAt: NO_TIMESTAMP,
-          repliedAt: NO_TIMESTAMP,
-          payload: new Uint8Array(40),
-        }),
-        loopbackTarget(port),
-      );
-    }
-    await probe.socket.send(
+    const frame = (type: MessageType, payloadBytes: number) =>
       encodeFrame({
         version: 1,
-        type: MessageType.STREAM_REQUEST,
+        type,
         flags: 0,
         attempt: 0,
         session: 1,
@@ -265,10 +248,12 @@ Deno.test("streams: within the rate limits and caps, sizes checked, nothing else
         sentAt: AT,
         receivedAt: NO_TIMESTAMP,
         repliedAt: NO_TIMESTAMP,
-        payload: new Uint8Array(39),
-      }),
-      loopbackTarget(port),
-    );
+        payload: new Uint8Array(payloadBytes),
+      });
+    for (const type of [MessageType.STREAM_GRANT, MessageType.STREAM_DATA]) {
+      await probe.socket.send(frame(type, 40), loopbackTarget(port));
+    }
+    await probe.socket.send(frame(MessageType.STREAM_REQUEST, 39), loopbackTarget(port));
     // A last request: its grant comes after any answer to those three would have.
     await probe.ask({});
     assertEquals(probe.other, []);
@@ -363,9 +348,7 @@ Deno.test("udp bench -R and --bidir: text, JSON, and their usage errors", async 
     ];
     for (const [flags, message] of refused) {
       const bad = await runUdp(["bench", target, ...flags, "-t", "0.1"]);
-      strictEqual(bad.code, 2, `${flags.join(" ")}: ${bad.stderr}`);
-      strictEqual(bad.stderr.trim().split("\n").length, 1, bad.stderr);
-      assert(message.test(bad.stderr), `${flags.join(" ")}: ${bad.stderr}`);
+      assertUsageError(bad, message, flags.join(" "));
     }
   } finally {
     await reflector.close();

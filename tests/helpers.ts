@@ -6,6 +6,7 @@
  * @module
  */
 
+import { ok as assert, strictEqual } from "node:assert/strict";
 import { runtimeFlags } from "../scripts/flags.ts";
 import type { ResolvedAddress } from "../lib/net/address.ts";
 import { UdpSocket } from "../lib/net/socket.ts";
@@ -73,6 +74,17 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * Asserts that a CLI run was a usage error: exit 2 and one line on stderr that `message`
+ * matches (stderr trimmed), `what` naming the run in the failure.
+ */
+export function assertUsageError(run: CliResult, message: RegExp, what: string): void {
+  const stderr = run.stderr.trim();
+  strictEqual(run.code, 2, `${what}: ${stderr}`);
+  strictEqual(stderr.split("\n").length, 1, stderr);
+  assert(message.test(stderr), `${what}: ${stderr}`);
 }
 
 /** Where and with what environment a CLI subprocess runs. */

@@ -13,7 +13,7 @@ import { loadNativeUdp } from "../lib/net/native/mod.ts";
 import { ping, type PingEvent } from "../lib/probe/ping.ts";
 import { Reflector } from "../lib/reflector/reflector.ts";
 import { stampFormat, udpFormat } from "../lib/wire/mod.ts";
-import { runUdp } from "./helpers.ts";
+import { assertUsageError, runUdp } from "./helpers.ts";
 
 const nativeOnly = { ignore: !loadNativeUdp() };
 const HOSTS = ["127.0.0.1", "::1"] as const;
@@ -252,10 +252,7 @@ Deno.test("udp ping: -M, -I and --interface, and what each refuses", nativeOnly,
   ];
   for (const [flags, message] of refused) {
     const run = await runUdp(["ping", "-c", "1", ...flags, `127.0.0.1:${port}`]);
-    strictEqual(run.code, 2, `${flags.join(" ")}: ${run.stderr}`);
-    const stderr = run.stderr.trim();
-    strictEqual(stderr.split("\n").length, 1, stderr);
-    assert(message.test(stderr), `${flags.join(" ")}: ${stderr}`);
+    assertUsageError(run, message, flags.join(" "));
   }
 });
 
