@@ -297,12 +297,7 @@ export class ThereIntervals {
   async finish(ms: number): Promise<void> {
     const pending = this.#pending;
     if (pending === null) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      pending.answered,
-      new Promise((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
-    clearTimeout(timer);
+    await within(pending.answered, ms);
     pending.emit(null);
   }
 }
@@ -311,4 +306,16 @@ export class ThereIntervals {
 export function round(value: number, digits: number): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
+}
+
+/** Waits for `promise`, but at most `ms`; the timer never outlives the wait. */
+export async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
+}
+
+/** Settles after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

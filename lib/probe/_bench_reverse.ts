@@ -22,6 +22,7 @@ import {
   COOKIE_SIZE,
   decodeFrame,
   encodeStreamRequest,
+  type Frame,
   HEADER_SIZE,
   MessageType,
   readStreamFields,
@@ -32,9 +33,15 @@ import {
   timestampFromMs,
   verifyFrame,
 } from "../wire/mod.ts";
-import { intervalReport, type IntervalSpan, round, trackerCounts } from "./_bench_intervals.ts";
+import {
+  intervalReport,
+  type IntervalSpan,
+  round,
+  sleep,
+  trackerCounts,
+  within,
+} from "./_bench_intervals.ts";
 import type { StreamRun } from "./_bench_streams.ts";
-import { within } from "./_bench_streams.ts";
 import { ProbeSender } from "./_sender.ts";
 import type { BenchOptions } from "./bench.ts";
 import type { BenchBack, BenchSummary } from "./bench_report.ts";
@@ -146,7 +153,7 @@ export class ReverseRun implements StreamRun {
 
   /** Waits for the stragglers, then asks how many the reflector sent. */
   async finish(sendingMs: number): Promise<BenchSummary> {
-    await new Promise((resolve) => setTimeout(resolve, this.#options.graceMs ?? 500));
+    await sleep(this.#options.graceMs ?? 500);
     if (this.#cookie !== null) await this.#exchange();
     this.#seconds = sendingMs / 1000;
     return this.#summary(this.#seconds);
@@ -225,24 +232,24 @@ export class ReverseRun implements StreamRun {
     }
     if (decoded.kind !== "frame" || decoded.frame.session !== this.#sender.session) return;
     const frame = decoded.frame;
-    const isData = frame.type === MessageType.STREAM_DATA;
-    if (!isData && frame.type !== MessageType.STREAM_GRANT) return;
+    if (frame.type !== MessageType.STREAM_DATA && frame.type !== MessageType.STREAM_GRANT) return;
     const key = this.#options.key;
-    if (key === undefined) return this.#onFrame(data, isData, frame.sequence, arrivedAt);
+    if (key === undefined) return this.#onFrame(data, frame, arrivedAt);
     if (frame.tag === undefined) return;
     const copy = data.slice(); // verified after an await: the buffer may be reused by then
     return verifyFrame(copy, key).then((valid) => {
-      if (valid) this.#onFrame(copy, isData, frame.sequence, arrivedAt);
+      if (valid) this.#onFrame(copy, frame, arrivedAt);
     });
   }
 
-  #onFrame(data: Uint8Array, isData: boolean, sequence: number, arrivedAt: number): void {
-    if (!isData) return this.#onGrant(readStreamFields(data.subarray(HEADER_SIZE)));
-    const decoded = decodeFrame(data);
-    if (decoded.kind !== "frame") return;
+  /** A grant or a datagram of the stream, decoded (and, under a key, verified) once. */
+  #onFrame(data: Uint8Array, frame: Frame, arrivedAt: number): void {
+    if (frame.type === MessageType.STREAM_GRANT) {
+      return this.#onGrant(readStreamFields(data.subarray(HEADER_SIZE)));
+    }
     const at = wallClockAt(arrivedAt);
-    const transitMs = timestampDiffMs(timestampFromMs(at), decoded.frame.sentAt);
-    this.#tracker.observe(sequence, transitMs, data.length, at);
+    const transitMs = timestampDiffMs(timestampFromMs(at), frame.sentAt);
+    this.#tracker.observe(frame.sequence, transitMs, data.length, at);
   }
 
   /** A STREAM_GRANT: the cookie to ask with, the stream's state, or why there is none. */

@@ -8,7 +8,7 @@
 
 import { monotonicMs } from "../net/mod.ts";
 import { LatencyStats } from "../stats/mod.ts";
-import { IntervalClock, type IntervalSpan, round } from "./_bench_intervals.ts";
+import { IntervalClock, type IntervalSpan, round, within } from "./_bench_intervals.ts";
 import type { BenchOptions } from "./bench.ts";
 import type { BenchBack, BenchInterval, BenchSummary } from "./bench_report.ts";
 
@@ -235,11 +235,4 @@ function sum(values: (number | null)[]): number | null {
 
 function nullableRound(value: number | null, digits: number): number | null {
   return value === null ? null : round(value, digits);
-}
-
-/** Waits for `promise`, but at most `ms`; the timer never outlives the wait. */
-export async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => timer = setTimeout(resolve, ms))]);
-  clearTimeout(timer);
 }

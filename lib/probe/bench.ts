@@ -14,7 +14,7 @@ import { Histogram, JitterEstimator, LatencyStats, ReorderDetector } from "../st
 import { type ProbeFormat, type SessionCounts, timestampFromMs } from "../wire/mod.ts";
 import { ProbeSender } from "./_sender.ts";
 import { benchSummary } from "./_bench_summary.ts";
-import { runStreams, type StreamRun, type StreamTotals, within } from "./_bench_streams.ts";
+import { runStreams, type StreamRun, type StreamTotals } from "./_bench_streams.ts";
 import { BidirRun, ReverseRun } from "./_bench_reverse.ts";
 import { IcmpTally } from "./_icmp_tally.ts";
 import { StampPath } from "./_stamp_path.ts";
@@ -24,7 +24,9 @@ import {
   intervalReport,
   type IntervalSpan,
   NOTHING_YET,
+  sleep,
   ThereIntervals,
+  within,
 } from "./_bench_intervals.ts";
 
 // What a bench run reports, also from here (where lib/cli imports it from).
@@ -480,8 +482,4 @@ export class BenchRun implements StreamRun {
     this.#totals?.rtt.record(trip.rttMs);
     this.#totals?.roundTrip.record(trip.totalMs);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
