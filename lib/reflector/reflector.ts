@@ -119,9 +119,9 @@ export class Reflector {
   readonly #delayed: DelayedReplies;
   /** The streams it sends to senders that asked (STREAM_REQUEST). */
   readonly #streams: StreamServer;
-  /** The datagram being handled's arrival, monotonic (what a delay counts from), and the
-   * address it was sent to when the socket says (ReceiveMeta.local). */
-  readonly #arrival = { at: 0, local: null as string | null };
+  /** The datagram being handled's arrival, monotonic (what a delay counts from) and by the
+   * wall clock (its session's arrival counts), and where it was sent to (ReceiveMeta.local). */
+  readonly #arrival = { at: 0, wallMs: 0, local: null as string | null };
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
@@ -211,7 +211,8 @@ export class Reflector {
   ): void | Promise<void> {
     // Stamped with its arrival at the socket, so the time a client leaves out of its RTT as
     // ours includes our wake-up and queue: that is this host's, not the network's.
-    const receivedAt = timestampFromMs(wallClockAt(arrivedAt));
+    const arrivedWallMs = wallClockAt(arrivedAt);
+    const receivedAt = timestampFromMs(arrivedWallMs);
     this.#stats.received++;
     this.#stats.bytesReceived += data.length;
     const source = canonicalHost(from.hostname);
@@ -233,6 +234,7 @@ export class Reflector {
     const local = arrival.local;
     context.local.hostname = local ?? this.#socket.address.hostname;
     this.#arrival.at = arrivedAt;
+    this.#arrival.wallMs = arrivedWallMs;
     this.#arrival.local = local;
     try {
       const refusal = this.#overLimit(source);
@@ -438,8 +440,7 @@ export class Reflector {
       session.received++;
       const sequence = event.frame!.sequence;
       const transitMs = timestampDiffMs(receivedAt, this.#request.sentAt);
-      const arrivedMs = receivedAt.seconds * 1000 + receivedAt.nanos / 1e6;
-      session.tracker.observe(sequence, transitMs, data.length, arrivedMs);
+      session.tracker.observe(sequence, transitMs, data.length, this.#arrival.wallMs);
       if (delayed) return this.#hold(data, event, receivedAt, delayMs);
       if (this.#request.oneWay) return null; // counted, and its STATS will say what arrived
       // Counted when built, not once sent: a batch's replies leave together, and STAMP's

@@ -306,10 +306,14 @@ export function writeCheck(bytes: Uint8Array, crc: number): void {
 /** Whether a datagram's last 4 bytes are the CRC-32C of the bytes before them. */
 export function checkFrame(bytes: Uint8Array): boolean {
   if (bytes.length < CHECK_SIZE) return false;
+  return crc32c(bytes, bytes.length - CHECK_SIZE) === readCheck(bytes);
+}
+
+/** A frame's check as written (its last 4 bytes, big-endian); the frame has room for one. */
+export function readCheck(bytes: Uint8Array): number {
   const end = bytes.length - CHECK_SIZE;
-  const stored = ((bytes[end] << 24) | (bytes[end + 1] << 16) | (bytes[end + 2] << 8) |
-    bytes[end + 3]) >>> 0;
-  return crc32c(bytes, end) === stored;
+  return ((bytes[end] << 24) | (bytes[end + 1] << 16) | (bytes[end + 2] << 8) | bytes[end + 3]) >>>
+    0;
 }
 
 /** Whether a 32-bit word differs from {@linkcode MAGIC} in exactly one bit. */

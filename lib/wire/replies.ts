@@ -17,6 +17,7 @@ import {
   INVARIANT_SIZE,
   MessageType,
   PROTOCOL_VERSION,
+  readCheck,
   sealFrame,
   writeCheck,
 } from "./protocol.ts";
@@ -118,8 +119,7 @@ export function checkPatchOf(frame: Uint8Array, headBytes: number): CheckPatch |
 /** Writes the check of a frame changed as `patch` says (its old check still in place). */
 function patchCheck(frame: Uint8Array, patch: CheckPatch): void {
   const end = frame.length - CHECK_SIZE;
-  const old = ((frame[end] << 24) | (frame[end + 1] << 16) | (frame[end + 2] << 8) |
-    frame[end + 3]) >>> 0;
+  const old = readCheck(frame);
   const head = patch.headBytes;
   const delta = patch.before ^ crc32cUpdate(0, frame, 0, head);
   writeCheck(frame, (old ^ crc32cShift(delta, end - head)) >>> 0);
