@@ -135,6 +135,7 @@ export {
   resolveListenAddress,
   type ResolveOptions,
   sameAddress,
+  type SendReceipt,
   type SocketBackend,
   UdpSocket,
 } from "./lib/net/mod.ts";

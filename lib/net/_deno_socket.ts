@@ -18,8 +18,10 @@ import type {
   PeerAddress,
   ReceiveMeta,
   ReceiveOptions,
+  SendReceipt,
   SocketBackend,
 } from "./socket.ts";
+import { tellReceipt } from "./socket.ts";
 
 /** The receive buffer's size: more than the largest datagram. */
 const RECEIVE_BUFFER_SIZE = 65536;
@@ -131,6 +133,22 @@ export class DenoDatagramSocket implements DatagramSocket {
   ): number | Promise<number> {
     if (tos !== -1) checkTos(tos);
     return this.sendSoon(data, to);
+  }
+
+  /** As {@linkcode DenoDatagramSocket.sendReply}, telling `receipt` when it settles. */
+  sendCountedReply<T>(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    source: string | null,
+    receipt: SendReceipt<T>,
+    token: T,
+  ): void | Promise<void> {
+    try {
+      return tellReceipt(receipt, token, this.sendReply(data, to, tos, source));
+    } catch (error) {
+      receipt.failed(token, error);
+    }
   }
 
   /** As {@linkcode DenoDatagramSocket.send}: the datagram leaves with the socket's TOS. */

@@ -142,6 +142,10 @@ export class NativeDatagramSocket implements DatagramSocket {
     return this.#socket.sendReply(data, to, tos, source);
   }
 
+  /** As {@linkcode NativeDatagramSocket.sendReply}, telling `receipt` when it has left. */
+  readonly sendCountedReply: DatagramSocket["sendCountedReply"] = (...reply) =>
+    this.#socket.sendCountedReply(...reply);
+
   /** Sends the datagrams with `sendmmsg()`, up to a batch at a time; a failure rejects. */
   sendBatch(
     datagrams: readonly Uint8Array[],

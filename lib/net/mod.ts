@@ -74,7 +74,9 @@ export {
   type PeerAddress,
   type ReceiveMeta,
   type ReceiveOptions,
+  type SendReceipt,
   type SocketBackend,
+  tellReceipt,
   UdpSocket,
   yieldToEventLoop,
 } from "./socket.ts";

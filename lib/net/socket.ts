@@ -65,6 +65,40 @@ export type DatagramHandler = (
   meta: ReceiveMeta,
 ) => void | Promise<void>;
 
+/** Told what became of a reply sent with {@linkcode DatagramSocket.sendCountedReply}. */
+export interface SendReceipt<T> {
+  /** It left, `bytes` long. */
+  sent(token: T, bytes: number): void;
+  /** It did not leave, for this reason. */
+  failed(token: T, error: unknown): void;
+}
+
+/**
+ * Tells `receipt` how a send went: at once when `sent` is a number, else when it settles.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { tellReceipt } from "./socket.ts";
+ * const told: unknown[] = [];
+ * const receipt = {
+ *   sent: (token: string, bytes: number) => told.push([token, bytes]),
+ *   failed: (token: string) => told.push([token, "failed"]),
+ * };
+ * tellReceipt(receipt, "a", 12);
+ * await tellReceipt(receipt, "b", Promise.reject(new Error("down")));
+ * deepStrictEqual(told, [["a", 12], ["b", "failed"]]);
+ * ```
+ */
+export function tellReceipt<T>(
+  receipt: SendReceipt<T>,
+  token: T,
+  sent: number | Promise<number>,
+): void | Promise<void> {
+  if (typeof sent === "number") return receipt.sent(token, sent);
+  return sent.then((bytes) => receipt.sent(token, bytes), (error) => receipt.failed(token, error));
+}
+
 /** How a socket's receive loop runs ({@linkcode DatagramSocket.receiveEach}). */
 export interface ReceiveOptions {
   /**
@@ -244,6 +278,22 @@ export interface DatagramSocket extends Disposable {
     tos: number,
     source: string | null,
   ): number | Promise<number>;
+
+  /**
+   * Sends a reply as {@linkcode DatagramSocket.sendReply} does, but tells `receipt` (with
+   * `token`) once it has left or failed: at once when it left at once; among a concurrent
+   * batch's replies, when the batch's replies leave, with no promise per datagram (where
+   * `sendReply` makes one); otherwise (Deno's backend) it returns a promise that settles once
+   * the receipt has been told. Every error, a TOS out of range too, goes to `receipt.failed`.
+   */
+  sendCountedReply<T>(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    source: string | null,
+    receipt: SendReceipt<T>,
+    token: T,
+  ): void | Promise<void>;
 
   /**
    * Sends datagrams to one destination, in order, with as few system calls as the backend

@@ -12,6 +12,7 @@ import {
   monotonicMs,
   type PeerAddress,
   type ReceiveMeta,
+  type SendReceipt,
   UdpSocket,
   wallClockAt,
   wallClockMs,
@@ -276,19 +277,15 @@ export class Reflector {
       this.#onDatagram?.(event);
       return;
     }
-    let sent: number | Promise<number>;
-    try {
-      const replyTos = this.#socket.canSetTos ? tos : -1;
-      sent = this.#socket.sendReply(reply, from, replyTos, local);
-    } catch (error) {
-      return this.#sendFailed(error, event);
-    }
-    if (typeof sent === "number") return this.#sent(sent, event);
-    return sent.then(
-      (bytes) => this.#sent(bytes, event),
-      (error) => this.#sendFailed(error, event),
-    );
+    const replyTos = this.#socket.canSetTos ? tos : -1;
+    return this.#socket.sendCountedReply(reply, from, replyTos, local, this.#receipt, event);
   }
+
+  /** Told what became of each reply: counted once it has left (or failed). */
+  readonly #receipt: SendReceipt<DatagramEvent> = {
+    sent: (event, bytes) => this.#sent(bytes, event),
+    failed: (event, error) => this.#sendFailed(error, event),
+  };
 
   #sent(bytes: number, event: DatagramEvent): void {
     this.#stats.replied++;

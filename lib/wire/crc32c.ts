@@ -86,6 +86,13 @@ function crc32cSmall(crc: number, bytes: Uint8Array, from: number, to: number): 
       T[1536 + bytes[i + 9]] ^ T[1280 + bytes[i + 10]] ^ T[1024 + bytes[i + 11]] ^
       T[768 + bytes[i + 12]] ^ T[512 + bytes[i + 13]] ^ T[256 + bytes[i + 14]] ^ T[bytes[i + 15]];
   }
+  // Then 4 bytes a round (a frame's last 12 before its check, say), then bytes.
+  const end4 = to - ((to - i) & 3);
+  for (; i < end4; i += 4) {
+    const a = crc ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+    crc = T[768 + (a & 0xff)] ^ T[512 + ((a >>> 8) & 0xff)] ^ T[256 + ((a >>> 16) & 0xff)] ^
+      T[a >>> 24];
+  }
   for (; i < to; i++) crc = (crc >>> 8) ^ T[(crc ^ bytes[i]) & 0xff];
   return crc;
 }

@@ -17,6 +17,7 @@ import { STATS_PAYLOAD_SIZE } from "./session_counts.ts";
 /** Payload bytes of a STREAM_REQUEST and of its STREAM_GRANT (docs/protocol.md, "Streams"). */
 export const STREAM_PAYLOAD_SIZE = 40;
 import { readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
+import { readUint16, readUint32, writeUint16, writeUint32 } from "./_bytes.ts";
 
 /** The four bytes every frame starts with: `DA 7A 55 50`. The first byte is not valid UTF-8 on
  * its own, so no text datagram is ever mistaken for a frame. */
@@ -250,18 +251,17 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
   if (length > 0xffff) throw new RangeError(`frame of ${length} bytes exceeds 65535`);
   const out = options.into ? options.into.subarray(0, length) : new Uint8Array(length);
   if (out.length < length) throw new RangeError(`buffer of ${out.length} bytes < ${length}`);
-  const view = new DataView(out.buffer, out.byteOffset, length);
-  view.setUint32(0, MAGIC);
-  view.setUint8(4, frame.version);
-  view.setUint8(5, frame.type);
-  view.setUint16(6, frame.flags);
-  view.setUint16(8, length);
-  view.setUint16(10, frame.attempt);
-  view.setUint32(12, frame.session >>> 0);
-  view.setUint32(16, frame.sequence >>> 0);
-  writeTimestamp(view, 20, frame.sentAt);
-  writeTimestamp(view, 28, frame.receivedAt);
-  writeTimestamp(view, 36, frame.repliedAt);
+  writeUint32(out, 0, MAGIC);
+  out[4] = frame.version;
+  out[5] = frame.type;
+  writeUint16(out, 6, frame.flags);
+  writeUint16(out, 8, length);
+  writeUint16(out, 10, frame.attempt);
+  writeUint32(out, 12, frame.session >>> 0);
+  writeUint32(out, 16, frame.sequence >>> 0);
+  writeTimestamp(out, 20, frame.sentAt);
+  writeTimestamp(out, 28, frame.receivedAt);
+  writeTimestamp(out, 36, frame.repliedAt);
   out.set(frame.payload, HEADER_SIZE);
   if (tagged) {
     const tag = out.subarray(length - CHECK_SIZE - TAG_SIZE, length - CHECK_SIZE);
@@ -336,8 +336,7 @@ function isDamagedMagic(word: number): boolean {
  */
 export function decodeFrame(bytes: Uint8Array): Decoded {
   if (bytes.length < 4) return { kind: "raw" };
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const magic = view.getUint32(0);
+  const magic = readUint32(bytes, 0);
   if (magic !== MAGIC) {
     // One bit off the magic and failing the check: a frame damaged in its first bytes, not
     // data of another protocol (which is unlikely to be one bit from it and also end in a
@@ -354,19 +353,19 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
     return { kind: "corrupted", detail: "the CRC-32C does not match the bytes" };
   }
   if (bytes.length < INVARIANT_SIZE + CHECK_SIZE) {
-    const version = bytes.length > MIN_FRAME_SIZE ? view.getUint8(4) : PROTOCOL_VERSION;
+    const version = bytes.length > MIN_FRAME_SIZE ? bytes[4] : PROTOCOL_VERSION;
     if (version !== PROTOCOL_VERSION) {
       return { kind: "unsupported-version", version, invariants: null };
     }
     return malformed("too-short", `${bytes.length} bytes is shorter than the header`, null);
   }
-  const version = view.getUint8(4);
-  const lengthField = view.getUint16(8);
+  const version = bytes[4];
+  const lengthField = readUint16(bytes, 8);
   const invariants: Invariants = {
-    type: view.getUint8(5),
-    attempt: view.getUint16(10),
-    session: view.getUint32(12),
-    sequence: view.getUint32(16),
+    type: bytes[5],
+    attempt: readUint16(bytes, 10),
+    session: readUint32(bytes, 12),
+    sequence: readUint32(bytes, 16),
   };
   if (version !== PROTOCOL_VERSION) {
     return {
@@ -375,13 +374,12 @@ export function decodeFrame(bytes: Uint8Array): Decoded {
       invariants: lengthField === bytes.length ? invariants : null,
     };
   }
-  return decodeVersion1(bytes, view, lengthField, invariants);
+  return decodeVersion1(bytes, lengthField, invariants);
 }
 
 /** The rest of {@linkcode decodeFrame} for a frame of version 1 whose check is right. */
 function decodeVersion1(
   bytes: Uint8Array,
-  view: DataView,
   lengthField: number,
   invariants: Invariants,
 ): Decoded {
@@ -403,13 +401,13 @@ function decodeVersion1(
   if (type < MessageType.PING || type > MessageType.STREAM_DATA) {
     return malformed("unknown-type", `message type ${type} is not defined`, invariants);
   }
-  const sentAt = readTimestamp(view, 20);
-  const receivedAt = readTimestamp(view, 28);
-  const repliedAt = readTimestamp(view, 36);
+  const sentAt = readTimestamp(bytes, 20);
+  const receivedAt = readTimestamp(bytes, 28);
+  const repliedAt = readTimestamp(bytes, 36);
   if (!sentAt || !receivedAt || !repliedAt) {
     return malformed("bad-timestamp", "a timestamp has 1,000,000,000 or more nanoseconds", null);
   }
-  const flags = view.getUint16(6);
+  const flags = readUint16(bytes, 6);
   const tagged = (flags & Flags.AUTHENTICATED) !== 0;
   if (tagged && bytes.length < frameOverhead(true)) {
     return malformed("too-short", "an authenticated frame has no room for its 16-byte tag", null);

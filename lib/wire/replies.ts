@@ -65,10 +65,9 @@ export function makePong(
 ): Uint8Array {
   const pong = out.subarray(0, ping.length);
   if (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset) pong.set(ping);
-  const view = new DataView(pong.buffer, pong.byteOffset, pong.byteLength);
-  view.setUint8(5, MessageType.PONG);
-  writeTimestamp(view, 28, receivedAt);
-  writeTimestamp(view, 36, repliedAt);
+  pong[5] = MessageType.PONG;
+  writeTimestamp(pong, 28, receivedAt);
+  writeTimestamp(pong, 36, repliedAt);
   if (patch === undefined) sealFrame(pong);
   else patchCheck(pong, patch);
   return pong;
@@ -229,6 +228,5 @@ export function makeStats(
  */
 export function peekSentAt(bytes: Uint8Array): Timestamp {
   if (bytes.length < INVARIANT_SIZE) return NO_TIMESTAMP;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return readTimestamp(view, 20) ?? NO_TIMESTAMP;
+  return readTimestamp(bytes, 20) ?? NO_TIMESTAMP;
 }

@@ -178,8 +178,9 @@ export function writeArrivalCounts(view: DataView, offset: number, counts: Arriv
   view.setUint32(at + 16, counts.jitterNs >>> 0);
   view.setUint32(at + 20, Math.floor(counts.bytes / 2 ** 32) >>> 0);
   view.setUint32(at + 24, counts.bytes >>> 0);
-  writeTimestamp(view, at + 28, counts.firstArrival);
-  writeTimestamp(view, at + 36, counts.lastArrival);
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  writeTimestamp(bytes, at + 28, counts.firstArrival);
+  writeTimestamp(bytes, at + 36, counts.lastArrival);
 }
 
 /**
@@ -211,8 +212,8 @@ export function readArrivalCounts(payload: Uint8Array): ArrivalCounts | null {
   if (payload.length < STATS_ARRIVALS_PAYLOAD_SIZE) return null;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const at = STATS_PAYLOAD_SIZE;
-  const firstArrival = readTimestamp(view, at + 28);
-  const lastArrival = readTimestamp(view, at + 36);
+  const firstArrival = readTimestamp(payload, at + 28);
+  const lastArrival = readTimestamp(payload, at + 36);
   if (firstArrival === null || lastArrival === null) return null;
   return {
     sequenceEnd: view.getUint32(at),

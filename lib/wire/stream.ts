@@ -17,6 +17,7 @@ import {
   STREAM_PAYLOAD_SIZE,
 } from "./protocol.ts";
 import { NO_TIMESTAMP, type Timestamp, writeTimestamp } from "./timestamp.ts";
+import { writeUint32 } from "./_bytes.ts";
 
 /** Bytes of the cookie that proves a sender receives at its address. */
 export const COOKIE_SIZE = 16;
@@ -178,10 +179,9 @@ export function makeGrant(
 ): Uint8Array {
   const payload = request.subarray(HEADER_SIZE);
   writeStreamFields(payload, { ...readStreamFields(payload), ...grant });
-  const view = new DataView(request.buffer, request.byteOffset, request.byteLength);
-  view.setUint8(5, MessageType.STREAM_GRANT);
-  writeTimestamp(view, 28, receivedAt);
-  writeTimestamp(view, 36, repliedAt);
+  request[5] = MessageType.STREAM_GRANT;
+  writeTimestamp(request, 28, receivedAt);
+  writeTimestamp(request, 36, repliedAt);
   sealFrame(request);
   return request;
 }
@@ -226,8 +226,7 @@ export function layOutStreamData(
 /** Numbers a laid-out STREAM_DATA frame, stamps it with its send time and seals it (sign it
  * after, under a key). */
 export function stampStreamData(frame: Uint8Array, sequence: number, sentAt: Timestamp): void {
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  view.setUint32(16, sequence >>> 0);
-  writeTimestamp(view, 20, sentAt);
+  writeUint32(frame, 16, sequence >>> 0);
+  writeTimestamp(frame, 20, sentAt);
   sealFrame(frame);
 }

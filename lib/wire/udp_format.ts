@@ -50,6 +50,7 @@ import {
 } from "./session_counts.ts";
 import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
 import { messageTypeName } from "./type_names.ts";
+import { readUint32 } from "./_bytes.ts";
 
 /**
  * The `udp` frame format, version 1: the default of every reflector and sender.
@@ -291,10 +292,6 @@ function readQuoted(data: Uint8Array): QuotedRequest | null {
     sequence: readUint32(data, 16),
     attempt: (data[10] << 8) | data[11],
   };
-}
-
-function readUint32(data: Uint8Array, at: number): number {
-  return ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
 }
 
 function answer(

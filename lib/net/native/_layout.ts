@@ -40,6 +40,8 @@ export const POLLIN = 0x001;
 export const POLLERR = 0x008;
 /** `CLOCK_REALTIME`: the clock `SO_TIMESTAMPNS` stamps with. */
 export const CLOCK_REALTIME = 0;
+/** `CLOCK_MONOTONIC`: the clock `performance.now()` counts on. */
+export const CLOCK_MONOTONIC = 1;
 
 // IP options and their control messages (<netinet/in.h>, <bits/in.h>). An IPv6 socket takes
 // the IPv4 ones too: they are what its IPv4-mapped peers' datagrams are sent and read with.

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { eventLoopTimerAt } from "../clock.ts";
+import { eventLoopTimerAt, monotonicMs } from "../clock.ts";
 import { DeadlineHeap } from "../deadlines.ts";
 import { BATCH_SIZE } from "./_arena.ts";
 import { Doorbell } from "./_doorbell.ts";
@@ -272,7 +272,7 @@ export class Reactor {
       writeTimeout(this.#sleepTimeout, Math.max(0, waitMs));
       timeout = this.#sleepTimeoutBytes;
     }
-    this.#sleepUntil = performance.now() + waitMs;
+    this.#sleepUntil = monotonicMs() + waitMs;
     this.#sleepingOn = this.#pollfds;
     if (this.#lazy.length > 0) this.#watchLazy(waitMs);
     try {
@@ -309,7 +309,7 @@ export class Reactor {
    */
   async #readLazy(): Promise<number> {
     if (this.#check() > 0) await this.#handleReady(this.#lazy);
-    return performance.now();
+    return monotonicMs();
   }
 
   /**
@@ -339,24 +339,24 @@ export class Reactor {
   async #run(): Promise<void> {
     messageTurns.open();
     try {
-      let lastTurn = performance.now();
+      let lastTurn = monotonicMs();
       while (this.#sockets.size > 0) {
         this.#releaseSleepers();
         // Let what the last datagrams set off run: a few rounds of promise jobs (a reply's
         // handler sending the next probe, say) cost next to nothing.
         for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
         if (this.#sockets.size === 0) break;
-        let now = performance.now();
+        let now = monotonicMs();
         if (policy.needsTurn(now, lastTurn)) {
           // Datagrams kept coming: a sleep that does not wait gives the event loop a whole
           // turn (its timers, signals and I/O), which a message (below) does not.
           await this.#sleep(0);
-          lastTurn = now = performance.now();
+          lastTurn = now = monotonicMs();
           continue;
         } else if (policy.codeIsReady()) {
           // A sender loop that yielded goes on at once, and so does the reactor.
           await messageTurns.next();
-          now = performance.now();
+          now = monotonicMs();
         }
         if (this.#sockets.size === 0) break;
         if (this.#lazy.length > 0 && this.#timers.nextAt <= now) now = await this.#readLazy();
@@ -364,7 +364,7 @@ export class Reactor {
           // After the event loop's turn, not before it: what the timers send (a probe) is
           // followed at once by the check for its reply, with nothing else in between.
           for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
-          now = performance.now();
+          now = monotonicMs();
           if (this.#sockets.size === 0) break;
         }
         if (this.#check() > 0) {
@@ -377,7 +377,7 @@ export class Reactor {
         if (this.#sockets.size === 0) break; // closed by a handler of the last batch
         const untilTimer = this.#timers.size > 0 ? this.#nextTimer() - now : Infinity;
         if (this.#order.length === 1 && policy.awaitsOneReply()) {
-          if (await this.#awaitReply(this.#order[0], now, untilTimer)) lastTurn = performance.now();
+          if (await this.#awaitReply(this.#order[0], now, untilTimer)) lastTurn = monotonicMs();
           continue;
         }
         const linger = policy.lingerFor(now);
@@ -388,7 +388,7 @@ export class Reactor {
           continue;
         }
         if (await this.#sleep(untilTimer) === 0) policy.nothingCame();
-        lastTurn = performance.now();
+        lastTurn = monotonicMs();
       }
     } finally {
       messageTurns.close();
@@ -438,7 +438,7 @@ export class Reactor {
         policy.spinFound();
         return count;
       }
-    } while (performance.now() < until && !socket.closed);
+    } while (monotonicMs() < until && !socket.closed);
     policy.spinMissed();
     return 0;
   }

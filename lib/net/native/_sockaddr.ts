@@ -237,3 +237,18 @@ export class DestinationCache {
     return encoded;
   }
 }
+
+/** The source addresses replies are sent from, as bytes ({@linkcode addressBytes}): the last. */
+export class SourceCache {
+  #text = "";
+  #bytes: Uint8Array = new Uint8Array(4);
+
+  /** The bytes of `source` as a socket of that kind sends from it. */
+  bytesOf(source: string, ipv6Socket: boolean): Uint8Array {
+    if (source !== this.#text) {
+      this.#bytes = addressBytes(source, ipv6Socket);
+      this.#text = source;
+    }
+    return this.#bytes;
+  }
+}

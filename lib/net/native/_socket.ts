@@ -17,26 +17,23 @@
 
 import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
 import { sendSlots } from "./_send_slots.ts";
-import { ReplyQueue } from "./_reply_queue.ts";
+import { PROMISED, ReplyQueue } from "./_reply_queue.ts";
 import { openSockets } from "./_open_sockets.ts";
 import { readClocks } from "./_clock.ts";
 import { control, readControl, slotMeta, writeSendControl } from "./_control.ts";
 import { EAGAIN, EINTR, EMSGSIZE, osError } from "./_errno.ts";
 import { native } from "./_ffi.ts";
 import {
-  AF_INET,
   AF_INET6,
   MMSGHDR_LEN,
   MMSGHDR_SIZE,
   MSG_DONTWAIT,
   MSGHDR_NAMELEN,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-  SOCKADDR_IN_SIZE,
   SOCKADDR_SIZE,
 } from "./_layout.ts";
 import { checkTos } from "../_ip_header.ts";
-import { askForControl, askForDestination, askForTtlAndTos } from "./_options.ts";
+import { askForTtlAndTos } from "./_options.ts";
+import { bindSocket } from "./_bind.ts";
 import { askForErrors, readErrorQueue } from "./_errqueue.ts";
 import {
   enableGro,
@@ -47,17 +44,16 @@ import {
   segmentLength,
 } from "./_offload.ts";
 import type { IcmpHandler } from "../icmp.ts";
-import type { DatagramHandler, PeerAddress, ReceiveOptions } from "../socket.ts";
+import type { DatagramHandler, PeerAddress, ReceiveOptions, SendReceipt } from "../socket.ts";
+import { tellReceipt } from "../socket.ts";
 import { MICROTASK_ROUNDS } from "./_policy.ts";
 import { policy, reactor, type ReactorSocket } from "./_reactor.ts";
 import {
-  addressBytes,
-  decodeSockaddr,
   type Destination,
   DestinationCache,
-  encodeSockaddr,
   NO_DESTINATION,
   PeerCache,
+  SourceCache,
 } from "./_sockaddr.ts";
 
 /** A UDP peer address as Deno reports it (the socket interface's own type). */
@@ -109,15 +105,17 @@ export class NativeUdpSocket implements ReactorSocket {
   #closed = false;
   #concurrent = false; // the handlers of one batch may run together (receiveEach's option)
   #queueing = false; // they are running: sends go into the reply batch
-  readonly #queued = new ReplyQueue();
+  readonly #queued = new ReplyQueue(
+    (arena, first, count) => this.#sendSlots(arena, first, count),
+    () => this.#closed,
+  );
   #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
   /** AF_INET or AF_INET6 (an IPv6 socket sets the IPv4 options too: _options.ts). */
   readonly family: number;
   #icmp: IcmpHandler | null = null; // told the ICMP errors of the error queue, if asked
   // Bound to 0.0.0.0 or ::: each datagram tells where it was sent to, and replies go from there.
   readonly #wildcard: boolean;
-  #sourceText = ""; // the last reply source, and its bytes
-  #source: Uint8Array = new Uint8Array(4);
+  readonly #sources = new SourceCache(); // reply sources, as bytes
   #gso: boolean; // a batch's runs leave as super-datagrams, until the kernel refuses one
   readonly #packed = new PackedBatch();
   #gro: boolean; // it reads coalesced messages (UDP_GRO) and splits them into datagrams
@@ -148,27 +146,8 @@ export class NativeUdpSocket implements ReactorSocket {
     port: number,
     offload: { gso: boolean; gro: boolean } = { gso: offloadSupport().gso, gro: false },
   ): NativeUdpSocket {
-    const { symbols, errno } = native();
-    const sockaddr = new Uint8Array(SOCKADDR_SIZE);
-    const length = encodeSockaddr(hostname, port, sockaddr);
-    const family = length === SOCKADDR_IN_SIZE ? AF_INET : AF_INET6;
-    const fd = symbols.socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw osError(errno());
-    if (symbols.bind(fd, sockaddr, length) !== 0) {
-      const error = osError(errno());
-      symbols.close(fd);
-      throw error;
-    }
-    const countsDrops = askForControl(fd);
-    const bound = new Uint8Array(SOCKADDR_SIZE);
-    const boundLength = new Uint32Array([SOCKADDR_SIZE]);
-    symbols.getsockname(fd, bound, new Uint8Array(boundLength.buffer));
-    const { hostname: boundHost, port: boundPort } = decodeSockaddr(bound);
-    // Bound to every address: its replies must leave from the one each request came to.
-    const wildcard = (boundHost === "0.0.0.0" || boundHost === "::") &&
-      askForDestination(fd, family);
+    const { fd, family, address, countsDrops, wildcard } = bindSocket(hostname, port);
     openSockets.count++;
-    const address: NativePeerAddress = { transport: "udp", hostname: boundHost, port: boundPort };
     return new NativeUdpSocket(fd, family, address, countsDrops, wildcard, offload);
   }
 
@@ -368,16 +347,18 @@ export class NativeUdpSocket implements ReactorSocket {
         // Let the handlers run up to their sends, send those with one sendmmsg(), then let
         // them finish. The batch's data stays valid until all are done: nothing is read
         // into the arena before this returns.
-        for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
+        if (started.length > 0) {
+          for (let round = 0; round < MICROTASK_ROUNDS; round++) await null;
+        }
         this.#queueing = false;
-        this.#flushQueued();
-        await Promise.all(started);
+        this.#queued.flush();
+        if (started.length > 0) await Promise.all(started);
       }
     } catch (error) {
       this.#stopLoop(error);
     } finally {
       this.#queueing = false;
-      this.#flushQueued();
+      this.#queued.flush();
     }
   }
 
@@ -391,7 +372,7 @@ export class NativeUdpSocket implements ReactorSocket {
     if (!this.#queueing || this.#closed || data.byteLength > SLOT_SIZE) {
       return this.sendNow(data, to);
     }
-    return this.#queue(data, to, -1);
+    return this.#queue(data, to, -1, null);
   }
 
   /**
@@ -410,18 +391,42 @@ export class NativeUdpSocket implements ReactorSocket {
     source: string | null,
   ): number | Promise<number> {
     if (tos !== -1) checkTos(tos);
-    const from = source === null || !this.#wildcard ? null : this.#sourceBytes(source);
+    const from = this.#sourceBytes(source);
     if (from === null && tos === -1) return this.send(data, to);
     return this.#sendWithControl(data, to, tos, from);
   }
 
-  /** The bytes of source address `source` as this socket sends it (IPv4-mapped on IPv6). */
-  #sourceBytes(source: string): Uint8Array {
-    if (source !== this.#sourceText) {
-      this.#source = addressBytes(source, this.family === AF_INET6);
-      this.#sourceText = source;
+  /** {@linkcode NativeUdpSocket.sendReply}, telling `receipt` what became of the datagram
+   * (see {@linkcode DatagramSocket.sendCountedReply}): among a batch's replies, no promise. */
+  sendCountedReply<T>(
+    data: Uint8Array,
+    to: { hostname: string; port: number },
+    tos: number,
+    source: string | null,
+    receipt: SendReceipt<T>,
+    token: T,
+  ): void | Promise<void> {
+    let sent: number | Promise<number>;
+    try {
+      if (this.#queueing && !this.#closed && data.byteLength <= SLOT_SIZE) {
+        if (tos !== -1) checkTos(tos);
+        const nameLength = this.#encodeDestination(to);
+        if (this.prompt) policy.noteSend(1); // a reply may come soon
+        const { bytes: name, ipv4 } = this.#to;
+        const from = this.#sourceBytes(source);
+        return this.#queued.add(data, name, nameLength, ipv4, tos, from, receipt, token);
+      }
+      sent = this.sendReply(data, to, tos, source);
+    } catch (error) {
+      return receipt.failed(token, error);
     }
-    return this.#source;
+    return tellReceipt(receipt, token, sent);
+  }
+
+  /** The bytes of reply source `source` (null: none, or not bound to a wildcard address). */
+  #sourceBytes(source: string | null): Uint8Array | null {
+    if (source === null || !this.#wildcard) return null;
+    return this.#sources.bytesOf(source, this.family === AF_INET6);
   }
 
   /** Sends one datagram with control messages (its TOS, its source): at once or queued. */
@@ -450,20 +455,13 @@ export class NativeUdpSocket implements ReactorSocket {
     data: Uint8Array,
     to: { hostname: string; port: number },
     tos: number,
-    source: Uint8Array | null = null,
+    source: Uint8Array | null,
   ): Promise<number> {
-    if (this.#queued.full) this.#flushQueued(); // full: keep the order
     const nameLength = this.#encodeDestination(to);
     if (this.prompt) policy.noteSend(1); // a reply may come soon
-    return this.#queued.add(data, this.#to.bytes, nameLength, this.#to.ipv4, tos, source);
-  }
-
-  /** Sends the queued replies, in order, and settles each one's promise. */
-  #flushQueued(): void {
-    this.#queued.flush(
-      (arena, first, count) => this.#sendSlots(arena, first, count),
-      () => this.#closed,
-    );
+    const sent = Promise.withResolvers<number>();
+    this.#queued.add(data, this.#to.bytes, nameLength, this.#to.ipv4, tos, source, PROMISED, sent);
+    return sent.promise;
   }
 
   /**
@@ -487,7 +485,7 @@ export class NativeUdpSocket implements ReactorSocket {
     this.#closed = true;
     openSockets.count--;
     const released = reactor.remove(this);
-    this.#flushQueued(); // rejects what is still queued: the socket is closed
+    this.#queued.flush(); // rejects what is still queued: the socket is closed
     native().symbols.close(this.fd);
     const finished = this.#finished;
     if (finished !== null) released.then(() => finished.resolve());

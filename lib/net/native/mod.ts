@@ -12,7 +12,8 @@
  * - `_sockaddr.ts`: numeric addresses to and from `sockaddr_in` and `sockaddr_in6`, the
  *   peers a socket decoded;
  * - `_errno.ts`: errno values and the errors Deno throws for them;
- * - `_clock.ts`: the kernel's real-time arrival stamps on the monotonic clock;
+ * - `_clock.ts`: the kernel's real-time arrival stamps on the monotonic clock, and that clock
+ *   read by `clock_gettime()`;
  * - `_timex.ts`: whether the kernel says the clock is synchronized, and its error;
  * - `_control.ts`: the control messages read with each datagram (`SO_TIMESTAMPNS`,
  *   `SO_RXQ_OVFL`, the TTL and TOS it arrived with, where it was sent to), and those a datagram
@@ -24,6 +25,7 @@
  * - `_reply_queue.ts`: a concurrent batch's replies, waiting for their one `sendmmsg()`;
  * - `_open_sockets.ts`: how many native sockets are open (for the tests);
  * - `_offload.ts`: UDP GSO and GRO (`UDP_SEGMENT`, `UDP_GRO`): support, packing, splitting;
+ * - `_bind.ts`: a socket opened and bound, with the options every one has;
  * - `_socket.ts`: the native socket;
  * - `_reactor.ts`: the one loop over `ppoll()` and `recvmmsg()` that serves every socket, and
  *   sleeps off the main thread;
@@ -36,9 +38,29 @@
  * @module
  */
 
+import { loadNativeUdp as loadLibrary } from "./_ffi.ts";
+import { useNativeClock } from "./_clock.ts";
+
+/**
+ * Loads the native backend if it can be (see _ffi.ts): whether it did. With it, the monotonic
+ * clock is read by `clock_gettime()` (_clock.ts).
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { loadNativeUdp } from "./mod.ts";
+ * strictEqual(typeof loadNativeUdp(), "boolean");
+ * ```
+ */
+export function loadNativeUdp(): boolean {
+  const loaded = loadLibrary();
+  if (loaded) useNativeClock();
+  return loaded;
+}
+
 export { BATCH_SIZE } from "./_arena.ts";
 export { osError } from "./_errno.ts";
-export { giveUpFfiPermission, loadNativeUdp } from "./_ffi.ts";
+export { giveUpFfiPermission } from "./_ffi.ts";
 export { BUSY_TURN_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
 export { LAZY_READ_MS, reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
 export { kernelClockState } from "./_timex.ts";
