@@ -5,11 +5,14 @@
  */
 
 import { enterStartDirectory, main } from "./lib/cli/mod.ts";
-import { giveUpFfiPermission } from "./lib/net/mod.ts";
+import { giveUpFfiPermission, hardwareCrc32c } from "./lib/net/mod.ts";
+import { useCrc32cUpdate } from "./lib/wire/mod.ts";
 
 if (import.meta.main) {
   // The FFI permission is for the C library's socket calls only: bind them, then give it up.
   giveUpFfiPermission();
+  // Every frame's check by the CPU's crc32 instruction where it has one (set up just before).
+  useCrc32cUpdate(hardwareCrc32c());
   // Relative paths start where the user typed the command, also under `deno task udp`.
   const problem = enterStartDirectory(import.meta.url);
   if (problem !== null) {

@@ -12,6 +12,7 @@ import { UsageError } from "./errors.ts";
 import { giveUpFileAccess } from "./files.ts";
 import { printLine } from "./output.ts";
 import { PROTOCOL_VERSION } from "../wire/protocol.ts";
+import { crc32cAccelerated } from "../wire/crc32c.ts";
 import { defaultBackend } from "../net/socket.ts";
 import { NetError, udpOffload } from "../net/mod.ts";
 import type { Command, RunContext } from "./command.ts";
@@ -79,6 +80,11 @@ export async function main(args: string[]): Promise<number> {
   if (first === "-V" || first === "--version") {
     printLine(`udp ${VERSION} (protocol version ${PROTOCOL_VERSION})`);
     printLine(`sockets: ${describeBackend()}`);
+    printLine(
+      `checks: CRC-32C ${
+        crc32cAccelerated() ? "by the CPU's crc32 instruction (SSE4.2)" : "in JavaScript"
+      }`,
+    );
     return 0;
   }
   const command = COMMANDS.find((candidate) => candidate.name === first);

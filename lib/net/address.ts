@@ -294,3 +294,32 @@ function canonicalIpv6(address: string): string | null {
     return null;
   }
 }
+
+/**
+ * Peers with their address in canonical text ({@linkcode canonicalHost}), made once for a peer
+ * that sends again: the native backend hands the same object for the same peer, so a busy one
+ * costs nothing per datagram. Treat what it returns as read-only: it is shared.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { CanonicalPeers } from "./address.ts";
+ * const peers = new CanonicalPeers();
+ * const from = { transport: "udp" as const, hostname: "::ffff:192.0.2.1", port: 9 };
+ * strictEqual(peers.of(from).hostname, "192.0.2.1");
+ * strictEqual(peers.of(from), peers.of(from));
+ * ```
+ */
+export class CanonicalPeers {
+  #last: Deno.NetAddr | null = null;
+  #canonical: Deno.NetAddr = { transport: "udp", hostname: "", port: 0 };
+
+  /** `from`, its hostname canonical. */
+  of(from: Deno.NetAddr): Deno.NetAddr {
+    if (from !== this.#last) {
+      this.#last = from;
+      this.#canonical = { ...from, hostname: canonicalHost(from.hostname) };
+    }
+    return this.#canonical;
+  }
+}

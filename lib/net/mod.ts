@@ -30,6 +30,7 @@
 
 export {
   canonicalHost,
+  CanonicalPeers,
   DEFAULT_LISTEN_HOST,
   DEFAULT_PORT,
   type Family,
@@ -61,7 +62,9 @@ export {
   noIcmpCounts,
 } from "./icmp.ts";
 export {
+  type Crc32cUpdate,
   giveUpFfiPermission,
+  hardwareCrc32c,
   type OffloadSupport,
   offloadSupport as udpOffload,
 } from "./native/mod.ts";

@@ -7,7 +7,7 @@
  */
 
 import {
-  canonicalHost,
+  CanonicalPeers,
   errorKind,
   monotonicMs,
   type PeerAddress,
@@ -124,8 +124,12 @@ export class Reflector {
    * wall clock (its session's arrival counts), and where it was sent to (ReceiveMeta.local). */
   readonly #arrival = { at: 0, wallMs: 0, local: null as string | null };
 
+  readonly #peers = new CanonicalPeers();
+  readonly #boundHost: string;
+
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
     this.#socket = socket;
+    this.#boundHost = socket.address.hostname;
     this.#context.local = { ...socket.address };
     this.#context.replyTosSettable = socket.canSetTos;
     this.#format = options.format ?? udpFormat;
@@ -216,9 +220,10 @@ export class Reflector {
     const receivedAt = timestampFromMs(arrivedWallMs);
     this.#stats.received++;
     this.#stats.bytesReceived += data.length;
-    const source = canonicalHost(from.hostname);
+    const peer = this.#peers.of(from);
+    const source = peer.hostname;
     const event: DatagramEvent = {
-      from: { ...from, hostname: source },
+      from: peer,
       bytes: data.length,
       kind: "raw",
       reply: "none",
@@ -233,7 +238,7 @@ export class Reflector {
     // Bound to a wildcard address, the socket says where each datagram was sent to: that is
     // this reflector's address for it (STAMP's Location TLV) and where its reply comes from.
     const local = arrival.local;
-    context.local.hostname = local ?? this.#socket.address.hostname;
+    context.local.hostname = local ?? this.#boundHost;
     this.#arrival.at = arrivedAt;
     this.#arrival.wallMs = arrivedWallMs;
     this.#arrival.local = local;

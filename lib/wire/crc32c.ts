@@ -50,16 +50,83 @@ export function crc32c(bytes: Uint8Array, end: number = bytes.length): number {
  * four loads a word cost a sixth more.
  */
 export function crc32cUpdate(crc: number, bytes: Uint8Array, from: number, to: number): number {
+  if (faster !== null && to - from >= FASTER_FROM_BYTES) return faster(crc, bytes, from, to);
+  return softwareCrc32cUpdate(crc, bytes, from, to);
+}
+
+// A faster way to the same registers (the CPU's instruction, lib/net/native/_crc32c.ts): its
+// call costs about what 32 bytes do here, so shorter inputs stay here.
+let faster: ((crc: number, bytes: Uint8Array, from: number, to: number) => number) | null = null;
+const FASTER_FROM_BYTES = 48;
+
+/**
+ * Has {@linkcode crc32cUpdate} use `update` (for inputs of 48 bytes and more) from now on, if
+ * it gives the same registers as {@linkcode softwareCrc32cUpdate} on test inputs (every length
+ * up to 600 bytes, from odd offsets, and a long one), or stop using another with null; whether
+ * it is used. The executable hands it the CPU's `crc32` instruction where there is one.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { softwareCrc32cUpdate, useCrc32cUpdate } from "./crc32c.ts";
+ * strictEqual(useCrc32cUpdate(() => 0), false); // wrong: refused
+ * strictEqual(useCrc32cUpdate(softwareCrc32cUpdate), true);
+ * useCrc32cUpdate(null);
+ * ```
+ */
+export function useCrc32cUpdate(
+  update: ((crc: number, bytes: Uint8Array, from: number, to: number) => number) | null,
+): boolean {
+  faster = null;
+  if (update === null) return false;
+  const input = new Uint8Array(70_000);
+  for (let i = 0; i < input.length; i++) input[i] = (i * 2654435761) >>> 24;
+  const same = (from: number, to: number, crc: number) =>
+    (update(crc, input, from, to) | 0) === softwareCrc32cUpdate(crc, input, from, to);
+  for (let length = 0; length <= 600; length++) {
+    if (!same(length % 7, length % 7 + length, length % 2 === 0 ? -1 : length * 40503)) {
+      return false;
+    }
+  }
+  if (!same(3, 65_538, -1) || !same(9, 9, 5)) return false;
+  faster = update;
+  return true;
+}
+
+/** Whether {@linkcode crc32cUpdate} uses a faster way ({@linkcode useCrc32cUpdate}). */
+export function crc32cAccelerated(): boolean {
+  return faster !== null;
+}
+
+/**
+ * {@linkcode crc32cUpdate} in JavaScript alone, whatever {@linkcode useCrc32cUpdate} was given:
+ * what a faster way must agree with.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { softwareCrc32cUpdate } from "./crc32c.ts";
+ * const bytes = new TextEncoder().encode("123456789");
+ * strictEqual((softwareCrc32cUpdate(-1, bytes, 0, 9) ^ -1) >>> 0, 0xe3069283);
+ * ```
+ */
+export function softwareCrc32cUpdate(
+  crc: number,
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+): number {
   // A view costs an allocation: below a few hundred bytes, a byte's loads cost less.
   if (to - from < DATA_VIEW_BYTES) return crc32cSmall(crc, bytes, from, to);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = viewOf(bytes.buffer);
+  const base = bytes.byteOffset;
   let i = from;
   const end16 = to - ((to - from) & 15);
   for (; i < end16; i += 16) {
-    const a = crc ^ view.getInt32(i, true);
-    const b = view.getInt32(i + 4, true);
-    const c = view.getInt32(i + 8, true);
-    const d = view.getInt32(i + 12, true);
+    const a = crc ^ view.getInt32(base + i, true);
+    const b = view.getInt32(base + i + 4, true);
+    const c = view.getInt32(base + i + 8, true);
+    const d = view.getInt32(base + i + 12, true);
     crc = T[3840 + (a & 0xff)] ^ T[3584 + ((a >>> 8) & 0xff)] ^ T[3328 + ((a >>> 16) & 0xff)] ^
       T[3072 + (a >>> 24)] ^ T[2816 + (b & 0xff)] ^ T[2560 + ((b >>> 8) & 0xff)] ^
       T[2304 + ((b >>> 16) & 0xff)] ^ T[2048 + (b >>> 24)] ^ T[1792 + (c & 0xff)] ^
@@ -73,6 +140,19 @@ export function crc32cUpdate(crc: number, bytes: Uint8Array, from: number, to: n
 
 /** Inputs this long or longer are read through a DataView. */
 const DATA_VIEW_BYTES = 256;
+
+// The view over the buffer read last: a datagram's bytes are mostly a view into a receive
+// arena, whose whole buffer one view serves (making a view costs as much as 150 bytes' CRC).
+let viewedBuffer: ArrayBufferLike | null = null;
+let bufferView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+function viewOf(buffer: ArrayBufferLike): DataView<ArrayBufferLike> {
+  if (buffer !== viewedBuffer) {
+    bufferView = new DataView(buffer);
+    viewedBuffer = buffer;
+  }
+  return bufferView;
+}
 
 /** {@linkcode crc32cUpdate} of a short input: 16 bytes a round, each loaded on its own. */
 function crc32cSmall(crc: number, bytes: Uint8Array, from: number, to: number): number {

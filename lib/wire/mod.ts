@@ -127,4 +127,12 @@ export {
   StreamStatus,
   writeStreamFields,
 } from "./stream.ts";
-export { crc32c, crc32cShift, crc32cUpdate, FrameSealer } from "./crc32c.ts";
+export {
+  crc32c,
+  crc32cAccelerated,
+  crc32cShift,
+  crc32cUpdate,
+  FrameSealer,
+  softwareCrc32cUpdate,
+  useCrc32cUpdate,
+} from "./crc32c.ts";

@@ -112,7 +112,9 @@ export function fillSlot(
   nameLength: number,
 ): void {
   arena.data.set(datagram, slot * SLOT_SIZE);
-  arena.names.set(name.subarray(0, nameLength), slot * SOCKADDR_SIZE);
+  // All of a sockaddr's room when it is that long (the kernel reads nameLength): no view made.
+  const whole = name.length === SOCKADDR_SIZE;
+  arena.names.set(whole ? name : name.subarray(0, nameLength), slot * SOCKADDR_SIZE);
   arena.iovecView.setUint32(slot * IOVEC_SIZE + IOVEC_LEN, datagram.byteLength, true);
   arena.headerView.setUint32(slot * MMSGHDR_SIZE + MSGHDR_NAMELEN, nameLength, true);
   arena.headerView.setUint32(slot * MMSGHDR_SIZE + MSGHDR_CONTROLLEN, 0, true); // low half: 0

@@ -5,12 +5,14 @@
  * No function bound here takes a raw pointer from JavaScript after loading: calls pass typed
  * arrays, and the structures with pointers (the batches) are laid out at load. So the FFI
  * permission can be revoked right after {@linkcode loadNativeUdp}
- * ({@linkcode giveUpFfiPermission}).
+ * ({@linkcode giveUpFfiPermission}). The page of machine code of _crc32c.ts is written and made
+ * executable then too.
  *
  * @module
  */
 
 import { type BatchArena, makeBatchArena } from "./_arena.ts";
+import { type Crc32cUpdate, CRC_SYMBOLS, loadHardwareCrc32c } from "./_crc32c.ts";
 
 // ssize_t results are read as i32 (the low half holds every length and -1): a 64-bit result
 // would be a BigInt, allocated on every call. The structures (sockaddr, msghdr, mmsghdr,
@@ -41,6 +43,7 @@ const SYMBOLS = {
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   adjtimex: { parameters: ["buffer"], result: "i32" },
+  ...CRC_SYMBOLS,
 } as const;
 
 /** The bound calls and the memory laid out with them. */
@@ -55,6 +58,8 @@ export interface NativeUdp {
   receiveBatch: BatchArena;
   /** Where a concurrent batch's replies wait for their sendmmsg(), one address each. */
   replyBatch: BatchArena;
+  /** CRC-32C by the CPU's instruction (_crc32c.ts), set up with the rest; null without one. */
+  crc32c: Crc32cUpdate | null;
 }
 
 /** `sizeof(errno)`: an int. */
@@ -92,6 +97,7 @@ export function loadNativeUdp(): boolean {
     sendBatch: makeBatchArena("send"),
     receiveBatch: makeBatchArena("receive"),
     replyBatch: makeBatchArena("send"),
+    crc32c: loadHardwareCrc32c(library.symbols),
     errno() {
       library.symbols.memcpy(errnoValue, errnoLocation, ERRNO_SIZE);
       return errnoValue[0];

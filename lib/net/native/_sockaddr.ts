@@ -155,18 +155,19 @@ const PEER_CACHE_SIZE = 4096;
 export class PeerCache {
   readonly #peers = new Map<string | number, Deno.NetAddr>();
 
-  /** The peer of a received sockaddr, decoded once. */
-  peerOf(from: Uint8Array): Deno.NetAddr {
+  /** The peer of the sockaddr received at `at` of `names`, decoded once. */
+  peerOf(names: Uint8Array, at: number): Deno.NetAddr {
     // IPv4: address and port fit one exact number; IPv6: port, flow label and address as hex.
-    const a = SOCKADDR_IN_ADDR;
-    const key = from[SOCKADDR_FAMILY] === AF_INET && from[SOCKADDR_FAMILY + 1] === 0
-      ? ((from[a] * 256 + from[a + 1]) * 256 + from[a + 2]) * 256 * 65536 + from[a + 3] * 65536 +
-        from[SOCKADDR_PORT] * 256 + from[SOCKADDR_PORT + 1]
-      : from.subarray(SOCKADDR_PORT, SOCKADDR_IN6_SCOPE_ID).toHex();
+    const a = at + SOCKADDR_IN_ADDR;
+    const p = at + SOCKADDR_PORT;
+    const key = names[at + SOCKADDR_FAMILY] === AF_INET && names[at + SOCKADDR_FAMILY + 1] === 0
+      ? ((names[a] * 256 + names[a + 1]) * 256 + names[a + 2]) * 256 * 65536 +
+        names[a + 3] * 65536 + names[p] * 256 + names[p + 1]
+      : names.subarray(p, at + SOCKADDR_IN6_SCOPE_ID).toHex();
     let peer = this.#peers.get(key);
     if (peer === undefined) {
       if (this.#peers.size >= PEER_CACHE_SIZE) this.#peers.clear();
-      peer = { transport: "udp", ...decodeSockaddr(from) };
+      peer = { transport: "udp", ...decodeSockaddr(names.subarray(at, at + SOCKADDR_SIZE)) };
       this.#peers.set(key, peer);
     }
     return peer;

@@ -325,8 +325,7 @@ export class NativeUdpSocket implements ReactorSocket {
       for (let i = 0; i < count && !this.#closed; i++) {
         const header = i * MMSGHDR_SIZE;
         const length = arena.headerView.getUint32(header + MMSGHDR_LEN, true);
-        const name = arena.names.subarray(i * SOCKADDR_SIZE, (i + 1) * SOCKADDR_SIZE);
-        const peer = this.#peers.peerOf(name);
+        const peer = this.#peers.peerOf(arena.names, i * SOCKADDR_SIZE);
         arena.headerView.setUint32(header + MSGHDR_NAMELEN, SOCKADDR_SIZE, true); // next time
         readControl(arena, i);
         const arrivedAt = control.arrivedAt;

@@ -14,6 +14,7 @@
  * - `_errno.ts`: errno values and the errors Deno throws for them;
  * - `_clock.ts`: the kernel's real-time arrival stamps on the monotonic clock, and that clock
  *   read by `clock_gettime()`;
+ * - `_crc32c.ts`: CRC-32C by the CPU's `crc32` instruction (a page of machine code);
  * - `_timex.ts`: whether the kernel says the clock is synchronized, and its error;
  * - `_control.ts`: the control messages read with each datagram (`SO_TIMESTAMPNS`,
  *   `SO_RXQ_OVFL`, the TTL and TOS it arrived with, where it was sent to), and those a datagram
@@ -38,7 +39,8 @@
  * @module
  */
 
-import { loadNativeUdp as loadLibrary } from "./_ffi.ts";
+import { loadNativeUdp as loadLibrary, native } from "./_ffi.ts";
+import type { Crc32cUpdate } from "./_crc32c.ts";
 import { useNativeClock } from "./_clock.ts";
 
 /**
@@ -59,6 +61,7 @@ export function loadNativeUdp(): boolean {
 }
 
 export { BATCH_SIZE } from "./_arena.ts";
+export type { Crc32cUpdate } from "./_crc32c.ts";
 export { osError } from "./_errno.ts";
 export { giveUpFfiPermission } from "./_ffi.ts";
 export { BUSY_TURN_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
@@ -69,3 +72,23 @@ export { bindToDevice, setDontFragment, setReceiveBuffer, setTos, setTtl } from 
 export { type NativeDatagramHandler, type NativePeerAddress, NativeUdpSocket } from "./_socket.ts";
 export { openNativeSockets } from "./_open_sockets.ts";
 export { type OffloadSupport, offloadSupport } from "./_offload.ts";
+
+/**
+ * CRC-32C by the CPU's `crc32` instruction (_crc32c.ts), as lib/wire's `crc32cUpdate` computes
+ * it; null where the native backend or the instruction is missing. lib/wire's
+ * `useCrc32cUpdate()` takes it (the executable does so at start).
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { hardwareCrc32c } from "./mod.ts";
+ * const update = hardwareCrc32c();
+ * if (update !== null) {
+ *   const check = (update(-1, new TextEncoder().encode("123456789"), 0, 9) ^ -1) >>> 0;
+ *   strictEqual(check, 0xe3069283);
+ * }
+ * ```
+ */
+export function hardwareCrc32c(): Crc32cUpdate | null {
+  return loadLibrary() ? native().crc32c : null;
+}
