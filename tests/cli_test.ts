@@ -4,7 +4,14 @@ import {
   ok as assert,
   strictEqual,
 } from "node:assert/strict";
-import { Inbox, runUdp, startServe, SUMMARY_KEYS, UdpProcess } from "./helpers.ts";
+import {
+  cpuHasCrc32Instruction,
+  Inbox,
+  runUdp,
+  startServe,
+  SUMMARY_KEYS,
+  UdpProcess,
+} from "./helpers.ts";
 import {
   decodeFrame,
   encodeError,
@@ -44,9 +51,9 @@ Deno.test("udp --help, --version and COMMAND --help exit 0", async () => {
     ? `native (the C library's socket calls through FFI; FFI permission given up)${offload}`
     : "Deno.listenDatagram";
   // The binary hands every check to the processor's crc32 instruction where it has one.
-  const cpuHasIt = Deno.build.os === "linux" && Deno.build.arch === "x86_64" &&
-    Deno.readTextFileSync("/proc/cpuinfo").includes(" sse4_2");
-  const checks = cpuHasIt ? "by the CPU's crc32 instruction (SSE4.2)" : "in JavaScript";
+  const checks = cpuHasCrc32Instruction()
+    ? "by the CPU's crc32 instruction (SSE4.2)"
+    : "in JavaScript";
   strictEqual(
     version.stdout,
     `udp ${config.version} (protocol version 1)\nsockets: ${sockets}\nchecks: CRC-32C ${checks}\n`,

@@ -3,10 +3,10 @@
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { hardwareCrc32c } from "../lib/net/mod.ts";
 import { crc32c, softwareCrc32cUpdate, useCrc32cUpdate } from "../lib/wire/mod.ts";
+import { cpuHasCrc32Instruction } from "./helpers.ts";
 
 const hardware = hardwareCrc32c();
-const cpuHasIt = Deno.build.os === "linux" &&
-  Deno.readTextFileSync("/proc/cpuinfo").includes(" sse4_2");
+const cpuHasIt = cpuHasCrc32Instruction();
 
 /** Whether a program can be run here. */
 function has(program: string): boolean {

@@ -421,3 +421,14 @@ export function docBlocks(doc: string, tag: string): string[] {
   const pattern = new RegExp("```" + tag + "\\n([\\s\\S]*?)\\n```", "g");
   return [...doc.matchAll(pattern)].map((match) => match[1]);
 }
+
+/**
+ * Whether this machine's processor has the crc32 instruction (SSE4.2), which the native
+ * backend computes checks with: asked of /proc/cpuinfo by grep (Deno reads /proc only with
+ * every permission).
+ */
+export function cpuHasCrc32Instruction(): boolean {
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return false;
+  const grep = new Deno.Command("grep", { args: ["-qw", "sse4_2", "/proc/cpuinfo"] });
+  return grep.outputSync().success;
+}

@@ -125,24 +125,30 @@ Deno.test({
 const SOL_SOCKET = 1;
 const SO_NO_CHECK = 11;
 
+/** Runs `body` with a function that sets SO_NO_CHECK on a socket (through a libc of its own). */
+async function withoutChecksums(body: (prepare: (fd: number) => void) => Promise<void>) {
+  const libc = Deno.dlopen("libc.so.6", {
+    setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  });
+  try {
+    await body((fd) => {
+      const one = new Uint8Array(new Int32Array([1]).buffer);
+      assertEquals(libc.symbols.setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, one, 4), 0);
+    });
+  } finally {
+    libc.close();
+  }
+}
+
 Deno.test({
   name: "GSO refused by the kernel: the socket falls back for good and sends every datagram",
   ignore: !supported,
   async fn() {
-    const libc = Deno.dlopen("libc.so.6", {
-      setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+    const gso: boolean[] = [];
+    await withoutChecksums(async (prepare) => {
+      gso.push((await sendToBoth(true, false, prepare)).sender.gso);
     });
-    let senderSocket: NativeUdpSocket | null = null;
-    try {
-      const { sender } = await sendToBoth(true, false, (fd) => {
-        const one = new Uint8Array(new Int32Array([1]).buffer);
-        assertEquals(libc.symbols.setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, one, 4), 0);
-      });
-      senderSocket = sender;
-    } finally {
-      libc.close();
-    }
-    assertEquals(senderSocket?.gso, false);
+    assertEquals(gso, [false]);
     assertEquals(openNativeSockets(), 0);
   },
 });
@@ -166,5 +172,92 @@ Deno.test({
     const expected = supported ? "offload: GSO" : "offload: none (";
     assert(on.includes(expected), on);
     assert(off.includes("offload: none (UDP_OFFLOAD=off)"), off);
+  },
+});
+
+/** A concurrent echo whose replies are counted by receipt, as udp serve's (reply `n` with TOS
+ * `tos(n)`: a control message of its own, so a slot of its own): what its receipt was told. */
+function echoServer(server: NativeUdpSocket, tos: (n: number) => number) {
+  const told: string[] = [];
+  const receipt = {
+    sent: (n: number, bytes: number) => told.push(`${n} ${bytes}`),
+    failed: (n: number, error: unknown) => told.push(`${n} ${(error as Error).name}`),
+  };
+  let n = 0;
+  const loop = server.receiveEach(
+    (data, from) => server.sendCountedReply(data, from, tos(n), null, receipt, n++),
+    undefined,
+    { concurrent: true },
+  );
+  return { told, loop };
+}
+
+async function echoBurst(
+  batch: Uint8Array[],
+  options: { gro: boolean; prepare?: (fd: number) => void; tos?: (n: number) => number },
+) {
+  const server = NativeUdpSocket.bind("127.0.0.1", 0, { gso: true, gro: false });
+  options.prepare?.(server.fd);
+  const client = bindReceiver(options.gro);
+  const { told, loop } = echoServer(server, options.tos ?? (() => -1));
+  const { received, complete, loop: receiving } = collector(client, batch.length);
+  try {
+    // One sendmmsg(): all of it waits in the server's socket before the server reads it (the
+    // reads are this thread's), so its replies are one concurrent batch.
+    assertEquals(client.sendBatchNow(batch, server.address), batch.length);
+    await complete;
+    return { received, told, serverGso: server.gso, clientMessages: client.lastBatch };
+  } finally {
+    server.close();
+    client.close();
+    await Promise.all([loop, receiving]);
+  }
+}
+
+Deno.test({
+  name: "GSO replies: a batch's equal replies to one sender leave as one super-datagram",
+  ignore: !supported,
+  async fn() {
+    const batch = Array.from({ length: 64 }, (_, i) => datagram(i, 1000));
+    const { received, told, serverGso, clientMessages } = await echoBurst(batch, { gro: true });
+    received.forEach((data, i) => assertEquals(data, batch[i], `reply ${i}`));
+    assertEquals(told, batch.map((d, i) => `${i} ${d.length}`));
+    assert(serverGso);
+    // The client's socket coalesces what arrives as one: the 64 replies came as one message.
+    assertEquals(clientMessages, 1);
+    assertEquals(openNativeSockets(), 0);
+  },
+});
+
+Deno.test({
+  name: "GSO replies: runs broken by other sizes, empty replies and TOS arrive complete, in order",
+  ignore: !supported,
+  async fn() {
+    const sizes = Array.from({ length: 60 }, (_, i) => [500, 500, 500, 7, 0, 500, 1][i % 7]);
+    const batch = sizes.map((size, i) => datagram(i, size));
+    for (const gro of [false, true]) {
+      const tos = (n: number) => n % 9 === 4 ? 0x20 : -1;
+      const { received, told, serverGso } = await echoBurst(batch, { gro, tos });
+      assertEquals(received.map((d) => d.length), sizes);
+      received.forEach((data, i) => assertEquals(data, batch[i], `reply ${i}`));
+      assertEquals(told, sizes.map((size, i) => `${i} ${size}`));
+      assert(serverGso);
+    }
+    assertEquals(openNativeSockets(), 0);
+  },
+});
+
+Deno.test({
+  name: "GSO replies refused by the kernel: each reply of the run sent alone, GSO off for good",
+  ignore: !supported,
+  async fn() {
+    await withoutChecksums(async (prepare) => {
+      const batch = Array.from({ length: 40 }, (_, i) => datagram(i, 300));
+      const { received, told, serverGso } = await echoBurst(batch, { gro: false, prepare });
+      received.forEach((data, i) => assertEquals(data, batch[i], `reply ${i}`));
+      assertEquals(told, batch.map((d, i) => `${i} ${d.length}`));
+      assertEquals(serverGso, false);
+    });
+    assertEquals(openNativeSockets(), 0);
   },
 });

@@ -204,17 +204,22 @@ export function packBatch(
     arena.iovecView.setUint32(slot * IOVEC_SIZE + IOVEC_LEN, bytes, true);
     const header = slot * MMSGHDR_SIZE;
     arena.headerView.setUint32(header + MSGHDR_NAMELEN, nameLength, true);
-    let controlLength = 0;
-    if (count > 1) {
-      writeSegmentControl(arena, slot, datagrams[next].byteLength);
-      controlLength = SEGMENT_CMSG_SPACE;
-      packed.segmented = true;
-    }
-    arena.headerView.setUint32(header + MSGHDR_CONTROLLEN, controlLength, true);
+    markSegmented(arena, slot, count > 1 ? datagrams[next].byteLength : 0);
+    if (count > 1) packed.segmented = true;
     packed.segments[slot] = count;
     packed.messages++;
     next += count;
   }
+}
+
+/**
+ * Makes slot `slot` of a send arena a super-datagram of `size`-byte segments (its UDP_SEGMENT
+ * control message, alone), or, with size 0, a datagram without control messages.
+ */
+export function markSegmented(arena: BatchArena, slot: number, size: number): void {
+  const header = slot * MMSGHDR_SIZE + MSGHDR_CONTROLLEN;
+  arena.headerView.setUint32(header, size > 0 ? SEGMENT_CMSG_SPACE : 0, true);
+  if (size > 0) writeSegmentControl(arena, slot, size);
 }
 
 /** The UDP_SEGMENT control message of slot `slot`: its segments are `size` bytes. */

@@ -105,10 +105,12 @@ export class NativeUdpSocket implements ReactorSocket {
   #closed = false;
   #concurrent = false; // the handlers of one batch may run together (receiveEach's option)
   #queueing = false; // they are running: sends go into the reply batch
-  readonly #queued = new ReplyQueue(
-    (arena, first, count) => this.#sendSlots(arena, first, count),
-    () => this.#closed,
-  );
+  readonly #queued = new ReplyQueue({
+    send: (arena, first, count) => this.#sendSlots(arena, first, count),
+    closed: () => this.#closed,
+    gso: () => this.#gso,
+    refusedGso: () => this.#gso = false,
+  });
   #kernelDrops: number | null; // the kernel's count of datagrams it dropped on this socket
   /** AF_INET or AF_INET6 (an IPv6 socket sets the IPv4 options too: _options.ts). */
   readonly family: number;
