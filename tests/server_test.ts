@@ -122,6 +122,21 @@ Deno.test("Reflector acks raw datagrams by default, like the classic tutorial se
   });
 });
 
+Deno.test("Reflector acks a burst of raw datagrams each with its own data (one batch's replies)", async () => {
+  await withReflector({}, async (reflector, client) => {
+    // Sent at once, they wait together and are answered as one batch, whose acks are made in
+    // one buffer in turn: each must have left (or been copied) before the next was made.
+    const burst = Array.from({ length: 60 }, (_, n) => text(`datagram ${n} `.padEnd(20 + n, "x")));
+    for (const datagram of burst) await client.send(datagram, reflector.address);
+    const replies: string[] = [];
+    for (let n = 0; n < burst.length; n++) {
+      replies.push(new TextDecoder().decode((await client.next()).data));
+    }
+    assertEquals(replies, burst.map((datagram) => `ack:${new TextDecoder().decode(datagram)}`));
+    strictEqual(reflector.stats.replied, burst.length);
+  });
+});
+
 Deno.test("Reflector echoes raw datagrams with --raw echo, zero-length ones included", async () => {
   await withReflector({ raw: "echo" }, async (reflector, client) => {
     await client.send(text("echo me"), reflector.address);

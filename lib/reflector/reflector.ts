@@ -125,6 +125,7 @@ export class Reflector {
   readonly #arrival = { at: 0, wallMs: 0, local: null as string | null };
 
   readonly #peers = new CanonicalPeers();
+  readonly #ackBuffer = new Uint8Array(2048); // for acks: one array each is dear (off V8's heap)
   readonly #boundHost: string;
 
   private constructor(socket: UdpSocket, options: ReflectorOptions) {
@@ -374,7 +375,7 @@ export class Reflector {
     if (this.#raw === "ignore") return null;
     event.reply = this.#raw;
     if (this.#raw === "echo") return data;
-    return ackReply(data);
+    return ackReply(data, this.#ackBuffer); // copied or sent before the next datagram is read
   }
 
   /** A request under a key: its tag and the replay window checked (refused silently: no reply
@@ -440,9 +441,8 @@ export class Reflector {
     if (kind === "ping") {
       event.kind = "ping";
       session.received++;
-      const sequence = event.frame!.sequence;
       const transitMs = timestampDiffMs(receivedAt, this.#request.sentAt);
-      session.tracker.observe(sequence, transitMs, data.length, this.#arrival.wallMs);
+      session.tracker.observe(event.frame!.sequence, transitMs, data.length, this.#arrival.wallMs);
       if (delayed) return this.#hold(data, event, receivedAt, delayMs);
       if (this.#request.oneWay) return null; // counted, and its STATS will say what arrived
       // Counted when built, not once sent: a batch's replies leave together, and STAMP's
