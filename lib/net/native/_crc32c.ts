@@ -59,7 +59,7 @@ export function loadHardwareCrc32c(
     0n,
   );
   // MAP_FAILED is (void *) -1.
-  if (page === null || Deno.UnsafePointer.value(page) === 2n ** 64n - 1n) return null;
+  if (page === null || BigInt(Deno.UnsafePointer.value(page)) === 2n ** 64n - 1n) return null;
   const code = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(page, PAGE_SIZE));
   code.set(Uint8Array.fromHex(CODE));
   if (mprotect(page, BigInt(PAGE_SIZE), PROT_READ | PROT_EXEC) !== 0) return null;
