@@ -177,7 +177,7 @@ Deno.test({
 
 /** A concurrent echo whose replies are counted by receipt, as udp serve's (reply `n` with TOS
  * `tos(n)`: a control message of its own, so a slot of its own): what its receipt was told. */
-function echoServer(server: NativeUdpSocket, tos: (n: number) => number) {
+function echoServer(server: NativeUdpSocket, tos: (n: number) => number, fromLocal: boolean) {
   const told: string[] = [];
   const receipt = {
     sent: (n: number, bytes: number) => told.push(`${n} ${bytes}`),
@@ -185,7 +185,8 @@ function echoServer(server: NativeUdpSocket, tos: (n: number) => number) {
   };
   let n = 0;
   const loop = server.receiveEach(
-    (data, from) => server.sendCountedReply(data, from, tos(n), null, receipt, n++),
+    (data, from, _at, meta) =>
+      server.sendCountedReply(data, from, tos(n), fromLocal ? meta.local : null, receipt, n++),
     undefined,
     { concurrent: true },
   );
@@ -194,17 +195,26 @@ function echoServer(server: NativeUdpSocket, tos: (n: number) => number) {
 
 async function echoBurst(
   batch: Uint8Array[],
-  options: { gro: boolean; prepare?: (fd: number) => void; tos?: (n: number) => number },
+  options: {
+    gro: boolean;
+    prepare?: (fd: number) => void;
+    tos?: (n: number) => number;
+    /** Bound to 0.0.0.0, each reply sent from the address its request came to (a control
+     * message: IP_PKTINFO), as udp serve --host 0.0.0.0 does. */
+    wildcard?: boolean;
+  },
 ) {
-  const server = NativeUdpSocket.bind("127.0.0.1", 0, { gso: true, gro: false });
+  const host = options.wildcard ? "0.0.0.0" : "127.0.0.1";
+  const server = NativeUdpSocket.bind(host, 0, { gso: true, gro: false });
   options.prepare?.(server.fd);
   const client = bindReceiver(options.gro);
-  const { told, loop } = echoServer(server, options.tos ?? (() => -1));
+  const { told, loop } = echoServer(server, options.tos ?? (() => -1), options.wildcard ?? false);
+  const to = { hostname: "127.0.0.1", port: server.address.port };
   const { received, complete, loop: receiving } = collector(client, batch.length);
   try {
     // One sendmmsg(): all of it waits in the server's socket before the server reads it (the
     // reads are this thread's), so its replies are one concurrent batch.
-    assertEquals(client.sendBatchNow(batch, server.address), batch.length);
+    assertEquals(client.sendBatchNow(batch, to), batch.length);
     await complete;
     return { received, told, serverGso: server.gso, clientMessages: client.lastBatch };
   } finally {
@@ -225,6 +235,23 @@ Deno.test({
     assert(serverGso);
     // The client's socket coalesces what arrives as one: the 64 replies came as one message.
     assertEquals(clientMessages, 1);
+    assertEquals(openNativeSockets(), 0);
+  },
+});
+
+Deno.test({
+  name: "GSO replies: from a wildcard-bound socket, each from its request's address, still one",
+  ignore: !supported,
+  async fn() {
+    const batch = Array.from({ length: 64 }, (_, i) => datagram(i, 700));
+    const burst = await echoBurst(batch, { gro: true, wildcard: true });
+    burst.received.forEach((data, i) => assertEquals(data, batch[i], `reply ${i}`));
+    assertEquals(burst.told, batch.map((d, i) => `${i} ${d.length}`));
+    assertEquals([burst.serverGso, burst.clientMessages], [true, 1]);
+    // With a TOS of their own too (two control messages and the segments'): still one run.
+    const tos = await echoBurst(batch, { gro: true, wildcard: true, tos: () => 0x28 });
+    tos.received.forEach((data, i) => assertEquals(data, batch[i], `reply ${i}`));
+    assertEquals([tos.serverGso, tos.clientMessages], [true, 1]);
     assertEquals(openNativeSockets(), 0);
   },
 });

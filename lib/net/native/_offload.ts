@@ -216,16 +216,31 @@ export function packBatch(
  * Makes slot `slot` of a send arena a super-datagram of `size`-byte segments (its UDP_SEGMENT
  * control message, alone), or, with size 0, a datagram without control messages.
  */
-export function markSegmented(arena: BatchArena, slot: number, size: number): void {
+function markSegmented(arena: BatchArena, slot: number, size: number): void {
   const header = slot * MMSGHDR_SIZE + MSGHDR_CONTROLLEN;
   arena.headerView.setUint32(header, size > 0 ? SEGMENT_CMSG_SPACE : 0, true);
-  if (size > 0) writeSegmentControl(arena, slot, size);
+  if (size > 0) writeSegmentControl(arena, slot * CONTROL_SIZE, size);
 }
 
-/** The UDP_SEGMENT control message of slot `slot`: its segments are `size` bytes. */
-function writeSegmentControl(arena: BatchArena, slot: number, size: number): void {
+/**
+ * Adds a UDP_SEGMENT control message (`size`-byte segments) after the control messages slot
+ * `slot` of a send arena has (its TOS, its source), making it a super-datagram; with `size` 0,
+ * takes the one it added back.
+ */
+export function addSegmentControl(arena: BatchArena, slot: number, size: number): void {
+  const header = slot * MMSGHDR_SIZE + MSGHDR_CONTROLLEN;
+  const length = arena.headerView.getUint32(header, true);
+  if (size === 0) {
+    arena.headerView.setUint32(header, length - SEGMENT_CMSG_SPACE, true);
+    return;
+  }
+  writeSegmentControl(arena, slot * CONTROL_SIZE + length, size);
+  arena.headerView.setUint32(header, length + SEGMENT_CMSG_SPACE, true);
+}
+
+/** A UDP_SEGMENT control message at `at` of a send arena's control room: `size`-byte segments. */
+function writeSegmentControl(arena: BatchArena, at: number, size: number): void {
   const view = arena.controlView;
-  const at = slot * CONTROL_SIZE;
   view.setUint32(at + CMSGHDR_LEN, SEGMENT_CMSG_LEN, true); // a size_t: the high half is 0
   view.setUint32(at + CMSGHDR_LEN + 4, 0, true);
   view.setInt32(at + CMSGHDR_LEVEL, SOL_UDP, true);

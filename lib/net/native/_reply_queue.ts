@@ -1,9 +1,9 @@
 /**
  * A concurrent batch's replies, waiting in the reply arena for the one `sendmmsg()` that sends
  * them once every handler of the batch has had its turn; each is told when it has really left.
- * With GSO, consecutive replies of one size to one destination (a sender's probes answered)
- * share a slot as one super-datagram (_offload.ts), which the kernel cuts into them: one trip
- * through the IP stack for the run, not one each.
+ * With GSO, consecutive replies of one size to one destination, with the same TOS and source
+ * (a sender's probes answered), share a slot as one super-datagram (_offload.ts), which the
+ * kernel cuts into them: one trip through the IP stack for the run, not one each.
  *
  * @module
  */
@@ -13,7 +13,7 @@ import { writeSendControl } from "./_control.ts";
 import { osError } from "./_errno.ts";
 import { native } from "./_ffi.ts";
 import { IOVEC_LEN, IOVEC_SIZE } from "./_layout.ts";
-import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, markSegmented, refusesGso } from "./_offload.ts";
+import { addSegmentControl, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, refusesGso } from "./_offload.ts";
 import type { SendReceipt } from "../socket.ts";
 
 /** The receipt of a reply whose sender awaits a promise (its token). */
@@ -43,9 +43,11 @@ export class ReplyQueue {
   readonly #receipts: SendReceipt<unknown>[] = new Array(BATCH_SIZE).fill(PROMISED);
   readonly #tokens: unknown[] = new Array(BATCH_SIZE).fill(null);
   readonly #segments = new Uint8Array(BATCH_SIZE); // replies in each slot
-  // What the last slot's run is: its destination (the socket's cached bytes, so the same
-  // object for the same peer), and its replies' length; -1 when nothing may join it.
+  // What the last slot's run is: its destination and source (the socket's cached bytes, so
+  // the same object for the same address), TOS, and its replies' length (-1: none may join).
   #runName: Uint8Array | null = null;
+  #runSource: Uint8Array | null = null;
+  #runTos = -1;
   #runSize = -1;
 
   constructor(sender: ReplySender) {
@@ -72,23 +74,25 @@ export class ReplyQueue {
     const arena = native().replyBatch;
     const size = data.byteLength;
     const last = this.#slots - 1;
-    const plain = tos < 0 && source === null;
     if (
-      plain && size === this.#runSize && name === this.#runName &&
-      this.#segments[last] < GSO_MAX_SEGMENTS && (this.#segments[last] + 1) * size <= GSO_MAX_BYTES
+      size === this.#runSize && name === this.#runName && source === this.#runSource &&
+      tos === this.#runTos && this.#segments[last] < GSO_MAX_SEGMENTS &&
+      (this.#segments[last] + 1) * size <= GSO_MAX_BYTES
     ) {
-      // One more segment of the last slot's super-datagram.
+      // One more segment of the last slot's super-datagram (with the same control messages).
       arena.data.set(data, last * SLOT_SIZE + this.#segments[last] * size);
       const segments = ++this.#segments[last];
       arena.iovecView.setUint32(last * IOVEC_SIZE + IOVEC_LEN, segments * size, true);
-      if (segments === 2) markSegmented(arena, last, size);
+      if (segments === 2) addSegmentControl(arena, last, size);
     } else {
       const slot = this.#slots++;
       fillSlot(arena, slot, data, name, nameLength);
-      if (!plain) writeSendControl(arena, slot, tos, ipv4, source);
+      if (tos >= 0 || source !== null) writeSendControl(arena, slot, tos, ipv4, source);
       this.#segments[slot] = 1;
-      const joinable = plain && size > 0 && this.#sender.gso();
+      const joinable = size > 0 && this.#sender.gso();
       this.#runName = joinable ? name : null;
+      this.#runSource = source;
+      this.#runTos = tos;
       this.#runSize = joinable ? size : -1;
     }
     const reply = this.#count++;
@@ -162,7 +166,7 @@ export class ReplyQueue {
     const start = slot * SLOT_SIZE;
     if (k > 0) arena.data.copyWithin(start, start + k * size, start + (k + 1) * size);
     arena.iovecView.setUint32(slot * IOVEC_SIZE + IOVEC_LEN, size, true);
-    markSegmented(arena, slot, 0);
+    if (k === 0) addSegmentControl(arena, slot, 0); // its other control messages stay
     const result = this.#sender.send(arena, slot, 1);
     return result > 0 ? null : osError(result < 0 ? -result : 11); // EAGAIN: it did not leave
   }
