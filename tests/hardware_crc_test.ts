@@ -96,6 +96,11 @@ Deno.test({
     strictEqual(update(7, bytes, 40, 20) | 0, 7); // from after to: nothing
     strictEqual(update(7, bytes, 900, 1000) | 0, 7);
     strictEqual(update(7, new Uint8Array(0), 0, 0) | 0, 7);
+    // Negative, fractional and NaN ends: never read as huge unsigned lengths.
+    strictEqual(update(7, bytes, 0, -1) | 0, 7);
+    strictEqual(update(7, bytes, -9, -2) | 0, 7);
+    strictEqual(update(7, bytes, 0, NaN) | 0, 7);
+    strictEqual(update(-1, bytes, 0, 49.5) | 0, softwareCrc32cUpdate(-1, bytes, 0, 49));
   },
 });
 

@@ -79,8 +79,8 @@ export function loadHardwareCrc32c(
   const root = new Uint8Array(new ArrayBuffer(64));
   if (tsearch(jobKey, root, code) === null) return null;
   return (crc, bytes, from, to) => {
-    // The machine code reads base[from..to): only what the array holds.
-    const end = Math.min(to, bytes.length);
+    // The machine code reads base[from..to) (as unsigned numbers): only what the array holds.
+    const end = Math.max(0, Math.min(to, bytes.length));
     const start = Math.max(0, Math.min(from, end));
     job[0] = crc;
     job[1] = start;
