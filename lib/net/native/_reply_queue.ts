@@ -17,10 +17,20 @@ import { addSegmentControl, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, refusesGso } from "
 import type { SendReceipt } from "../socket.ts";
 
 /** The receipt of a reply whose sender awaits a promise (its token). */
-export const PROMISED: SendReceipt<PromiseWithResolvers<number>> = {
+const PROMISED: SendReceipt<PromiseWithResolvers<number>> = {
   sent: (promise, bytes) => promise.resolve(bytes),
   failed: (promise, error) => promise.reject(error),
 };
+
+/** Has `queue` queue a reply with a receipt that settles the promise returned (the bytes sent),
+ * for a sender that awaits one. */
+export function promised(
+  queue: (receipt: typeof PROMISED, sent: PromiseWithResolvers<number>) => void,
+): Promise<number> {
+  const sent = Promise.withResolvers<number>();
+  queue(PROMISED, sent);
+  return sent.promise;
+}
 
 /** How a reply queue sends: a `sendmmsg()` of slots (how many left, or minus the errno). */
 export interface ReplySender {

@@ -17,7 +17,7 @@
 
 import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
 import { sendSlots } from "./_send_slots.ts";
-import { PROMISED, ReplyQueue } from "./_reply_queue.ts";
+import { promised, ReplyQueue } from "./_reply_queue.ts";
 import { openSockets } from "./_open_sockets.ts";
 import { readClocks } from "./_clock.ts";
 import { control, readControl, slotMeta, writeSendControl } from "./_control.ts";
@@ -369,11 +369,14 @@ export class NativeUdpSocket implements ReactorSocket {
    * settles when it has really been sent (or failed), so that nothing is counted early.
    */
   send(data: Uint8Array, to: { hostname: string; port: number }): number | Promise<number> {
-    // Too long for a slot, so for any datagram: sendto() fails it at once, and nothing leaves.
-    if (!this.#queueing || this.#closed || data.byteLength > SLOT_SIZE) {
-      return this.sendNow(data, to);
-    }
-    return this.#queue(data, to, -1, null);
+    if (!this.#queues(data)) return this.sendNow(data, to);
+    return promised((receipt, sent) => this.#queue(data, to, -1, null, receipt, sent));
+  }
+
+  /** Whether a datagram sent now goes into the reply batch: while a batch's handlers run, unless
+   * too long for a slot, so for any datagram (sendto() fails it at once, nothing leaves). */
+  #queues(data: Uint8Array): boolean {
+    return this.#queueing && !this.#closed && data.byteLength <= SLOT_SIZE;
   }
 
   /**
@@ -409,13 +412,9 @@ export class NativeUdpSocket implements ReactorSocket {
   ): void | Promise<void> {
     let sent: number | Promise<number>;
     try {
-      if (this.#queueing && !this.#closed && data.byteLength <= SLOT_SIZE) {
+      if (this.#queues(data)) {
         if (tos !== -1) checkTos(tos);
-        const nameLength = this.#encodeDestination(to);
-        if (this.prompt) policy.noteSend(1); // a reply may come soon
-        const { bytes: name, ipv4 } = this.#to;
-        const from = this.#sourceBytes(source);
-        return this.#queued.add(data, name, nameLength, ipv4, tos, from, receipt, token);
+        return this.#queue(data, to, tos, this.#sourceBytes(source), receipt, token);
       }
       sent = this.sendReply(data, to, tos, source);
     } catch (error) {
@@ -439,7 +438,9 @@ export class NativeUdpSocket implements ReactorSocket {
   ): number | Promise<number> {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     if (data.byteLength > SLOT_SIZE) throw osError(EMSGSIZE); // longer than any datagram can be
-    if (this.#queueing) return this.#queue(data, to, tos, source);
+    if (this.#queueing) {
+      return promised((receipt, sent) => this.#queue(data, to, tos, source, receipt, sent));
+    }
     // The batch arena is free: sendBatchNow fills it and sends it within one call.
     const arena = native().sendBatch;
     const nameLength = this.#encodeDestination(to);
@@ -451,18 +452,18 @@ export class NativeUdpSocket implements ReactorSocket {
     return data.byteLength;
   }
 
-  /** Puts a datagram into the reply batch (TOS -1: the socket's; source null: the kernel's). */
-  #queue(
+  /** Puts a datagram into the reply batch, whose flush tells `receipt` (TOS -1: the socket's). */
+  #queue<T>(
     data: Uint8Array,
     to: { hostname: string; port: number },
     tos: number,
     source: Uint8Array | null,
-  ): Promise<number> {
+    receipt: SendReceipt<T>,
+    token: T,
+  ): void {
     const nameLength = this.#encodeDestination(to);
     if (this.prompt) policy.noteSend(1); // a reply may come soon
-    const sent = Promise.withResolvers<number>();
-    this.#queued.add(data, this.#to.bytes, nameLength, this.#to.ipv4, tos, source, PROMISED, sent);
-    return sent.promise;
+    this.#queued.add(data, this.#to.bytes, nameLength, this.#to.ipv4, tos, source, receipt, token);
   }
 
   /**
