@@ -9,7 +9,7 @@
  */
 
 import { canonicalHost } from "./address.ts";
-import { eventLoopTimerAt, monotonicMs } from "./clock.ts";
+import { eventLoopWakeAt, monotonicMs } from "./clock.ts";
 import { checkTos, checkTtl } from "./_ip_header.ts";
 import type {
   DatagramHandler,
@@ -208,8 +208,7 @@ export class DenoDatagramSocket implements DatagramSocket {
 
   /** An event loop timer. */
   wakeAt(at: number, fire: () => void): () => void {
-    const timer = eventLoopTimerAt(at, fire);
-    return () => clearTimeout(timer);
+    return eventLoopWakeAt(at, fire);
   }
 
   /** Closes the socket; the receive loop ends. Safe to call more than once. */

@@ -78,3 +78,23 @@ export function wallClockAt(monotonic: number): number {
 export function eventLoopTimerAt(at: number, fire: () => void): ReturnType<typeof setTimeout> {
   return setTimeout(fire, Math.max(0, Math.ceil(at - readMonotonic())));
 }
+
+/**
+ * {@linkcode eventLoopTimerAt} as a function that cancels it: the shape of
+ * `UdpSocket.wakeAt`, whose timer it is on Deno's sockets.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { eventLoopWakeAt } from "./clock.ts";
+ * let fired = false;
+ * const cancel = eventLoopWakeAt(performance.now(), () => fired = true);
+ * cancel();
+ * await new Promise((resolve) => setTimeout(resolve, 2));
+ * strictEqual(fired, false);
+ * ```
+ */
+export function eventLoopWakeAt(at: number, fire: () => void): () => void {
+  const timer = eventLoopTimerAt(at, fire);
+  return () => clearTimeout(timer);
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { monotonicMs } from "./clock.ts";
+import { eventLoopWakeAt, monotonicMs } from "./clock.ts";
 
 /**
  * Deadlines in a binary min-heap, with no timer of its own: the structure under every timer of
@@ -154,7 +154,7 @@ export class DeadlineHeap<T> {
  * ```ts
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { DeadlineQueue } from "./deadlines.ts";
- * import { monotonicMs } from "./clock.ts";
+ * import { eventLoopWakeAt, monotonicMs } from "./clock.ts";
  * const due: string[] = [];
  * const done = Promise.withResolvers<void>();
  * const queue = new DeadlineQueue<string>((item) => {
@@ -172,21 +172,26 @@ export class DeadlineHeap<T> {
 export class DeadlineQueue<T> {
   readonly #onDue: (item: T) => void;
   readonly #heap: DeadlineHeap<T>;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #timerAt: TimerAt;
+  #cancel: (() => void) | undefined;
   #armedFor = Infinity;
 
   /**
    * `onDue(item)` is called once for each deadline, in time order, once it has passed. When
    * more than `compactAbove` deadlines wait, those for which `isLive(item)` is false are
    * dropped, so that memory stays bounded by the live ones however long the deadlines are.
+   * Its one timer is set with `timerAt`: the event loop's by default, a socket's
+   * (`UdpSocket.wakeAt`) where what a deadline sets off is sent on that socket.
    */
   constructor(
     onDue: (item: T) => void,
     isLive: (item: T) => boolean = () => true,
     compactAbove = 65_536,
+    timerAt: TimerAt = eventLoopWakeAt,
   ) {
     this.#onDue = onDue;
     this.#heap = new DeadlineHeap(isLive, compactAbove);
+    this.#timerAt = timerAt;
   }
 
   /** How many deadlines are waiting. */
@@ -207,25 +212,28 @@ export class DeadlineQueue<T> {
 
   /** Drops every deadline and the timer, and returns their items in the order they were due. */
   takeAll(): T[] {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancel?.();
+    this.#cancel = undefined;
     this.#armedFor = Infinity;
     return this.#heap.takeAll();
   }
 
   #arm(): void {
-    clearTimeout(this.#timer);
+    this.#cancel?.();
     const first = this.#heap.nextAt;
     this.#armedFor = first;
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, first - monotonicMs()));
+    this.#cancel = this.#timerAt(first, () => this.#fire());
   }
 
   #fire(): void {
-    this.#timer = undefined;
+    this.#cancel = undefined;
     this.#armedFor = Infinity;
     // Each call may add deadlines (a retransmission): the heap is read afresh every time.
     const heap = this.#heap;
     while (heap.size > 0 && heap.nextAt <= monotonicMs()) this.#onDue(heap.pop());
-    if (heap.size > 0 && this.#timer === undefined) this.#arm();
+    if (heap.size > 0 && this.#cancel === undefined) this.#arm();
   }
 }
+
+/** Sets a timer that runs `fire` once the monotonic clock reaches `atMs`; returns its cancel. */
+export type TimerAt = (atMs: number, fire: () => void) => () => void;

@@ -47,7 +47,13 @@ export {
   validateHost,
   wildcardFor,
 } from "./address.ts";
-export { eventLoopTimerAt, monotonicMs, wallClockAt, wallClockMs } from "./clock.ts";
+export {
+  eventLoopTimerAt,
+  eventLoopWakeAt,
+  monotonicMs,
+  wallClockAt,
+  wallClockMs,
+} from "./clock.ts";
 export { type ClockState, localClockQuality } from "./clock_sync.ts";
 export { DeadlineHeap, DeadlineQueue } from "./deadlines.ts";
 export { NetError } from "./errors.ts";

@@ -86,9 +86,13 @@ class Pinger {
   readonly #sentAt: Float64Array; // each transmission's own timestamp (T1), in ms
   readonly #transmissionIndex: Float64Array;
   // Attempt timeouts, keyed sequence × ATTEMPT_KEYS + attempt; stale ones are ignored.
+  // On the socket's timer (set only once it is open): on the native backend the reactor wakes
+  // for a timeout, so the probe sent then (-i 0) is followed at once by the wait for its reply.
   readonly #timeouts = new DeadlineQueue<number>(
     (key) => this.#onAttemptTimeout(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS),
     (key) => this.#awaitsAttempt(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS),
+    undefined,
+    (atMs, fire) => (this.#socket as UdpSocket).wakeAt(atMs, fire),
   );
 
   #socket: UdpSocket | null = null;

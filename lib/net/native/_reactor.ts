@@ -54,6 +54,16 @@ export interface ReactorSocket {
   readonly lastBatch: number;
 }
 
+/** What {@linkcode reactorSleeps} tells of the reactor's sleeps. */
+export interface ReactorSleeps {
+  /** How many sleeps it began. */
+  begun: number;
+  /** Whether a sleep is under way with the doorbell quiet. */
+  asleep: boolean;
+  /** When that sleep ends by itself, by the monotonic clock (Infinity: never; -Infinity: none). */
+  until: number;
+}
+
 /** A callback the reactor runs at a given time (see {@linkcode Reactor.schedule}). */
 interface ReactorTimer {
   at: number;
@@ -253,16 +263,21 @@ export class Reactor {
   }
 
   /**
+   * How many sleeps it began, whether one is under way with the doorbell quiet, and when that
+   * one ends by itself (Infinity: it does not; a zero-wait sleep, the event loop's turn, ends at
+   * once and watches every socket).
+   */
+  get sleeps(): ReactorSleeps {
+    const asleep = this.#sleepingOn !== null && !this.#doorbell?.rung;
+    return { begun: this.#sleepsBegun, asleep, until: asleep ? this.#sleepUntil : -Infinity };
+  }
+
+  /**
    * Sleeps, off the main thread, until a datagram comes to any socket, `waitMs` passes
    * (Infinity: no end of its own) or the doorbell rings; what ppoll() returned (0: the time
    * passed; the ready descriptors are checked afresh after it, since the sockets may have
    * changed meanwhile).
    */
-  /** How many sleeps it began, and whether one is under way with the doorbell quiet. */
-  get sleeps(): { begun: number; asleep: boolean } {
-    return { begun: this.#sleepsBegun, asleep: this.#sleepingOn !== null && !this.#doorbell?.rung };
-  }
-
   async #sleep(waitMs: number): Promise<number> {
     const doorbell = this.#doorbell as Doorbell;
     this.#sleepsBegun++;
@@ -427,18 +442,21 @@ export class Reactor {
 
   /**
    * Looks for the awaited reply without sleeping, as long as the policy says (see its spin);
-   * returns how many datagrams it read.
+   * returns how many datagrams it read. The last look is after the spin's end: this thread,
+   * preempted between a look and the clock, would otherwise give up on a reply that came.
    */
   #spinFor(socket: ReactorSocket, now: number, untilTimer: number): number {
     if (!policy.spinsNow()) return 0;
     const until = policy.spinUntil(now, untilTimer);
+    let over = false;
     do {
+      over = monotonicMs() >= until;
       const count = socket.readBatch();
       if (count > 0) {
         policy.spinFound();
         return count;
       }
-    } while (monotonicMs() < until && !socket.closed);
+    } while (!over && !socket.closed);
     policy.spinMissed();
     return 0;
   }
@@ -447,8 +465,9 @@ export class Reactor {
 export const reactor: Reactor = new Reactor();
 
 /**
- * How many times the reactor went to sleep, and whether it sleeps now (its doorbell quiet):
- * the tests check that an idle reactor stays asleep while the event loop does other work.
+ * How many times the reactor went to sleep, whether it sleeps now (its doorbell quiet), and
+ * until when: the tests check that an idle reactor stays asleep while the event loop does other
+ * work, and which sockets a sleep watches.
  *
  * @example
  * ```ts
@@ -457,7 +476,7 @@ export const reactor: Reactor = new Reactor();
  * strictEqual(reactorSleeps().begun >= 0, true);
  * ```
  */
-export function reactorSleeps(): { begun: number; asleep: boolean } {
+export function reactorSleeps(): ReactorSleeps {
   return reactor.sleeps;
 }
 

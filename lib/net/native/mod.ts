@@ -65,7 +65,7 @@ export type { Crc32cUpdate } from "./_crc32c.ts";
 export { osError } from "./_errno.ts";
 export { giveUpFfiPermission } from "./_ffi.ts";
 export { BUSY_TURN_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
-export { LAZY_READ_MS, reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
+export { LAZY_READ_MS, type ReactorSleeps, reactorSleeps, yieldToEventLoop } from "./_reactor.ts";
 export { kernelClockState } from "./_timex.ts";
 export { decodeSockaddr, encodeSockaddr } from "./_sockaddr.ts";
 export { bindToDevice, setDontFragment, setReceiveBuffer, setTos, setTtl } from "./_options.ts";
