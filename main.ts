@@ -6,13 +6,14 @@
 
 import { enterStartDirectory, main } from "./lib/cli/mod.ts";
 import { giveUpFfiPermission, hardwareCrc32c } from "./lib/net/mod.ts";
-import { useCrc32cUpdate } from "./lib/wire/mod.ts";
+import { crc32cShift, useCrc32cUpdate } from "./lib/wire/mod.ts";
 
 if (import.meta.main) {
   // The FFI permission is for the C library's socket calls only: bind them, then give it up.
   giveUpFfiPermission();
-  // Every frame's check by the CPU's crc32 instruction where it has one (set up just before).
-  useCrc32cUpdate(hardwareCrc32c());
+  // Every frame's check by the CPU's crc32 instruction where it has one (set up just before),
+  // a long one in three lanes joined by the JavaScript's shift.
+  useCrc32cUpdate(hardwareCrc32c(crc32cShift));
   // Relative paths start where the user typed the command, also under `deno task udp`.
   const problem = enterStartDirectory(import.meta.url);
   if (problem !== null) {

@@ -31,6 +31,21 @@ Deno.test("crc32cShift(): zero bytes appended without reading them, every count 
   }
 });
 
+Deno.test("crc32cShift(): counts used over and over get operators of their own, with the same registers", () => {
+  // One operator is built per 1,024 shifts at most, and at most 8 are kept: 12 counts, each
+  // 2,100 times in turn, have operators built, dropped and built again meanwhile.
+  const zeros = new Uint8Array(70_000);
+  const counts = [1, 5, 44, 463, 468, 928, 1392, 1404, 4000, 9000, 65_459, 70_000];
+  let wrong = 0;
+  for (let round = 0; round < 2_100; round++) {
+    for (const count of counts) {
+      const register = (round * 2654435761 + count) | 0;
+      if (crc32cShift(register, count) !== crc32cUpdate(register, zeros, 0, count)) wrong++;
+    }
+  }
+  strictEqual(wrong, 0);
+});
+
 Deno.test("FrameSealer: the CRC of every byte, whatever the header holds, at every length", () => {
   for (let length = 8; length <= 3000; length += 1 + Math.floor(random() * 40)) {
     const frame = randomBytes(length);

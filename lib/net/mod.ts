@@ -68,6 +68,7 @@ export {
   noIcmpCounts,
 } from "./icmp.ts";
 export {
+  type Crc32cShift,
   type Crc32cUpdate,
   giveUpFfiPermission,
   hardwareCrc32c,

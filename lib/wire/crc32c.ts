@@ -181,7 +181,8 @@ function crc32cSmall(crc: number, bytes: Uint8Array, from: number, to: number): 
  * The operators "append 2^k zero bytes" on a CRC register (linear over GF(2)), k = 0 to 16,
  * each as four tables of 256 (a register goes through one with four lookups), made on first
  * use: a register runs through any count of zero bytes below 128 KiB with at most 17 of them,
- * whatever the count, so no input can make a sealer build anything.
+ * whatever the count. The counts used most get an operator of their own (see
+ * {@linkcode crc32cShift}).
  */
 let zeroOperators: Int32Array[] | null = null;
 
@@ -237,12 +238,40 @@ function apply(columns: Int32Array, vector: number): number {
  * ```
  */
 export function crc32cShift(crc: number, count: number): number {
+  const own = countOperators.get(count);
+  if (own !== undefined) return applyTables(own, crc);
+  if (++shiftsSinceBuild >= SHIFTS_PER_BUILD && count > 0 && count < 2 ** 17) {
+    // A count of its own: one operator, four lookups in 4 KiB, where the powers of two
+    // take up to 17 (scattered over 68 KiB, a miss each once the cache is busy elsewhere).
+    shiftsSinceBuild = 0;
+    if (countOperators.size >= COUNT_OPERATORS) countOperators.clear();
+    const columns = Int32Array.from({ length: 32 }, (_, bit) => shiftByPowers(1 << bit, count));
+    const tables = byteTables(columns);
+    countOperators.set(count, tables);
+    return applyTables(tables, crc);
+  }
+  return shiftByPowers(crc, count);
+}
+
+// Operators of single counts (a frame length's tail, say: the same one for every datagram of
+// that length), at most COUNT_OPERATORS; one is built (about 20 µs) at most every
+// SHIFTS_PER_BUILD shifts, so no input can make shifting cost more than a few ns a shift more.
+const COUNT_OPERATORS = 8;
+const SHIFTS_PER_BUILD = 1024;
+const countOperators = new Map<number, Int32Array>();
+let shiftsSinceBuild = SHIFTS_PER_BUILD - 1;
+
+/** A register through one operator given as four tables of 256. */
+function applyTables(s: Int32Array, crc: number): number {
+  return s[crc & 0xff] ^ s[256 + ((crc >>> 8) & 0xff)] ^ s[512 + ((crc >>> 16) & 0xff)] ^
+    s[768 + (crc >>> 24)];
+}
+
+/** {@linkcode crc32cShift} through the operators of the powers of two in `count`. */
+function shiftByPowers(crc: number, count: number): number {
   const operators = zeroBytesOperators();
   for (let k = 0; count > 0; k++, count >>>= 1) {
-    if ((count & 1) === 0) continue;
-    const s = operators[k];
-    crc = s[crc & 0xff] ^ s[256 + ((crc >>> 8) & 0xff)] ^ s[512 + ((crc >>> 16) & 0xff)] ^
-      s[768 + (crc >>> 24)];
+    if ((count & 1) !== 0) crc = applyTables(operators[k], crc);
   }
   return crc;
 }

@@ -12,7 +12,7 @@
  */
 
 import { type BatchArena, makeBatchArena } from "./_arena.ts";
-import { type Crc32cUpdate, CRC_SYMBOLS, loadHardwareCrc32c } from "./_crc32c.ts";
+import { CRC_SYMBOLS, type HardwareCrc32c, loadHardwareCrc32c } from "./_crc32c.ts";
 
 // ssize_t results are read as i32 (the low half holds every length and -1): a 64-bit result
 // would be a BigInt, allocated on every call. The structures (sockaddr, msghdr, mmsghdr,
@@ -59,7 +59,7 @@ export interface NativeUdp {
   /** Where a concurrent batch's replies wait for their sendmmsg(), one address each. */
   replyBatch: BatchArena;
   /** CRC-32C by the CPU's instruction (_crc32c.ts), set up with the rest; null without one. */
-  crc32c: Crc32cUpdate | null;
+  crc32c: HardwareCrc32c | null;
 }
 
 /** `sizeof(errno)`: an int. */

@@ -40,7 +40,7 @@
  */
 
 import { loadNativeUdp as loadLibrary, native } from "./_ffi.ts";
-import type { Crc32cUpdate } from "./_crc32c.ts";
+import type { Crc32cShift, Crc32cUpdate } from "./_crc32c.ts";
 import { useNativeClock } from "./_clock.ts";
 
 /**
@@ -61,7 +61,7 @@ export function loadNativeUdp(): boolean {
 }
 
 export { BATCH_SIZE } from "./_arena.ts";
-export type { Crc32cUpdate } from "./_crc32c.ts";
+export type { Crc32cShift, Crc32cUpdate } from "./_crc32c.ts";
 export { osError } from "./_errno.ts";
 export { giveUpFfiPermission } from "./_ffi.ts";
 export { BUSY_TURN_MS, SPIN_MAX_MS, spinCounts } from "./_policy.ts";
@@ -75,7 +75,8 @@ export { type OffloadSupport, offloadSupport } from "./_offload.ts";
 
 /**
  * CRC-32C by the CPU's `crc32` instruction (_crc32c.ts), as lib/wire's `crc32cUpdate` computes
- * it; null where the native backend or the instruction is missing. lib/wire's
+ * it; null where the native backend or the instruction is missing. Given `shift` (lib/wire's
+ * `crc32cShift`), a long range is read as three lanes at once and joined by it. lib/wire's
  * `useCrc32cUpdate()` takes it (the executable does so at start).
  *
  * @example
@@ -89,6 +90,7 @@ export { type OffloadSupport, offloadSupport } from "./_offload.ts";
  * }
  * ```
  */
-export function hardwareCrc32c(): Crc32cUpdate | null {
-  return loadLibrary() ? native().crc32c : null;
+export function hardwareCrc32c(shift?: Crc32cShift): Crc32cUpdate | null {
+  const hardware = loadLibrary() ? native().crc32c : null;
+  return hardware === null ? null : hardware(shift);
 }
