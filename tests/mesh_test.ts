@@ -26,6 +26,7 @@ import {
   Namespaces,
   netnsSkipReason,
   NsProcess,
+  ONE_SEGMENT,
 } from "./netns.ts";
 import { prometheusMissing, type PrometheusServer, startPrometheus } from "./prometheus.ts";
 
@@ -155,16 +156,16 @@ class Mesh {
         ...["peer", "name", port, "netns", sw],
       ]);
       await run("ip", ["-n", ns, "addr", "add", `${this.address(host)}/24`, "dev", "eth0"]);
-      await run("ip", ["-n", ns, "link", "set", "eth0", "up"]);
-      await run("ip", ["-n", sw, "link", "set", port, "master", "br0", "up"]);
+      await run("ip", ["-n", ns, "link", "set", "eth0", ...ONE_SEGMENT, "up"]);
+      await run("ip", ["-n", sw, "link", "set", port, ...ONE_SEGMENT, "master", "br0", "up"]);
     }
     await run("ip", [
       ...["link", "add", this.rootLink, "type", "veth"],
       ...["peer", "name", "proot", "netns", sw],
     ]);
-    await run("ip", ["-n", sw, "link", "set", "proot", "master", "br0", "up"]);
+    await run("ip", ["-n", sw, "link", "set", "proot", ...ONE_SEGMENT, "master", "br0", "up"]);
     await run("ip", ["addr", "add", `${this.rootAddress}/24`, "dev", this.rootLink]);
-    await run("ip", ["link", "set", this.rootLink, "up"]);
+    await run("ip", ["link", "set", this.rootLink, ...ONE_SEGMENT, "up"]);
   }
 
   /** Removes everything; returns what could not be removed. Deleting a namespace removes its

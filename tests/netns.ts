@@ -21,6 +21,14 @@
 import { formatAddress } from "../lib/net/address.ts";
 import { childEnv, missing, run, runSync, tryRun, udpArgv } from "./helpers.ts";
 
+/**
+ * For every veth of the tests: one datagram a packet. nftables counts what the kernel carries
+ * as it carries it, and a GSO super-datagram (udp serve answers a burst from one peer as one) is
+ * one packet until a device segments it; with at most one segment a packet, the stack segments
+ * it before the veth, as a NIC would on the wire, so every counter counts datagrams.
+ */
+export const ONE_SEGMENT = ["gso_max_segs", "1"];
+
 /** `promise`, or "timeout" after `ms` (the timer always cleared). */
 export async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -460,7 +468,7 @@ export class LineTopology {
           ...["dev", device, "nud", "permanent"],
         ]);
       }
-      await node.ip(["link", "set", device, "up"]);
+      await node.ip(["link", "set", device, ...ONE_SEGMENT, "up"]);
     }
     if (mtu !== undefined) await this.setMtu(link.number, mtu);
   }
