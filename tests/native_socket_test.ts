@@ -618,6 +618,39 @@ Deno.test(
 );
 
 Deno.test(
+  "native: a datagram that came before a timer is handled before the timer fires, on a prompt socket too",
+  nativeOnly,
+  async () => {
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+    using receiver = UdpSocket.bind("127.0.0.1", 0, "native");
+    using sender = UdpSocket.bind("127.0.0.1", 0, "native");
+    const order: string[] = [];
+    const handled = Promise.withResolvers<void>();
+    const loop = receiver.receiveEach(() => {
+      order.push("datagram");
+      handled.resolve();
+    });
+    const fired = Promise.withResolvers<void>();
+    const at = performance.now() + 5;
+    receiver.wakeAt(at, () => {
+      order.push("timer");
+      fired.resolve();
+    });
+    // Asleep until the timer; then the datagram is in the receiver's buffer (a native send is
+    // made at once) and this thread is busy until after the timer is due: when the reactor goes
+    // on, both are due, as a reply is that came just before its probe's timeout.
+    while (!(reactorSleeps().asleep && reactorSleeps().until > performance.now())) await tick();
+    strictEqual(sender.sendSoon(text("reply"), receiver.address), 5);
+    while (performance.now() < at + 1); // nothing else runs meanwhile
+    await Promise.all([handled.promise, fired.promise]);
+    assertEquals(order, ["datagram", "timer"]);
+    receiver.close();
+    sender.close();
+    await loop;
+  },
+);
+
+Deno.test(
   "native: the reactor stops spinning for replies that do not come",
   nativeOnly,
   async () => {

@@ -154,7 +154,7 @@ export class DeadlineHeap<T> {
  * ```ts
  * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * import { DeadlineQueue } from "./deadlines.ts";
- * import { eventLoopWakeAt, monotonicMs } from "./clock.ts";
+ * import { monotonicMs } from "./clock.ts";
  * const due: string[] = [];
  * const done = Promise.withResolvers<void>();
  * const queue = new DeadlineQueue<string>((item) => {

@@ -318,12 +318,12 @@ export class Reactor {
   }
 
   /**
-   * Reads and hands on what waits on the sockets that are not prompt: before timers fire, so
-   * that a datagram that came before a timer (a probe's timeout) is handled before it. The
-   * time after.
+   * Reads and hands on what waits on every socket, before due timers fire: a datagram that came
+   * before a timer (a reply before its probe's timeout, on a socket that is not prompt or while
+   * this thread was busy) is handled before it. The time after.
    */
-  async #readLazy(): Promise<number> {
-    if (this.#check() > 0) await this.#handleReady(this.#lazy);
+  async #readBeforeTimers(): Promise<number> {
+    if (this.#check() > 0) await this.#handleReady(this.#order.keys());
     return monotonicMs();
   }
 
@@ -374,7 +374,7 @@ export class Reactor {
           now = monotonicMs();
         }
         if (this.#sockets.size === 0) break;
-        if (this.#lazy.length > 0 && this.#timers.nextAt <= now) now = await this.#readLazy();
+        if (this.#timers.nextAt <= now) now = await this.#readBeforeTimers();
         if (this.#timers.size > 0 && this.#fireDue(now)) {
           // After the event loop's turn, not before it: what the timers send (a probe) is
           // followed at once by the check for its reply, with nothing else in between.
