@@ -56,7 +56,7 @@ export function crc32cUpdate(crc: number, bytes: Uint8Array, from: number, to: n
 
 // A faster way to the same registers (the CPU's instruction, lib/net/native/_crc32c.ts): its
 // call costs about what 32 bytes do here, so shorter inputs stay here.
-let faster: ((crc: number, bytes: Uint8Array, from: number, to: number) => number) | null = null;
+let faster: typeof softwareCrc32cUpdate | null = null;
 const FASTER_FROM_BYTES = 48;
 
 /**
@@ -75,7 +75,7 @@ const FASTER_FROM_BYTES = 48;
  * ```
  */
 export function useCrc32cUpdate(
-  update: ((crc: number, bytes: Uint8Array, from: number, to: number) => number) | null,
+  update: typeof softwareCrc32cUpdate | null,
 ): boolean {
   faster = null;
   if (update === null) return false;
