@@ -374,7 +374,7 @@ export class Reactor {
           now = monotonicMs();
         }
         if (this.#sockets.size === 0) break;
-        if (this.#timers.nextAt <= now) now = await this.#readBeforeTimers();
+        if (this.#nextTimer() <= now) now = await this.#readBeforeTimers(); // a live one is due
         if (this.#timers.size > 0 && this.#fireDue(now)) {
           // After the event loop's turn, not before it: what the timers send (a probe) is
           // followed at once by the check for its reply, with nothing else in between.
