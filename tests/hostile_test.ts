@@ -6,15 +6,23 @@ import fc from "fast-check";
 import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import {
   decodeFrame,
+  decodeStats,
   DELAYED_PAYLOAD_SIZE,
   encodeFrame,
   Flags,
   type Frame,
   frameOverhead,
+  frameVerdict,
   HEADER_SIZE,
   MessageType,
+  messageTypeName,
+  newReplyReading,
+  newRequestReading,
   NO_TIMESTAMP,
+  readDelay,
+  readPathReport,
   TAG_SIZE,
+  udpFormat,
 } from "../lib/wire/mod.ts";
 import { CHECK_SIZE, sealFrame } from "../lib/wire/protocol.ts";
 import { Inbox, startServe } from "./helpers.ts";
@@ -109,6 +117,71 @@ Deno.test("property: any one- to three-bit flip of a valid frame is corrupted, n
       },
     ),
     { numRuns: 5_000 },
+  );
+});
+
+/** Frames of every type a byte can name, valid or not for it, and one byte or bit off them. */
+const anyTypeDatagram: fc.Arbitrary<Uint8Array> = fc.oneof(
+  fc.uint8Array({ maxLength: 200 }),
+  fc.tuple(validFrame, fc.nat({ max: 12 }), fc.nat(), fc.nat({ max: 255 }), fc.boolean()).map(
+    ([frame, type, at, byte, reseal]) => {
+      const bytes = encodeFrame({ ...frame, type: type as MessageType }).slice();
+      if (at % 3 === 0) bytes[at % bytes.length] = byte; // any field, or the check, changed
+      if (reseal) sealFrame(bytes); // a valid check over whatever the bytes now say
+      return bytes;
+    },
+  ),
+);
+
+Deno.test("property: the format reads requests and replies as decodeFrame() decodes them", () => {
+  // readRequest and readReply read the bytes themselves once frameVerdict() has found them
+  // valid: what they read must be what the whole decoder makes of the same datagram.
+  const request = newRequestReading();
+  const reply = newReplyReading();
+  fc.assert(
+    fc.property(anyTypeDatagram, (bytes) => {
+      const decoded = decodeFrame(bytes);
+      strictEqual(frameVerdict(bytes) === null, decoded.kind === "frame");
+      udpFormat.readRequest(bytes, request);
+      udpFormat.readReply(bytes, reply);
+      if (decoded.kind !== "frame") {
+        assert(request.kind !== "ping" && request.kind !== "stats" && request.kind !== "stream");
+        assert(request.kind !== "unexpected");
+        strictEqual(reply.kind, decoded.kind === "corrupted" ? "corrupted" : "foreign");
+        return;
+      }
+      const frame = decoded.frame;
+      const type = frame.type as number;
+      const ping = type === MessageType.PING;
+      const requests: Record<number, string> = {
+        [MessageType.PING]: "ping",
+        [MessageType.STATS_REQUEST]: "stats",
+        [MessageType.STREAM_REQUEST]: "stream",
+      };
+      strictEqual(request.kind, requests[type] ?? "unexpected"); // replies are never answered
+      assertEquals(request.header, {
+        type: messageTypeName(type),
+        session: frame.session,
+        sequence: frame.sequence,
+        attempt: frame.attempt,
+        version: 1,
+      });
+      strictEqual(request.authenticated, (frame.flags & Flags.AUTHENTICATED) !== 0);
+      assertEquals(request.sentAt, frame.sentAt);
+      const delayed = ping && (frame.flags & Flags.DELAYED) !== 0;
+      strictEqual(request.delayMs, delayed ? readDelay(frame.payload) : -1);
+      strictEqual(request.oneWay, ping && (frame.flags & Flags.ONE_WAY) !== 0);
+      strictEqual(reply.session, frame.session);
+      strictEqual(reply.sequence, frame.sequence);
+      strictEqual(reply.attempt, frame.attempt);
+      assertEquals(reply.receivedAt, frame.receivedAt);
+      assertEquals(reply.repliedAt, frame.repliedAt);
+      const pathReported = type === MessageType.PONG && (frame.flags & Flags.PATH) !== 0;
+      assertEquals(reply.path, pathReported ? readPathReport(frame.payload) : null);
+      if (type === MessageType.STATS) assertEquals(reply.counts, decodeStats(frame.payload));
+      if (type === MessageType.ERROR) strictEqual(reply.error?.code, frame.payload[0]);
+    }),
+    { numRuns: 20_000 },
   );
 });
 

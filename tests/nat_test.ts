@@ -22,7 +22,7 @@ import {
   udpFormat,
   writePathReport,
 } from "../lib/wire/mod.ts";
-import { decodeFrame } from "../lib/wire/protocol.ts";
+import { decodeFrame } from "../lib/wire/frame_decoding.ts";
 import { freePort, Inbox, loopbackTarget, runUdp, startServe, UdpProcess } from "./helpers.ts";
 
 // --- the plan -------------------------------------------------------------------------------

@@ -324,6 +324,49 @@ Deno.test("concurrent receive: a burst is answered in order, each send settling 
   }
 });
 
+Deno.test(
+  "native: a slot's view is reused for a datagram of its last length, and reads the new one",
+  nativeOnly,
+  async () => {
+    // The receive loop keeps each slot's last view (no view made per datagram under load):
+    // every handler must still see its own datagram, of its own length.
+    using server = UdpSocket.bind("127.0.0.1", 0, "native");
+    using client = UdpSocket.bind("127.0.0.1", 0, "native");
+    const seen: { view: Uint8Array; first: number; length: number }[] = [];
+    let roundDone = Promise.withResolvers<void>();
+    const serving = server.receiveEach(
+      (data) => {
+        seen.push({ view: data, first: data[0], length: data.length });
+        if (seen.length % 20 === 0) roundDone.resolve();
+      },
+      undefined,
+      { concurrent: true },
+    );
+    // Rounds of 20: 16 bytes long, but every seventh one 17 (a view of its own), so that a
+    // slot holds datagrams of both lengths over the rounds.
+    const lengthOf = (n: number) => n % 7 === 3 ? 17 : 16;
+    for (let round = 0; round < 4; round++) {
+      const batch = Array.from({ length: 20 }, (_, k) => {
+        const n = 20 * round + k;
+        return new Uint8Array(lengthOf(n)).fill(n);
+      });
+      strictEqual(await client.sendBatch(batch, server.address), 20);
+      await roundDone.promise;
+      roundDone = Promise.withResolvers<void>();
+    }
+    assertEquals(seen.map(({ first }) => first), Array.from({ length: 80 }, (_, n) => n));
+    assertEquals(
+      seen.map(({ length }) => length),
+      Array.from({ length: 80 }, (_, n) => lengthOf(n)),
+    );
+    const views = new Set(seen.map(({ view }) => view));
+    assert(views.size < seen.length, `${views.size} views for ${seen.length} datagrams`);
+    server.close();
+    client.close();
+    await serving;
+  },
+);
+
 Deno.test("concurrent receive: a send too long for any datagram fails alone; the rest leave in order", async () => {
   for (const backend of backends) {
     using server = UdpSocket.bind("127.0.0.1", 0, backend);

@@ -30,7 +30,8 @@ import {
   writeDelay,
   writePathReport,
 } from "../lib/wire/mod.ts";
-import { decodeFrame, sealFrame } from "../lib/wire/protocol.ts";
+import { sealFrame } from "../lib/wire/protocol.ts";
+import { decodeFrame } from "../lib/wire/frame_decoding.ts";
 import { importKey } from "../lib/wire/auth.ts";
 import { docBlocks } from "./helpers.ts";
 

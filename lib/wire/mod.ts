@@ -1,6 +1,7 @@
 /**
  * `lib/wire/`: the codecs, pure (no I/O, no clock). The `udp` frame of docs/protocol.md
- * (`protocol.ts`; its timestamps, STATS payload and reflector replies beside it), its CRC-32C
+ * (`protocol.ts`, decoded by `frame_decoding.ts`; its timestamps, STATS payload and reflector
+ * replies beside it), its CRC-32C
  * check, frame authentication (HMAC-SHA-256, as STAMP), and the probe format the reflector,
  * ping and bench share: {@linkcode ProbeFormat}, with {@linkcode udpFormat} its first
  * implementation.
@@ -33,6 +34,7 @@
  */
 
 export * from "./protocol.ts";
+export * from "./frame_decoding.ts";
 export { messageTypeName } from "./type_names.ts";
 export {
   type CheckPatch,

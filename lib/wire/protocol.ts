@@ -2,22 +2,20 @@
  * The `udp` wire format, version 1: a pure codec with no I/O.
  *
  * docs/protocol.md is the specification; this module implements it and the tests check the
- * spec's hex test vectors against it. Decoding never throws: every input is classified as a
- * frame, a raw (non-`udp`) datagram, a frame of an unsupported version, or a malformed frame
- * with a precise reason. Timestamps are in `timestamp.ts`, the STATS payload in
+ * spec's hex test vectors against it. Decoding (`frame_decoding.ts`) never throws: every input
+ * is classified as a frame, a raw (non-`udp`) datagram, a frame of an unsupported version, or a
+ * malformed frame with a precise reason. Timestamps are in `timestamp.ts`, the STATS payload in
  * `session_counts.ts` and the replies a reflector builds from a request in `replies.ts`.
  *
  * @module
  */
 
 import { crc32c, type FrameSealer } from "./crc32c.ts";
-import { DELAYED_PAYLOAD_SIZE } from "./path_report.ts";
-import { STATS_PAYLOAD_SIZE } from "./session_counts.ts";
+import { type Timestamp, writeTimestamp } from "./timestamp.ts";
+import { writeUint16, writeUint32 } from "./_bytes.ts";
 
 /** Payload bytes of a STREAM_REQUEST and of its STREAM_GRANT (docs/protocol.md, "Streams"). */
 export const STREAM_PAYLOAD_SIZE = 40;
-import { readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
-import { readUint16, readUint32, writeUint16, writeUint32 } from "./_bytes.ts";
 
 /** The four bytes every frame starts with: `DA 7A 55 50`. The first byte is not valid UTF-8 on
  * its own, so no text datagram is ever mistaken for a frame. */
@@ -39,9 +37,6 @@ export const CHECK_SIZE = 4;
  * length, attempt, session, sequence, sent timestamp), so a server can answer a frame of a
  * version it does not speak. */
 export const INVARIANT_SIZE = 28;
-
-/** The shortest datagram that can be a frame of any version: the magic and the check. */
-const MIN_FRAME_SIZE = 4 + CHECK_SIZE;
 
 /** The largest UDP payload over IPv4 (65,535 − 20 IP − 8 UDP header bytes). */
 export const MAX_DATAGRAM_IPV4 = 65507;
@@ -316,140 +311,6 @@ export function readCheck(bytes: Uint8Array): number {
     0;
 }
 
-/** Whether a 32-bit word differs from {@linkcode MAGIC} in exactly one bit. */
-function isDamagedMagic(word: number): boolean {
-  const diff = (word ^ MAGIC) >>> 0;
-  return diff !== 0 && (diff & (diff - 1)) === 0;
-}
-
-/**
- * Classifies and decodes one datagram. Never throws. The returned payload is a view into
- * `bytes`: copy it if `bytes` is a buffer that will be reused.
- *
- * @example
- * ```ts
- * import { strictEqual } from "node:assert/strict";
- * import { decodeFrame } from "./protocol.ts";
- * const result = decodeFrame(new TextEncoder().encode("hello"));
- * strictEqual(result.kind, "raw");
- * ```
- */
-export function decodeFrame(bytes: Uint8Array): Decoded {
-  if (bytes.length < 4) return { kind: "raw" };
-  const magic = readUint32(bytes, 0);
-  if (magic !== MAGIC) {
-    // One bit off the magic and failing the check: a frame damaged in its first bytes, not
-    // data of another protocol (which is unlikely to be one bit from it and also end in a
-    // CRC-32C of the rest that fails only because of that bit).
-    if (isDamagedMagic(magic) && bytes.length >= MIN_FRAME_SIZE && !checkFrame(bytes)) {
-      return { kind: "corrupted", detail: "the magic number is damaged" };
-    }
-    return { kind: "raw" };
-  }
-  if (bytes.length < MIN_FRAME_SIZE) {
-    return malformed("too-short", `${bytes.length} bytes has no room for the checksum`, null);
-  }
-  if (!checkFrame(bytes)) {
-    return { kind: "corrupted", detail: "the CRC-32C does not match the bytes" };
-  }
-  if (bytes.length < INVARIANT_SIZE + CHECK_SIZE) {
-    const version = bytes.length > MIN_FRAME_SIZE ? bytes[4] : PROTOCOL_VERSION;
-    if (version !== PROTOCOL_VERSION) {
-      return { kind: "unsupported-version", version, invariants: null };
-    }
-    return malformed("too-short", `${bytes.length} bytes is shorter than the header`, null);
-  }
-  const version = bytes[4];
-  const lengthField = readUint16(bytes, 8);
-  const invariants: Invariants = {
-    type: bytes[5],
-    attempt: readUint16(bytes, 10),
-    session: readUint32(bytes, 12),
-    sequence: readUint32(bytes, 16),
-  };
-  if (version !== PROTOCOL_VERSION) {
-    return {
-      kind: "unsupported-version",
-      version,
-      invariants: lengthField === bytes.length ? invariants : null,
-    };
-  }
-  return decodeVersion1(bytes, lengthField, invariants);
-}
-
-/** The rest of {@linkcode decodeFrame} for a frame of version 1 whose check is right. */
-function decodeVersion1(
-  bytes: Uint8Array,
-  lengthField: number,
-  invariants: Invariants,
-): Decoded {
-  if (bytes.length < HEADER_SIZE + CHECK_SIZE) {
-    return malformed(
-      "too-short",
-      `${bytes.length} bytes is shorter than the ${HEADER_SIZE}-byte header and its checksum`,
-      null,
-    );
-  }
-  if (lengthField !== bytes.length) {
-    return malformed(
-      "length-mismatch",
-      `length field says ${lengthField} bytes but the datagram has ${bytes.length}`,
-      null,
-    );
-  }
-  const type = invariants.type;
-  if (type < MessageType.PING || type > MessageType.STREAM_DATA) {
-    return malformed("unknown-type", `message type ${type} is not defined`, invariants);
-  }
-  const sentAt = readTimestamp(bytes, 20);
-  const receivedAt = readTimestamp(bytes, 28);
-  const repliedAt = readTimestamp(bytes, 36);
-  if (!sentAt || !receivedAt || !repliedAt) {
-    return malformed("bad-timestamp", "a timestamp has 1,000,000,000 or more nanoseconds", null);
-  }
-  const flags = readUint16(bytes, 6);
-  const tagged = (flags & Flags.AUTHENTICATED) !== 0;
-  if (tagged && bytes.length < frameOverhead(true)) {
-    return malformed("too-short", "an authenticated frame has no room for its 16-byte tag", null);
-  }
-  const payloadEnd = bytes.length - CHECK_SIZE - (tagged ? TAG_SIZE : 0);
-  const payload = bytes.subarray(HEADER_SIZE, payloadEnd);
-  if (type === MessageType.ERROR && decodeErrorDetail(payload) === null) {
-    return malformed("bad-error-payload", "ERROR payload is shorter than its count says", null);
-  }
-  if (type === MessageType.STATS && payload.length < STATS_PAYLOAD_SIZE) {
-    return malformed(
-      "bad-stats-payload",
-      `STATS payload is shorter than ${STATS_PAYLOAD_SIZE} bytes`,
-      null,
-    );
-  }
-  const stream = type === MessageType.STREAM_REQUEST || type === MessageType.STREAM_GRANT;
-  if (stream && payload.length < STREAM_PAYLOAD_SIZE) {
-    const name = type === MessageType.STREAM_REQUEST ? "STREAM_REQUEST" : "STREAM_GRANT";
-    const detail = `a ${name} needs ${STREAM_PAYLOAD_SIZE} payload bytes`;
-    return malformed("bad-stream-payload", detail, null);
-  }
-  if (type === MessageType.PING && flags & Flags.DELAYED && payload.length < DELAYED_PAYLOAD_SIZE) {
-    const detail = `a DELAYED PING needs ${DELAYED_PAYLOAD_SIZE} payload bytes for its delay`;
-    return malformed("bad-delay-payload", detail, null);
-  }
-  const frame: Frame = {
-    version: PROTOCOL_VERSION,
-    type: type as MessageType,
-    flags,
-    attempt: invariants.attempt,
-    session: invariants.session,
-    sequence: invariants.sequence,
-    sentAt,
-    receivedAt,
-    repliedAt,
-    payload,
-  };
-  if (tagged) frame.tag = bytes.subarray(payloadEnd, payloadEnd + TAG_SIZE);
-  return { kind: "frame", frame };
-}
-
 /**
  * Reads the payload of an ERROR frame; null when it is too short for its own count.
  *
@@ -481,12 +342,4 @@ export function decodeErrorDetail(payload: Uint8Array): ErrorDetail | null {
 export function maxPayloadSize(family: "ipv4" | "ipv6", authenticated = false): number {
   return (family === "ipv6" ? MAX_DATAGRAM_IPV6 : MAX_DATAGRAM_IPV4) -
     frameOverhead(authenticated);
-}
-
-function malformed(
-  reason: MalformedReason,
-  detail: string,
-  invariants: Invariants | null,
-): Decoded {
-  return { kind: "malformed", reason, detail, invariants };
 }

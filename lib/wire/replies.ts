@@ -39,7 +39,8 @@ import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./t
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { decodeFrame, encodeFrame, MessageType } from "./protocol.ts";
+ * import { encodeFrame, MessageType } from "./protocol.ts";
+ * import { decodeFrame } from "./frame_decoding.ts";
  * import { makePong } from "./replies.ts";
  * import { NO_TIMESTAMP } from "./timestamp.ts";
  * const ping = encodeFrame({
@@ -63,8 +64,13 @@ export function makePong(
   repliedAt: Timestamp,
   patch?: CheckPatch,
 ): Uint8Array {
-  const pong = out.subarray(0, ping.length);
-  if (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset) pong.set(ping);
+  // In place (a reflector's own receive buffer) costs no new view: making one is dearer than
+  // the PONG's whole header.
+  const inPlace = out === ping;
+  const pong = inPlace ? ping : out.subarray(0, ping.length);
+  if (!inPlace && (pong.buffer !== ping.buffer || pong.byteOffset !== ping.byteOffset)) {
+    pong.set(ping);
+  }
   pong[5] = MessageType.PONG;
   writeTimestamp(pong, 28, receivedAt);
   writeTimestamp(pong, 36, repliedAt);
@@ -178,7 +184,8 @@ export function encodeError(
  * @example
  * ```ts
  * import { deepStrictEqual as assertEquals, strictEqual } from "node:assert/strict";
- * import { decodeFrame, encodeFrame, MessageType } from "./protocol.ts";
+ * import { encodeFrame, MessageType } from "./protocol.ts";
+ * import { decodeFrame } from "./frame_decoding.ts";
  * import { makeStats } from "./replies.ts";
  * import { decodeStats, emptySessionCounts, STATS_PAYLOAD_SIZE } from "./session_counts.ts";
  * import { NO_TIMESTAMP } from "./timestamp.ts";

@@ -120,7 +120,7 @@ export const STREAM_FIELDS_EXAMPLE: Readonly<StreamFields> = Object.freeze({
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { decodeFrame } from "./protocol.ts";
+ * import { decodeFrame } from "./frame_decoding.ts";
  * import { encodeStreamRequest, STREAM_FIELDS_EXAMPLE } from "./stream.ts";
  * const request = encodeStreamRequest(7, 0, { seconds: 1, nanos: 0 }, STREAM_FIELDS_EXAMPLE);
  * const decoded = decodeFrame(request);
@@ -159,7 +159,8 @@ export function encodeStreamRequest(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { decodeFrame, HEADER_SIZE } from "./protocol.ts";
+ * import { HEADER_SIZE } from "./protocol.ts";
+ * import { decodeFrame } from "./frame_decoding.ts";
  * import {
  *   encodeStreamRequest, makeGrant, readStreamFields, STREAM_FIELDS_EXAMPLE, StreamStatus,
  * } from "./stream.ts";
@@ -193,7 +194,7 @@ export function makeGrant(
  * @example
  * ```ts
  * import { strictEqual } from "node:assert/strict";
- * import { decodeFrame } from "./protocol.ts";
+ * import { decodeFrame } from "./frame_decoding.ts";
  * import { layOutStreamData, stampStreamData } from "./stream.ts";
  * const frame = layOutStreamData(new Uint8Array(100), 7, false);
  * stampStreamData(frame, 42, { seconds: 1, nanos: 5 });

@@ -108,6 +108,22 @@ export function writeTimestamp(bytes: Uint8Array, offset: number, timestamp: Tim
  * ```
  */
 export function readTimestamp(bytes: Uint8Array, offset: number): Timestamp | null {
-  const nanos = readUint32(bytes, offset + 4);
-  return nanos > MAX_NANOS ? null : { seconds: readUint32(bytes, offset), nanos };
+  if (!timestampValidAt(bytes, offset)) return null;
+  return { seconds: readUint32(bytes, offset), nanos: readUint32(bytes, offset + 4) };
+}
+
+/**
+ * Whether the timestamp at `offset` of `bytes` can be read (its nanoseconds are in range),
+ * found without reading it into an object.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { timestampValidAt } from "./timestamp.ts";
+ * strictEqual(timestampValidAt(new Uint8Array(8), 0), true);
+ * strictEqual(timestampValidAt(new Uint8Array(8).fill(0xff), 0), false);
+ * ```
+ */
+export function timestampValidAt(bytes: Uint8Array, offset: number): boolean {
+  return readUint32(bytes, offset + 4) <= MAX_NANOS;
 }

@@ -18,7 +18,6 @@ import type {
 } from "./probe_format.ts";
 import {
   decodeErrorDetail,
-  decodeFrame,
   encodeFrame,
   ErrorCode,
   type ErrorDetail,
@@ -34,6 +33,7 @@ import {
   sealFrame,
   SUPPORTED_VERSIONS,
 } from "./protocol.ts";
+import { frameFlags, frameVerdict, payloadOf, readInvariants } from "./frame_decoding.ts";
 import {
   DELAYED_PAYLOAD_SIZE,
   PATH_REPORT_SIZE,
@@ -48,7 +48,7 @@ import {
   markArrivalsUnwritten,
   STATS_ARRIVALS_PAYLOAD_SIZE,
 } from "./session_counts.ts";
-import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
+import { NO_TIMESTAMP, readTimestamp, type Timestamp } from "./timestamp.ts";
 import { messageTypeName } from "./type_names.ts";
 import { readUint32 } from "./_bytes.ts";
 
@@ -153,29 +153,31 @@ function encodeRequest(request: ProbeRequest, into?: Uint8Array): Uint8Array {
 }
 
 function readReply(datagram: Uint8Array, into: ReplyReading): void {
-  const decoded = decodeFrame(datagram);
-  if (decoded.kind === "corrupted") {
+  // Read from the bytes, not from a decoded frame: a sender reads every reply this way.
+  const verdict = frameVerdict(datagram);
+  if (verdict?.kind === "corrupted") {
     into.kind = "corrupted";
     return;
   }
-  if (decoded.kind !== "frame") {
+  if (verdict !== null) {
     into.kind = "foreign";
-    into.reason = decoded.kind;
+    into.reason = verdict.kind;
     return;
   }
-  const frame = decoded.frame;
-  into.session = frame.session;
-  into.sequence = frame.sequence;
-  into.attempt = frame.attempt;
-  into.authenticated = (frame.flags & Flags.AUTHENTICATED) !== 0;
-  into.receivedAt = frame.receivedAt;
-  into.repliedAt = frame.repliedAt;
+  const { type, session, sequence, attempt } = readInvariants(datagram);
+  const flags = frameFlags(datagram);
+  into.session = session;
+  into.sequence = sequence;
+  into.attempt = attempt;
+  into.authenticated = (flags & Flags.AUTHENTICATED) !== 0;
+  // Valid: frameVerdict checked their nanoseconds.
+  into.receivedAt = readTimestamp(datagram, 28)!;
+  into.repliedAt = readTimestamp(datagram, 36)!;
   into.counts = null;
   into.error = null;
   into.stamp = null;
-  const type = frame.type;
-  into.path = type === MessageType.PONG && (frame.flags & Flags.PATH) !== 0
-    ? readPathReport(frame.payload)
+  into.path = type === MessageType.PONG && (flags & Flags.PATH) !== 0
+    ? readPathReport(payloadOf(datagram))
     : null;
   // A PING or STATS_REQUEST that comes back is our own request echoed (or anyone's request).
   into.kind = type === MessageType.ERROR
@@ -186,11 +188,11 @@ function readReply(datagram: Uint8Array, into: ReplyReading): void {
   into.request = type === MessageType.STATS || type === MessageType.STATS_REQUEST
     ? "stats"
     : "ping";
-  if (type === MessageType.STATS) into.counts = decodeStats(frame.payload);
-  if (type === MessageType.ERROR) into.error = readError(frame.payload);
+  if (type === MessageType.STATS) into.counts = decodeStats(payloadOf(datagram));
+  if (type === MessageType.ERROR) into.error = readError(payloadOf(datagram));
 }
 
-/** What an ERROR says (its payload is valid: decodeFrame checked it). */
+/** What an ERROR says (its payload is valid: frameVerdict checked it). */
 function readError(payload: Uint8Array): ProbeError {
   const detail = decodeErrorDetail(payload);
   const code = detail?.code;
@@ -210,56 +212,63 @@ function readError(payload: Uint8Array): ProbeError {
 }
 
 function readRequest(datagram: Uint8Array, into: RequestReading): void {
-  const decoded = decodeFrame(datagram);
+  // Read from the bytes, not from a decoded frame: a reflector reads every PING this way.
+  const verdict = frameVerdict(datagram);
   into.header = null;
   into.answerable = false;
   into.delayMs = -1;
   into.oneWay = false;
-  switch (decoded.kind) {
-    case "frame": {
-      const frame = decoded.frame;
-      // Replies are never answered, so two reflectors can never bounce frames forever.
-      into.kind = frame.type === MessageType.PING
-        ? "ping"
-        : frame.type === MessageType.STATS_REQUEST
-        ? "stats"
-        : frame.type === MessageType.STREAM_REQUEST
-        ? "stream"
-        : "unexpected";
-      into.header = {
-        type: messageTypeName(frame.type),
-        session: frame.session,
-        sequence: frame.sequence,
-        attempt: frame.attempt,
-        version: frame.version,
-      };
-      into.authenticated = (frame.flags & Flags.AUTHENTICATED) !== 0;
-      into.sentAt = frame.sentAt;
-      // decodeFrame made sure that a DELAYED PING has room for its delay.
-      if (into.kind === "ping" && frame.flags & Flags.DELAYED) {
-        into.delayMs = readDelay(frame.payload)!;
-      }
-      into.oneWay = into.kind === "ping" && (frame.flags & Flags.ONE_WAY) !== 0;
-      return;
-    }
+  if (verdict === null) {
+    readValidRequest(datagram, into);
+    return;
+  }
+  switch (verdict.kind) {
     case "unsupported-version":
       into.kind = "unsupported-version";
-      if (decoded.invariants === null) return;
-      into.header = headerOf(decoded.invariants, decoded.version);
-      into.answerable = REQUEST_TYPES.includes(decoded.invariants.type);
+      if (verdict.invariants === null) return;
+      into.header = headerOf(verdict.invariants, verdict.version);
+      into.answerable = REQUEST_TYPES.includes(verdict.invariants.type);
       return;
     case "malformed":
       into.kind = "malformed";
-      into.reason = decoded.reason;
-      into.detail = decoded.detail;
+      into.reason = verdict.reason;
+      into.detail = verdict.detail;
       // Only an unknown type leaves the fields readable: it gets an UNSUPPORTED_TYPE.
-      if (decoded.invariants === null) return;
-      into.header = headerOf(decoded.invariants, PROTOCOL_VERSION);
+      if (verdict.invariants === null) return;
+      into.header = headerOf(verdict.invariants, PROTOCOL_VERSION);
       into.answerable = true;
       return;
     default:
-      into.kind = decoded.kind;
+      into.kind = verdict.kind;
   }
+}
+
+/** The fields of a frame frameVerdict found valid, as a request. */
+function readValidRequest(datagram: Uint8Array, into: RequestReading): void {
+  const invariants = readInvariants(datagram);
+  const type = invariants.type;
+  const flags = frameFlags(datagram);
+  // Replies are never answered, so two reflectors can never bounce frames forever.
+  const kind = type === MessageType.PING
+    ? "ping"
+    : type === MessageType.STATS_REQUEST
+    ? "stats"
+    : type === MessageType.STREAM_REQUEST
+    ? "stream"
+    : "unexpected";
+  into.kind = kind;
+  into.header = {
+    type: messageTypeName(type),
+    session: invariants.session,
+    sequence: invariants.sequence,
+    attempt: invariants.attempt,
+    version: PROTOCOL_VERSION,
+  };
+  into.authenticated = (flags & Flags.AUTHENTICATED) !== 0;
+  into.sentAt = peekSentAt(datagram);
+  // frameVerdict made sure that a DELAYED PING has room for its delay.
+  if (kind === "ping" && flags & Flags.DELAYED) into.delayMs = readDelay(payloadOf(datagram))!;
+  into.oneWay = kind === "ping" && (flags & Flags.ONE_WAY) !== 0;
 }
 
 function headerOf(invariants: Invariants, version: number): RequestHeader {

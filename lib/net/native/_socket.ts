@@ -15,7 +15,7 @@
  * @module
  */
 
-import { BATCH_SIZE, type BatchArena, fillSlot, SLOT_SIZE } from "./_arena.ts";
+import { BATCH_SIZE, type BatchArena, datagramIn, fillSlot, SLOT_SIZE } from "./_arena.ts";
 import { sendSlots } from "./_send_slots.ts";
 import { promised, ReplyQueue } from "./_reply_queue.ts";
 import { openSockets } from "./_open_sockets.ts";
@@ -336,8 +336,7 @@ export class NativeUdpSocket implements ReactorSocket {
         const segment = segmentLength(length, control.segment);
         for (let at = 0; at === 0 || (at < length && !this.#closed); at += segment) {
           if (this.prompt) policy.noteTraffic(); // soon another: linger for it
-          const start = i * SLOT_SIZE + at;
-          const data = arena.data.subarray(start, start + Math.min(segment, length - at));
+          const data = datagramIn(arena, i, at, Math.min(segment, length - at));
           const pending = handler(data, peer, arrivedAt, slotMeta[i]);
           if (pending === undefined) continue;
           if (concurrent) started.push(pending);
