@@ -18,6 +18,7 @@ import {
   loadgen,
   type LoadgenResult,
   removeAnchors,
+  stampedPingpong,
 } from "../scripts/bench/anchors.ts";
 import { onPath } from "../scripts/bench/common.ts";
 
@@ -107,6 +108,29 @@ Deno.test(`loadgen against echo.c: raw and PING modes, every reply good${SKIP_GC
       assertGood(big, "echo");
     } finally {
       await echo.stop();
+    }
+  });
+});
+
+Deno.test(`stamped_pingpong: every probe answered, the server's hold left out${SKIP_GCC}`, {
+  ignore: !GCC,
+}, async () => {
+  await withAnchors(async (anchors) => {
+    const server = await startServer(anchors.stampedPingpong, ["server", "0"]);
+    try {
+      const before = performance.now();
+      const result = await stampedPingpong(anchors, server.port, 50, 1);
+      const elapsedMs = performance.now() - before;
+      strictEqual(result.probes, 50);
+      strictEqual(result.replies, 50);
+      const { p50_ms: p50, p99_ms: p99, hold_p50_ms: hold } = result;
+      assert(p50 !== null && p99 !== null && hold !== null);
+      // Kernel stamps on one clock: an RTT and a hold are positive, and no RTT is longer than
+      // the whole run (a hold not left out, or a clock mixed up, would show).
+      assert(p50 > 0 && p99 >= p50 && hold > 0, JSON.stringify(result));
+      assert(p99 < elapsedMs, `${p99} ms in a run of ${elapsedMs} ms`);
+    } finally {
+      await server.stop();
     }
   });
 });

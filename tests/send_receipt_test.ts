@@ -85,6 +85,53 @@ Deno.test("counted replies: told at once outside a batch; a bad TOS or a closed 
   }
 });
 
+Deno.test("counted replies: one sent on its own is told it is sending first, and may be rewritten; a batch's are not", async () => {
+  for (const backend of backends) {
+    using server = UdpSocket.bind("127.0.0.1", 0, backend);
+    using client = UdpSocket.bind("127.0.0.1", 0, backend);
+    const told: string[] = [];
+    const receipt: SendReceipt<number> = {
+      sending: (token, data) => {
+        told.push(`${token}: sending`);
+        data[1] = 0xee; // the last moment to write into it: what leaves is this
+      },
+      sent: (token) => told.push(`${token}: sent`),
+      failed: (token) => told.push(`${token}: failed`),
+    };
+    const arrived: Uint8Array[] = [];
+    let all = Promise.withResolvers<void>();
+    const receiving = client.receiveEach((data) => {
+      arrived.push(data.slice());
+      if (arrived.length === 1 || arrived.length === 9) all.resolve();
+    });
+    await server.sendCountedReply(new Uint8Array([1, 0, 0]), client.address, -1, null, receipt, 1);
+    await all.promise;
+    assertEquals(arrived[0], new Uint8Array([1, 0xee, 0]), backend);
+    assertEquals(told, ["1: sending", "1: sent"], backend);
+    // A concurrent batch's replies leave together (native), with no word before: told only
+    // that they left. Deno's backend sends each on its own, so each is told it is sending.
+    // All 8 wait in the socket before its loop starts, so the first read takes them at once.
+    told.length = 0;
+    all = Promise.withResolvers<void>();
+    const burst = Array.from({ length: 8 }, (_, n) => new Uint8Array([10 + n, 0]));
+    strictEqual(await client.sendBatch(burst, server.address), 8);
+    const serving = server.receiveEach(
+      (data, from) => server.sendCountedReply(data, from, -1, null, receipt, data[0]),
+      undefined,
+      { concurrent: true },
+    );
+    await all.promise;
+    const sending = told.filter((line) => line.endsWith("sending")).length;
+    const rewritten = arrived.slice(1).filter((datagram) => datagram[1] === 0xee).length;
+    strictEqual(told.filter((line) => line.endsWith("sent")).length, 8, backend);
+    strictEqual(sending, rewritten, backend);
+    strictEqual(sending, backend === "deno" ? 8 : 0, backend);
+    server.close();
+    client.close();
+    await Promise.all([serving, receiving]);
+  }
+});
+
 Deno.test("monotonic clock: the native backend's reading agrees with performance.now()", {
   ignore: !native,
 }, () => {

@@ -11,6 +11,7 @@ import {
   emptySessionCounts,
   encodeFrame,
   ErrorCode,
+  Flags,
   type Frame,
   HEADER_SIZE,
   isTimestampSet,
@@ -18,10 +19,14 @@ import {
   maxPayloadSize,
   MessageType,
   NO_TIMESTAMP,
+  type ProbeFormat,
   STATS_PAYLOAD_SIZE,
   timestampDiffMs,
+  timestampFromMs,
+  udpFormat,
   UNKNOWN_COUNT,
 } from "../lib/wire/mod.ts";
+import { importKey, signFrame, verifyFrame } from "../lib/wire/auth.ts";
 import { CHECK_SIZE, sealFrame } from "../lib/wire/protocol.ts";
 import { type DatagramEvent, Reflector } from "../lib/reflector/reflector.ts";
 import { NetError } from "../lib/net/mod.ts";
@@ -109,6 +114,50 @@ Deno.test("Reflector's receive timestamp is the probe's arrival: its queue count
     // The native backend knows when the probe arrived; Deno's API only when it was read.
     if (defaultBackend() === "native") assert(held >= 29, figures);
   });
+});
+
+Deno.test("Reflector stamps a reply sent on its own as it leaves, unless it is signed", async () => {
+  // A format whose answer takes 20 ms after building the reply: that is the reflector's time
+  // (between its arrival and its send), so the PONG's hold includes it, unless a tag covers
+  // the time it was built with (then it is held far less: the second of two PINGs, warm).
+  const SLOW_MS = 20;
+  const slow: ProbeFormat = {
+    ...udpFormat,
+    answer: (datagram, reading, context) => {
+      const reply = udpFormat.answer(datagram, reading, context);
+      for (const until = performance.now() + SLOW_MS; performance.now() < until;);
+      return reply;
+    },
+  };
+  const key = await importKey(Uint8Array.from({ length: 32 }, (_, i) => i));
+  for (const signed of [false, true]) {
+    const reflector = Reflector.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      format: slow,
+      key: signed ? key : undefined,
+    });
+    const client = new Inbox();
+    let pong: Uint8Array = new Uint8Array(0);
+    for (const sequence of [1, 2]) { // the second, warm, is the one measured
+      const ping = pingFrame({
+        sequence,
+        flags: signed ? Flags.AUTHENTICATED : 0,
+        sentAt: timestampFromMs(wallClockMs()), // within the replay window
+      });
+      if (signed) await signFrame(ping, key);
+      await client.send(ping, reflector.address);
+      pong = (await client.next()).data;
+    }
+    const decoded = decodeFrame(pong);
+    assert(decoded.kind === "frame" && decoded.frame.type === MessageType.PONG);
+    if (signed) assert(await verifyFrame(pong, key), "the tag holds: the reply was not changed");
+    const heldMs = timestampDiffMs(decoded.frame.repliedAt, decoded.frame.receivedAt);
+    if (signed) assert(heldMs < SLOW_MS, `signed, held ${heldMs} ms`);
+    else assert(heldMs >= SLOW_MS, `held ${heldMs} ms`);
+    await client.close();
+    await reflector.close();
+  }
 });
 
 Deno.test("Reflector acks raw datagrams by default, like the classic tutorial server", async () => {

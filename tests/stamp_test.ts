@@ -331,6 +331,18 @@ for (const c of classifications) {
   });
 }
 
+Deno.test("restamp() writes T3 and nothing else: the reply a later send time would have built", () => {
+  for (const options of [REFLECTOR, { ...REFLECTOR, timestamps: "ptp" as const }]) {
+    const later = { seconds: T3.seconds + 1, nanos: 250_000_000 };
+    const { reply } = reflect(withTlvs(), options);
+    const { reply: expected } = reflect(withTlvs(), options, contextOf({ repliedAt: later }));
+    assert(reply !== null && expected !== null);
+    stampFormat(options).restamp(reply, () => later);
+    assertEquals(hexOf(reply), hexOf(expected));
+    assertEquals(readReply(options, reply).repliedAt, later);
+  }
+});
+
 Deno.test("the layouts are docs/stamp.md's offset tables", () => {
   assertEquals({ ...STAMP_UNAUTHENTICATED }, {
     base: 44,

@@ -71,6 +71,12 @@ export interface SendReceipt<T> {
   sent(token: T, bytes: number): void;
   /** It did not leave, for this reason. */
   failed(token: T, error: unknown): void;
+  /**
+   * It is about to be handed to the kernel on its own (not among a concurrent batch's
+   * replies, which leave together): the last moment to write the time it leaves into `data`,
+   * whose bytes it may change but not its length.
+   */
+  sending?(token: T, data: Uint8Array): void;
 }
 
 /**

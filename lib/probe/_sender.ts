@@ -6,6 +6,7 @@
  */
 
 import type { DontFragment, IcmpReport, PeerAddress, ResolvedAddress } from "../net/mod.ts";
+import type { SendReceipt } from "../net/mod.ts";
 import { sameAddress, UdpSocket, wildcardFor } from "../net/mod.ts";
 import { measureRoundTrip, type RoundTrip } from "../stats/mod.ts";
 import {
@@ -105,6 +106,8 @@ export class ProbeSender {
   /** Seals this sender's PINGs reading their header only (their padding never changes); made
    * from the first one, for the udp format's plain PINGs. */
   #sealer: FrameSealer | null = null;
+  /** The signed requests' sends, chained (see {@linkcode ProbeSender.send}). */
+  #outbox: Promise<void> = Promise.resolve();
 
   /** A sender for one run. */
   constructor(options: SenderOptions) {
@@ -201,6 +204,25 @@ export class ProbeSender {
     const options = this.#options;
     return this.format.name === "udp" && this.key === null && !options.path &&
       options.delayMs === undefined;
+  }
+
+  /**
+   * Sends a request to the target over `socket`, telling `receipt` (with `token`) what became
+   * of it: at once, or, signed (asynchronous), after the requests before it, so that they leave
+   * in the order they were made; a failure to sign is told as a failure to send.
+   */
+  send<T>(socket: UdpSocket, bytes: Uint8Array, receipt: SendReceipt<T>, token: T): void {
+    const send = () => socket.sendCountedReply(bytes, this.target, -1, null, receipt, token);
+    if (this.key === null) return void send();
+    this.#outbox = this.#outbox.then(async () => {
+      await this.sign(bytes);
+      await send();
+    }).catch((error) => receipt.failed(token, error));
+  }
+
+  /** Settles once every request given to {@linkcode ProbeSender.send} has left or failed. */
+  get sent(): Promise<void> {
+    return this.#outbox;
   }
 
   /** Tags a request with the key (authenticated mode only). */

@@ -7,6 +7,7 @@
  */
 
 import type { IcmpReport, PeerAddress, ReceiveMeta, ResolvedAddress } from "../net/mod.ts";
+import type { SendReceipt } from "../net/mod.ts";
 import { DeadlineQueue, errorKind, formatAddress, type UdpSocket } from "../net/mod.ts";
 import { monotonicMs, wallClockAt, wallClockMs } from "../net/mod.ts";
 import { JitterEstimator, LatencyStats, ReorderDetector } from "../stats/mod.ts";
@@ -74,7 +75,6 @@ class Pinger {
   readonly #emit: (event: PingEvent) => void;
   readonly #random: () => number;
   readonly #attemptsPerProbe: number;
-  #outbox: Promise<void> = Promise.resolve();
   #authFailures = 0;
 
   // Per-probe state in a ring of PROBE_WINDOW slots, indexed by sequence % PROBE_WINDOW.
@@ -180,7 +180,7 @@ class Pinger {
       this.#stop("count");
       clearTimeout(deadline);
       this.#signal?.removeEventListener("abort", onAbort);
-      await this.#outbox;
+      await this.#sender.sent;
       socket.close();
       await receiving;
     }
@@ -225,27 +225,25 @@ class Pinger {
     const bytes = sender.encode("ping", sequence, attempt, sentAt);
     this.#attemptsSent[slot] = attempt + 1;
     this.#transmissionIndex[index] = this.#transmissions++;
-    const wait = attempt === 0
-      ? this.#timeoutMs
-      : this.#timeoutMs * 2 ** attempt * (1 + this.#random() / 4);
-    this.#timeouts.add(monotonicMs() + wait, sequence * ATTEMPT_KEYS + attempt);
-    const socket = this.#socket as UdpSocket;
-    if (sender.key === null) {
-      // Timed as it is handed to the socket: what udp does before that is not network.
-      this.#sendTimes[index] = monotonicMs();
-      socket.send(bytes, this.#target).catch((error) =>
-        this.#onSendError(sequence, attempt, error)
-      );
-      return;
-    }
-    // Signing is asynchronous: chained, so probes still leave in the order they were made,
-    // and timed from the moment the signed frame is handed to the socket.
-    this.#outbox = this.#outbox.then(async () => {
-      await sender.sign(bytes);
-      this.#sendTimes[index] = monotonicMs();
-      await socket.send(bytes, this.#target);
-    }).catch((error) => this.#onSendError(sequence, attempt, error));
+    const wait = this.#timeoutMs * (attempt === 0 ? 1 : 2 ** attempt * (1 + this.#random() / 4));
+    const key = sequence * ATTEMPT_KEYS + attempt;
+    this.#timeouts.add(monotonicMs() + wait, key);
+    // Timed again as it is handed to the kernel (#probes): what udp does before that (a cold
+    // path after 10 ms asleep, signing) is not network.
+    this.#sendTimes[index] = monotonicMs();
+    sender.send(this.#socket as UdpSocket, bytes, this.#probes, key);
   }
+
+  /** Told of each probe's send, keyed as its timeout: timed at the socket's last moment. */
+  readonly #probes: SendReceipt<number> = {
+    sending: (key) => {
+      const slot = Math.floor(key / ATTEMPT_KEYS) % PROBE_WINDOW;
+      this.#sendTimes[slot * this.#attemptsPerProbe + key % ATTEMPT_KEYS] = monotonicMs();
+    },
+    sent: () => {},
+    failed: (key, error) =>
+      this.#onSendError(Math.floor(key / ATTEMPT_KEYS), key % ATTEMPT_KEYS, error),
+  };
 
   #onSendError(sequence: number, attempt: number, error: unknown): void {
     if (this.#stopped) return;

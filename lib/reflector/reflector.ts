@@ -39,6 +39,7 @@ import {
   type ReplyKind,
 } from "./reflector_stats.ts";
 import { ReplayGuard } from "./replay.ts";
+import { DEFAULT_REPLAY_WINDOW_MS, type ReflectorOptions } from "./reflector_options.ts";
 import { arrivalCounts, SessionTable } from "./_sessions.ts";
 import { DelayedReplies } from "./_delayed.ts";
 import { StreamServer } from "./_streams.ts";
@@ -50,37 +51,10 @@ export { MAX_SESSIONS } from "./_sessions.ts";
 
 // What a reflector reports, also from here (where lib/cli imports it from).
 export type * from "./reflector_stats.ts";
+export { DEFAULT_REPLAY_WINDOW_MS, type ReflectorOptions } from "./reflector_options.ts";
 
-/** Options of {@linkcode Reflector.listen}. */
-export interface ReflectorOptions {
-  /** Numeric address to bind (resolve names first). */
-  hostname: string;
-  /** Port to bind; 0 picks a free one. */
-  port: number;
-  /** The wire format of the probes it answers; default the `udp` frame format. */
-  format?: ProbeFormat;
-  /** Raw datagram handling; default "ack". */
-  raw?: RawMode;
-  /** Called after each datagram has been handled. */
-  onDatagram?: (event: DatagramEvent) => void;
-  /** With a key, only PINGs with a valid tag are answered (and PONGs are tagged); everything
-   * else is dropped without a reply and counted. */
-  key?: CryptoKey;
-  /** With a key: how far a PING's timestamp may be from this clock, and how long its
-   * (session, sequence, attempt) is remembered against replays. Default 30 s. */
-  replayWindowMs?: number;
-  /** Per source address: datagrams per second and burst; more are dropped and counted. */
-  rateLimit?: { rate: number; burst: number };
-  /** All sources together: datagrams per second and burst. */
-  globalLimit?: { rate: number; burst: number };
-  /** The receive buffer to ask the kernel for, bytes ({@linkcode Reflector.receiveBuffer}). */
-  receiveBuffer?: number;
-  /** Read what the kernel coalesces (UDP_GRO; its drop count is then unknown). */
-  gro?: boolean;
-}
-
-/** Default of {@linkcode ReflectorOptions.replayWindowMs}. */
-export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
+/** The wall clock now, as a frame's timestamp. */
+const nowStamp = (): Timestamp => timestampFromMs(wallClockMs());
 
 /**
  * A running reflector: limits, authentication, counting and sending; what a datagram is and
@@ -291,7 +265,21 @@ export class Reflector {
   readonly #receipt: SendReceipt<DatagramEvent> = {
     sent: (event, bytes) => this.#sent(bytes, event),
     failed: (event, error) => this.#sendFailed(error, event),
+    sending: (event, reply) => this.#restamp(event, reply),
   };
+
+  /**
+   * A reply the format built, leaving on its own, is stamped as sent now, not when it was built:
+   * between the two lie its check and the way to the socket, tens of µs when a probe every
+   * 10 ms finds everything cold, which the sender would count as network. A signed reply keeps
+   * its time (its tag covers it); a batch's replies keep theirs (stamping each again would
+   * cost more than the few µs they wait for the batch).
+   */
+  #restamp(event: DatagramEvent, reply: Uint8Array): void {
+    if (this.#key !== null) return;
+    if (event.reply !== "pong" && event.reply !== "stats" && event.reply !== "error") return;
+    this.#format.restamp(reply, nowStamp);
+  }
 
   #sent(bytes: number, event: DatagramEvent): void {
     this.#stats.replied++;

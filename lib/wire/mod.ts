@@ -43,6 +43,7 @@ export {
   makePong,
   makeStats,
   peekSentAt,
+  restampReply,
 } from "./replies.ts";
 export {
   type ArrivalCounts,

@@ -252,6 +252,13 @@ export interface ProbeFormat {
    * a reflector with a key signs it.
    */
   answer(datagram: Uint8Array, reading: RequestReading, context: AnswerContext): Uint8Array | null;
+  /**
+   * Writes `now()` as the send time of a reply `answer` built (unsigned), as it is about to
+   * leave, with the rest of the reply as it was (a check made right again), reading the clock
+   * as late as it can: what the reflector did between building and sending it is its own time,
+   * not the network's.
+   */
+  restamp(reply: Uint8Array, now: () => Timestamp): void;
 
   /** Whether a reply of `replyBytes` can answer a request of `requestBytes`: equal for udp's
    * frames; a STAMP reply may be shorter (a TWAMP-light reflector's), never longer. */

@@ -31,6 +31,11 @@ import {
 } from "./session_counts.ts";
 import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
 
+/** Where every reply of version 1 (a PONG, a STATS, an ERROR) carries the time it was sent. */
+const REPLIED_AT = 36;
+/** A timestamp's bytes: seconds and nanoseconds, 32 bits each. */
+const TIMESTAMP_BYTES = 8;
+
 /**
  * Turns a valid PING (as received) into its PONG, written into `out`: the same bytes with the
  * type changed and the reflector's timestamps filled in, so the PONG is exactly as long as
@@ -73,7 +78,7 @@ export function makePong(
   }
   pong[5] = MessageType.PONG;
   writeTimestamp(pong, 28, receivedAt);
-  writeTimestamp(pong, 36, repliedAt);
+  writeTimestamp(pong, REPLIED_AT, repliedAt);
   if (patch === undefined) sealFrame(pong);
   else patchCheck(pong, patch);
   return pong;
@@ -123,11 +128,52 @@ export function checkPatchOf(frame: Uint8Array, headBytes: number): CheckPatch |
 
 /** Writes the check of a frame changed as `patch` says (its old check still in place). */
 function patchCheck(frame: Uint8Array, patch: CheckPatch): void {
+  patchRange(frame, 0, patch.headBytes, patch.before);
+}
+
+/**
+ * Writes the check of a valid frame whose bytes `from..to` changed, their linear CRC-32C
+ * (register from 0) having been `before` (its old check still in place): the old check and the
+ * new differ by the change's CRC carried over the bytes after it.
+ */
+function patchRange(frame: Uint8Array, from: number, to: number, before: number): void {
   const end = frame.length - CHECK_SIZE;
-  const old = readCheck(frame);
-  const head = patch.headBytes;
-  const delta = patch.before ^ crc32cUpdate(0, frame, 0, head);
-  writeCheck(frame, (old ^ crc32cShift(delta, end - head)) >>> 0);
+  const delta = before ^ crc32cUpdate(0, frame, from, to);
+  writeCheck(frame, (readCheck(frame) ^ crc32cShift(delta, end - to)) >>> 0);
+}
+
+/**
+ * Writes `now()` as the send time of a reply built with another (a PONG, a STATS or an ERROR,
+ * valid, unsigned) and makes its check right again: so a reflector stamps a reply as it leaves,
+ * not when it was built. Reads the 8 bytes of the time, not the frame, and the clock as late as
+ * it can: what can be done before (the old time's part of the check, and the tables the rest
+ * will read, which a quiet spell leaves out of the cache) is done first.
+ *
+ * @example A PONG stamped again equals one built with that time
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { checkFrame, encodeFrame, MessageType } from "./protocol.ts";
+ * import { makePong, restampReply } from "./replies.ts";
+ * import { NO_TIMESTAMP } from "./timestamp.ts";
+ * const ping = encodeFrame({
+ *   version: 1, type: MessageType.PING, flags: 0, attempt: 0, session: 7, sequence: 3,
+ *   sentAt: { seconds: 1, nanos: 0 }, receivedAt: NO_TIMESTAMP, repliedAt: NO_TIMESTAMP,
+ *   payload: new Uint8Array(20),
+ * });
+ * const received = { seconds: 2, nanos: 9 };
+ * const later = makePong(ping, new Uint8Array(ping.length), received, { seconds: 2, nanos: 70 });
+ * const pong = makePong(ping, new Uint8Array(ping.length), received, received);
+ * restampReply(pong, () => ({ seconds: 2, nanos: 70 }));
+ * strictEqual(pong.toHex(), later.toHex());
+ * strictEqual(checkFrame(pong), true);
+ * ```
+ */
+export function restampReply(frame: Uint8Array, now: () => Timestamp): void {
+  const to = REPLIED_AT + TIMESTAMP_BYTES;
+  const before = crc32cUpdate(0, frame, REPLIED_AT, to);
+  crc32cShift(before, frame.length - CHECK_SIZE - to); // its tables into the cache; no result
+  writeTimestamp(frame, REPLIED_AT, now());
+  patchRange(frame, REPLIED_AT, to, before);
 }
 
 /**

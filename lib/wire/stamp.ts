@@ -35,7 +35,7 @@ import {
   TLVS_PADDING_ONLY,
   writeSenderTlvs,
 } from "./stamp_tlv.ts";
-import { NO_TIMESTAMP } from "./timestamp.ts";
+import { NO_TIMESTAMP, type Timestamp } from "./timestamp.ts";
 
 /** Where each field of a base packet is, in one mode (docs/stamp.md, "Packets"). */
 export interface StampLayout {
@@ -348,6 +348,13 @@ class StampFormat implements ProbeFormat {
       authenticated: layout.hmac >= 0,
     });
     return datagram;
+  }
+
+  restamp(reply: Uint8Array, now: () => Timestamp): void {
+    // The Timestamp field of a reply is T3 (no check covers it; a signed reply is never
+    // stamped again).
+    const view = viewOf(reply);
+    writeStampTimestamp(view, this.#layout.timestamp, now(), this.#timestamps);
   }
 
   readReply(datagram: Uint8Array, into: ReplyReading): void {

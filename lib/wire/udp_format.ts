@@ -42,7 +42,14 @@ import {
   writeDelay,
   writePathReport,
 } from "./path_report.ts";
-import { checkPatchOf, encodeError, makePong, makeStats, peekSentAt } from "./replies.ts";
+import {
+  checkPatchOf,
+  encodeError,
+  makePong,
+  makeStats,
+  peekSentAt,
+  restampReply,
+} from "./replies.ts";
 import {
   decodeStats,
   markArrivalsUnwritten,
@@ -99,6 +106,7 @@ export const udpFormat: ProbeFormat = {
   readRequest,
   peekSession,
   answer,
+  restamp: restampReply,
   replyFits: (requestBytes, replyBytes) => requestBytes === replyBytes,
   // The path report tells the TTL and TOS each PING arrived with.
   readsIpHeader: true,

@@ -1,6 +1,7 @@
 /**
- * The C and Python anchors of scripts/anchors/: building loadgen.c and echo.c with gcc -O2 into
- * a temporary directory (never committed binaries), and running the load generator.
+ * The C and Python anchors of scripts/anchors/: building loadgen.c, echo.c and
+ * stamped_pingpong.c with gcc -O2 into a temporary directory (never committed binaries), and
+ * running the load generator and the stamped ping-pong's client.
  *
  * @module
  */
@@ -17,6 +18,8 @@ export interface Anchors {
   dir: string;
   loadgen: string;
   echo: string;
+  /** scripts/anchors/stamped_pingpong.c: the floor of a kernel-stamped RTT. */
+  stampedPingpong: string;
 }
 
 /** What scripts/anchors/loadgen.c prints: one JSON line. */
@@ -47,7 +50,7 @@ export interface LoadgenResult {
 }
 
 /**
- * Builds loadgen and echo with `gcc -O2` into a new temporary directory; resolves to their
+ * Builds the C anchors with `gcc -O2` into a new temporary directory; resolves to their
  * paths, or to a sentence saying why they cannot be built (gcc missing, its errors).
  */
 export async function buildAnchors(): Promise<Anchors | string> {
@@ -55,7 +58,7 @@ export async function buildAnchors(): Promise<Anchors | string> {
   // mktemp and rm rather than Deno's calls: the bench may write only into docs/.
   const dir = (await run("mktemp", ["-d", "-t", "udp-anchors-XXXXXX"])).trim();
   const built: Record<string, string> = {};
-  for (const name of ["loadgen", "echo"]) {
+  for (const name of ["loadgen", "echo", "stamped_pingpong"]) {
     const output = await new Deno.Command("gcc", {
       args: ["-O2", "-Wall", "-o", `${dir}/${name}`, new URL(`${name}.c`, ANCHORS).pathname],
       stdout: "piped",
@@ -67,7 +70,12 @@ export async function buildAnchors(): Promise<Anchors | string> {
     }
     built[name] = `${dir}/${name}`;
   }
-  return { dir, loadgen: built.loadgen, echo: built.echo };
+  return {
+    dir,
+    loadgen: built.loadgen,
+    echo: built.echo,
+    stampedPingpong: built.stamped_pingpong,
+  };
 }
 
 /** Deletes the anchors' temporary directory. */
@@ -106,5 +114,29 @@ export async function loadgen(
   if (!output.success) {
     throw new Error(`loadgen ${args.join(" ")}: ${new TextDecoder().decode(output.stderr)}`);
   }
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+/** What scripts/anchors/stamped_pingpong.c's client prints: one JSON line. */
+export interface StampedPingpong {
+  probes: number;
+  replies: number;
+  /** RTT (the server's hold left out), p50 and p99, in ms; null when nothing came back. */
+  p50_ms: number | null;
+  p99_ms: number | null;
+  /** The server's hold p50, in ms. */
+  hold_p50_ms: number | null;
+}
+
+/** Runs the stamped ping-pong's client: `probes` probes `gapMs` apart to 127.0.0.1:PORT. */
+export async function stampedPingpong(
+  anchors: Anchors,
+  port: number,
+  probes: number,
+  gapMs: number,
+): Promise<StampedPingpong> {
+  const args = ["client", String(port), String(probes), String(Math.round(gapMs * 1000))];
+  const output = await new Deno.Command(anchors.stampedPingpong, { args, stdout: "piped" })
+    .output();
   return JSON.parse(new TextDecoder().decode(output.stdout));
 }

@@ -1,6 +1,7 @@
 /**
  * `deno task bench`'s round-trip section: `udp ping -i 0` against sockperf's ping-pong, `udp
- * ping -i 0.01` against irtt, and the bare loops of scripts/deno_floor.ts at both.
+ * ping -i 0.01` against irtt and the kernel-stamped C floor (scripts/anchors/
+ * stamped_pingpong.c), and the bare loops of scripts/deno_floor.ts at both.
  *
  * @module
  */
@@ -22,6 +23,7 @@ import {
   startUdpServe,
   udpPing,
 } from "./common.ts";
+import { buildAnchors, removeAnchors, type StampedPingpong, stampedPingpong } from "./anchors.ts";
 
 /** A bare loop's ping-pong percentiles (ms). */
 export interface FloorRtt {
@@ -38,6 +40,9 @@ export interface LatencyFigures {
   irttMedian: number;
   pingSlowRounds: PingFigures[];
   pingSlow: PingFigures;
+  /** The kernel-stamped C floor's RTT at one probe every 10 ms, by round; null without gcc. */
+  stampedRounds: FloorRtt[] | null;
+  stampedFloor: FloorRtt | null;
   floorRtt: FloorRtt;
   floorRttSlow: FloorRtt;
   nativeRtt: FloorRtt;
@@ -90,11 +95,25 @@ async function measureTools(port: number) {
   // does; both at one probe every 10 ms for 5 s, alternated as above.
   const irttMedians: number[] = [];
   const pingSlowRounds: PingFigures[] = [];
+  // The floor of udp's RTT: the same stamps (just before each sendto(), arrivals by the kernel,
+  // the server's hold left out) in the shortest C that makes them.
+  const anchors = await buildAnchors();
+  const floor = typeof anchors === "string"
+    ? null
+    : new Server(anchors.stampedPingpong, ["server", "0"], "piped");
+  const floorPort = floor === null ? 0 : Number(await floor.firstLine());
+  const stampedRounds: FloorRtt[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     irttMedians.push(await irttRound(irttPort));
     pingSlowRounds.push(await udpPing(port, "0.01", "500"));
+    if (typeof anchors !== "string") {
+      stampedRounds.push(floorRttOf(await stampedPingpong(anchors, floorPort, 500, 10)));
+    }
   }
   await irtt.stop();
+  await floor?.stop();
+  if (typeof anchors !== "string") await removeAnchors(anchors);
+  const stamped = stampedRounds.length === ROUNDS ? stampedRounds : null;
   return {
     pingFast: medianFigures(pingRounds),
     sockperfP50: median(sockperfRounds.map((r) => r.p50)),
@@ -103,7 +122,20 @@ async function measureTools(port: number) {
     irttMedian: median(irttMedians),
     pingSlowRounds,
     pingSlow: medianFigures(pingSlowRounds),
+    stampedRounds: stamped,
+    stampedFloor: stamped === null ? null : {
+      p50_ms: median(stamped.map((r) => r.p50_ms)),
+      p99_ms: median(stamped.map((r) => r.p99_ms)),
+    },
   };
+}
+
+/** The stamped floor's client result as percentiles; throws when nothing came back. */
+function floorRttOf(result: StampedPingpong): FloorRtt {
+  if (result.p50_ms === null || result.p99_ms === null) {
+    throw new Error(`stamped_pingpong: none of ${result.probes} probes came back`);
+  }
+  return { p50_ms: result.p50_ms, p99_ms: result.p99_ms };
 }
 
 /** The floors' ping-pong: the Deno API's and the native one's, at once and every 10 ms. */
@@ -161,7 +193,9 @@ const EXPLANATION = [
   "  processes, after each wakes up: compared with udp's RTT. The extra accuracy of kernel",
   "  arrival stamps is one of udp's advantages here, and is in the ratio.",
   "- The floors (bare loops) stamp in their own process, everything included: compared with",
-  "  udp's round trip.",
+  "  udp's round trip; but the C floor of udp's RTT (scripts/anchors/stamped_pingpong.c) stamps",
+  "  as udp does (each probe and reply just before its sendto(), arrivals by the kernel, the",
+  "  server's hold left out): compared with udp's RTT.",
   "",
 ];
 
@@ -207,12 +241,24 @@ export function latencyReport(f: LatencyFigures): SectionReport {
     }`,
     "≤ 0.35 (RTT)",
   );
+  if (f.stampedFloor !== null) {
+    row(
+      "C floor of the RTT: stamped_pingpong.c, one probe every 10 ms",
+      f.stampedFloor.p50_ms,
+      f.stampedFloor.p99_ms,
+      `udp RTT/floor = ${ratio(pingSlow.p50, f.stampedFloor.p50_ms)}`,
+    );
+  }
   floorRow("Deno floor: bare ping-pong, one probe every 10 ms", f.floorRttSlow, pingSlow);
   floorRow("Native floor: the same, one probe every 10 ms", f.nativeRttSlow, pingSlow);
   lines.push(
     "",
     `irtt's medians, round by round: ${f.irttMedians.map((m) => m.toFixed(4)).join(", ")} ms;`,
-    `udp ping -i 0.01 RTT p50s: ${f.pingSlowRounds.map((r) => r.p50.toFixed(4)).join(", ")} ms.`,
+    `udp ping -i 0.01 RTT p50s: ${f.pingSlowRounds.map((r) => r.p50.toFixed(4)).join(", ")} ms${
+      f.stampedRounds === null
+        ? " (the C floor was not built: gcc missing)."
+        : `; the C floor's: ${f.stampedRounds.map((r) => r.p50_ms.toFixed(4)).join(", ")} ms.`
+    }`,
     "",
   );
   return {
@@ -228,7 +274,7 @@ export function latencyReport(f: LatencyFigures): SectionReport {
         "`udp ping -i 0.01` RTT p50 ≤ 0.35 × irtt's median (both without it)",
         ratio(pingSlow.p50, irttMedian),
         pingSlow.p50 <= 0.35 * irttMedian,
-        ratio(f.nativeRttSlow.p50_ms, irttMedian),
+        f.stampedFloor === null ? "" : `${ratio(f.stampedFloor.p50_ms, irttMedian)} (C, stamped)`,
       ],
     ],
     headlines: latencyHeadlines(f),
@@ -252,5 +298,9 @@ function latencyHeadlines(f: LatencyFigures): Record<string, number> {
     "rtt_10ms.native_floor_p50_ms": f.nativeRttSlow.p50_ms,
     "rtt_10ms.ratio_udp_irtt": pingSlow.p50 / irttMedian,
     "rtt_10ms.ratio_native_floor_irtt": f.nativeRttSlow.p50_ms / irttMedian,
+    ...(f.stampedFloor === null ? {} : {
+      "rtt_10ms.stamped_floor_p50_ms": f.stampedFloor.p50_ms,
+      "rtt_10ms.ratio_stamped_floor_irtt": f.stampedFloor.p50_ms / irttMedian,
+    }),
   };
 }

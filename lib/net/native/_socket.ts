@@ -415,6 +415,7 @@ export class NativeUdpSocket implements ReactorSocket {
         if (tos !== -1) checkTos(tos);
         return this.#queue(data, to, tos, this.#sourceBytes(source), receipt, token);
       }
+      receipt.sending?.(token, data);
       sent = this.sendReply(data, to, tos, source);
     } catch (error) {
       return receipt.failed(token, error);
