@@ -15,6 +15,7 @@ import {
   reactorSleeps,
   spinCounts,
 } from "../lib/net/native/mod.ts";
+import { datagramIn, makeBatchArena, SLOT_SIZE } from "../lib/net/native/_arena.ts";
 import { ping } from "../lib/probe/ping.ts";
 import { loopbackTarget } from "./helpers.ts";
 import { defaultBackend, NetError, UdpSocket, yieldToEventLoop } from "../lib/net/mod.ts";
@@ -323,6 +324,34 @@ Deno.test("concurrent receive: a burst is answered in order, each send settling 
     await Promise.all([serving, receiving]);
   }
 });
+
+Deno.test(
+  "datagramIn: each datagram of a slot, coalesced or not, is its place's view",
+  nativeOnly,
+  () => {
+    const arena = makeBatchArena("receive");
+    const at = (view: Uint8Array) => [view.byteOffset, view.length];
+    // A coalesced message of 3 x 1448 + 500 bytes in slot 2: each datagram its own place.
+    const message = [0, 1448, 2896, 4344].map((from) => datagramIn(arena, 2, from, 1448, 4844));
+    assertEquals(message.map(at), [
+      [2 * SLOT_SIZE, 1448],
+      [2 * SLOT_SIZE + 1448, 1448],
+      [2 * SLOT_SIZE + 2896, 1448],
+      [2 * SLOT_SIZE + 4344, 500],
+    ]);
+    // The same again: the same views. Another length, or segment size: views of their own.
+    const again = [0, 1448, 2896, 4344].map((from) => datagramIn(arena, 2, from, 1448, 4844));
+    assert(again.every((view, k) => view === message[k]));
+    assertEquals(at(datagramIn(arena, 2, 4344, 1448, 4900)), [2 * SLOT_SIZE + 4344, 556]);
+    assertEquals(at(datagramIn(arena, 2, 1000, 1000, 3000)), [2 * SLOT_SIZE + 1000, 1000]);
+    assertEquals(at(datagramIn(arena, 2, 0, 64, 64)), [2 * SLOT_SIZE, 64]);
+    assertEquals(at(datagramIn(arena, 3, 0, 1, 0)), [3 * SLOT_SIZE, 0]); // an empty datagram
+    // Past the 64 places a slot keeps (no GRO message holds more), a view each time, still right.
+    const far = datagramIn(arena, 5, 64 * 10, 10, 700);
+    assertEquals(at(far), [5 * SLOT_SIZE + 640, 10]);
+    assert(far !== datagramIn(arena, 5, 64 * 10, 10, 700));
+  },
+);
 
 Deno.test(
   "native: a slot's view is reused for a datagram of its last length, and reads the new one",

@@ -54,6 +54,20 @@ Deno.test("Histogram reads back single values within 0.2%, and sub-microsecond v
     const estimate = histogram.quantile(0.5) as number;
     assert(Math.abs(estimate - value) / value <= 0.002, `${value} read back as ${estimate}`);
   }
+  // Each side of every power of two of microseconds (where an octave starts), past 2^32 µs
+  // (71 minutes) too, and values drawn across the whole range.
+  const values = [];
+  for (let octave = 0; octave < 42; octave++) {
+    const micros = 2 ** octave;
+    values.push(micros * (1 - 1e-12), micros, micros * (1 + 1e-12), micros * 1.999);
+  }
+  for (let i = 0; i < 2000; i++) values.push(2 ** (Math.random() * 41));
+  for (const micros of values.filter((value) => value >= 1)) {
+    const histogram = new Histogram();
+    histogram.record(micros / 1000);
+    const estimate = (histogram.quantile(0.5) as number) * 1000;
+    assert(Math.abs(estimate - micros) / micros <= 0.002, `${micros} µs read back as ${estimate}`);
+  }
   const tiny = new Histogram();
   tiny.record(0.0001);
   tiny.record(-1);

@@ -267,7 +267,9 @@ export function sameAddress(
   a: { hostname: string; port: number },
   b: { hostname: string; port: number },
 ): boolean {
-  return a.port === b.port && canonicalHost(a.hostname) === canonicalHost(b.hostname);
+  if (a.port !== b.port) return false;
+  // The same text is the same address: a sender checks every reply's source this way.
+  return a.hostname === b.hostname || canonicalHost(a.hostname) === canonicalHost(b.hostname);
 }
 
 /**

@@ -244,7 +244,14 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
   const tagged = (frame.flags & Flags.AUTHENTICATED) !== 0;
   const length = frameOverhead(tagged) + frame.payload.length;
   if (length > 0xffff) throw new RangeError(`frame of ${length} bytes exceeds 65535`);
-  const out = options.into ? options.into.subarray(0, length) : new Uint8Array(length);
+  // A buffer of the frame's length is written as it is: a view of it would cost more than
+  // the header (a sender writes every probe into one of its own).
+  const into = options.into;
+  const out = into === undefined
+    ? new Uint8Array(length)
+    : into.length === length
+    ? into
+    : into.subarray(0, length);
   if (out.length < length) throw new RangeError(`buffer of ${out.length} bytes < ${length}`);
   writeUint32(out, 0, MAGIC);
   out[4] = frame.version;

@@ -58,7 +58,7 @@ export interface BatchArena {
    * arenas), or none (`msg_controllen` 0) unless a datagram is sent with one (see fillSlot).
    */
   controlView: DataView;
-  /** The last view made of each slot's datagram (see {@linkcode datagramIn}). */
+  /** The last view made of each datagram place in each slot (see {@linkcode datagramIn}). */
   views: (Uint8Array | undefined)[];
 }
 
@@ -99,13 +99,17 @@ export function makeBatchArena(purpose: "send" | "receive"): BatchArena {
     const controlLength = purpose === "receive" ? CONTROL_SIZE : 0;
     headerView.setBigUint64(header + MSGHDR_CONTROLLEN, BigInt(controlLength), true);
   }
-  const views = new Array<Uint8Array | undefined>(BATCH_SIZE);
+  const views = new Array<Uint8Array | undefined>(BATCH_SIZE * VIEWS_PER_SLOT);
   return { data, headers, headerView, iovecView, names, controlView, views };
 }
 
+/** Views kept per slot: a coalesced message (UDP_GRO) holds at most 64 datagrams. */
+const VIEWS_PER_SLOT = 64;
+
 /**
- * The `length` bytes at `at` in a slot of a receive arena, as a view valid until the slot is
- * read into again. A slot's whole datagram of the same length as its last reuses that view:
+ * The datagram at `at` in slot `slot` of a receive arena holding a message of `length` bytes
+ * cut into datagrams of `segment` bytes (the last one may be shorter), as a view valid until the
+ * slot is read into again. The view made last for that place is used again when it still fits:
  * under load datagrams are mostly of one length, and making a view costs more than reading a
  * PING's header.
  */
@@ -113,14 +117,18 @@ export function datagramIn(
   arena: BatchArena,
   slot: number,
   at: number,
+  segment: number,
   length: number,
 ): Uint8Array {
   const start = slot * SLOT_SIZE + at;
-  if (at !== 0) return arena.data.subarray(start, start + length); // one of a GRO message's
-  const last = arena.views[slot];
-  if (last !== undefined && last.length === length) return last;
-  const view = arena.data.subarray(start, start + length);
-  arena.views[slot] = view;
+  const end = start + Math.min(segment, length - at);
+  const place = at / segment;
+  if (place >= VIEWS_PER_SLOT) return arena.data.subarray(start, end);
+  const key = slot * VIEWS_PER_SLOT + place;
+  const last = arena.views[key];
+  if (last !== undefined && last.byteOffset === start && last.length === end - start) return last;
+  const view = arena.data.subarray(start, end);
+  arena.views[key] = view;
   return view;
 }
 

@@ -336,7 +336,7 @@ export class NativeUdpSocket implements ReactorSocket {
         const segment = segmentLength(length, control.segment);
         for (let at = 0; at === 0 || (at < length && !this.#closed); at += segment) {
           if (this.prompt) policy.noteTraffic(); // soon another: linger for it
-          const data = datagramIn(arena, i, at, Math.min(segment, length - at));
+          const data = datagramIn(arena, i, at, segment, length);
           const pending = handler(data, peer, arrivedAt, slotMeta[i]);
           if (pending === undefined) continue;
           if (concurrent) started.push(pending);
