@@ -74,7 +74,8 @@ export interface SendReceipt<T> {
   /**
    * It is about to be handed to the kernel on its own (not among a concurrent batch's
    * replies, which leave together): the last moment to write the time it leaves into `data`,
-   * whose bytes it may change but not its length.
+   * whose bytes it may change but not its length. On Deno's backend: as it is handed to
+   * Deno's send, which may first wait for a send under way.
    */
   sending?(token: T, data: Uint8Array): void;
 }

@@ -85,11 +85,14 @@ int main(int argc, char **argv) {
     getsockname(fd, (struct sockaddr *)&at, &length);
     printf("%d\n", ntohs(at.sin_port));
     fflush(stdout);
-    // No SA_RESTART: a signal interrupts the blocking recvmsg(), and the loop ends.
+    // No SA_RESTART: a signal interrupts the blocking recvmsg(), and the loop ends; one that
+    // comes just before the call is seen within the receive timeout.
     struct sigaction action = {0};
     action.sa_handler = stop;
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
+    struct timeval wake = {0, 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wake, sizeof wake);
     while (!stopping) {
       struct sockaddr_in from;
       int64_t arrived;
@@ -112,12 +115,15 @@ int main(int argc, char **argv) {
     int64_t sent = now_ns();
     if (sendto(fd, buf, SIZE, 0, (struct sockaddr *)&at, sizeof at) != SIZE) continue;
     struct sockaddr_in from;
-    int64_t arrived, hold;
-    int probe;
-    if (receive(fd, buf, &from, &arrived) < 16 || arrived == 0) continue;
-    memcpy(&probe, buf, sizeof probe);
+    int64_t arrived = 0, hold;
+    int probe = -1;
+    // A late reply to an earlier probe is read past, not taken for this one's.
+    while (probe != i) {
+      if (receive(fd, buf, &from, &arrived) < 16) break;  // timed out: this one is lost
+      memcpy(&probe, buf, sizeof probe);
+    }
+    if (probe != i || arrived == 0) continue;
     memcpy(&hold, buf + 8, sizeof hold);
-    if (probe != i) continue;  // a late reply to an earlier probe
     rtt[replies] = arrived - sent - hold;
     held[replies++] = hold;
   }
@@ -128,8 +134,9 @@ int main(int argc, char **argv) {
   }
   qsort(rtt, (size_t)replies, sizeof *rtt, compare);
   qsort(held, (size_t)replies, sizeof *held, compare);
+  // Nearest rank, as udp's quantiles: the smallest value with at least q of them at or below.
+  int p50 = (replies + 1) / 2 - 1, p99 = (99 * replies + 99) / 100 - 1;
   printf("{\"probes\":%d,\"replies\":%d,\"p50_ms\":%.6f,\"p99_ms\":%.6f,\"hold_p50_ms\":%.6f}\n",
-         count, replies, rtt[replies / 2] / 1e6, rtt[(int)(replies * 0.99)] / 1e6,
-         held[replies / 2] / 1e6);
+         count, replies, rtt[p50] / 1e6, rtt[p99] / 1e6, held[p50] / 1e6);
   return 0;
 }

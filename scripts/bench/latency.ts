@@ -101,18 +101,21 @@ async function measureTools(port: number) {
   const floor = typeof anchors === "string"
     ? null
     : new Server(anchors.stampedPingpong, ["server", "0"], "piped");
-  const floorPort = floor === null ? 0 : Number(await floor.firstLine());
   const stampedRounds: FloorRtt[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    irttMedians.push(await irttRound(irttPort));
-    pingSlowRounds.push(await udpPing(port, "0.01", "500"));
-    if (typeof anchors !== "string") {
-      stampedRounds.push(floorRttOf(await stampedPingpong(anchors, floorPort, 500, 10)));
+  try {
+    const floorPort = floor === null ? 0 : Number(await floor.firstLine());
+    for (let round = 0; round < ROUNDS; round++) {
+      irttMedians.push(await irttRound(irttPort));
+      pingSlowRounds.push(await udpPing(port, "0.01", "500"));
+      if (typeof anchors !== "string") {
+        stampedRounds.push(floorRttOf(await stampedPingpong(anchors, floorPort, 500, 10)));
+      }
     }
+  } finally {
+    await irtt.stop();
+    await floor?.stop();
+    if (typeof anchors !== "string") await removeAnchors(anchors);
   }
-  await irtt.stop();
-  await floor?.stop();
-  if (typeof anchors !== "string") await removeAnchors(anchors);
   const stamped = stampedRounds.length === ROUNDS ? stampedRounds : null;
   return {
     pingFast: medianFigures(pingRounds),
