@@ -22,6 +22,9 @@ import {
   type MalformedReason,
   MessageType,
   PROTOCOL_VERSION,
+  RECEIVED_AT,
+  REPLIED_AT,
+  SENT_AT,
   STREAM_PAYLOAD_SIZE,
   TAG_SIZE,
 } from "./protocol.ts";
@@ -183,7 +186,8 @@ function version1Verdict(bytes: Uint8Array, lengthField: number): FrameVerdict |
     return malformed("unknown-type", `message type ${type} is not defined`, readInvariants(bytes));
   }
   if (
-    !timestampValidAt(bytes, 20) || !timestampValidAt(bytes, 28) || !timestampValidAt(bytes, 36)
+    !timestampValidAt(bytes, SENT_AT) || !timestampValidAt(bytes, RECEIVED_AT) ||
+    !timestampValidAt(bytes, REPLIED_AT)
   ) {
     return malformed("bad-timestamp", "a timestamp has 1,000,000,000 or more nanoseconds", null);
   }
@@ -254,9 +258,9 @@ function readValidFrame(bytes: Uint8Array): Frame {
     session,
     sequence,
     // Valid: frameVerdict checked their nanoseconds.
-    sentAt: readTimestamp(bytes, 20)!,
-    receivedAt: readTimestamp(bytes, 28)!,
-    repliedAt: readTimestamp(bytes, 36)!,
+    sentAt: readTimestamp(bytes, SENT_AT)!,
+    receivedAt: readTimestamp(bytes, RECEIVED_AT)!,
+    repliedAt: readTimestamp(bytes, REPLIED_AT)!,
     payload: bytes.subarray(HEADER_SIZE, payloadEnd),
   };
   if ((flags & Flags.AUTHENTICATED) !== 0) {

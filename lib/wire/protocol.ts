@@ -30,6 +30,14 @@ export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
 /** Size of the version 1 header in bytes; payload (padding) follows it. */
 export const HEADER_SIZE = 44;
 
+/** Where the header's timestamps are (8 bytes each): the client's send time, and the reflector's
+ * arrival and send times (docs/protocol.md, "Header"). */
+export const SENT_AT = 20;
+/** See {@linkcode SENT_AT}. */
+export const RECEIVED_AT = 28;
+/** See {@linkcode SENT_AT}. */
+export const REPLIED_AT = 36;
+
 /** Size of the CRC-32C every frame of every version ends with. */
 export const CHECK_SIZE = 4;
 
@@ -261,9 +269,9 @@ export function encodeFrame(frame: Frame, options: EncodeOptions = {}): Uint8Arr
   writeUint16(out, 10, frame.attempt);
   writeUint32(out, 12, frame.session >>> 0);
   writeUint32(out, 16, frame.sequence >>> 0);
-  writeTimestamp(out, 20, frame.sentAt);
-  writeTimestamp(out, 28, frame.receivedAt);
-  writeTimestamp(out, 36, frame.repliedAt);
+  writeTimestamp(out, SENT_AT, frame.sentAt);
+  writeTimestamp(out, RECEIVED_AT, frame.receivedAt);
+  writeTimestamp(out, REPLIED_AT, frame.repliedAt);
   out.set(frame.payload, HEADER_SIZE);
   if (tagged) {
     const tag = out.subarray(length - CHECK_SIZE - TAG_SIZE, length - CHECK_SIZE);

@@ -18,7 +18,10 @@ import {
   MessageType,
   PROTOCOL_VERSION,
   readCheck,
+  RECEIVED_AT,
+  REPLIED_AT,
   sealFrame,
+  SENT_AT,
   writeCheck,
 } from "./protocol.ts";
 import { crc32cShift, crc32cUpdate } from "./crc32c.ts";
@@ -31,8 +34,6 @@ import {
 } from "./session_counts.ts";
 import { NO_TIMESTAMP, readTimestamp, type Timestamp, writeTimestamp } from "./timestamp.ts";
 
-/** Where every reply of version 1 (a PONG, a STATS, an ERROR) carries the time it was sent. */
-const REPLIED_AT = 36;
 /** A timestamp's bytes: seconds and nanoseconds, 32 bits each. */
 const TIMESTAMP_BYTES = 8;
 
@@ -77,7 +78,7 @@ export function makePong(
     pong.set(ping);
   }
   pong[5] = MessageType.PONG;
-  writeTimestamp(pong, 28, receivedAt);
+  writeTimestamp(pong, RECEIVED_AT, receivedAt);
   writeTimestamp(pong, REPLIED_AT, repliedAt);
   if (patch === undefined) sealFrame(pong);
   else patchCheck(pong, patch);
@@ -281,5 +282,5 @@ export function makeStats(
  */
 export function peekSentAt(bytes: Uint8Array): Timestamp {
   if (bytes.length < INVARIANT_SIZE) return NO_TIMESTAMP;
-  return readTimestamp(bytes, 20) ?? NO_TIMESTAMP;
+  return readTimestamp(bytes, SENT_AT) ?? NO_TIMESTAMP;
 }

@@ -13,7 +13,10 @@ import {
   HEADER_SIZE,
   MessageType,
   PROTOCOL_VERSION,
+  RECEIVED_AT,
+  REPLIED_AT,
   sealFrame,
+  SENT_AT,
   STREAM_PAYLOAD_SIZE,
 } from "./protocol.ts";
 import { NO_TIMESTAMP, type Timestamp, writeTimestamp } from "./timestamp.ts";
@@ -181,8 +184,8 @@ export function makeGrant(
   const payload = request.subarray(HEADER_SIZE);
   writeStreamFields(payload, { ...readStreamFields(payload), ...grant });
   request[5] = MessageType.STREAM_GRANT;
-  writeTimestamp(request, 28, receivedAt);
-  writeTimestamp(request, 36, repliedAt);
+  writeTimestamp(request, RECEIVED_AT, receivedAt);
+  writeTimestamp(request, REPLIED_AT, repliedAt);
   sealFrame(request);
   return request;
 }
@@ -228,6 +231,6 @@ export function layOutStreamData(
  * after, under a key). */
 export function stampStreamData(frame: Uint8Array, sequence: number, sentAt: Timestamp): void {
   writeUint32(frame, 16, sequence >>> 0);
-  writeTimestamp(frame, 20, sentAt);
+  writeTimestamp(frame, SENT_AT, sentAt);
   sealFrame(frame);
 }

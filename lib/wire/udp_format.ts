@@ -29,6 +29,8 @@ import {
   MALFORMED_REASONS,
   MessageType,
   PROTOCOL_VERSION,
+  RECEIVED_AT,
+  REPLIED_AT,
   REQUEST_TYPES,
   sealFrame,
   SUPPORTED_VERSIONS,
@@ -179,8 +181,8 @@ function readReply(datagram: Uint8Array, into: ReplyReading): void {
   into.attempt = attempt;
   into.authenticated = (flags & Flags.AUTHENTICATED) !== 0;
   // Valid: frameVerdict checked their nanoseconds.
-  into.receivedAt = readTimestamp(datagram, 28)!;
-  into.repliedAt = readTimestamp(datagram, 36)!;
+  into.receivedAt = readTimestamp(datagram, RECEIVED_AT)!;
+  into.repliedAt = readTimestamp(datagram, REPLIED_AT)!;
   into.counts = null;
   into.error = null;
   into.stamp = null;

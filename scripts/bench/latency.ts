@@ -40,8 +40,9 @@ export interface LatencyFigures {
   irttMedian: number;
   pingSlowRounds: PingFigures[];
   pingSlow: PingFigures;
-  /** The kernel-stamped C floor's RTT at one probe every 10 ms, by round; null without gcc. */
-  stampedRounds: FloorRtt[] | null;
+  /** The kernel-stamped C floor's RTT at one probe every 10 ms, by round; or why it could not
+   * be built (gcc missing, its errors). */
+  stampedRounds: FloorRtt[] | string;
   stampedFloor: FloorRtt | null;
   floorRtt: FloorRtt;
   floorRttSlow: FloorRtt;
@@ -116,7 +117,6 @@ async function measureTools(port: number) {
     await floor?.stop();
     if (typeof anchors !== "string") await removeAnchors(anchors);
   }
-  const stamped = stampedRounds.length === ROUNDS ? stampedRounds : null;
   return {
     pingFast: medianFigures(pingRounds),
     sockperfP50: median(sockperfRounds.map((r) => r.p50)),
@@ -125,10 +125,10 @@ async function measureTools(port: number) {
     irttMedian: median(irttMedians),
     pingSlowRounds,
     pingSlow: medianFigures(pingSlowRounds),
-    stampedRounds: stamped,
-    stampedFloor: stamped === null ? null : {
-      p50_ms: median(stamped.map((r) => r.p50_ms)),
-      p99_ms: median(stamped.map((r) => r.p99_ms)),
+    stampedRounds: typeof anchors === "string" ? anchors : stampedRounds,
+    stampedFloor: typeof anchors === "string" ? null : {
+      p50_ms: median(stampedRounds.map((r) => r.p50_ms)),
+      p99_ms: median(stampedRounds.map((r) => r.p99_ms)),
     },
   };
 }
@@ -258,8 +258,8 @@ export function latencyReport(f: LatencyFigures): SectionReport {
     "",
     `irtt's medians, round by round: ${f.irttMedians.map((m) => m.toFixed(4)).join(", ")} ms;`,
     `udp ping -i 0.01 RTT p50s: ${f.pingSlowRounds.map((r) => r.p50.toFixed(4)).join(", ")} ms${
-      f.stampedRounds === null
-        ? " (the C floor was not built: gcc missing)."
+      typeof f.stampedRounds === "string"
+        ? ` (the C floor was not built: ${f.stampedRounds}).`
         : `; the C floor's: ${f.stampedRounds.map((r) => r.p50_ms.toFixed(4)).join(", ")} ms.`
     }`,
     "",
