@@ -17,7 +17,9 @@
  *   jobs run, so that what a handler set off (the next probe) goes out first.
  * - **An awaited reply.** When exactly one reply is due (a ping: datagrams sent since as many
  *   were received), the reactor spins for it before sleeping; a sleep in which nothing came
- *   means the replies are late or lost, and the next request is awaited afresh.
+ *   means the replies are late or lost, and the next request is awaited afresh. What a socket
+ *   with a concurrent receive loop sends (a reflector's replies) awaits nothing: counting it
+ *   had `udp serve` spin after each reply for an answer to it, a core's worth under ping -i 0.
  * - **Spin.** It looks for that reply without sleeping, for twice as long as replies have taken
  *   lately (a moving average), from {@linkcode SPIN_MIN_MS} up to {@linkcode SPIN_MAX_MS}: a
  *   thread woken from sleep starts some microseconds after the datagram came (more for the
