@@ -8,6 +8,7 @@ import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node
 import { Monitor, type MonitorTarget, type TargetCounters } from "../lib/probe/mod.ts";
 import { NO_IMPAIRMENTS } from "../lib/proxy/impairment.ts";
 import { Proxy, type ProxyLogRecord } from "../lib/proxy/proxy.ts";
+import { monotonicMs } from "../lib/net/clock.ts";
 import { Reflector } from "../lib/reflector/mod.ts";
 import { stampFormat, udpFormat } from "../lib/wire/mod.ts";
 import { loopbackTarget, runUdp, startServe, UdpProcess, withTempDir } from "./helpers.ts";
@@ -133,6 +134,42 @@ Deno.test("monitor: a silent target's probes are in flight until their timeout, 
   } finally {
     await patient.stop();
     await brief.stop();
+    silent.close();
+  }
+});
+
+Deno.test("monitor: a send held up past its target's next probe does not send that one at once", async () => {
+  // Once, a probe sent right after the one before (its time already past) left the first's
+  // reply unread until after it: one interval showed 0 replies, the next 2.
+  const silent = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const intervalMs = 20;
+  const sends: number[] = []; // just before each of the target's probes (from the second on)
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const monitor = new Monitor({
+    intervalMs,
+    timeoutMs: 1_000,
+    payloadSize: 0,
+    onInterval: () => {
+      if (sends.length === 3) {
+        const until = monotonicMs() + 2.5 * intervalMs; // this loop held up (preempted, say)
+        while (monotonicMs() < until);
+      }
+      sends.push(monotonicMs());
+      if (sends.length === 8) resolve();
+    },
+  });
+  try {
+    const address = loopbackTarget((silent.addr as Deno.NetAddr).port);
+    monitor.setTargets([{ label: "s", address, format: udpFormat }]);
+    monitor.start();
+    await promise;
+    await monitor.stop();
+    // The probe after the hold-up waits for a slot half an interval on at least; none is due
+    // early (the reactor's timers never fire early), so no two are closer than that.
+    const gaps = sends.slice(1).map((at, i) => at - sends[i]);
+    assert(gaps.every((gap) => gap >= intervalMs / 2), JSON.stringify(gaps));
+  } finally {
+    await monitor.stop();
     silent.close();
   }
 });

@@ -314,7 +314,7 @@ export class Monitor {
   #sendDue(): void {
     this.#wakeAt = Infinity;
     this.#cancelWake = null;
-    let now = monotonicMs();
+    const now = monotonicMs();
     const timeouts = this.#timeouts;
     while (timeouts.nextAt <= now) {
       const { probes, sequence } = timeouts.pop();
@@ -330,11 +330,13 @@ export class Monitor {
       if (probes.started) onInterval?.(probes.counters(), probes.takeInterval());
       probes.started = true;
       const sequence = this.#send(probes);
-      this.#timeouts.add(monotonicMs() + timeoutMs, { probes, sequence });
-      // Behind (a stalled event loop)? The probes missed are not sent late in a burst.
-      do probes.nextSendAt += intervalMs; while (probes.nextSendAt <= now);
+      const sentAt = monotonicMs();
+      this.#timeouts.add(sentAt + timeoutMs, { probes, sequence });
+      // Behind (a stalled event loop, or this loop held up)? The probes missed are not sent
+      // late in a burst: the next is half an interval after this one at least, the replies
+      // read first, so that each interval's reply is its own.
+      do probes.nextSendAt += intervalMs; while (probes.nextSendAt - sentAt < intervalMs / 2);
       heap.add(probes.nextSendAt, probes);
-      now = monotonicMs();
     }
     this.#arm();
   }
