@@ -1,15 +1,16 @@
 /**
  * The native socket: a UDP socket through the C library's own `socket`, `sendto`, `sendmmsg`
  * and `recvmmsg` (via Deno's FFI), for the latency and rates `Deno.listenDatagram` cannot reach
- * (an async op per datagram each way, no batching). Sends are synchronous system calls, in
- * call order; the process's one reactor (_reactor.ts) reads what waits in batches of up to
- * {@linkcode BATCH_SIZE} into one arena, and awaits a batch's handlers before it reads the
- * next, which keeps their data valid. A handler is told when its datagram arrived by the
- * kernel's clock (`SO_TIMESTAMPNS`: an RTT leaves out the reader's wake-up), and, when asked,
- * its TTL and TOS (`IP_RECVTTL`, `IP_RECVTOS`, IPv6's kin); on a socket bound to 0.0.0.0 or
- * ::, the address it was sent to (`IP_PKTINFO`, `IPV6_PKTINFO`). A datagram can be sent with a
- * TOS and a source address of its own (control messages), in order with the others: a reply
- * leaves from the address its request came to.
+ * (an async op per datagram each way, no batching). Sends are synchronous system calls, so
+ * they leave in call order; receiving runs through the process's one reactor (_reactor.ts),
+ * which reads what waits in batches of up to {@linkcode BATCH_SIZE} datagrams into one arena,
+ * and awaits each batch's handlers before it reads the next, which keeps their data valid. Each
+ * handler is told when its datagram arrived by the kernel's clock (`SO_TIMESTAMPNS`), not when
+ * the process got round to it: an RTT should not include how long the reader took to wake up;
+ * and, when the loop asks, the TTL and TOS byte it arrived with (`IP_RECVTTL`, `IP_RECVTOS` and
+ * their IPv6 kin); on a socket bound to 0.0.0.0 or ::, the address it was sent to (`IP_PKTINFO`,
+ * `IPV6_PKTINFO`). A datagram can be sent with a TOS and a source address of its own (control
+ * messages), in order with the others: a reply leaves from the address its request came to.
  *
  * @module
  */
@@ -62,7 +63,8 @@ export type NativePeerAddress = PeerAddress;
 export type NativeDatagramHandler = DatagramHandler;
 
 /**
- * A UDP socket on the native backend: sends are system calls, receiving is the reactor's.
+ * A UDP socket on the native backend. Sends are synchronous system calls (so they leave in
+ * call order); receiving runs through the shared reactor.
  *
  * @example Echo one datagram on loopback
  * ```ts
@@ -102,7 +104,6 @@ export class NativeUdpSocket implements ReactorSocket {
   #finished: PromiseWithResolvers<void> | null = null;
   #closed = false;
   #concurrent = false; // the handlers of one batch may run together (receiveEach's option)
-  #asks = true; // what it sends may be answered soon: prompt, and not a loop that answers
   #queueing = false; // they are running: sends go into the reply batch
   readonly #queued = new ReplyQueue({
     send: (arena, first, count) => this.#sendSlots(arena, first, count),
@@ -180,7 +181,7 @@ export class NativeUdpSocket implements ReactorSocket {
     if (this.#closed) throw new Deno.errors.BadResource("the socket is closed");
     const { symbols, errno } = native();
     const length = this.#encodeDestination(to);
-    if (this.#asks) policy.noteSend(1); // a reply may come soon
+    if (this.prompt) policy.noteSend(1); // a reply may come soon
     const name = this.#to.bytes;
     for (let retried = false;;) {
       const sent = symbols.sendto(this.fd, data, BigInt(data.byteLength), 0, name, length);
@@ -246,7 +247,7 @@ export class NativeUdpSocket implements ReactorSocket {
       }
       const count = packed.datagramsIn(result);
       sent += count;
-      if (this.#asks) policy.noteSend(count); // a reply may come soon
+      if (this.prompt) policy.noteSend(count); // a reply may come soon
       // Cut short: by an ICMP error's pending error (about one sent before), or by a
       // super-datagram the next call sees refused. Either way, the rest is sent again.
       if (result < packed.messages && this.readErrors() === 0 && !packed.segmented) return sent;
@@ -271,7 +272,6 @@ export class NativeUdpSocket implements ReactorSocket {
     this.#onError = onError;
     this.#concurrent = options.concurrent ?? false;
     this.prompt = options.prompt ?? true;
-    this.#asks = this.prompt && !this.#concurrent;
     if (options.ttlAndTos) askForTtlAndTos(this.fd, this.family);
     if (options.onIcmp !== undefined && askForErrors(this.fd, this.family)) {
       this.#icmp = options.onIcmp;
@@ -446,7 +446,7 @@ export class NativeUdpSocket implements ReactorSocket {
     const nameLength = this.#encodeDestination(to);
     fillSlot(arena, 0, data, this.#to.bytes, nameLength);
     writeSendControl(arena, 0, tos, this.#to.ipv4, source);
-    if (this.#asks) policy.noteSend(1); // a reply may come soon
+    if (this.prompt) policy.noteSend(1); // a reply may come soon
     const result = this.#sendSlots(arena, 0, 1);
     if (result < 0) throw osError(-result);
     return data.byteLength;
@@ -462,7 +462,7 @@ export class NativeUdpSocket implements ReactorSocket {
     token: T,
   ): void {
     const nameLength = this.#encodeDestination(to);
-    if (this.#asks) policy.noteSend(1); // a reply may come soon
+    if (this.prompt) policy.noteSend(1); // a reply may come soon
     this.#queued.add(data, this.#to.bytes, nameLength, this.#to.ipv4, tos, source, receipt, token);
   }
 
