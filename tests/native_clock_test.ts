@@ -4,12 +4,13 @@
  * readings is the test's, not this machine's.
  */
 
-import { strictEqual } from "node:assert/strict";
+import { ok as assert, strictEqual } from "node:assert/strict";
 import { loadNativeUdp } from "../lib/net/native/mod.ts";
 import {
   batchReadAt,
-  CLOCKS_BRACKET_MS,
+  CLOCKS_BRACKET_MIN_MS,
   CLOCKS_TRIES,
+  clocksBracketMs,
   readClocks,
 } from "../lib/net/native/_clock.ts";
 
@@ -25,10 +26,19 @@ Deno.test(
   "readClocks: a tight bracket is kept at once, its end the batch's moment",
   nativeOnly,
   () => {
-    const clock = scripted([100, 100 + CLOCKS_BRACKET_MS / 4]);
+    const clock = scripted([100, 100 + clocksBracketMs / 4]);
     readClocks(clock.now);
     strictEqual(clock.reads(), 2);
-    strictEqual(batchReadAt, 100 + CLOCKS_BRACKET_MS / 4);
+    strictEqual(batchReadAt, 100 + clocksBracketMs / 4);
+  },
+);
+
+Deno.test(
+  "clocksBracketMs: 2 µs at least, measured once the native clock is in use",
+  nativeOnly,
+  () => {
+    assert(clocksBracketMs >= CLOCKS_BRACKET_MIN_MS, String(clocksBracketMs));
+    assert(Number.isFinite(clocksBracketMs), String(clocksBracketMs));
   },
 );
 
@@ -44,12 +54,12 @@ Deno.test(
   "readClocks: at most CLOCKS_TRIES brackets, then the tightest one's end",
   nativeOnly,
   () => {
-    const widths = [1, 0.5, 0.3, 0.8];
+    const widths = [100, 50, 30, 80].map((times) => times * clocksBracketMs); // all too wide
     strictEqual(widths.length, CLOCKS_TRIES);
     const readings = widths.flatMap((width, i) => [10 * i, 10 * i + width]);
     const clock = scripted([...readings, 1000, 1000]); // never read: the tries are over
     readClocks(clock.now);
     strictEqual(clock.reads(), 2 * CLOCKS_TRIES);
-    strictEqual(batchReadAt, 20.3);
+    strictEqual(batchReadAt, 20 + widths[2]);
   },
 );

@@ -26,15 +26,22 @@ export let batchReadAt = 0;
 
 const retryBytes = new Uint8Array(TIMESPEC_SIZE);
 
-/** A real-time reading bracketed this tightly by two monotonic ones (ms) is kept at once. */
-export const CLOCKS_BRACKET_MS = 0.002;
+/** A bracket this tight (ms) is kept at once, whatever the machine (see clocksBracketMs). */
+export const CLOCKS_BRACKET_MIN_MS = 0.002;
+/**
+ * A real-time reading bracketed this tightly by two monotonic ones (ms) is kept at once: 4 ×
+ * the tightest bracket {@linkcode useNativeClock} measured, at least
+ * {@linkcode CLOCKS_BRACKET_MIN_MS}, so that where a clock read is a real system call (a VM's
+ * clock source without the vDSO) every batch does not try four times.
+ */
+export let clocksBracketMs = CLOCKS_BRACKET_MIN_MS;
 /** How many brackets {@linkcode readClocks} tries for one that tight; then it keeps the tightest. */
 export const CLOCKS_TRIES = 4;
 
 /**
  * Reads both clocks, as a batch has just been read: the real-time one between two readings of
  * the monotonic (`now`), again while the two are further apart than
- * {@linkcode CLOCKS_BRACKET_MS} (a cold call, or this thread preempted between them), up to
+ * {@linkcode clocksBracketMs} (a cold call, or this thread preempted between them), up to
  * {@linkcode CLOCKS_TRIES} times. The moment is the tightest bracket's end: an arrival is never
  * put early (an RTT never below its truth), and late by at most the bracket. A midpoint, on a
  * bracket preempted for 1.2 ms, puts them 0.6 ms early.
@@ -45,7 +52,7 @@ export function readClocks(now: () => number = monotonicMs): void {
   clock_gettime(CLOCK_REALTIME, realNowBytes);
   batchReadAt = now();
   let bracket = batchReadAt - before;
-  for (let tried = 1; tried < CLOCKS_TRIES && bracket > CLOCKS_BRACKET_MS; tried++) {
+  for (let tried = 1; tried < CLOCKS_TRIES && bracket > clocksBracketMs; tried++) {
     before = now();
     clock_gettime(CLOCK_REALTIME, retryBytes);
     const after = now();
@@ -94,7 +101,7 @@ function nativeMonotonicMs(): number {
   return kernelMonotonicMs() - monotonicOffset;
 }
 
-/** How many readings the offset is chosen from. */
+/** How many readings the offset, and the tightest bracket of the clocks, are chosen from. */
 const CALIBRATION_ROUNDS = 64;
 
 /**
@@ -103,7 +110,8 @@ const CALIBRATION_ROUNDS = 64;
  * scale. Deno counts performance.now() on that clock too, so the two differ by a constant, taken
  * from the reading that two of performance.now()'s bracket most narrowly, against the earlier:
  * the native clock is never ahead of performance.now() and behind by at most that window (a
- * fraction of a microsecond), so a timer due by one is due by the other. Once per process.
+ * fraction of a microsecond), so a timer due by one is due by the other. Then it sets
+ * {@linkcode clocksBracketMs} from what reading both clocks takes here. Once per process.
  */
 export function useNativeClock(): void {
   if (!Number.isNaN(monotonicOffset)) return;
@@ -120,4 +128,11 @@ export function useNativeClock(): void {
   }
   monotonicOffset = offset;
   useMonotonicClock(nativeMonotonicMs);
+  let tightest = Infinity;
+  for (let round = 0; round < CALIBRATION_ROUNDS; round++) {
+    const before = nativeMonotonicMs();
+    native().symbols.clock_gettime(CLOCK_REALTIME, retryBytes);
+    tightest = Math.min(tightest, nativeMonotonicMs() - before);
+  }
+  clocksBracketMs = Math.max(CLOCKS_BRACKET_MIN_MS, 4 * tightest);
 }
