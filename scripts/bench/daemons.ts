@@ -75,6 +75,8 @@ export interface DaemonFigures {
     /** The lowest and highest of each kind of round's hold time p50. */
     holdQuietRange: [number, number];
     holdScrapedRange: [number, number];
+    /** Each pair of rounds, run back to back: its hold time p50s without and with scrapes. */
+    holdPairs: [number, number][];
   };
   /** udp monitor at each size. */
   monitor: {
@@ -357,6 +359,7 @@ async function load(): Promise<DaemonFigures["load"]> {
     holdScrapedP50: median(holds.scraped),
     holdQuietRange: [Math.min(...holds.quiet), Math.max(...holds.quiet)],
     holdScrapedRange: [Math.min(...holds.scraped), Math.max(...holds.scraped)],
+    holdPairs: holds.quiet.map((quiet, i) => [quiet, holds.scraped[i]]),
   };
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { SectionReport } from "./common.ts";
+import { median, type SectionReport } from "./common.ts";
 import {
   type DaemonFigures,
   LOAD_PPS,
@@ -17,6 +17,7 @@ import {
 } from "./daemons.ts";
 
 const fixed = (value: number, digits = 3) => value.toFixed(digits);
+const signed = (percent: number) => `${percent >= 0 ? "+" : ""}${percent.toFixed(1)}`;
 
 /** The bytes each target adds to the monitor's RSS, between the smallest and largest run. */
 export function bytesPerTarget(figures: DaemonFigures): number {
@@ -25,11 +26,21 @@ export function bytesPerTarget(figures: DaemonFigures): number {
   return (large.rssKiB - small.rssKiB) * 1024 / (large.targets - small.targets);
 }
 
+/**
+ * How much scraping raised udp serve's hold time p50 under load, in %: the median over the pairs
+ * of rounds of each pair's ratio. A pair runs back to back, so the machine's drift (its speed
+ * swings by tens of % over a minute on a shared VM) is nearly the same for both of its rounds,
+ * while the medians of the two kinds of rounds, each over the whole run, keep it.
+ */
+export function scrapeEffectPercent(load: DaemonFigures["load"]): number {
+  return (median(load.holdPairs.map(([quiet, scraped]) => scraped / quiet)) - 1) * 100;
+}
+
 /** The target rows (target, udp's figure, met, a bare loop's) for the report's table. */
 export function daemonTargetRows(figures: DaemonFigures): [string, string, boolean, string][] {
   const { idle, hold, load } = figures;
   const large = figures.monitor.at(-1)!;
-  const scrapeEffect = (load.holdScrapedP50 / load.holdQuietP50 - 1) * 100;
+  const scrapeEffect = scrapeEffectPercent(load);
   return [
     [
       "idle `udp serve` CPU ≤ 0.1% of a core",
@@ -51,7 +62,7 @@ export function daemonTargetRows(figures: DaemonFigures): [string, string, boole
     ],
     [
       "scraping raises `udp serve`'s hold time p50 ≤ 10%",
-      `${scrapeEffect >= 0 ? "+" : ""}${scrapeEffect.toFixed(1)}%`,
+      `${signed(scrapeEffect)}%`,
       scrapeEffect <= 10,
       "",
     ],
@@ -111,7 +122,12 @@ export function daemonSection(figures: DaemonFigures): string[] {
     `${fixed(load.holdScrapedP50, 4)} ms with them (medians of ${LOAD_ROUND_PAIRS} rounds each; ` +
     `the rounds without ranged ${fixed(load.holdQuietRange[0], 4)}–` +
     `${fixed(load.holdQuietRange[1], 4)} ms, those with ${fixed(load.holdScrapedRange[0], 4)}–` +
-    `${fixed(load.holdScrapedRange[1], 4)} ms). At this rate udp serve is busy most of the ` +
+    `${fixed(load.holdScrapedRange[1], 4)} ms). The rounds ran in pairs, one of each back to ` +
+    "back, so that the machine's drift touches both alike; the pairs (without, with; ms): " +
+    load.holdPairs.map(([quiet, scraped]) => `${fixed(quiet, 4)}, ${fixed(scraped, 4)}`)
+      .join("; ") +
+    `. Scraping's effect is the median of the pairs' ratios: ` +
+    `${signed(scrapeEffectPercent(load))}%. At this rate udp serve is busy most of the ` +
     "time, so a datagram's wait behind those before it, most of its hold time, swings with " +
     "whatever else the two processors run.",
     "",
@@ -155,7 +171,7 @@ export function daemonsReport(figures: DaemonFigures): SectionReport {
       "daemons.hold_p50_ms": hold.serve.p50,
       "daemons.hold_floor_p50_ms": hold.floor.p50,
       "daemons.metrics_under_load_p99_ms": load.scrapeMs.p99,
-      "daemons.scrape_hold_effect_percent": (load.holdScrapedP50 / load.holdQuietP50 - 1) * 100,
+      "daemons.scrape_hold_effect_percent": scrapeEffectPercent(load),
       "daemons.monitor_1000_cpu_percent": large.cpuPercent,
       "daemons.monitor_bytes_per_target": bytesPerTarget(figures),
     },
