@@ -116,19 +116,24 @@ Deno.test("Reflector's receive timestamp is the probe's arrival: its queue count
   });
 });
 
+/** udp's format, whose answer keeps the thread busy for `ms` after it has built its reply. */
+function slowFormat(ms: number): ProbeFormat {
+  return {
+    ...udpFormat,
+    answer: (datagram, reading, context) => {
+      const reply = udpFormat.answer(datagram, reading, context);
+      for (const until = performance.now() + ms; performance.now() < until;);
+      return reply;
+    },
+  };
+}
+
 Deno.test("Reflector stamps a reply sent on its own as it leaves, unless it is signed", async () => {
   // A format whose answer takes 20 ms after building the reply: that is the reflector's time
   // (between its arrival and its send), so the PONG's hold includes it, unless a tag covers
   // the time it was built with (then it is held far less: the second of two PINGs, warm).
   const SLOW_MS = 20;
-  const slow: ProbeFormat = {
-    ...udpFormat,
-    answer: (datagram, reading, context) => {
-      const reply = udpFormat.answer(datagram, reading, context);
-      for (const until = performance.now() + SLOW_MS; performance.now() < until;);
-      return reply;
-    },
-  };
+  const slow = slowFormat(SLOW_MS);
   const key = await importKey(Uint8Array.from({ length: 32 }, (_, i) => i));
   for (const signed of [false, true]) {
     const reflector = Reflector.listen({
@@ -155,6 +160,34 @@ Deno.test("Reflector stamps a reply sent on its own as it leaves, unless it is s
     const heldMs = timestampDiffMs(decoded.frame.repliedAt, decoded.frame.receivedAt);
     if (signed) assert(heldMs < SLOW_MS, `signed, held ${heldMs} ms`);
     else assert(heldMs >= SLOW_MS, `held ${heldMs} ms`);
+    await client.close();
+    await reflector.close();
+  }
+});
+
+Deno.test("Reflector stamps a batch's replies as the batch leaves, not as each was built", {
+  ignore: defaultBackend() !== "native", // Deno's backend answers one by one
+}, async () => {
+  // Two PINGs read in one batch, each answer taking 20 ms after its reply is built: both
+  // replies leave together after 40 ms, so each PONG's hold is at least that (the first's was
+  // its build time, 20 ms too early, before the batch's replies were stamped as they left).
+  const SLOW_MS = 20;
+  const slow = slowFormat(SLOW_MS);
+  const reflector = Reflector.listen({ hostname: "127.0.0.1", port: 0, format: slow });
+  const client = new Inbox();
+  try {
+    await client.send(pingFrame({ sequence: 1 }), reflector.address); // warm
+    await client.next();
+    // Both wait in the reflector's socket before its loop (on this thread) reads again.
+    const pings = [2, 3].map((sequence) => pingFrame({ sequence }));
+    strictEqual(await client.socket.sendBatch(pings, reflector.address), 2);
+    for (const sequence of [2, 3]) {
+      const decoded = decodeFrame((await client.next()).data);
+      assert(decoded.kind === "frame" && decoded.frame.sequence === sequence);
+      const heldMs = timestampDiffMs(decoded.frame.repliedAt, decoded.frame.receivedAt);
+      assert(heldMs >= 2 * SLOW_MS, `PONG ${sequence} held ${heldMs} ms`);
+    }
+  } finally {
     await client.close();
     await reflector.close();
   }

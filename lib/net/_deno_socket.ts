@@ -145,7 +145,7 @@ export class DenoDatagramSocket implements DatagramSocket {
     token: T,
   ): void | Promise<void> {
     try {
-      receipt.sending?.(token, data);
+      receipt.sending?.(token, data, monotonicMs());
       return tellReceipt(receipt, token, this.sendReply(data, to, tos, source));
     } catch (error) {
       receipt.failed(token, error);

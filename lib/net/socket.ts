@@ -72,12 +72,14 @@ export interface SendReceipt<T> {
   /** It did not leave, for this reason. */
   failed(token: T, error: unknown): void;
   /**
-   * It is about to be handed to the kernel on its own (not among a concurrent batch's
-   * replies, which leave together): the last moment to write the time it leaves into `data`,
-   * whose bytes it may change but not its length. On Deno's backend: as it is handed to
-   * Deno's send, which may first wait for a send under way.
+   * It is about to be handed to the kernel, at `now` (the monotonic clock, in ms on
+   * `performance.now()`'s scale): the last moment to write the time it leaves into `data`,
+   * whose bytes it may change but not its length. Among a concurrent batch's replies, which
+   * leave together, `data` is its copy in the batch, and `now` one reading for all of them,
+   * just before the batch is sent. On Deno's backend: as it is handed to Deno's send, which
+   * may first wait for a send under way.
    */
-  sending?(token: T, data: Uint8Array): void;
+  sending?(token: T, data: Uint8Array, now: number): void;
 }
 
 /**

@@ -236,9 +236,9 @@ class Pinger {
 
   /** Told of each probe's send, keyed as its timeout: timed at the socket's last moment. */
   readonly #probes: SendReceipt<number> = {
-    sending: (key) => {
+    sending: (key, _data, now) => {
       const slot = Math.floor(key / ATTEMPT_KEYS) % PROBE_WINDOW;
-      this.#sendTimes[slot * this.#attemptsPerProbe + key % ATTEMPT_KEYS] = monotonicMs();
+      this.#sendTimes[slot * this.#attemptsPerProbe + key % ATTEMPT_KEYS] = now;
     },
     sent: () => {},
     failed: (key, error) =>

@@ -21,6 +21,7 @@ import {
   type AnswerContext,
   newAnswerContext,
   newRequestReading,
+  NO_TIMESTAMP,
   type ProbeFormat,
   type RequestReading,
   type SessionCounts,
@@ -52,9 +53,6 @@ export { MAX_SESSIONS } from "./_sessions.ts";
 // What a reflector reports, also from here (where lib/cli imports it from).
 export type * from "./reflector_stats.ts";
 export { DEFAULT_REPLAY_WINDOW_MS, type ReflectorOptions } from "./reflector_options.ts";
-
-/** The wall clock now, as a frame's timestamp. */
-const nowStamp = (): Timestamp => timestampFromMs(wallClockMs());
 
 /**
  * A running reflector: limits, authentication, counting and sending; what a datagram is and
@@ -265,20 +263,30 @@ export class Reflector {
   readonly #receipt: SendReceipt<DatagramEvent> = {
     sent: (event, bytes) => this.#sent(bytes, event),
     failed: (event, error) => this.#sendFailed(error, event),
-    sending: (event, reply) => this.#restamp(event, reply),
+    sending: (event, reply, now) => this.#restamp(event, reply, now),
   };
 
+  // The stamp of the last send time asked for: a batch's replies leave at one time, so it is
+  // made once for them all.
+  #stampedAt = NaN;
+  #stamp: Timestamp = NO_TIMESTAMP;
+  readonly #sendStamp = (): Timestamp => this.#stamp;
+
   /**
-   * A reply the format built, leaving on its own, is stamped as sent now, not when it was built:
-   * between the two lie its check and the way to the socket, tens of µs when a probe every
-   * 10 ms finds everything cold, which the sender would count as network. A signed reply keeps
-   * its time (its tag covers it); a batch's replies keep theirs (stamping each again would
-   * cost more than the few µs they wait for the batch).
+   * A reply the format built is stamped as sent now, as it is handed to the kernel, not when it
+   * was built: between the two lie its check and the way to the socket (tens of µs when a probe
+   * every 10 ms finds everything cold) or, among a batch's replies, the handling of those after
+   * it (tens of µs under load), which the sender would count as network. A signed reply keeps
+   * its time (its tag covers it).
    */
-  #restamp(event: DatagramEvent, reply: Uint8Array): void {
+  #restamp(event: DatagramEvent, reply: Uint8Array, now: number): void {
     if (this.#key !== null) return;
     if (event.reply !== "pong" && event.reply !== "stats" && event.reply !== "error") return;
-    this.#format.restamp(reply, nowStamp);
+    if (now !== this.#stampedAt) {
+      this.#stampedAt = now;
+      this.#stamp = timestampFromMs(wallClockAt(now));
+    }
+    this.#format.restamp(reply, this.#sendStamp);
   }
 
   #sent(bytes: number, event: DatagramEvent): void {

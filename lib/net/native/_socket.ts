@@ -6,11 +6,10 @@
  * which reads what waits in batches of up to {@linkcode BATCH_SIZE} datagrams into one arena,
  * and awaits each batch's handlers before it reads the next, which keeps their data valid. Each
  * handler is told when its datagram arrived by the kernel's clock (`SO_TIMESTAMPNS`), not when
- * the process got round to it: an RTT should not include how long the reader took to wake up;
- * and, when the loop asks, the TTL and TOS byte it arrived with (`IP_RECVTTL`, `IP_RECVTOS` and
- * their IPv6 kin); on a socket bound to 0.0.0.0 or ::, the address it was sent to (`IP_PKTINFO`,
- * `IPV6_PKTINFO`). A datagram can be sent with a TOS and a source address of its own (control
- * messages), in order with the others: a reply leaves from the address its request came to.
+ * the process got round to it (an RTT should not include the reader's wake-up), its TTL and TOS
+ * if asked (`IP_RECVTTL`, `IP_RECVTOS`, their IPv6 kin) and, bound to 0.0.0.0 or ::, where it was
+ * sent to (`IP_PKTINFO`, `IPV6_PKTINFO`): a reply leaves from there, with a TOS of its own if set
+ * (control messages), in order with the others.
  *
  * @module
  */
@@ -44,6 +43,7 @@ import {
   segmentLength,
 } from "./_offload.ts";
 import type { IcmpHandler } from "../icmp.ts";
+import { monotonicMs } from "../clock.ts";
 import type { DatagramHandler, PeerAddress, ReceiveOptions, SendReceipt } from "../socket.ts";
 import { tellReceipt } from "../socket.ts";
 import { MICROTASK_ROUNDS } from "./_policy.ts";
@@ -415,7 +415,7 @@ export class NativeUdpSocket implements ReactorSocket {
         if (tos !== -1) checkTos(tos);
         return this.#queue(data, to, tos, this.#sourceBytes(source), receipt, token);
       }
-      receipt.sending?.(token, data);
+      receipt.sending?.(token, data, monotonicMs());
       sent = this.sendReply(data, to, tos, source);
     } catch (error) {
       return receipt.failed(token, error);
