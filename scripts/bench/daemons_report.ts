@@ -75,6 +75,20 @@ export function daemonTargetRows(figures: DaemonFigures): [string, string, boole
   ];
 }
 
+/** What the cold hold time is made of, and what it is not (measured once, dated). */
+const HOLD_COLD_PATH =
+  "The bare loop touches a few cache lines; udp serve's path from a datagram to " +
+  "its stamped reply (its control messages, peer, rate limits, decoding, session counts) " +
+  "touches hundreds, each a miss after a sleep. Timed step by step (2026-12-02, with the " +
+  "sleep on the main thread, which did not change the total): 0.09 ms to wake, 0.06 ms to " +
+  "read the batch and the clocks, 0.05–0.17 ms to the handler, 0.13–0.27 ms to the stamp. " +
+  "The sleep on another thread (so the main one is free for timers, signals and scrapes) is " +
+  "not what costs: a build that slept on the main thread held probes as long. Nor is the " +
+  "JIT's warm-up: a server whose code V8 had optimized (two clients' 3000 probes at 1 kHz " +
+  "first) and did not deoptimize meanwhile (`--trace-deopt`) held probes at 10 a second for " +
+  "p50s of 0.22–0.31 ms (2026-12-04, four rounds of 30), against 0.39–0.43 ms for a fresh " +
+  "server.";
+
 /** The report's section on the daemons, as Markdown lines (without its heading). */
 export function daemonSection(figures: DaemonFigures): string[] {
   const { idle, hold, load } = figures;
@@ -102,13 +116,7 @@ export function daemonSection(figures: DaemonFigures): string[] {
     `16 MB took ${fixed(hold.cold.warm_us, 1)} µs warm, ${fixed(hold.cold.after_1ms_us, 1)} µs ` +
     `after 1 ms asleep, ${fixed(hold.cold.after_10ms_us, 1)} µs after 10 ms and ` +
     `${fixed(hold.cold.after_1000ms_us, 1)} µs after 1 s (deno_floor.ts \`--native cold\`, in ` +
-    "this run). The bare loop touches a few cache lines; udp serve's path from a datagram to " +
-    "its stamped reply (its control messages, peer, rate limits, decoding, session counts) " +
-    "touches hundreds, each a miss after a sleep. Timed step by step (2026-12-02, with the " +
-    "sleep on the main thread, which did not change the total): 0.09 ms to wake, 0.06 ms to " +
-    "read the batch and the clocks, 0.05–0.17 ms to the handler, 0.13–0.27 ms to the stamp. " +
-    "The sleep on another thread (so the main one is free for timers, signals and scrapes) is " +
-    "not what costs: a build that slept on the main thread held probes as long.",
+    "this run). " + HOLD_COLD_PATH,
     "",
     `**/metrics under load.** \`udp bench --rate ${LOAD_PPS / 1000}k\` for ${LOAD_SECONDS} s at ` +
     `\`udp serve --metrics\` (${Math.round(load.repliesPerSecond)} replies/s came back, ` +
